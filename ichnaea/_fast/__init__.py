@@ -1,0 +1,53 @@
+"""The compiled core of ichnaea: the only import surface of its kernels.
+
+Contract:
+
+* Inputs are validated and coerced at the Python boundary, in
+  ``ichnaea/geo.py`` (and later the other public modules), never here. The
+  kernels take one-dimensional, C-contiguous float64 arrays of equal length
+  (read-only arrays are fine) and write their results into caller-allocated
+  ``out`` arrays. They check only that the lengths agree, which keeps a
+  mistake from reading or writing out of bounds; any other misuse (wrong
+  dtype, non-contiguous arrays) raises the usual Cython ``ValueError``.
+* Kernels never raise for numeric reasons: NaN propagates, and a Vincenty
+  iteration that does not converge is reported through the documented
+  fallback or NaN.
+* There is no pure-Python fallback. If the extension is not built, importing
+  this package fails with an ``ImportError`` that says how to build it.
+  ``ichnaea._fast.reference`` holds the pure-NumPy specification used by the
+  tests and benchmarks; it is not a runtime substitute.
+
+This package imports nothing from the rest of ichnaea.
+"""
+
+try:
+    from ichnaea._fast._geodesy import (
+        bbox_array,
+        circle_radius_m_array,
+        destination_array,
+        distance_m_array,
+        geodesy_constants,
+        haversine_m_array,
+        haversine_rdist_array,
+        m_to_rdist_array,
+        max_distance_m_array,
+    )
+except ImportError as exc:
+    raise ImportError(
+        "ichnaea's compiled core (ichnaea._fast._geodesy) is not built or cannot be "
+        f"loaded ({exc}). Build it from the project root with `pip install -e .` or "
+        "`python setup.py build_ext --inplace`; `make run` and `make test` build it "
+        "for you."
+    ) from exc
+
+__all__ = [
+    "bbox_array",
+    "circle_radius_m_array",
+    "destination_array",
+    "distance_m_array",
+    "geodesy_constants",
+    "haversine_m_array",
+    "haversine_rdist_array",
+    "m_to_rdist_array",
+    "max_distance_m_array",
+]

@@ -1,0 +1,179 @@
+"""Role commands: serve, web, worker, scheduler, map, process, shell."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+
+import click
+
+from ichnaea.cli.common import log_embedded_defaults, start_role
+from ichnaea.config import Settings
+from ichnaea.embedded import EmbeddedRedis, EmbeddedRedisError, ensure_embedded_redis
+from ichnaea.worker.shutdown import ShutdownFlag
+
+log = logging.getLogger("ichnaea")
+
+
+def _embedded_redis(settings: Settings) -> EmbeddedRedis | None:
+    if not settings.redis_embedded:
+        return None
+    try:
+        return ensure_embedded_redis(settings.data_dir)
+    except EmbeddedRedisError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command()
+@click.option("--host", help="Interface to listen on [default: HOST or 127.0.0.1].")
+@click.option("--port", type=int, help="Port to listen on [default: PORT or 8000].")
+@click.option("--processes", type=int, help="Web processes [default: WEB_PROCESSES or cores].")
+def web(host: str | None, port: int | None, processes: int | None) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    settings = start_role("web")
+    log_embedded_defaults(settings)
+    embedded = _embedded_redis(settings)
+    try:
+        uvicorn.run(
+            "ichnaea.web.asgi:create_app_from_env",
+            factory=True,
+            host=host or settings.host,
+            port=settings.port if port is None else port,
+            workers=processes or settings.web_processes,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,  # the API reads X-Forwarded-For itself
+            timeout_graceful_shutdown=20,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@click.command()
+@click.option("--processes", type=int, help="Pool size [default: WORKER_PROCESSES or cores].")
+def worker(processes: int | None) -> None:
+    """Run the data pipeline worker pool."""
+    from ichnaea.worker.pool import run_pool
+
+    settings = start_role("worker")
+    embedded = _embedded_redis(settings)
+    try:
+        run_pool(settings, processes or settings.worker_processes)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@click.command()
+def scheduler() -> None:
+    """Run the periodic-job scheduler (one per deployment; extras wait on a lock)."""
+    from ichnaea.redis_client import connect
+    from ichnaea.worker.scheduler import run_scheduler
+
+    settings = start_role("scheduler")
+    embedded = _embedded_redis(settings)
+    client = connect(settings, max_connections=2)
+    try:
+        run_scheduler(settings, client, ShutdownFlag().install())
+    finally:
+        client.close()
+        if embedded is not None:
+            embedded.stop()
+
+
+@click.command("map")
+def map_command() -> None:
+    """Render the coverage map tiles."""
+    raise click.ClickException("coverage tile rendering is not available in this version yet")
+
+
+@click.command()
+def process() -> None:
+    """Run every pipeline stage until all queues are empty, then exit."""
+    from ichnaea.redis_client import connect
+    from ichnaea.repositories.session import create_engine
+    from ichnaea.worker.jobs import Resources
+    from ichnaea.worker.pool import run_jobs_once
+
+    settings = start_role("process")
+    embedded = _embedded_redis(settings)
+    resources = Resources(settings, create_engine(settings.db_readwrite_url), connect(settings))
+    try:
+        total = 0
+        while handled := run_jobs_once(resources):
+            total += handled
+        click.echo(f"queues empty; {total} items processed")
+    finally:
+        resources.db.dispose()
+        if embedded is not None:
+            embedded.stop()
+
+
+@click.command()
+def shell() -> None:
+    """Open a Python shell with `settings`, `db` (read-write engine) and `redis`."""
+    import code
+
+    from ichnaea.redis_client import connect
+    from ichnaea.repositories.session import create_engine
+
+    settings = start_role("shell")
+    namespace = {
+        "settings": settings,
+        "db": create_engine(settings.db_readwrite_url),
+        "redis": connect(settings),
+    }
+    code.interact(banner="ichnaea shell: settings, db, redis", local=namespace)
+
+
+ROLES = ("web", "worker", "scheduler")
+
+
+@click.command()
+def serve() -> None:
+    """Run web + worker + scheduler together (the embedded-defaults setup).
+
+    Starts (or reuses) the embedded Redis, brings an embedded SQLite database
+    to the newest schema, then supervises one child process per role: if any
+    of them exits, the others are stopped and serve exits with an error.
+    """
+    from ichnaea.migrate import migrate as run_migrate
+
+    settings = start_role("serve")
+    log_embedded_defaults(settings)
+    embedded = _embedded_redis(settings)
+    try:
+        if settings.db_embedded:
+            run_migrate(settings, echo=log.info)
+        stop = ShutdownFlag().install()
+        children = {
+            role: subprocess.Popen([sys.executable, "-m", "ichnaea", role]) for role in ROLES
+        }
+        log.info("serving on http://%s:%d", settings.host, settings.port)
+        failed = None
+        while not stop.is_set() and failed is None:
+            failed = next((r for r, p in children.items() if p.poll() is not None), None)
+            stop.wait(0.5)
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 30
+        for role, proc in children.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("%s did not stop in time; killing it", role)
+                proc.kill()
+                proc.wait()
+        if failed is not None:
+            code = children[failed].returncode
+            raise click.ClickException(f"the {failed} process exited with code {code}")
+    finally:
+        if embedded is not None:
+            embedded.stop()

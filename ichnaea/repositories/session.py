@@ -1,0 +1,162 @@
+"""Database engines and session factories for MySQL/MariaDB and SQLite.
+
+:func:`create_engine` is the one place that knows how to connect:
+
+* MySQL/MariaDB (``mysql+mysqldb://``): a pool of 10 connections plus 10
+  overflow, a 10 s wait for a free connection, connections recycled after
+  an hour and pinged before use (the server drops idle ones), REPEATABLE
+  READ isolation, ``utf8mb4``, and a 5 s connect timeout so that a server
+  that is down fails a request quickly instead of hanging it.
+* SQLite (embedded single-host mode): WAL journal so readers never block
+  the writer, a 30 s busy timeout, foreign keys on, connections shareable
+  across threads (the pool hands them out one at a time), and the parent
+  directory of the database file created on first use. pysqlite's own
+  transaction handling is switched off in favour of explicit ``BEGIN``
+  statements, so that SAVEPOINTs and transactional DDL work; read-write
+  engines use ``BEGIN IMMEDIATE`` to take the write lock up front, which
+  avoids "database is locked" failures when two read-modify-write
+  transactions race.
+
+``readonly=True`` makes the connection refuse writes (MySQL ``SET SESSION
+TRANSACTION READ ONLY``, SQLite ``PRAGMA query_only``): the web role reads
+only and should not be able to write by mistake.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+MYSQL_POOL_SIZE = 10
+MYSQL_MAX_OVERFLOW = 10
+POOL_TIMEOUT_S = 10.0
+POOL_RECYCLE_S = 3600
+MYSQL_CONNECT_TIMEOUT_S = 5
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def is_sqlite(url: str | URL) -> bool:
+    """True for ``sqlite://`` URLs."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    readonly: bool = False,
+    pooled: bool = True,
+    pool_size: int = MYSQL_POOL_SIZE,
+    max_overflow: int = MYSQL_MAX_OVERFLOW,
+    pool_timeout_s: float = POOL_TIMEOUT_S,
+    pool_recycle_s: int = POOL_RECYCLE_S,
+    connect_timeout_s: int = MYSQL_CONNECT_TIMEOUT_S,
+    echo: bool = False,
+) -> Engine:
+    """Return an engine for ``url`` configured as described in the module docstring.
+
+    ``pooled=False`` opens a fresh connection per checkout (``NullPool``),
+    for short-lived tools such as migrations.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    pool_args: dict[str, Any]
+    if pooled:
+        pool_args = {
+            "pool_size": pool_size,
+            "max_overflow": max_overflow,
+            "pool_timeout": pool_timeout_s,
+            "pool_recycle": pool_recycle_s,
+        }
+    else:
+        pool_args = {"poolclass": NullPool}
+
+    if backend in ("mysql", "mariadb"):
+        engine = sqlalchemy.create_engine(
+            parsed,
+            isolation_level="REPEATABLE READ",
+            pool_pre_ping=True,
+            connect_args={"charset": "utf8mb4", "connect_timeout": connect_timeout_s},
+            echo=echo,
+            **pool_args,
+        )
+        if readonly:
+            event.listen(engine, "connect", _mysql_readonly)
+        return engine
+
+    if backend == "sqlite":
+        _create_sqlite_directory(parsed)
+        engine = sqlalchemy.create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+            echo=echo,
+            **pool_args,
+        )
+        event.listen(engine, "connect", _sqlite_readonly if readonly else _sqlite_readwrite)
+        begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"
+        event.listen(engine, "begin", lambda conn: _sqlite_begin(conn, begin))
+        return engine
+
+    raise ValueError(f"unsupported database backend {backend!r} in {parsed!r}")
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Return the session factory for ``engine``.
+
+    Objects stay usable after commit (``expire_on_commit=False``): services
+    return ORM rows to callers after their transaction ended.
+    """
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def _create_sqlite_directory(url: URL) -> None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _mysql_readonly(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET SESSION TRANSACTION READ ONLY")
+    finally:
+        cursor.close()
+
+
+def _sqlite_setup(dbapi_connection: Any, pragmas: tuple[str, ...]) -> None:
+    # Take transaction control away from pysqlite; the "begin" listener
+    # emits BEGIN itself (SQLAlchemy's documented recipe for SAVEPOINT
+    # support with pysqlite).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in pragmas:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def _sqlite_readwrite(dbapi_connection: Any, _record: Any) -> None:
+    _sqlite_setup(dbapi_connection, _SQLITE_PRAGMAS)
+
+
+def _sqlite_readonly(dbapi_connection: Any, _record: Any) -> None:
+    # journal_mode=WAL is persistent in the file; set it before query_only.
+    _sqlite_setup(dbapi_connection, (*_SQLITE_PRAGMAS, "PRAGMA query_only=ON"))
+
+
+def _sqlite_begin(connection: Connection, statement: str) -> None:
+    connection.exec_driver_sql(statement)

@@ -1,0 +1,44 @@
+"""Assemble the web application: routes, middleware, error handlers, lifespan.
+
+``create_app(settings)`` is the only constructor; nothing is created at
+import time. Resources (database engine, Redis pool, GeoIP reader) are
+opened in the lifespan and reach handlers through typed state.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from ichnaea.config import Settings
+from ichnaea.web import health
+from ichnaea.web.errors import EXCEPTION_HANDLERS
+from ichnaea.web.lifespan import make_lifespan
+from ichnaea.web.middleware import ApiCorsMiddleware, BodySizeLimitMiddleware
+
+HEALTH_METHODS = ["GET", "HEAD", "POST"]
+
+# Paths whose responses carry CORS headers (the public API, not health checks).
+API_PATHS = ("/v1/geolocate", "/v1/country", "/v1/submit", "/v1/geosubmit", "/v2/geosubmit")
+
+
+def create_app(settings: Settings) -> Starlette:
+    routes = [
+        Route("/__lbheartbeat__", health.lbheartbeat, methods=HEALTH_METHODS),
+        Route("/__heartbeat__", health.heartbeat, methods=HEALTH_METHODS),
+        Route("/__version__", health.version, methods=HEALTH_METHODS),
+    ]
+    middleware = [
+        Middleware(ApiCorsMiddleware, paths=API_PATHS),
+        Middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=make_lifespan(settings),
+    )
+    # Paths match exactly, as in the original: no redirect for a trailing slash.
+    app.router.redirect_slashes = False
+    return app

@@ -1,0 +1,74 @@
+"""Resources of the web role, opened in the lifespan and reached through typed state.
+
+Nothing here connects eagerly: the engine and Redis pool connect on first
+use, so the web role starts and answers ``/__lbheartbeat__`` while the
+database or Redis is down, and recovers on its own when they come back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import redis.asyncio
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+
+from ichnaea.config import Settings
+from ichnaea.geoip import GeoIPReader, default_geoip_path
+from ichnaea.redis_client import connect_async
+from ichnaea.regions import RegionTable
+from ichnaea.repositories.session import create_engine
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "ichnaea"
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    db: Engine
+    redis: redis.asyncio.Redis
+    geoip: GeoIPReader
+    regions: RegionTable
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = getattr(request.state, STATE_KEY)
+    return state
+
+
+def open_state(settings: Settings) -> AppState:
+    regions = RegionTable.load()
+    geoip_path = settings.geoip_path or default_geoip_path()
+    return AppState(
+        settings=settings,
+        db=create_engine(settings.db_readonly_url, readonly=True),
+        redis=connect_async(settings),
+        geoip=GeoIPReader.open(geoip_path, regions),
+        regions=regions,
+    )
+
+
+async def close_state(state: AppState) -> None:
+    await state.redis.aclose()
+    state.db.dispose()
+    state.geoip.close()
+
+
+def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
+        state = open_state(settings)
+        for default in settings.embedded_defaults():
+            log.info("embedded default in use: %s", default)
+        try:
+            yield {STATE_KEY: state}
+        finally:
+            await close_state(state)
+
+    return lifespan

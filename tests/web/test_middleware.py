@@ -1,0 +1,83 @@
+"""The pure-ASGI middleware, each over a two-line inline app."""
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from ichnaea.web.errors import EXCEPTION_HANDLERS
+from ichnaea.web.middleware import ApiCorsMiddleware, BodySizeLimitMiddleware
+
+
+async def echo_length(request: Request) -> Response:
+    return JSONResponse({"length": len(await request.body())})
+
+
+async def boom(request: Request) -> Response:
+    raise RuntimeError("database exploded with secret details")
+
+
+def make_app(*, limit: int = 100) -> Starlette:
+    return Starlette(
+        routes=[
+            Route("/api", echo_length, methods=["GET", "POST"]),
+            Route("/other", echo_length, methods=["GET", "POST"]),
+            Route("/boom", boom),
+        ],
+        middleware=[
+            Middleware(ApiCorsMiddleware, paths=["/api"]),
+            Middleware(BodySizeLimitMiddleware, max_body_bytes=limit),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+    )
+
+
+def test_body_within_limit_passes() -> None:
+    response = TestClient(make_app()).post("/api", content=b"x" * 100)
+    assert response.json() == {"length": 100}
+
+
+def test_body_over_declared_limit_is_413_with_json_error() -> None:
+    response = TestClient(make_app()).post("/api", content=b"x" * 101)
+    assert response.status_code == 413
+    assert response.json()["error"]["errors"][0]["reason"] == "payloadTooLarge"
+
+
+def test_streamed_body_over_limit_is_413() -> None:
+    def chunks():  # no Content-Length: chunked transfer
+        for _ in range(5):
+            yield b"x" * 30
+
+    response = TestClient(make_app()).post("/other", content=chunks())
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == 413
+
+
+def test_cors_headers_only_on_api_paths() -> None:
+    client = TestClient(make_app())
+    api = client.get("/api")
+    assert api.headers["access-control-allow-origin"] == "*"
+    assert api.headers["access-control-max-age"] == "2592000"
+    assert "access-control-allow-origin" not in client.get("/other").headers
+
+
+def test_cors_preflight_is_empty_200() -> None:
+    response = TestClient(make_app()).options("/api", headers={"Origin": "https://x.example"})
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_405_on_api_path_has_no_cors_headers() -> None:
+    response = TestClient(make_app()).delete("/api")
+    assert response.status_code == 405
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_unexpected_error_is_a_generic_json_500() -> None:
+    response = TestClient(make_app(), raise_server_exceptions=False).get("/boom")
+    assert response.status_code == 500
+    assert "secret" not in response.text
+    assert response.json()["error"]["code"] == 500
