@@ -18,9 +18,7 @@ as with ``docker run --env-file ... -e KEY=...``).
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -29,8 +27,6 @@ from ichnaea.cli.apikey import apikey
 from ichnaea.cli.roles import map_command, process, scheduler, serve, shell, web, worker
 from ichnaea.cli.setup import check_build, migrate
 from ichnaea.config import ConfigError, read_env_file
-
-log = logging.getLogger("ichnaea")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

