@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ichnaea.config import Settings
 
@@ -30,6 +33,7 @@ def connect(settings: Settings, *, max_connections: int = 50) -> redis.Redis:
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         socket_timeout=SOCKET_TIMEOUT_S,
         health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
     )
 
 
@@ -40,4 +44,6 @@ def connect_async(settings: Settings, *, max_connections: int = 100) -> redis.as
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         socket_timeout=SOCKET_TIMEOUT_S,
         health_check_interval=30,
+        # One immediate retry: during an outage requests must fail fast and degrade.
+        retry=AsyncRetry(NoBackoff(), 1),
     )

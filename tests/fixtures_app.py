@@ -10,13 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from ichnaea.codecs import encode_areaid, encode_cellid, mac_shard_id
 from ichnaea.config import Settings, load_settings
+from ichnaea.enums import Radio
+from ichnaea.models.api_key import ApiKey as ApiKeyModel
+from ichnaea.models.cell import CELL_TABLES, CellArea
+from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
+from ichnaea.repositories.session import create_engine
 from ichnaea.web.app import create_app
 
 TEST_GEOIP = Path(__file__).parent / "data" / "GeoIP2-City-Test.mmdb"
@@ -69,3 +77,117 @@ def app_settings(backend: Backend, make_settings: Callable[..., Settings]) -> Se
 def client(app_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(app_settings)) as test_client:
         yield test_client
+
+
+class Seeder:
+    """Writes rows for a test through a read-write engine and removes them afterwards.
+
+    Station defaults follow the original test factories: lat 51.5, lon -0.1,
+    region GB, samples 1, created = modified = now, last_seen today; radius
+    5 for Wi-Fi and Bluetooth, 500 for cells; cell areas radius 25,000 with
+    one cell; cells in MCC 234, MNC 30.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.tables: set[sa.Table] = set()
+        self.now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+    def insert(self, table: sa.Table, **values: object) -> dict[str, object]:
+        with self.engine.begin() as conn:
+            conn.execute(table.insert().values(**values))
+        self.tables.add(table)
+        return values
+
+    def _station(self, **values: object) -> dict[str, object]:
+        defaults: dict[str, object] = {
+            "lat": 51.5,
+            "lon": -0.1,
+            "region": "GB",
+            "samples": 1,
+            "created": self.now,
+            "modified": self.now,
+            "last_seen": self.now.date(),
+        }
+        defaults.update(values)
+        for bound in ("max_lat", "min_lat"):
+            defaults.setdefault(bound, defaults["lat"])
+        for bound in ("max_lon", "min_lon"):
+            defaults.setdefault(bound, defaults["lon"])
+        return defaults
+
+    def wifi(self, mac: str, **values: object) -> dict[str, object]:
+        table = WIFI_SHARDS[mac_shard_id(mac)].__table__
+        return self.insert(table, mac=bytes.fromhex(mac), **self._station(radius=5, **values))  # type: ignore[arg-type]
+
+    def blue(self, mac: str, **values: object) -> dict[str, object]:
+        table = BLUE_SHARDS[mac_shard_id(mac)].__table__
+        return self.insert(table, mac=bytes.fromhex(mac), **self._station(radius=5, **values))  # type: ignore[arg-type]
+
+    def cell(
+        self, radio: Radio, lac: int, cid: int, *, mcc: int = 234, mnc: int = 30, **values: object
+    ) -> dict[str, object]:
+        table = CELL_TABLES[radio].__table__
+        return self.insert(
+            table,  # type: ignore[arg-type]
+            cellid=encode_cellid(radio, mcc, mnc, lac, cid),
+            radio=int(radio),
+            mcc=mcc,
+            mnc=mnc,
+            lac=lac,
+            cid=cid,
+            **self._station(radius=500, **values),
+        )
+
+    def area(
+        self, radio: Radio, lac: int, *, mcc: int = 234, mnc: int = 30, **values: object
+    ) -> dict[str, object]:
+        row: dict[str, object] = {
+            "lat": 51.5,
+            "lon": -0.1,
+            "region": "GB",
+            "radius": 25_000,
+            "num_cells": 1,
+            "avg_cell_radius": 500,
+            "created": self.now,
+            "modified": self.now,
+            "last_seen": self.now.date(),
+        }
+        row.update(values)
+        return self.insert(
+            CellArea.__table__,  # type: ignore[arg-type]
+            areaid=encode_areaid(radio, mcc, mnc, lac),
+            radio=int(radio),
+            mcc=mcc,
+            mnc=mnc,
+            lac=lac,
+            **row,
+        )
+
+    def api_key(self, key: str, **values: object) -> dict[str, object]:
+        row: dict[str, object] = {
+            "maxreq": 0,
+            "allow_locate": True,
+            "allow_region": True,
+            "allow_fallback": False,
+            "store_sample_locate": 100,
+            "store_sample_submit": 100,
+        }
+        row.update(values)
+        return self.insert(ApiKeyModel.__table__, valid_key=key, **row)  # type: ignore[arg-type]
+
+    def cleanup(self) -> None:
+        with self.engine.begin() as conn:
+            for table in self.tables:
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def seed(backend: Backend) -> Iterator[Seeder]:
+    engine = create_engine(backend.db_url, pooled=False)
+    seeder = Seeder(engine)
+    try:
+        yield seeder
+    finally:
+        seeder.cleanup()
+        engine.dispose()

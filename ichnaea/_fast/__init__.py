@@ -3,10 +3,10 @@
 Contract:
 
 * Inputs are validated and coerced at the Python boundary, in
-  ``ichnaea/geo.py`` (and later the other public modules), never here. The
+  ``ichnaea/geo.py`` and ``ichnaea/positioning.py``, never here. The
   kernels take one-dimensional, C-contiguous float64 arrays of equal length
-  (read-only arrays are fine) and write their results into caller-allocated
-  ``out`` arrays. They check only that the lengths agree, which keeps a
+  (read-only arrays are fine), write array results into caller-allocated
+  ``out`` arrays and return scalar results. They check only that the lengths agree, which keeps a
   mistake from reading or writing out of bounds; any other misuse (wrong
   dtype, non-contiguous arrays) raises the usual Cython ``ValueError``.
 * Kernels never raise for numeric reasons: NaN propagates, and a Vincenty
@@ -21,6 +21,7 @@ This package imports nothing from the rest of ichnaea.
 """
 
 try:
+    from ichnaea._fast._clustering import cluster_complete_linkage, order_groups
     from ichnaea._fast._geodesy import (
         bbox_array,
         circle_radius_m_array,
@@ -32,22 +33,40 @@ try:
         m_to_rdist_array,
         max_distance_m_array,
     )
+    from ichnaea._fast._weighting import (
+        aggregate_cells,
+        aggregate_cluster,
+        least_squares_position,
+        network_weights,
+        percentile95_distance_m,
+        select_sample,
+        weighted_position,
+    )
 except ImportError as exc:
     raise ImportError(
-        "ichnaea's compiled core (ichnaea._fast._geodesy) is not built or cannot be "
+        f"ichnaea's compiled core ({exc.name or 'ichnaea._fast'}) is not built or cannot be "
         f"loaded ({exc}). Build it from the project root with `pip install -e .` or "
         "`python setup.py build_ext --inplace`; `make run` and `make test` build it "
         "for you."
     ) from exc
 
 __all__ = [
+    "aggregate_cells",
+    "aggregate_cluster",
     "bbox_array",
     "circle_radius_m_array",
+    "cluster_complete_linkage",
     "destination_array",
     "distance_m_array",
     "geodesy_constants",
     "haversine_m_array",
     "haversine_rdist_array",
+    "least_squares_position",
     "m_to_rdist_array",
     "max_distance_m_array",
+    "network_weights",
+    "order_groups",
+    "percentile95_distance_m",
+    "select_sample",
+    "weighted_position",
 ]

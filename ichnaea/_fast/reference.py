@@ -1,11 +1,14 @@
-"""Pure-NumPy executable specification of the geodesy kernels.
+"""Pure-NumPy (and SciPy) executable specification of the kernels.
 
-Every array kernel in ``ichnaea._fast._geodesy`` has a function here that
-computes the same thing with whole-array NumPy operations and no compiled
-code. The functions are written for clarity, not speed: tests compare the
-kernels with them (``tests/_fast``) and the benchmarks time them side by side
-(``benchmarks/bench_geodesy.py``). Nothing in ichnaea calls this module at run
-time, and it imports only NumPy and :mod:`math`.
+Every array kernel in ``ichnaea._fast`` has a function here that computes the
+same thing with whole-array NumPy operations and no compiled code of ours.
+The functions are written for clarity, not speed: tests compare the kernels
+with them (``tests/_fast``) and the benchmarks time them side by side
+(``benchmarks/bench_*.py``). Nothing in ichnaea calls this module at run
+time. The geodesy references use only NumPy and :mod:`math`; the clustering
+and weighting references use what the old service ran on every request,
+SciPy's ``scipy.cluster.hierarchy`` and ``scipy.optimize.leastsq``, which is
+a test dependency only.
 
 The iterative Vincenty formulae are evaluated element by element with a mask:
 an element stops iterating as soon as it has converged (or was found to be a
@@ -17,20 +20,32 @@ converted to float64; outputs have the broadcast shape of the inputs.
 """
 
 import math
+import warnings
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.optimize import leastsq
 
 __all__ = [
+    "age_factor",
+    "aggregate_cells",
+    "aggregate_cluster",
     "bbox",
     "circle_radius_m",
+    "cluster_complete_linkage",
     "destination",
     "distance_m",
     "haversine_m",
     "haversine_rdist",
+    "least_squares_position",
     "m_to_rdist",
     "max_distance_m",
+    "network_weights",
+    "percentile95_distance_m",
+    "select_sample",
     "vincenty_m",
+    "weighted_position",
 ]
 
 # Own copies, like the kernels: see ichnaea/constants.py for their meaning.
@@ -336,3 +351,216 @@ def max_distance_m(
     if d.size == 0:
         return 0.0
     return float(np.max(d))
+
+
+# ---------------------------------------------------------------------------
+# Clustering and weighting (ichnaea._fast._clustering, _weighting)
+#
+# These references use SciPy, which the kernels replace on the request path:
+# scipy.cluster.hierarchy for the complete-linkage groups and
+# scipy.optimize.leastsq for the least-squares refinement. SciPy is a test
+# dependency only; nothing in ichnaea imports this module at run time.
+# ---------------------------------------------------------------------------
+
+# Sample and accuracy rules of spec/locate.md 4.6.
+FULL_WEIGHT_AGE_MS = 2000.0
+ACCURACY_PERCENTILE = 95.0
+
+
+def _vector(value: ArrayLike) -> Float64Array:
+    return np.array(value, dtype=np.float64).reshape(-1)
+
+
+def cluster_complete_linkage(
+    lat_deg: ArrayLike, lon_deg: ArrayLike, max_distance_m: float
+) -> NDArray[np.int64]:
+    """Complete-linkage groups of diameter ≤ ``max_distance_m``, per point.
+
+    ``fcluster(linkage(d, method="complete"), t=max_distance_m,
+    criterion="distance")`` over the condensed matrix of ``distance_m(i, j)``
+    for i < j. Labels are renumbered 0, 1, ... in order of first appearance.
+    Points with a non-finite coordinate (which SciPy refuses) are groups of
+    their own; the others are clustered without them.
+    """
+    lat, lon = _vector(lat_deg), _vector(lon_deg)
+    n = lat.size
+    finite = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
+    raw = np.arange(n, dtype=np.int64) + n  # distinct labels for the others
+    if finite.size >= 2:
+        i, j = np.triu_indices(finite.size, k=1)
+        a, b = finite[i], finite[j]
+        condensed = distance_m(lat[a], lon[a], lat[b], lon[b])
+        tree = linkage(condensed, method="complete")
+        raw[finite] = fcluster(tree, t=max_distance_m, criterion="distance")
+    elif finite.size == 1:
+        raw[finite] = 0
+    _, first, inverse = np.unique(raw, return_index=True, return_inverse=True)
+    # Renumber the groups by the position of their first member.
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.reshape(-1)]
+
+
+def age_factor(age_ms: ArrayLike) -> Float64Array:
+    """``min(√(2000 / age_ms), 1)``: full weight up to 2 s."""
+    with np.errstate(all="ignore"):
+        return np.minimum(np.sqrt(FULL_WEIGHT_AGE_MS / _vector(age_ms)), 1.0)
+
+
+def network_weights(score: ArrayLike, age_ms: ArrayLike, signal_dbm: ArrayLike) -> Float64Array:
+    """``score · min(√(2000 / age_ms), 1) / signal_dbm²``."""
+    with np.errstate(all="ignore"):
+        return _vector(score) * age_factor(age_ms) / np.square(_vector(signal_dbm))
+
+
+def weighted_position(
+    lat_deg: ArrayLike, lon_deg: ArrayLike, weights: ArrayLike
+) -> tuple[float, float]:
+    """Weighted arithmetic mean ``(Σ w·lat / Σ w, Σ w·lon / Σ w)``, degrees.
+
+    NaN for no points or weights summing to zero.
+    """
+    lat, lon, w = _vector(lat_deg), _vector(lon_deg), _vector(weights)
+    if w.size == 0:
+        return math.nan, math.nan
+    with np.errstate(all="ignore"):
+        total = np.sum(w)
+        if total == 0.0:
+            return math.nan, math.nan
+        return float(np.sum(w * lat) / total), float(np.sum(w * lon) / total)
+
+
+def least_squares_position(
+    lat_deg: ArrayLike,
+    lon_deg: ArrayLike,
+    age_ms: ArrayLike,
+    signal_dbm: ArrayLike,
+    lat0_deg: float,
+    lon0_deg: float,
+) -> tuple[float, float, int]:
+    """``scipy.optimize.leastsq`` with default parameters, as spec 4.6 runs it.
+
+    Residuals ``distance_m(network_k, P) · age_factor_k / signal_k²``.
+    Returns ``(lat, lon, ier)``; the start point unless ier is 1-4. With
+    fewer than 2 networks (SciPy raises) ier is 0; with a non-finite start
+    or non-finite residuals there leastsq is not called and ier is -1.
+    """
+    lat, lon = _vector(lat_deg), _vector(lon_deg)
+    factor = age_factor(age_ms)
+    signal_sq = np.square(_vector(signal_dbm))
+    start = np.array([lat0_deg, lon0_deg], dtype=np.float64)
+    if lat.size < 2:
+        return lat0_deg, lon0_deg, 0
+
+    def residuals(point: Float64Array) -> Float64Array:
+        with np.errstate(all="ignore"):
+            result: Float64Array = distance_m(lat, lon, point[0], point[1]) * factor / signal_sq
+        return result
+
+    if not np.all(np.isfinite(residuals(start))):
+        return lat0_deg, lon0_deg, -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # ier 5-8 warn
+        solution, ier = leastsq(residuals, start)
+    if ier in (1, 2, 3, 4):
+        return float(solution[0]), float(solution[1]), int(ier)
+    return lat0_deg, lon0_deg, int(ier)
+
+
+def percentile95_distance_m(
+    lat_deg: float, lon_deg: float, lats_deg: ArrayLike, lons_deg: ArrayLike
+) -> float:
+    """``numpy.percentile`` (linear) of the distances from a point, metres."""
+    lats, lons = _vector(lats_deg), _vector(lons_deg)
+    if lats.size == 0:
+        return math.nan
+    return float(np.percentile(distance_m(lat_deg, lon_deg, lats, lons), ACCURACY_PERCENTILE))
+
+
+def select_sample(score: ArrayLike, max_networks: int) -> NDArray[np.bool_]:
+    """Mask of the ``max_networks`` highest scores, ties in input order.
+
+    The fix of quirk Q1 (the old service kept the lowest scores). A stable
+    sort of the negated scores puts NaN last.
+    """
+    s = _vector(score)
+    mask = np.zeros(s.size, dtype=bool)
+    mask[np.argsort(-s, kind="stable")[: max(max_networks, 0)]] = True
+    return mask
+
+
+def _clamp(value: float, lower: float, upper: float) -> float:
+    if value > upper:
+        value = upper
+    if value < lower:
+        value = lower
+    return value
+
+
+def aggregate_cluster(
+    lat_deg: ArrayLike,
+    lon_deg: ArrayLike,
+    age_ms: ArrayLike,
+    signal_dbm: ArrayLike,
+    score: ArrayLike,
+    max_networks: int,
+    min_accuracy_m: float,
+    max_accuracy_m: float,
+) -> tuple[float, float, float, float, NDArray[np.bool_]]:
+    """Spec 4.6 for one cluster: ``(lat, lon, accuracy_m, score_sum, sample)``.
+
+    Sample of the highest scores (Q1 fixed), weighted mean, leastsq
+    refinement kept for ier 1-4, clamped 95th-percentile accuracy over the
+    sample, score summed over the whole cluster. The sample keeps input
+    order. A NaN latitude or longitude makes both NaN.
+    """
+    lat, lon = _vector(lat_deg), _vector(lon_deg)
+    age, signal, s = _vector(age_ms), _vector(signal_dbm), _vector(score)
+    if lat.size == 0:
+        return math.nan, math.nan, math.nan, 0.0, np.zeros(0, dtype=bool)
+    sample = select_sample(s, max_networks)
+    score_sum = float(np.sum(s))
+    if not sample.any():
+        return math.nan, math.nan, math.nan, score_sum, sample
+    lat0, lon0 = weighted_position(
+        lat[sample], lon[sample], network_weights(s[sample], age[sample], signal[sample])
+    )
+    if math.isnan(lat0) or math.isnan(lon0):
+        lat0 = lon0 = math.nan  # half a position is no position
+    lat1, lon1, _ = least_squares_position(
+        lat[sample], lon[sample], age[sample], signal[sample], lat0, lon0
+    )
+    accuracy = percentile95_distance_m(lat1, lon1, lat[sample], lon[sample])
+    return lat1, lon1, _clamp(accuracy, min_accuracy_m, max_accuracy_m), score_sum, sample
+
+
+def aggregate_cells(
+    lat_deg: ArrayLike,
+    lon_deg: ArrayLike,
+    radius_m: ArrayLike,
+    age_ms: ArrayLike,
+    signal_dbm: ArrayLike,
+    score: ArrayLike,
+    min_accuracy_m: float,
+    max_accuracy_m: float,
+) -> tuple[float, float, float, float]:
+    """Spec 4.7 for one area's cells: ``(lat, lon, accuracy_m, score_sum)``.
+
+    One cell: its position, clamped radius and score. Several: weighted mean
+    (no least squares), clamped 95th percentile of the distances, summed
+    score. A NaN latitude or longitude makes both NaN.
+    """
+    lat, lon, radius = _vector(lat_deg), _vector(lon_deg), _vector(radius_m)
+    s = _vector(score)
+    if lat.size == 0:
+        return math.nan, math.nan, math.nan, 0.0
+    if lat.size == 1:
+        lat0, lon0 = float(lat[0]), float(lon[0])
+        if math.isnan(lat0) or math.isnan(lon0):
+            lat0 = lon0 = math.nan
+        return lat0, lon0, _clamp(radius[0], min_accuracy_m, max_accuracy_m), float(s[0])
+    lat0, lon0 = weighted_position(lat, lon, network_weights(s, age_ms, signal_dbm))
+    if math.isnan(lat0) or math.isnan(lon0):
+        lat0 = lon0 = math.nan
+    accuracy = percentile95_distance_m(lat0, lon0, lat, lon)
+    return lat0, lon0, _clamp(accuracy, min_accuracy_m, max_accuracy_m), float(np.sum(s))

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from ichnaea.api.locate import endpoints as locate
 from ichnaea.config import Settings
 from ichnaea.web import health
 from ichnaea.web.errors import EXCEPTION_HANDLERS
@@ -18,6 +19,7 @@ from ichnaea.web.lifespan import make_lifespan
 from ichnaea.web.middleware import ApiCorsMiddleware, BodySizeLimitMiddleware
 
 HEALTH_METHODS = ["GET", "HEAD", "POST"]
+API_METHODS = ["GET", "HEAD", "POST"]
 
 # Paths whose responses carry CORS headers (the public API, not health checks).
 API_PATHS = ("/v1/geolocate", "/v1/country", "/v1/submit", "/v1/geosubmit", "/v2/geosubmit")
@@ -25,6 +27,8 @@ API_PATHS = ("/v1/geolocate", "/v1/country", "/v1/submit", "/v1/geosubmit", "/v2
 
 def create_app(settings: Settings) -> Starlette:
     routes = [
+        Route("/v1/geolocate", locate.geolocate, methods=API_METHODS),
+        Route("/v1/country", locate.country, methods=API_METHODS),
         Route("/__lbheartbeat__", health.lbheartbeat, methods=HEALTH_METHODS),
         Route("/__heartbeat__", health.heartbeat, methods=HEALTH_METHODS),
         Route("/__version__", health.version, methods=HEALTH_METHODS),

@@ -12,12 +12,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 import redis.asyncio
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from ichnaea.api.keys import ApiKeyCache
+from ichnaea.api.locate import endpoints as locate_endpoints
+from ichnaea.api.locate.fallback import FallbackClient, make_http_client
+from ichnaea.api.locate.service import LocateService
 from ichnaea.config import Settings
+from ichnaea.geocode import Geocoder
 from ichnaea.geoip import GeoIPReader, default_geoip_path
 from ichnaea.redis_client import connect_async
 from ichnaea.regions import RegionTable
@@ -35,6 +41,8 @@ class AppState:
     redis: redis.asyncio.Redis
     geoip: GeoIPReader
     regions: RegionTable
+    http: httpx.AsyncClient
+    locate: locate_endpoints.LocateState
 
 
 def app_state(request: Request) -> AppState:
@@ -44,17 +52,29 @@ def app_state(request: Request) -> AppState:
 
 def open_state(settings: Settings) -> AppState:
     regions = RegionTable.load()
-    geoip_path = settings.geoip_path or default_geoip_path()
+    geoip = GeoIPReader.open(settings.geoip_path or default_geoip_path(), regions)
+    db = create_engine(settings.db_readonly_url, readonly=True)
+    client = connect_async(settings)
+    http = make_http_client()
+    service = LocateService(
+        db=db,
+        redis=client,
+        geocoder=Geocoder.load(regions),
+        fallback=FallbackClient(http, client),
+    )
     return AppState(
         settings=settings,
-        db=create_engine(settings.db_readonly_url, readonly=True),
-        redis=connect_async(settings),
-        geoip=GeoIPReader.open(geoip_path, regions),
+        db=db,
+        redis=client,
+        geoip=geoip,
         regions=regions,
+        http=http,
+        locate=locate_endpoints.LocateState(settings, service, geoip, ApiKeyCache()),
     )
 
 
 async def close_state(state: AppState) -> None:
+    await state.http.aclose()
     await state.redis.aclose()
     state.db.dispose()
     state.geoip.close()
@@ -62,12 +82,12 @@ async def close_state(state: AppState) -> None:
 
 def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, AppState]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         state = open_state(settings)
         for default in settings.embedded_defaults():
             log.info("embedded default in use: %s", default)
         try:
-            yield {STATE_KEY: state}
+            yield {STATE_KEY: state, locate_endpoints.STATE_KEY: state.locate}
         finally:
             await close_state(state)
 

@@ -1,0 +1,716 @@
+"""Weighting kernels: the position, accuracy and score of one cluster.
+
+A cluster of Wi-Fi or Bluetooth networks (spec/locate.md 4.6) becomes one
+answer in four steps:
+
+1. *Sample.* When the cluster has more than ``max_networks`` members only
+   the ``max_networks`` highest-scored ones are used, ties going to the
+   earlier input. This deliberately fixes quirk Q1 of the old service,
+   which sorted by ascending score and so kept the *worst* networks; the
+   two agree whenever the cluster is no larger than ``max_networks``.
+2. *Weighted mean.* Each sampled network k gets the weight
+   w_k = score_k · min(√(2000 / age_k), 1) / signal_k², so strong, fresh,
+   well-known networks count most (the age factor is 1 up to 2 s, 0.5 at
+   8 s), and the weighted arithmetic mean of the latitudes and longitudes
+   in degrees is the first guess.
+3. *Least squares.* From that guess MINPACK's Levenberg-Marquardt
+   (``_leastsq.lmdif``, exactly as ``scipy.optimize.leastsq`` runs it with
+   its default tolerances) minimises Σ r_k² over the residuals
+   r_k(P) = distance_m(network_k, P) · min(√(2000 / age_k), 1) / signal_k²
+   (no score). Its answer is kept when lmdif reports convergence (info 1-4)
+   and the first guess otherwise. lmdif's relative x-tolerance is about
+   1e-6° at these coordinates, so it often stops at or near the first
+   guess; reproducing that stopping rule is why the port is operation-exact.
+4. *Accuracy* is the 95th percentile, interpolated linearly between order
+   statistics like NumPy's default, of the distances from the answer to the
+   sampled networks, clamped to [min_accuracy_m, max_accuracy_m]. The
+   answer's score is the sum of the scores of the *whole* cluster.
+
+Cells (spec 4.7) use step 2 only: a single cell gives its own position and
+its radius as accuracy, several cells the weighted mean, the clamped 95th
+percentile and the summed score. The cell radius is otherwise unused.
+
+Sums are evaluated in NumPy's pairwise order (8 partial sums, halves above
+128 terms), so that the kernels match a NumPy implementation bit for bit
+instead of within rounding. The entry points take contiguous float64 arrays
+(see ichnaea/positioning.py for the public functions) and allocate their
+scratch memory once, before releasing the GIL.
+"""
+
+from libc.math cimport NAN, floor, isnan, sqrt
+from libc.stdint cimport uint8_t
+from libc.stdlib cimport free, malloc
+
+from ichnaea._fast._geodesy cimport distance_m
+from ichnaea._fast._leastsq cimport lmdif, lmdif_work_size
+from ichnaea._fast._typedefs cimport float64_t
+
+# Ages up to this many milliseconds get the full weight.
+cdef double FULL_WEIGHT_AGE_MS = 2000.0
+# The defaults of scipy.optimize.leastsq for 2 parameters.
+cdef int NPARAM = 2
+cdef double LEASTSQ_FTOL = 1.49012e-8
+cdef double LEASTSQ_XTOL = 1.49012e-8
+cdef double LEASTSQ_GTOL = 0.0
+cdef int LEASTSQ_MAXFEV = 600  # 200 · (NPARAM + 1)
+cdef double LEASTSQ_EPSFCN = 2.220446049250313e-16  # float64 machine epsilon
+cdef double LEASTSQ_FACTOR = 100.0
+# Percentile of the distances reported as accuracy, as a fraction.
+cdef double ACCURACY_QUANTILE = 0.95
+
+# One cluster's sample, packed for the residual function.
+cdef struct _Sample:
+    Py_ssize_t m
+    double* lat_deg
+    double* lon_deg
+    double* age_factor  # min(√(2000 / age), 1)
+    double* signal_sq  # signal², dBm²
+    double* weight
+
+
+# ---------------------------------------------------------------------------
+# Scalar and pointer helpers
+# ---------------------------------------------------------------------------
+
+cdef inline double _age_factor(
+    double age_ms,  # IN: ≥ 1000 by the caller's rule
+) noexcept nogil:
+    cdef double factor = sqrt(FULL_WEIGHT_AGE_MS / age_ms)
+    if factor > 1.0:  # written so that NaN passes through
+        return 1.0
+    return factor
+
+
+cdef double _sum(
+    const double* a,  # IN
+    Py_ssize_t n,  # IN
+) noexcept nogil:
+    # NumPy's pairwise summation (numpy/_core/src/umath/loops_utils.h).
+    cdef double r[8]
+    cdef double res
+    cdef Py_ssize_t i, j, half
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    if n <= 128:
+        for j in range(8):
+            r[j] = a[j]
+        i = 8
+        while i < n - n % 8:
+            for j in range(8):
+                r[j] += a[i + j]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res += a[i]
+            i += 1
+        return res
+    half = n // 2
+    half -= half % 8
+    return _sum(a, half) + _sum(a + half, n - half)
+
+
+cdef void _weighted_mean(
+    const _Sample* s,  # IN
+    double* scratch,  # OUT: m doubles
+    double* out_lat_deg,  # OUT
+    double* out_lon_deg,  # OUT
+) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef double total = _sum(s.weight, s.m)
+    if total == 0.0:
+        # Weights summing to zero define no mean (and x / 0 raises when
+        # ICHNAEA_CYTHON_DEBUG turns cdivision off).
+        out_lat_deg[0] = NAN
+        out_lon_deg[0] = NAN
+        return
+    for k in range(s.m):
+        scratch[k] = s.weight[k] * s.lat_deg[k]
+    out_lat_deg[0] = _sum(scratch, s.m) / total
+    for k in range(s.m):
+        scratch[k] = s.weight[k] * s.lon_deg[k]
+    out_lon_deg[0] = _sum(scratch, s.m) / total
+
+
+cdef void _residuals(
+    void* ctx,  # IN: a _Sample
+    const double* x,  # IN: (lat, lon), degrees
+    double* fvec,  # OUT: m residuals
+) noexcept nogil:
+    cdef _Sample* s = <_Sample*>ctx
+    cdef Py_ssize_t k
+    for k in range(s.m):
+        fvec[k] = (
+            distance_m(s.lat_deg[k], s.lon_deg[k], x[0], x[1])
+            * s.age_factor[k] / s.signal_sq[k]
+        )
+
+
+cdef int _refine(
+    _Sample* s,  # IN
+    double* point,  # INOUT: (lat, lon); replaced only on convergence
+    double* work,  # OUT: scratch, m + lmdif_work_size(m, 2) doubles
+    Py_ssize_t* ipvt,  # OUT: scratch, 2
+) noexcept nogil:
+    cdef double x[2]
+    cdef int info
+    if s.m < NPARAM:  # SciPy refuses fewer residuals than parameters
+        return 0
+    x[0] = point[0]
+    x[1] = point[1]
+    info = lmdif(
+        _residuals, <void*>s, s.m, NPARAM, x, work,
+        LEASTSQ_FTOL, LEASTSQ_XTOL, LEASTSQ_GTOL, LEASTSQ_MAXFEV,
+        LEASTSQ_EPSFCN, LEASTSQ_FACTOR, work + s.m, ipvt,
+    )
+    if 1 <= info <= 4:
+        point[0] = x[0]
+        point[1] = x[1]
+    return info
+
+
+cdef double _percentile95_m(
+    double lat_deg,  # IN
+    double lon_deg,  # IN
+    const double* lats_deg,  # IN
+    const double* lons_deg,  # IN
+    Py_ssize_t n,  # IN
+    double* top,  # OUT: scratch, n doubles
+) noexcept nogil:
+    # NumPy's linear method: virtual index v = (n - 1) · 0.95 between the
+    # order statistics ⌊v⌋ and ⌊v⌋ + 1. Only the n - ⌊v⌋ largest distances
+    # are needed, kept in descending order by insertion.
+    cdef Py_ssize_t i, j, lo, keep, kept = 0
+    cdef double d, v, gamma, below, above, diff
+    if n == 0:
+        return NAN
+    v = <double>(n - 1) * ACCURACY_QUANTILE
+    lo = <Py_ssize_t>floor(v)
+    if lo >= n - 1:
+        lo = n - 1
+    keep = n - lo
+    for i in range(n):
+        d = distance_m(lat_deg, lon_deg, lats_deg[i], lons_deg[i])
+        if isnan(d):
+            return NAN
+        if kept == keep and d <= top[kept - 1]:
+            continue
+        j = kept if kept < keep else keep - 1
+        while j > 0 and top[j - 1] < d:
+            top[j] = top[j - 1]
+            j -= 1
+        top[j] = d
+        if kept < keep:
+            kept += 1
+    below = top[keep - 1]
+    if lo == n - 1:
+        return below
+    above = top[keep - 2]
+    gamma = v - <double>lo
+    diff = above - below
+    if gamma >= 0.5:  # NumPy's _lerp, exact at both ends
+        return above - diff * (1.0 - gamma)
+    return below + diff * gamma
+
+
+cdef inline double _clamp(
+    double value,  # IN
+    double lower,  # IN
+    double upper,  # IN
+) noexcept nogil:
+    # Comparisons rather than fmin/fmax so that NaN passes through.
+    if value > upper:
+        value = upper
+    if value < lower:
+        value = lower
+    return value
+
+
+cdef inline bint _ranks_before(
+    const double* score,  # IN
+    Py_ssize_t a,  # IN
+    Py_ssize_t b,  # IN
+) noexcept nogil:
+    # Higher score first; NaN scores last; ties in input order.
+    cdef double sa = score[a], sb = score[b]
+    if sa > sb:
+        return True
+    if sa < sb:
+        return False
+    if isnan(sa) != isnan(sb):
+        return not isnan(sa)
+    return a < b
+
+
+cdef void _select_sample(
+    const double* score,  # IN
+    Py_ssize_t n,  # IN
+    Py_ssize_t max_networks,  # IN
+    Py_ssize_t* order,  # OUT: scratch, n
+    Py_ssize_t* merge,  # OUT: scratch, n
+    uint8_t* out_in_sample,  # OUT
+) noexcept nogil:
+    # Bottom-up merge sort of the indices by rank, then mark the first
+    # max_networks.
+    cdef Py_ssize_t i, width, lo, mid, hi, a, b, k
+    cdef Py_ssize_t* tmp
+    if n <= max_networks:
+        for i in range(n):
+            out_in_sample[i] = 1
+        return
+    for i in range(n):
+        order[i] = i
+        out_in_sample[i] = 0
+    width = 1
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            a = lo
+            b = mid
+            k = lo
+            while a < mid and b < hi:
+                if _ranks_before(score, order[b], order[a]):
+                    merge[k] = order[b]
+                    b += 1
+                else:
+                    merge[k] = order[a]
+                    a += 1
+                k += 1
+            while a < mid:
+                merge[k] = order[a]
+                a += 1
+                k += 1
+            while b < hi:
+                merge[k] = order[b]
+                b += 1
+                k += 1
+            lo = hi
+        tmp = order
+        order = merge
+        merge = tmp
+        width *= 2
+    for i in range(max_networks if max_networks > 0 else 0):
+        out_in_sample[order[i]] = 1
+
+
+cdef void _pack(
+    _Sample* s,  # OUT: fills m and the arrays
+    const double* lat_deg,  # IN
+    const double* lon_deg,  # IN
+    const double* age_ms,  # IN
+    const double* signal_dbm,  # IN
+    const double* score,  # IN
+    const uint8_t* in_sample,  # IN: NULL for all
+    Py_ssize_t n,  # IN
+) noexcept nogil:
+    cdef Py_ssize_t i, k = 0
+    for i in range(n):
+        if in_sample != NULL and not in_sample[i]:
+            continue
+        s.lat_deg[k] = lat_deg[i]
+        s.lon_deg[k] = lon_deg[i]
+        s.age_factor[k] = _age_factor(age_ms[i])
+        s.signal_sq[k] = signal_dbm[i] * signal_dbm[i]
+        s.weight[k] = score[i] * s.age_factor[k] / s.signal_sq[k]
+        k += 1
+    s.m = k
+
+
+cdef double* _alloc_sample(
+    _Sample* s,  # OUT: array pointers into the block
+    Py_ssize_t n,  # IN
+    Py_ssize_t extra,  # IN: further doubles after the sample arrays
+) noexcept nogil:
+    # Returns the block to free, or NULL if it cannot be allocated.
+    cdef double* block = <double*>malloc((5 * n + extra + 1) * sizeof(double))
+    s.m = 0
+    s.lat_deg = block
+    s.lon_deg = block + n
+    s.age_factor = block + 2 * n
+    s.signal_sq = block + 3 * n
+    s.weight = block + 4 * n
+    return block
+
+
+cdef int _check_lengths(Py_ssize_t n, Py_ssize_t m, str name) except -1:
+    # With bounds checks compiled out, a short array would be read past.
+    if m != n:
+        raise ValueError(f"{name} has length {m}, expected {n}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Array entry points
+# ---------------------------------------------------------------------------
+
+def network_weights(
+    const float64_t[::1] score,  # IN
+    const float64_t[::1] age_ms,  # IN
+    const float64_t[::1] signal_dbm,  # IN
+    float64_t[::1] out,  # OUT: weights
+):
+    """Per-network weights ``score · min(√(2000 / age_ms), 1) / signal_dbm²``.
+
+    Parameters
+    ----------
+    score : float64 array, shape (n,)
+        Station scores, > 0.
+    age_ms : float64 array, shape (n,)
+        Observation ages, milliseconds, already ``max(|age|, 1000)``.
+    signal_dbm : float64 array, shape (n,)
+        Signal strengths, dBm, missing values already replaced.
+    out : float64 array, shape (n,)
+        Receives the weights, 1 / dBm².
+    """
+    cdef Py_ssize_t i, n = score.shape[0]
+    cdef double signal
+    _check_lengths(n, age_ms.shape[0], "age_ms")
+    _check_lengths(n, signal_dbm.shape[0], "signal_dbm")
+    _check_lengths(n, out.shape[0], "out")
+    with nogil:
+        for i in range(n):
+            signal = signal_dbm[i]
+            out[i] = score[i] * _age_factor(age_ms[i]) / (signal * signal)
+
+
+def weighted_position(
+    const float64_t[::1] lat_deg,  # IN
+    const float64_t[::1] lon_deg,  # IN
+    const float64_t[::1] weights,  # IN
+):
+    """Weighted arithmetic mean of positions, degrees.
+
+    Parameters
+    ----------
+    lat_deg, lon_deg : float64 array, shape (n,)
+        The positions, degrees.
+    weights : float64 array, shape (n,)
+        Their weights (see ``network_weights``).
+
+    Returns
+    -------
+    (float, float)
+        ``(Σ w·lat / Σ w, Σ w·lon / Σ w)``; NaN for no points, for weights
+        summing to zero, or if an input is NaN.
+    """
+    cdef Py_ssize_t n = lat_deg.shape[0]
+    cdef _Sample s
+    cdef double lat = NAN, lon = NAN
+    _check_lengths(n, lon_deg.shape[0], "lon_deg")
+    _check_lengths(n, weights.shape[0], "weights")
+    if n == 0:
+        return NAN, NAN
+    cdef double* scratch = <double*>malloc(n * sizeof(double))
+    if scratch == NULL:
+        raise MemoryError(f"cannot allocate scratch for {n} points")
+    s.m = n
+    s.lat_deg = <double*>&lat_deg[0]
+    s.lon_deg = <double*>&lon_deg[0]
+    s.weight = <double*>&weights[0]
+    with nogil:
+        _weighted_mean(&s, scratch, &lat, &lon)
+    free(scratch)
+    return lat, lon
+
+
+def least_squares_position(
+    const float64_t[::1] lat_deg,  # IN
+    const float64_t[::1] lon_deg,  # IN
+    const float64_t[::1] age_ms,  # IN
+    const float64_t[::1] signal_dbm,  # IN
+    double lat0_deg,  # IN
+    double lon0_deg,  # IN
+):
+    """Refine a position as ``scipy.optimize.leastsq`` does with its defaults.
+
+    Minimises Σ r_k² with r_k = distance_m(network_k, P) ·
+    min(√(2000 / age_k), 1) / signal_k² over P = (lat, lon) from the start
+    (lat0_deg, lon0_deg), by a port of MINPACK lmdif with ftol = xtol =
+    1.49012e-8, gtol = 0, maxfev = 600, epsfcn = machine epsilon and
+    factor = 100.
+
+    Parameters
+    ----------
+    lat_deg, lon_deg : float64 array, shape (n,)
+        The networks, degrees.
+    age_ms, signal_dbm : float64 array, shape (n,)
+        Their ages (ms, ≥ 1000) and signals (dBm).
+    lat0_deg, lon0_deg : float
+        The starting point, degrees.
+
+    Returns
+    -------
+    (float, float, int)
+        The refined (lat, lon) in degrees and lmdif's info code (SciPy's
+        ``ier``). The start is returned unchanged unless info is 1-4; info
+        is 0 for fewer than 2 networks (where SciPy raises) and -1 when the
+        residuals at the start are not finite (SciPy would report 5).
+    """
+    cdef Py_ssize_t i, n = lat_deg.shape[0]
+    cdef _Sample s
+    cdef double point[2]
+    cdef Py_ssize_t ipvt[2]
+    cdef int info
+    cdef double* block
+    _check_lengths(n, lon_deg.shape[0], "lon_deg")
+    _check_lengths(n, age_ms.shape[0], "age_ms")
+    _check_lengths(n, signal_dbm.shape[0], "signal_dbm")
+    block = _alloc_sample(&s, n, n + lmdif_work_size(n, NPARAM))
+    if block == NULL:
+        raise MemoryError(f"cannot allocate scratch for {n} networks")
+    point[0] = lat0_deg
+    point[1] = lon0_deg
+    try:
+        with nogil:
+            for i in range(n):
+                s.lat_deg[i] = lat_deg[i]
+                s.lon_deg[i] = lon_deg[i]
+                s.age_factor[i] = _age_factor(age_ms[i])
+                s.signal_sq[i] = signal_dbm[i] * signal_dbm[i]
+            s.m = n
+            info = _refine(&s, point, block + 5 * n, ipvt)
+    finally:
+        free(block)
+    return point[0], point[1], info
+
+
+def percentile95_distance_m(
+    double lat_deg,  # IN
+    double lon_deg,  # IN
+    const float64_t[::1] lats_deg,  # IN
+    const float64_t[::1] lons_deg,  # IN
+):
+    """95th percentile of the distances from a point to a set of points.
+
+    Parameters
+    ----------
+    lat_deg, lon_deg : float
+        The point, degrees.
+    lats_deg, lons_deg : float64 array, shape (n,)
+        The other points, degrees.
+
+    Returns
+    -------
+    float
+        Metres, interpolated linearly between order statistics exactly as
+        ``numpy.percentile(d, 95)``; NaN for no points or any NaN distance.
+    """
+    cdef Py_ssize_t n = lats_deg.shape[0]
+    cdef double result
+    _check_lengths(n, lons_deg.shape[0], "lons_deg")
+    if n == 0:
+        return NAN
+    cdef double* top = <double*>malloc(n * sizeof(double))
+    if top == NULL:
+        raise MemoryError(f"cannot allocate scratch for {n} points")
+    with nogil:
+        result = _percentile95_m(lat_deg, lon_deg, &lats_deg[0], &lons_deg[0], n, top)
+    free(top)
+    return result
+
+
+def select_sample(
+    const float64_t[::1] score,  # IN
+    Py_ssize_t max_networks,  # IN
+    uint8_t[::1] out_in_sample,  # OUT: 1 = in the sample
+):
+    """Mark the ``max_networks`` highest-scored networks (ties: input order).
+
+    This fixes quirk Q1 (spec/locate.md 4.6): the old service kept the
+    *lowest*-scored networks. NaN scores rank below all others.
+
+    Parameters
+    ----------
+    score : float64 array, shape (n,)
+        Station scores.
+    max_networks : int
+        Sample size; every network is in the sample when n is not larger.
+    out_in_sample : uint8 array, shape (n,)
+        Receives 1 for the networks in the sample, 0 for the others.
+
+    Returns
+    -------
+    int
+        The sample size, min(n, max(max_networks, 0)).
+    """
+    cdef Py_ssize_t n = score.shape[0]
+    _check_lengths(n, out_in_sample.shape[0], "out_in_sample")
+    if n == 0:
+        return 0
+    cdef Py_ssize_t* order = <Py_ssize_t*>malloc(2 * n * sizeof(Py_ssize_t))
+    if order == NULL:
+        raise MemoryError(f"cannot allocate scratch for {n} networks")
+    with nogil:
+        _select_sample(&score[0], n, max_networks, order, order + n, &out_in_sample[0])
+    free(order)
+    return min(n, max(max_networks, 0))
+
+
+def aggregate_cluster(
+    const float64_t[::1] lat_deg,  # IN
+    const float64_t[::1] lon_deg,  # IN
+    const float64_t[::1] age_ms,  # IN
+    const float64_t[::1] signal_dbm,  # IN
+    const float64_t[::1] score,  # IN
+    Py_ssize_t max_networks,  # IN
+    double min_accuracy_m,  # IN
+    double max_accuracy_m,  # IN
+    uint8_t[::1] out_in_sample,  # OUT: 1 = used for the position
+):
+    """Position, accuracy and score of one Wi-Fi/Bluetooth cluster (spec 4.6).
+
+    Sample (the ``max_networks`` highest scores, fixing quirk Q1), weighted
+    mean, leastsq refinement (kept only on convergence), clamped 95th
+    percentile accuracy, and the score summed over the whole cluster.
+
+    Parameters
+    ----------
+    lat_deg, lon_deg : float64 array, shape (n,)
+        The cluster's networks, degrees.
+    age_ms : float64 array, shape (n,)
+        Observation ages, milliseconds, already ``max(|age|, 1000)``.
+    signal_dbm : float64 array, shape (n,)
+        Signals, dBm, missing values already replaced by the default.
+    score : float64 array, shape (n,)
+        Station scores, > 0.
+    max_networks : int
+        Largest sample.
+    min_accuracy_m, max_accuracy_m : float
+        Clamp bounds of the accuracy, metres.
+    out_in_sample : uint8 array, shape (n,)
+        Receives 1 for the networks in the sample.
+
+    Returns
+    -------
+    (float, float, float, float)
+        ``(lat_deg, lon_deg, accuracy_m, score_sum)``. Position (both
+        coordinates) and accuracy are NaN for an empty cluster, an empty
+        sample or NaN in the sample's inputs.
+    """
+    cdef Py_ssize_t n = lat_deg.shape[0]
+    cdef _Sample s
+    cdef double point[2]
+    cdef double accuracy = NAN, score_sum
+    cdef Py_ssize_t ipvt[2]
+    cdef Py_ssize_t* order = NULL
+    cdef double* block = NULL
+    cdef double* work
+    _check_lengths(n, lon_deg.shape[0], "lon_deg")
+    _check_lengths(n, age_ms.shape[0], "age_ms")
+    _check_lengths(n, signal_dbm.shape[0], "signal_dbm")
+    _check_lengths(n, score.shape[0], "score")
+    _check_lengths(n, out_in_sample.shape[0], "out_in_sample")
+    if n == 0:
+        return NAN, NAN, NAN, 0.0
+    point[0] = NAN
+    point[1] = NAN
+    order = <Py_ssize_t*>malloc(2 * n * sizeof(Py_ssize_t))
+    if order == NULL:
+        raise MemoryError(f"cannot allocate scratch for {n} networks")
+    try:
+        block = _alloc_sample(&s, n, n + lmdif_work_size(n, NPARAM))
+        if block == NULL:
+            raise MemoryError(f"cannot allocate scratch for {n} networks")
+        work = block + 5 * n
+        with nogil:
+            _select_sample(&score[0], n, max_networks, order, order + n, &out_in_sample[0])
+            _pack(
+                &s, &lat_deg[0], &lon_deg[0], &age_ms[0], &signal_dbm[0], &score[0],
+                &out_in_sample[0], n,
+            )
+            if s.m > 0:
+                _weighted_mean(&s, work, &point[0], &point[1])
+                if isnan(point[0]) or isnan(point[1]):
+                    # Half a position is no position.
+                    point[0] = NAN
+                    point[1] = NAN
+                _refine(&s, point, work, ipvt)
+                accuracy = _clamp(
+                    _percentile95_m(point[0], point[1], s.lat_deg, s.lon_deg, s.m, work),
+                    min_accuracy_m, max_accuracy_m,
+                )
+            score_sum = _sum(&score[0], n)
+    finally:
+        free(order)
+        free(block)
+    return point[0], point[1], accuracy, score_sum
+
+
+def aggregate_cells(
+    const float64_t[::1] lat_deg,  # IN
+    const float64_t[::1] lon_deg,  # IN
+    const float64_t[::1] radius_m,  # IN
+    const float64_t[::1] age_ms,  # IN
+    const float64_t[::1] signal_dbm,  # IN
+    const float64_t[::1] score,  # IN
+    double min_accuracy_m,  # IN
+    double max_accuracy_m,  # IN
+):
+    """Position, accuracy and score of the cells of one area (spec 4.7).
+
+    One cell gives its own position, ``clamp(radius_m)`` and its score.
+    Several cells give the weighted mean position (no least squares), the
+    clamped 95th percentile of the distances from it, and the summed score.
+
+    Parameters
+    ----------
+    lat_deg, lon_deg : float64 array, shape (n,)
+        The cells, degrees.
+    radius_m : float64 array, shape (n,)
+        Cell radii, metres (used only for a single cell).
+    age_ms, signal_dbm, score : float64 array, shape (n,)
+        As for ``aggregate_cluster``.
+    min_accuracy_m, max_accuracy_m : float
+        Clamp bounds of the accuracy, metres.
+
+    Returns
+    -------
+    (float, float, float, float)
+        ``(lat_deg, lon_deg, accuracy_m, score_sum)``; NaN position and
+        accuracy (score 0.0) for no cells. A NaN input makes the position
+        (both coordinates) NaN, and the accuracy too unless it is a single
+        cell's radius.
+    """
+    cdef Py_ssize_t n = lat_deg.shape[0]
+    cdef _Sample s
+    cdef double lat, lon, accuracy, score_sum
+    cdef double* block
+    _check_lengths(n, lon_deg.shape[0], "lon_deg")
+    _check_lengths(n, radius_m.shape[0], "radius_m")
+    _check_lengths(n, age_ms.shape[0], "age_ms")
+    _check_lengths(n, signal_dbm.shape[0], "signal_dbm")
+    _check_lengths(n, score.shape[0], "score")
+    if n == 0:
+        return NAN, NAN, NAN, 0.0
+    if n == 1:
+        lat = lat_deg[0]
+        lon = lon_deg[0]
+        if isnan(lat) or isnan(lon):
+            lat = NAN
+            lon = NAN
+        return lat, lon, _clamp(radius_m[0], min_accuracy_m, max_accuracy_m), score[0]
+    block = _alloc_sample(&s, n, n)
+    if block == NULL:
+        raise MemoryError(f"cannot allocate scratch for {n} cells")
+    try:
+        with nogil:
+            _pack(
+                &s, &lat_deg[0], &lon_deg[0], &age_ms[0], &signal_dbm[0], &score[0],
+                NULL, n,
+            )
+            _weighted_mean(&s, block + 5 * n, &lat, &lon)
+            if isnan(lat) or isnan(lon):
+                lat = NAN
+                lon = NAN
+            accuracy = _clamp(
+                _percentile95_m(lat, lon, s.lat_deg, s.lon_deg, n, block + 5 * n),
+                min_accuracy_m, max_accuracy_m,
+            )
+            score_sum = _sum(&score[0], n)
+    finally:
+        free(block)
+    return lat, lon, accuracy, score_sum

@@ -1,0 +1,195 @@
+"""API keys: the key object, its per-process cache, and daily usage limits.
+
+Every Redis key format of the API layer is built here:
+
+* ``apilimit:<key>:<path>:<YYYYMMDD>`` — requests per key, path and UTC day
+  (expires after 25 hours);
+* ``apiuser:<type>:<key>:<YYYY-MM-DD>`` — a HyperLogLog of client IPs per key
+  and day (expires after 8 days).
+
+Lookups go through a small per-process TTL cache (500 keys, 5 minutes ±
+30 s chosen once per process). Unknown keys are cached too (quirk Q11, kept:
+it shields the database from clients hammering with a bad key), so a new key
+can take up to ~5.5 minutes to work on a process that saw it as unknown.
+Database errors are not cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import redis
+import redis.asyncio
+import sentry_sdk
+
+log = logging.getLogger(__name__)
+
+API_KEY_CACHE_SIZE = 500
+API_KEY_CACHE_TTL_S = 300
+API_KEY_CACHE_JITTER_S = 30
+APIUSER_TTL_S = 691_200  # 8 days
+APILIMIT_TTL_S = 90_000  # 25 hours
+
+_KEY_PATTERN = re.compile(r"^[-0-9a-z]{4,40}$", re.IGNORECASE)
+
+
+def is_valid_key_text(text: str | None) -> bool:
+    """4 to 40 letters, digits or dashes; anything else counts as no key."""
+    return bool(text) and _KEY_PATTERN.match(text or "") is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key's permissions; the defaults are those of "no key lookup possible"."""
+
+    valid_key: str | None = None
+    maxreq: int = 0
+    allow_fallback: bool = False
+    allow_locate: bool = True
+    allow_region: bool = True
+    fallback_name: str | None = None
+    fallback_schema: str | None = None
+    fallback_url: str | None = None
+    fallback_ratelimit: int | None = None
+    fallback_ratelimit_interval: int | None = None
+    fallback_cache_expire: int | None = None
+    store_sample_locate: int = 100
+    store_sample_submit: int = 100
+
+    def allowed(self, api_type: str) -> bool:
+        return bool(self.allow_locate if api_type == "locate" else self.allow_region)
+
+    def can_fallback(self) -> bool:
+        return bool(
+            self.allow_fallback
+            and self.fallback_name
+            and self.fallback_url
+            and self.fallback_ratelimit is not None
+            and self.fallback_ratelimit_interval
+        )
+
+    def store_sample(
+        self, kind: str, global_rate: float = 100.0, rand: Callable[[], float] = random.random
+    ) -> bool:
+        """Whether to store this query/submission, given the sampling rates (0-100 %)."""
+        own = self.store_sample_locate if kind == "locate" else self.store_sample_submit
+        probability = (own or 0) / 100.0 * global_rate / 100.0
+        if probability <= 0:
+            return False
+        return probability >= rand()
+
+
+# Column values that are NULL in the table get the "unknown key" defaults.
+_DEFAULTS = ApiKey()
+
+
+def api_key_from_row(row: object) -> ApiKey:
+    """An ``ApiKey`` from a database row (any object with the column attributes)."""
+    values: dict[str, Any] = {}
+    for name in ApiKey.__slots__:
+        value = getattr(row, name, None)
+        if name in ("allow_locate", "allow_region", "allow_fallback"):
+            value = bool(value)  # NULL counts as not allowed
+        elif value is None:
+            value = getattr(_DEFAULTS, name)
+        values[name] = value
+    return ApiKey(**values)
+
+
+class ApiKeyCache:
+    """A bounded TTL cache of key lookups (hits and misses), for one process."""
+
+    def __init__(
+        self,
+        *,
+        size: int = API_KEY_CACHE_SIZE,
+        ttl_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        jitter = random.randint(-API_KEY_CACHE_JITTER_S, API_KEY_CACHE_JITTER_S)
+        self.ttl_s = API_KEY_CACHE_TTL_S + jitter if ttl_s is None else ttl_s
+        self.size = size
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[bool, ApiKey | None]:
+        """``(found, value)``; a cached miss is ``(True, None)``."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return False, None
+        expires, value = entry
+        if expires < self._clock():
+            del self._entries[key]
+            return False, None
+        return True, value
+
+    def put(self, key: str, value: ApiKey | None) -> None:
+        self._entries[key] = (self._clock() + self.ttl_s, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+def apilimit_key(key: str, path: str, day: date) -> str:
+    return f"apilimit:{key}:{path}:{day:%Y%m%d}"
+
+
+def apiuser_key(api_type: str, key: str, day: date) -> str:
+    return f"apiuser:{api_type}:{key}:{day:%Y-%m-%d}"
+
+
+async def count_and_check_limit(
+    client: redis.asyncio.Redis,
+    api_key: ApiKey,
+    *,
+    ip: str | None,
+    path: str,
+    api_type: str,
+    today: date,
+) -> bool:
+    """Count the request and its client IP; True when the daily limit is exceeded.
+
+    The counter is incremented before the comparison, so with ``maxreq=5`` the
+    sixth request of the day is the first refused, and refused requests keep
+    counting. A Redis failure lets the request through.
+    """
+    if api_key.valid_key is None:
+        return False
+    user_key = apiuser_key(api_type, api_key.valid_key, today)
+    limit_key = apilimit_key(api_key.valid_key, path, today)
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.pfadd(user_key, ip or "127.0.0.1")
+            pipe.expire(user_key, APIUSER_TTL_S)
+            pipe.incr(limit_key)
+            pipe.expire(limit_key, APILIMIT_TTL_S)
+            _, _, count, _ = await pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        log.warning("daily limit not checked, redis unavailable: %s", exc.__class__.__name__)
+        sentry_sdk.capture_exception(exc)
+        return False
+    return bool(api_key.maxreq) and int(count) > api_key.maxreq
+
+
+async def rate_limit_exceeded(
+    client: redis.asyncio.Redis, key: str, *, maxreq: int | None, expire_s: int, on_error: bool
+) -> bool:
+    """Generic counter limit: INCR + EXPIRE, exceeded when over ``maxreq`` (0/None: never)."""
+    if not maxreq:
+        return False
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, expire_s)
+            count, _ = await pipe.execute()
+    except (redis.RedisError, OSError):
+        return on_error
+    return int(count) > maxreq

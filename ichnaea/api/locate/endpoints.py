@@ -1,0 +1,157 @@
+"""HTTP handlers of ``/v1/geolocate`` and ``/v1/country``: parse → search → render.
+
+Processing order (spec locate.md 1.3): the API key first (a bad key is
+``keyInvalid`` even with a malformed body; an exhausted one is
+``dailyLimitExceeded`` before the body is read), then the body, then the
+search. Only geolocate counts requests and client IPs; country is never
+rate limited.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ichnaea.api.body import decode_json_body
+from ichnaea.api.keys import (
+    ApiKey,
+    ApiKeyCache,
+    api_key_from_row,
+    count_and_check_limit,
+    is_valid_key_text,
+)
+from ichnaea.api.locate.query import Query
+from ichnaea.api.locate.schemas import parse_locate_request
+from ichnaea.api.locate.service import LocateService
+from ichnaea.config import Settings
+from ichnaea.errors import DailyLimitExceededError, InvalidApiKeyError, LocationNotFoundError
+from ichnaea.geoip import GeoIPReader
+from ichnaea.repositories.api_keys import get_api_key
+from ichnaea.repositories.session import make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LocateState:
+    """What the locate endpoints need, built once per process in the lifespan."""
+
+    settings: Settings
+    service: LocateService
+    geoip: GeoIPReader
+    api_keys: ApiKeyCache
+
+
+def client_ip(request: Request) -> str | None:
+    """The first ``X-Forwarded-For`` entry, else the peer address; None if not an IP."""
+    forwarded = request.headers.get("x-forwarded-for")
+    text = forwarded.split(",")[0].strip() if forwarded is not None else None
+    if text is None and request.client is not None:
+        text = request.client.host
+    if not text:
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _lookup_key_sync(state: LocateState, key: str) -> ApiKey | None:
+    sessionmaker = make_sessionmaker(state.service.db)
+    with sessionmaker() as session:
+        row = get_api_key(session, key)
+        return None if row is None else api_key_from_row(row)
+
+
+async def resolve_api_key(state: LocateState, text: str | None, api_type: str) -> ApiKey:
+    """The key's permissions; raises ``InvalidApiKeyError`` for a bad or unknown key.
+
+    A database error skips the check: the request continues with the default
+    permissions (locate and region allowed, no fallback, no limit).
+    """
+    if text is None or not is_valid_key_text(text):
+        raise InvalidApiKeyError()
+    cached, api_key = state.api_keys.get(text)
+    if not cached:
+        breaker = state.service.db_breaker
+        if not breaker.closed:
+            return ApiKey()
+        try:
+            api_key = await run_in_threadpool(_lookup_key_sync, state, text)
+        except SQLAlchemyError as exc:
+            breaker.failed()
+            log.warning("api key not checked, database unavailable: %s", exc.__class__.__name__)
+            return ApiKey()
+        state.api_keys.put(text, api_key)
+    if api_key is None or not api_key.allowed(api_type):
+        raise InvalidApiKeyError()
+    return api_key
+
+
+STATE_KEY = "locate"
+
+
+def locate_state(request: Request) -> LocateState:
+    state: LocateState = getattr(request.state, STATE_KEY)
+    return state
+
+
+async def _prepare(request: Request, api_type: str) -> tuple[LocateState, ApiKey, Query, datetime]:
+    state = locate_state(request)
+    keys = request.query_params.getlist("key")
+    api_key = await resolve_api_key(state, keys[-1] if keys else None, api_type)
+    ip = client_ip(request)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if api_type == "locate":
+        exceeded = await count_and_check_limit(
+            state.service.redis,
+            api_key,
+            ip=ip,
+            path="v1.geolocate",
+            api_type=api_type,
+            today=now.date(),
+        )
+        if exceeded:
+            raise DailyLimitExceededError()
+    data, _ = decode_json_body(
+        await request.body(),
+        content_encoding=request.headers.get("content-encoding"),
+        content_type=request.headers.get("content-type"),
+        max_decompressed_bytes=state.settings.max_decompressed_bytes,
+    )
+    parsed = parse_locate_request(data)
+    geoip = state.geoip.lookup(ip) if ip is not None else None
+    query = Query.build(parsed, api_type=api_type, ip=ip, geoip=geoip)
+    return state, api_key, query, now
+
+
+async def geolocate(request: Request) -> Response:
+    state, api_key, query, now = await _prepare(request, "locate")
+    result = await state.service.locate(query, api_key, now=now)
+    if result is None:
+        raise LocationNotFoundError()
+    body: dict[str, object] = {
+        "location": {"lat": result.lat, "lng": result.lon},
+        "accuracy": float(result.accuracy),
+    }
+    if result.fallback:
+        body["fallback"] = result.fallback
+    return JSONResponse(body)
+
+
+async def country(request: Request) -> Response:
+    state, _, query, now = await _prepare(request, "region")
+    result = await state.service.region(query, now=now)
+    if result is None:
+        raise LocationNotFoundError()
+    body = {"country_code": result.region_code, "country_name": result.region_name}
+    if result.fallback:
+        body["fallback"] = result.fallback
+    return JSONResponse(body)

@@ -1,0 +1,111 @@
+"""Search results and how the best one is chosen.
+
+Positions (spec locate.md 3.7): results are sorted by accuracy; every result
+seeds a cluster of itself and the later results close enough to it
+(distance ≤ 1.5 times the larger of the two accuracies). The cluster with the
+highest summed score wins (ties: the higher single score, then the earlier
+seed, i.e. the more accurate one), and within it the most accurate result.
+A query is *satisfied* when that cluster sums to a score of at least 1 and
+reaches the accuracy class the query's data could reach; only then is the
+external fallback provider skipped.
+
+Regions (3.8): results are grouped by region code; the group with the
+highest summed score wins (ties: the larger region), and within it the
+result from the most direct source (internal before fallback before GeoIP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from ichnaea.api.locate.constants import DEGREE_DECIMAL_PLACES, DataAccuracy
+from ichnaea.geo import distance_m
+
+
+class DataSource(IntEnum):
+    internal = 1
+    fallback = 2
+    geoip = 3
+
+
+# (network type, binary id, seen today)
+UsedNetwork = tuple[str, bytes, bool]
+
+
+@dataclass(slots=True)
+class Position:
+    lat: float
+    lon: float
+    accuracy: float
+    score: float
+    source: DataSource
+    fallback: str | None = None
+    used_networks: list[UsedNetwork] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.lat = round(self.lat, DEGREE_DECIMAL_PLACES)
+        self.lon = round(self.lon, DEGREE_DECIMAL_PLACES)
+        self.accuracy = round(self.accuracy, DEGREE_DECIMAL_PLACES)
+
+    @property
+    def data_accuracy(self) -> DataAccuracy:
+        return DataAccuracy.from_number(self.accuracy)
+
+
+@dataclass(slots=True)
+class Region:
+    region_code: str
+    region_name: str
+    accuracy: float
+    score: float
+    source: DataSource
+    fallback: str | None = None
+
+
+def _best_position_cluster(results: list[Position]) -> list[Position]:
+    if len(results) <= 1:
+        return list(results)
+    ordered = sorted(results, key=lambda r: r.accuracy)
+    best: list[Position] = []
+    best_key: tuple[float, float] | None = None
+    for i, seed in enumerate(ordered):
+        cluster = [seed]
+        for other in ordered[i + 1 :]:
+            reach = 1.5 * max(seed.accuracy, other.accuracy)
+            if distance_m(seed.lat, seed.lon, other.lat, other.lon) <= reach:
+                cluster.append(other)
+        key = (sum(r.score for r in cluster), max(r.score for r in cluster))
+        # Strictly greater: on a full tie the earlier (more accurate) seed stays.
+        if best_key is None or key > best_key:
+            best, best_key = cluster, key
+    return best
+
+
+def best_position(results: list[Position]) -> Position | None:
+    cluster = _best_position_cluster(results)
+    if not cluster:
+        return None
+    return min(cluster, key=lambda r: (r.accuracy, -r.score))
+
+
+def satisfies(results: list[Position], expected: DataAccuracy) -> bool:
+    """Whether the results are good enough to skip the fallback provider."""
+    cluster = _best_position_cluster(results)
+    if not cluster or sum(r.score for r in cluster) < 1.0:
+        return False
+    reached = min(r.data_accuracy.value for r in cluster)
+    return reached <= expected.value
+
+
+def best_region(results: list[Region]) -> Region | None:
+    if not results:
+        return None
+    groups: dict[str, list[Region]] = {}
+    for result in results:
+        groups.setdefault(result.region_code, []).append(result)
+    group = max(
+        groups.values(),
+        key=lambda g: (sum(r.score for r in g), max(r.accuracy for r in g)),
+    )
+    return min(group, key=lambda r: (r.source, -r.score))

@@ -1,0 +1,112 @@
+"""The locate searchers: run the sources in order, pick the best answer.
+
+Position search (``/v1/geolocate``) asks, in order, the internal station
+data, GeoIP and the key's external fallback provider; each source sees the
+results gathered so far (the fallback runs only if they are not good
+enough). Region search (``/v1/country``) asks internal data and GeoIP.
+
+Side effect of a position search (spec locate.md 3.10): when the internal
+data found a position and not every network of the query was already
+confirmed today, the query is — subject to the key's and the global
+sampling rates — queued as a ``query``-source report for the data
+pipeline. That path never fails the request: a Redis error only skips the
+report (quirk Q5 fixed: the original answered 500 when reading the global
+sample rate failed).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import redis
+import redis.asyncio
+import sentry_sdk
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from ichnaea.api.keys import ApiKey
+from ichnaea.api.locate.fallback import FallbackClient
+from ichnaea.api.locate.query import Query
+from ichnaea.api.locate.result import Position, Region, best_position, best_region
+from ichnaea.api.locate.sources import fallback, geoip, internal
+from ichnaea.breaker import CircuitBreaker
+from ichnaea.geocode import Geocoder
+from ichnaea.queue import INCOMING_QUEUE, push_items
+
+log = logging.getLogger(__name__)
+
+GLOBAL_SAMPLE_RATE_KEY = "global_locate_sample_rate"
+
+
+@dataclass(slots=True)
+class LocateService:
+    """The collaborators of a search; one per process, built in the lifespan."""
+
+    db: Engine
+    redis: redis.asyncio.Redis
+    geocoder: Geocoder
+    fallback: FallbackClient
+    # Shared by the key lookup and the station lookups of this process.
+    db_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+
+    async def locate(self, query: Query, api_key: ApiKey, *, now: datetime) -> Position | None:
+        results: list[Position] = []
+        if query.has_network_data:
+            found = await run_in_threadpool(
+                internal.search_positions, self.db, self.db_breaker, query, now
+            )
+            results += found
+            await self._store_query(query, api_key, found)
+        if geoip.should_search(query):
+            results += geoip.search_position(query)
+        if fallback.should_search(query, api_key, results):
+            results += await fallback.search(self.fallback, query, api_key)
+        return best_position(results)
+
+    async def region(self, query: Query, *, now: datetime) -> Region | None:
+        results: list[Region] = []
+        if query.has_network_data:
+            results += await run_in_threadpool(
+                internal.search_regions, self.db, self.db_breaker, query, self.geocoder, now
+            )
+        if geoip.should_search(query):
+            results += geoip.search_region(query)
+        return best_region(results)
+
+    async def _global_sample_rate(self) -> float | None:
+        raw = await self.redis.get(GLOBAL_SAMPLE_RATE_KEY)
+        if raw is None:
+            return 100.0
+        try:
+            return float(raw)
+        except ValueError:
+            return 100.0
+
+    async def _store_query(self, query: Query, api_key: ApiKey, found: list[Position]) -> None:
+        best = best_position(found)
+        if best is None:
+            return
+        seen: dict[str, set[bytes]] = {"area": set(), "blue": set(), "cell": set(), "wifi": set()}
+        for kind, key, seen_today in best.used_networks:
+            if seen_today:
+                seen[kind].add(key)
+        if seen == query.networks():
+            return  # every network was already confirmed today
+        try:
+            rate = await self._global_sample_rate()
+            if rate is None or not api_key.store_sample("locate", rate):
+                return
+            report = query.json()
+            report["position"] = {
+                "latitude": best.lat,
+                "longitude": best.lon,
+                "accuracy": best.accuracy,
+                "source": "query",
+            }
+            item = {"api_key": api_key.valid_key, "source": "query", "report": report}
+            await push_items(self.redis, INCOMING_QUEUE, [item])
+        except (redis.RedisError, OSError) as exc:
+            log.warning("query report not stored, redis unavailable: %s", exc.__class__.__name__)
+            sentry_sdk.capture_exception(exc)

@@ -1,0 +1,353 @@
+"""The internal source: positions and regions from the crowd-sourced station tables.
+
+Positions (spec locate.md 4.5-4.8), per network type, in the order
+Bluetooth → Wi-Fi → cells:
+
+* Bluetooth and Wi-Fi: look the MACs up (one statement per type), score the
+  found stations, group them with complete-linkage clustering (100 m / 500 m
+  diameter) and turn every group of two or more into one position with the
+  compiled weighting kernel. Fewer than two found stations give nothing, so
+  one real MAC paired with a made-up one reveals nothing.
+* Cells: every cell area (radio, MCC, MNC, LAC) of the found cells is one
+  cluster, aggregated by weighted mean. Only if no cell was found are the
+  cell areas themselves used, as coarse "lacf" positions.
+
+Regions (4.9): stations vote for the region stored with them, weighted by
+their score; cells vote for the regions of their MCC (each of n regions
+gets 1/n), and an ambiguous MCC is resolved with the area table's region.
+
+A database error in one network type is logged and reported, and that type
+contributes nothing; the others still answer (and GeoIP still can).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import sentry_sdk
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ichnaea.api.locate.constants import (
+    AREA_MAX_ACCURACY_M,
+    AREA_MIN_ACCURACY_M,
+    BLUE_MAX_ACCURACY_M,
+    BLUE_MIN_ACCURACY_M,
+    CELL_MAX_ACCURACY_M,
+    CELL_MIN_ACCURACY_M,
+    CELL_SIGNAL_RANGE_DBM,
+    MAX_BLUE_CLUSTER_M,
+    MAX_BLUES_IN_CLUSTER,
+    MAX_WIFI_CLUSTER_M,
+    MAX_WIFIS_IN_CLUSTER,
+    MIN_BLUE_SIGNAL_DBM,
+    MIN_WEIGHT_AGE_MS,
+    MIN_WIFI_SIGNAL_DBM,
+    WIFI_MAX_ACCURACY_M,
+    WIFI_MIN_ACCURACY_M,
+)
+from ichnaea.api.locate.query import BlueLookup, CellLookup, Query, WifiLookup
+from ichnaea.api.locate.result import DataSource, Position, Region
+from ichnaea.api.locate.score import area_scores, station_scores, to_seconds
+from ichnaea.breaker import CircuitBreaker
+from ichnaea.enums import Radio
+from ichnaea.geocode import Geocoder
+from ichnaea.positioning import (
+    aggregate_cell_position,
+    aggregate_cluster_position,
+    cluster_networks,
+)
+from ichnaea.repositories.stations import (
+    AreaRows,
+    StationRows,
+    fetch_areas,
+    fetch_cells,
+    fetch_macs,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MacParams:
+    kind: str
+    max_distance_m: float
+    min_signal_dbm: float
+    max_networks: int
+    min_accuracy_m: float
+    max_accuracy_m: float
+
+
+BLUE = MacParams(
+    "blue",
+    MAX_BLUE_CLUSTER_M,
+    MIN_BLUE_SIGNAL_DBM,
+    MAX_BLUES_IN_CLUSTER,
+    BLUE_MIN_ACCURACY_M,
+    BLUE_MAX_ACCURACY_M,
+)
+WIFI = MacParams(
+    "wifi",
+    MAX_WIFI_CLUSTER_M,
+    MIN_WIFI_SIGNAL_DBM,
+    MAX_WIFIS_IN_CLUSTER,
+    WIFI_MIN_ACCURACY_M,
+    WIFI_MAX_ACCURACY_M,
+)
+
+
+def _weight_age(age: int | None) -> float:
+    return float(max(abs(age or 0), MIN_WEIGHT_AGE_MS))
+
+
+def _scores(rows: StationRows, now_s: float) -> np.ndarray:
+    return station_scores(
+        now_s,
+        created_day=rows.created_day,
+        modified_s=rows.modified_s,
+        last_seen_day=rows.last_seen_day,
+        block_last_day=rows.block_last_day,
+        radius_m=rows.radius_m,
+        samples=rows.samples,
+    )
+
+
+def _guarded(kind: str, search: Callable[[], list[Position]]) -> list[Position]:
+    try:
+        return search()
+    except SQLAlchemyError as exc:
+        log.error("station lookup failed for %s: %s", kind, exc.__class__.__name__)
+        sentry_sdk.capture_exception(exc)
+        return []
+
+
+def _mac_positions(
+    conn: Connection,
+    lookups: list[BlueLookup] | list[WifiLookup],
+    params: MacParams,
+    now: datetime,
+) -> list[Position]:
+    by_mac = {bytes.fromhex(item.mac): item for item in lookups}
+    rows = fetch_macs(conn, params.kind, by_mac, today=now.date())
+    if len(rows) < 2:
+        return []
+    found = [by_mac[key] for key in rows.keys]
+    # A signal of 0 counts as missing (quirk Q9, kept: 0 dBm is not a real reading).
+    signal = np.array([item.signal or params.min_signal_dbm for item in found], dtype=np.float64)
+    age = np.array([_weight_age(item.age) for item in found], dtype=np.float64)
+    score = _scores(rows, to_seconds(now))
+    seen_today = rows.last_seen_day >= now.date().toordinal()
+    results = []
+    for index in cluster_networks(rows.lat, rows.lon, max_distance_m=params.max_distance_m):
+        position = aggregate_cluster_position(
+            rows.lat[index],
+            rows.lon[index],
+            age[index],
+            signal[index],
+            score[index],
+            max_networks=params.max_networks,
+            min_accuracy_m=params.min_accuracy_m,
+            max_accuracy_m=params.max_accuracy_m,
+        )
+        used = [
+            (params.kind, rows.keys[i], bool(seen_today[i]))
+            for i in index[position.sample_mask.astype(bool)]
+        ]
+        results.append(
+            Position(
+                position.lat,
+                position.lon,
+                position.accuracy_m,
+                position.score,
+                DataSource.internal,
+                None,
+                used,
+            )
+        )
+    return results
+
+
+def _area_prefix(cellid: bytes) -> bytes:
+    # The area key is the cell key without its cell id (4 bytes, 8 for NR).
+    return cellid[:-8] if len(cellid) > 11 else cellid[:-4]
+
+
+def _cell_positions(conn: Connection, query: Query, now: datetime) -> list[Position]:
+    by_id = {cell.cellid: cell for cell in query.cell}
+    rows = fetch_cells(conn, ((c.radio, key) for key, c in by_id.items()), today=now.date())
+    if len(rows) == 0:
+        return _area_positions(conn, query, now)
+    found = [by_id[key] for key in rows.keys]
+    signal = np.array(
+        [c.signal or CELL_SIGNAL_RANGE_DBM[c.radio][0] for c in found], dtype=np.float64
+    )
+    age = np.array([_weight_age(c.age) for c in found], dtype=np.float64)
+    score = _scores(rows, to_seconds(now))
+    seen_today = rows.last_seen_day >= now.date().toordinal()
+    groups: dict[bytes, list[int]] = {}
+    for i, key in enumerate(rows.keys):
+        groups.setdefault(_area_prefix(key), []).append(i)
+    results = []
+    for members in groups.values():
+        index = np.array(members)
+        position = aggregate_cell_position(
+            rows.lat[index],
+            rows.lon[index],
+            rows.radius_m[index],
+            age[index],
+            signal[index],
+            score[index],
+            min_accuracy_m=CELL_MIN_ACCURACY_M,
+            max_accuracy_m=CELL_MAX_ACCURACY_M,
+        )
+        used = [("cell", rows.keys[i], bool(seen_today[i])) for i in members]
+        results.append(
+            Position(
+                position.lat,
+                position.lon,
+                position.accuracy_m,
+                position.score,
+                DataSource.internal,
+                None,
+                used,
+            )
+        )
+    return results
+
+
+def _area_scores(areas: AreaRows, now: datetime) -> np.ndarray:
+    return area_scores(
+        to_seconds(now),
+        created_day=areas.created_day,
+        modified_s=areas.modified_s,
+        last_seen_day=areas.last_seen_day,
+        radius_m=areas.radius_m,
+        num_cells=areas.num_cells,
+    )
+
+
+def _area_positions(conn: Connection, query: Query, now: datetime) -> list[Position]:
+    if not query.cell_area:
+        return []
+    areas = fetch_areas(conn, (area.areaid for area in query.cell_area))
+    score = _area_scores(areas, now)
+    accuracy = np.clip(np.nan_to_num(areas.radius_m), AREA_MIN_ACCURACY_M, AREA_MAX_ACCURACY_M)
+    today = now.date().toordinal()
+    return [
+        Position(
+            float(areas.lat[i]),
+            float(areas.lon[i]),
+            float(accuracy[i]),
+            float(score[i]),
+            DataSource.internal,
+            "lacf",
+            [("area", areas.keys[i], bool(areas.last_seen_day[i] >= today))],
+        )
+        for i in range(len(areas))
+    ]
+
+
+def _connect(engine: Engine, breaker: CircuitBreaker) -> Connection | None:
+    """A connection, or None while the database is known to be down."""
+    if not breaker.closed:
+        return None
+    try:
+        conn = engine.connect()
+    except SQLAlchemyError as exc:
+        breaker.failed()
+        log.error("database unavailable, skipping station lookups: %s", exc.__class__.__name__)
+        sentry_sdk.capture_exception(exc)
+        return None
+    breaker.succeeded()
+    return conn
+
+
+def search_positions(
+    engine: Engine, breaker: CircuitBreaker, query: Query, now: datetime
+) -> list[Position]:
+    """All internal position results of a query (blocking: run it in a thread)."""
+    results: list[Position] = []
+    conn = _connect(engine, breaker)
+    if conn is None:
+        return results
+    with conn:
+        if query.blue:
+            results += _guarded("blue", lambda: _mac_positions(conn, query.blue, BLUE, now))
+        if query.wifi:
+            results += _guarded("wifi", lambda: _mac_positions(conn, query.wifi, WIFI, now))
+        if query.cell or query.cell_area:
+            results += _guarded("cell", lambda: _cell_positions(conn, query, now))
+    return results
+
+
+def _mac_region_scores(
+    conn: Connection, lookups: list[BlueLookup] | list[WifiLookup], kind: str, now: datetime
+) -> dict[str, float]:
+    rows = fetch_macs(conn, kind, (bytes.fromhex(item.mac) for item in lookups), today=now.date())
+    totals: dict[str, float] = {}
+    for region, score in zip(rows.region, _scores(rows, to_seconds(now)), strict=True):
+        if region:
+            totals[region] = totals.get(region, 0.0) + float(score)
+    return totals
+
+
+def _cell_region_scores(
+    conn: Connection, query: Query, geocoder: Geocoder, now: datetime
+) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    ambiguous: list[CellLookup] = []
+    # Quirk Q3, kept: a full cell is in both lists and counts twice; the
+    # tested country answers (US over GB for MCCs 310 + 311) depend on it.
+    for entry in [*query.cell, *query.cell_area]:
+        regions = geocoder.regions_for_mcc(entry.mcc)
+        for region in regions:
+            totals[region.code] = totals.get(region.code, 0.0) + 1.0 / len(regions)
+        if len(regions) > 1 and entry.radio is not Radio.nr:
+            ambiguous.append(entry)
+    if ambiguous:
+        areas = fetch_areas(conn, {entry.areaid for entry in ambiguous})
+        for code, score in zip(areas.region, _area_scores(areas, now), strict=True):
+            if code is not None and code in totals:
+                totals[code] += float(score)
+    return totals
+
+
+def search_regions(
+    engine: Engine, breaker: CircuitBreaker, query: Query, geocoder: Geocoder, now: datetime
+) -> list[Region]:
+    """All internal region results of a query (blocking: run it in a thread)."""
+    totals: dict[str, float] = {}
+
+    def add(kind: str, search: Callable[[], dict[str, float]]) -> None:
+        try:
+            scores = search()
+        except SQLAlchemyError as exc:
+            log.error("region lookup failed for %s: %s", kind, exc.__class__.__name__)
+            sentry_sdk.capture_exception(exc)
+            return
+        for code, score in scores.items():
+            totals[code] = totals.get(code, 0.0) + score
+
+    conn = _connect(engine, breaker)
+    if conn is None:
+        return []
+    with conn:
+        if query.blue:
+            add("blue", lambda: _mac_region_scores(conn, query.blue, "blue", now))
+        if query.wifi:
+            add("wifi", lambda: _mac_region_scores(conn, query.wifi, "wifi", now))
+        if query.cell or query.cell_area:
+            add("cell", lambda: _cell_region_scores(conn, query, geocoder, now))
+    results = []
+    for code, score in totals.items():
+        region = geocoder.region_for_code(code)
+        if region is not None:
+            results.append(
+                Region(region.code, region.name, region.radius_m, score, DataSource.internal)
+            )
+    return results

@@ -1,0 +1,38 @@
+"""Redis data queues: the wire format of queued items, and pushing them.
+
+An item is a JSON object, UTF-8 encoded and gzip-compressed (level 6), so
+queues stay small in Redis memory. Items are pushed in batches of 100 with
+``RPUSH``. The queue consumers (the worker role) own the delivery
+guarantees; this module only defines the format and the producer side.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio
+
+INCOMING_QUEUE = "update_incoming"
+PUSH_BATCH = 100
+
+
+def encode_item(item: dict[str, Any]) -> bytes:
+    return gzip.compress(json.dumps(item, separators=(",", ":")).encode("utf-8"), compresslevel=6)
+
+
+def decode_item(raw: bytes) -> Any:
+    return json.loads(gzip.decompress(raw).decode("utf-8"))
+
+
+async def push_items(
+    client: redis.asyncio.Redis, queue: str, items: Sequence[dict[str, Any]]
+) -> None:
+    """Append items to a queue; Redis errors propagate to the caller."""
+    encoded = [encode_item(item) for item in items]
+    async with client.pipeline(transaction=False) as pipe:
+        for start in range(0, len(encoded), PUSH_BATCH):
+            pipe.rpush(queue, *encoded[start : start + PUSH_BATCH])
+        await pipe.execute()

@@ -1,0 +1,234 @@
+"""Station lookups for the locate path: batched, one statement per network type.
+
+All Wi-Fi MACs of a query are fetched with one ``UNION ALL`` over the shard
+tables they touch (one ``SELECT ... WHERE mac IN (...)`` per shard), and the
+same for Bluetooth, cells (one table per radio) and cell areas. Rows without
+a position never come back. The result is a set of NumPy columns ready for
+scoring and the positioning kernels; dates are day numbers and datetimes
+seconds since the epoch, NULL is NaN.
+
+Blocked stations (moved recently or repeatedly; spec locate.md 4.2) are
+dropped here, vectorised, so no caller can forget to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Connection
+
+from ichnaea.codecs import mac_shard_id
+from ichnaea.enums import Radio
+from ichnaea.models.cell import CELL_TABLES, CellArea
+from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
+
+Float = NDArray[np.float64]
+
+_EPOCH = datetime(1970, 1, 1)
+_NAN = float("nan")
+# A station blocked on one of the last two days is ignored.
+TEMPORARY_BLOCK_DAYS = 2
+
+
+@dataclass(slots=True)
+class StationRows:
+    """Columns of found, unblocked stations, in one consistent row order."""
+
+    keys: list[bytes]
+    lat: Float
+    lon: Float
+    radius_m: Float
+    samples: Float
+    created_day: Float
+    modified_s: Float
+    last_seen_day: Float
+    block_last_day: Float
+    region: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def take(self, mask: NDArray[np.bool_]) -> StationRows:
+        index = np.flatnonzero(mask)
+        return StationRows(
+            keys=[self.keys[i] for i in index],
+            lat=self.lat[index],
+            lon=self.lon[index],
+            radius_m=self.radius_m[index],
+            samples=self.samples[index],
+            created_day=self.created_day[index],
+            modified_s=self.modified_s[index],
+            last_seen_day=self.last_seen_day[index],
+            block_last_day=self.block_last_day[index],
+            region=[self.region[i] for i in index],
+        )
+
+
+def _date(value: date | str | None) -> date | None:
+    # Raw driver rows: SQLite hands dates and datetimes back as ISO text.
+    return date.fromisoformat(value[:10]) if isinstance(value, str) else value
+
+
+def _datetime(value: datetime | str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _day(value: date | str | None) -> float:
+    day = _date(value)
+    return float(day.toordinal()) if day is not None else _NAN
+
+
+def _seconds(value: datetime | str | None) -> float:
+    moment = _datetime(value)
+    return (moment - _EPOCH).total_seconds() if moment is not None else _NAN
+
+
+def _float(value: float | None) -> float:
+    return float(value) if value is not None else _NAN
+
+
+def _rows_to_columns(rows: Sequence[Any]) -> tuple[StationRows, Float]:
+    """Columns of ``(key, lat, lon, radius, region, samples, created, modified,
+    last_seen, block_last, block_count)`` rows, plus the block counts."""
+    n = len(rows)
+    data = np.empty((9, n), dtype=np.float64)
+    keys: list[bytes] = []
+    region: list[str | None] = []
+    for i, r in enumerate(rows):
+        keys.append(bytes(r[0]))
+        region.append(r[4])
+        data[0, i] = r[1]
+        data[1, i] = r[2]
+        data[2, i] = _float(r[3])
+        data[3, i] = _float(r[5])
+        data[4, i] = _day(r[6])
+        data[5, i] = _seconds(r[7])
+        data[6, i] = _day(r[8])
+        data[7, i] = _day(r[9])
+        data[8, i] = _float(r[10])
+    columns = StationRows(
+        keys=keys,
+        lat=data[0],
+        lon=data[1],
+        radius_m=data[2],
+        samples=data[3],
+        created_day=data[4],
+        modified_s=data[5],
+        last_seen_day=data[6],
+        block_last_day=data[7],
+        region=region,
+    )
+    return columns, data[8]
+
+
+def blocked(rows: StationRows, block_count: Float, today: date) -> NDArray[np.bool_]:
+    """Stations excluded from locate: blocked in the last two days, or
+    blocked at least once per 30 days of their life (so any block in the
+    first 15 days)."""
+    today_day = float(today.toordinal())
+    recent = (today_day - rows.block_last_day) < TEMPORARY_BLOCK_DAYS  # NaN compares False
+    count = np.nan_to_num(block_count)
+    age_months = np.round(np.abs(rows.created_day - today_day) / 30.0)
+    repeated = (count > 0) & ~np.isnan(rows.created_day) & (count >= age_months)
+    result: NDArray[np.bool_] = recent | repeated
+    return result
+
+
+_STATION_COLUMNS = (
+    "lat, lon, radius, region, samples, created, modified, last_seen, block_last, block_count"
+)
+
+
+def _marker(conn: Connection) -> str:
+    return "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
+
+
+def _station_sql(conn: Connection, table: str, key: str, count: int) -> str:
+    markers = ", ".join([_marker(conn)] * count)
+    return (
+        f"SELECT {key}, {_STATION_COLUMNS} FROM {table} "
+        f"WHERE lat IS NOT NULL AND lon IS NOT NULL AND {key} IN ({markers})"
+    )
+
+
+def _run(conn: Connection, groups: dict[str, list[bytes]], key: str, today: date) -> StationRows:
+    """One ``UNION ALL`` statement over the tables of ``groups`` (table -> ids).
+
+    Plain SQL on purpose: building and compiling a SQLAlchemy statement for
+    every combination of shards cost several times the query itself on this
+    hot path. Table and column names come from the models, never from input.
+    """
+    if not groups:
+        return _rows_to_columns([])[0]
+    sql = " UNION ALL ".join(
+        _station_sql(conn, table, key, len(ids)) for table, ids in groups.items()
+    )
+    params = tuple(i for ids in groups.values() for i in ids)
+    rows, block_count = _rows_to_columns(conn.exec_driver_sql(sql, params).all())
+    return rows.take(~blocked(rows, block_count, today))
+
+
+def fetch_macs(conn: Connection, kind: str, macs: Iterable[bytes], *, today: date) -> StationRows:
+    """Wi-Fi (``kind="wifi"``) or Bluetooth (``"blue"``) stations by 6-byte MAC."""
+    shards = WIFI_SHARDS if kind == "wifi" else BLUE_SHARDS
+    groups: dict[str, list[bytes]] = {}
+    for mac in macs:
+        table = shards[mac_shard_id(mac.hex())].__tablename__
+        groups.setdefault(table, []).append(mac)
+    return _run(conn, groups, "mac", today)
+
+
+def fetch_cells(
+    conn: Connection, cellids: Iterable[tuple[Radio, bytes]], *, today: date
+) -> StationRows:
+    """Cells by ``(radio, cellid)``; each radio has its own table."""
+    groups: dict[str, list[bytes]] = {}
+    for radio, cellid in cellids:
+        groups.setdefault(CELL_TABLES[radio].__tablename__, []).append(cellid)
+    return _run(conn, groups, "cellid", today)
+
+
+@dataclass(slots=True)
+class AreaRows:
+    keys: list[bytes]
+    lat: Float
+    lon: Float
+    radius_m: Float
+    num_cells: Float
+    created_day: Float
+    modified_s: Float
+    last_seen_day: Float
+    region: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def fetch_areas(conn: Connection, areaids: Iterable[bytes]) -> AreaRows:
+    """Cell areas by 7-byte areaid (areas are never blocked)."""
+    ids = tuple(areaids)
+    rows: Sequence[Any] = []
+    if ids:
+        markers = ", ".join([_marker(conn)] * len(ids))
+        sql = (
+            "SELECT areaid, lat, lon, radius, region, num_cells, created, modified, last_seen "
+            f"FROM {CellArea.__tablename__} "
+            f"WHERE lat IS NOT NULL AND lon IS NOT NULL AND areaid IN ({markers})"
+        )
+        rows = conn.exec_driver_sql(sql, ids).all()
+    return AreaRows(
+        keys=[bytes(r[0]) for r in rows],
+        lat=np.array([r[1] for r in rows], dtype=np.float64),
+        lon=np.array([r[2] for r in rows], dtype=np.float64),
+        radius_m=np.array([_float(r[3]) for r in rows], dtype=np.float64),
+        num_cells=np.array([_float(r[5]) for r in rows], dtype=np.float64),
+        created_day=np.array([_day(r[6]) for r in rows], dtype=np.float64),
+        modified_s=np.array([_seconds(r[7]) for r in rows], dtype=np.float64),
+        last_seen_day=np.array([_day(r[8]) for r in rows], dtype=np.float64),
+        region=[r[4] for r in rows],
+    )

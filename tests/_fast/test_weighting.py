@@ -1,0 +1,352 @@
+"""The weighting kernels against NumPy and SciPy.
+
+Every entry point of ``ichnaea._fast._weighting`` is compared with
+``ichnaea._fast.reference``: weights and weighted means (same summation
+order as NumPy, so equal to the last bit), the 95th percentile
+(``numpy.percentile``), the sample selection, and above all the
+least-squares refinement against ``scipy.optimize.leastsq`` with its default
+parameters, which must agree within 1e-6 degrees (spec/locate.md 4.6, the
+compatibility bar) on several hundred random realistic clusters. Inputs
+cover read-only, empty and NaN arrays; the kernels are float64 only
+(ichnaea/positioning.py converts float32, see tests/test_positioning.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+
+from ichnaea import _fast
+from ichnaea._fast import reference
+
+HYPOTHESIS = settings(max_examples=200, deadline=None, derandomize=True, database=None)
+ATOL_DEG = 1e-6  # the compatibility bar of spec 4.6
+RTOL_M = 1e-12
+M_PER_DEG = 111_000.0
+
+
+def random_cluster(
+    rng: np.random.Generator, n: int, spread_m: float = 500.0
+) -> tuple[np.ndarray, ...]:
+    """A realistic cluster: networks within ``spread_m``, caller-prepared inputs.
+
+    Signals -100..-10 dBm, ages max(|0..16000|, 1000) ms, station scores as
+    station_score produces them (0.05..10), a random inhabited latitude.
+    """
+    lat0 = rng.uniform(-60.0, 70.0)
+    lon0 = rng.uniform(-180.0, 180.0)
+    radius = spread_m * np.sqrt(rng.random(n)) / M_PER_DEG
+    angle = rng.uniform(0.0, 2.0 * math.pi, n)
+    lat = lat0 + radius * np.sin(angle)
+    lon = lon0 + radius * np.cos(angle) / math.cos(math.radians(lat0))
+    signal = rng.uniform(-100.0, -10.0, n).round()
+    age = np.maximum(np.abs(rng.uniform(0.0, 16000.0, n)).round(), 1000.0)
+    score = rng.uniform(0.05, 10.0, n)
+    return lat, lon, age, signal, score
+
+
+def fast_weights(score: np.ndarray, age: np.ndarray, signal: np.ndarray) -> np.ndarray:
+    out = np.empty(len(score))
+    _fast.network_weights(score, age, signal, out)
+    return out
+
+
+def fast_sample(score: np.ndarray, max_networks: int) -> np.ndarray:
+    out = np.empty(len(score), dtype=np.uint8)
+    size = _fast.select_sample(score, max_networks, out)
+    assert size == int(out.sum())
+    return out.view(bool)
+
+
+def fast_cluster(
+    *arrays: np.ndarray, max_networks: int = 20, bounds: tuple[float, float] = (10.0, 500.0)
+) -> tuple[float, float, float, float, np.ndarray]:
+    mask = np.empty(len(arrays[0]), dtype=np.uint8)
+    lat, lon, accuracy, score = _fast.aggregate_cluster(*arrays, max_networks, *bounds, mask)
+    return lat, lon, accuracy, score, mask.view(bool)
+
+
+def assert_cluster_matches_reference(
+    arrays: tuple[np.ndarray, ...], max_networks: int = 20, bounds: tuple[float, float] = (10, 500)
+) -> None:
+    got = fast_cluster(*arrays, max_networks=max_networks, bounds=bounds)
+    want = reference.aggregate_cluster(*arrays, max_networks, *bounds)
+    assert_array_equal(got[4], want[4])
+    assert_allclose(got[:2], want[:2], rtol=0.0, atol=ATOL_DEG)
+    assert_allclose(got[2], want[2], rtol=1e-9, atol=1e-6)
+    assert_allclose(got[3], want[3], rtol=RTOL_M)
+
+
+# ---------------------------------------------------------------------------
+# Weights, weighted mean, percentile
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 20, 129, 300])
+def test_weights_and_mean_equal_numpy(n: int) -> None:
+    lat, lon, age, signal, score = random_cluster(np.random.default_rng(n), n)
+    weights = fast_weights(score, age, signal)
+    assert_array_equal(weights, reference.network_weights(score, age, signal))
+    got = _fast.weighted_position(lat, lon, weights)
+    want = reference.weighted_position(lat, lon, weights)
+    # NumPy's pairwise summation order, reproduced: equal to the last bit.
+    assert_array_equal(got, want)
+
+
+def test_weights_follow_the_age_rule() -> None:
+    # Full weight up to 2 s, half at 8 s, 1/sqrt(8) at 16 s; 1/signal².
+    age = np.array([1000.0, 2000.0, 8000.0, 16000.0])
+    weights = fast_weights(np.ones(4), age, np.full(4, -10.0))
+    assert_allclose(weights * 100.0, [1.0, 1.0, 0.5, 1.0 / math.sqrt(8.0)], rtol=1e-15)
+
+
+def test_weights_propagate_nan() -> None:
+    score = np.array([1.0, math.nan, 1.0, 1.0])
+    age = np.array([1000.0, 1000.0, math.nan, 1000.0])
+    signal = np.array([-50.0, -50.0, -50.0, math.nan])
+    weights = fast_weights(score, age, signal)
+    assert_array_equal(np.isnan(weights), [False, True, True, True])
+    assert_array_equal(weights, reference.network_weights(score, age, signal))
+
+
+def test_weighted_position_of_nothing_is_nan() -> None:
+    assert all(
+        math.isnan(v) for v in _fast.weighted_position(np.empty(0), np.empty(0), np.empty(0))
+    )
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 19, 20, 21, 100, 301])
+def test_percentile95_equals_numpy(n: int) -> None:
+    lat, lon, *_ = random_cluster(np.random.default_rng(100 + n), n)
+    lat.flags.writeable = False
+    got = _fast.percentile95_distance_m(lat[0] + 1e-4, lon[0], lat, lon)
+    want = reference.percentile95_distance_m(lat[0] + 1e-4, lon[0], lat, lon)
+    assert_allclose(got, want, rtol=RTOL_M)
+
+
+def test_percentile95_with_equal_distances_and_nan() -> None:
+    lats = np.full(5, 1.0)
+    assert _fast.percentile95_distance_m(0.0, 0.0, lats, np.zeros(5)) == pytest.approx(
+        reference.percentile95_distance_m(0.0, 0.0, lats, np.zeros(5)), rel=RTOL_M
+    )
+    lats[3] = math.nan
+    assert math.isnan(_fast.percentile95_distance_m(0.0, 0.0, lats, np.zeros(5)))
+    assert math.isnan(reference.percentile95_distance_m(0.0, 0.0, lats, np.zeros(5)))
+    assert math.isnan(_fast.percentile95_distance_m(0.0, 0.0, np.empty(0), np.empty(0)))
+
+
+# ---------------------------------------------------------------------------
+# Sample selection (quirk Q1 fixed)
+# ---------------------------------------------------------------------------
+
+
+def test_sample_keeps_highest_scored_networks_fixing_q1() -> None:
+    # The old service sorted ascending and kept the lowest scores (Q1); the
+    # kernel keeps the max_networks highest, ties in input order.
+    score = np.array([0.5, 9.0, 0.1, 3.0, 9.0, 3.0, 0.2])
+    assert_array_equal(fast_sample(score, 4), [False, True, False, True, True, True, False])
+    assert_array_equal(fast_sample(score, 3), [False, True, False, True, True, False, False])
+    assert_array_equal(fast_sample(score, 7), np.ones(7, dtype=bool))
+
+
+@pytest.mark.parametrize("n", [0, 1, 10, 21, 57, 400])
+@pytest.mark.parametrize("max_networks", [0, 1, 10, 20])
+def test_sample_equals_reference(n: int, max_networks: int) -> None:
+    rng = np.random.default_rng(n * 31 + max_networks)
+    score = rng.choice([0.05, 0.5, 1.0, 2.5, 10.0], n) * rng.choice([1.0, 1.0, 1.1], n)
+    if n > 4:
+        score[::5] = math.nan  # NaN ranks last
+    assert_array_equal(
+        fast_sample(score, max_networks), reference.select_sample(score, max_networks)
+    )
+
+
+# ---------------------------------------------------------------------------
+# Least squares vs scipy.optimize.leastsq
+# ---------------------------------------------------------------------------
+
+
+def test_least_squares_matches_leastsq_on_random_clusters() -> None:
+    # Several hundred clusters of 2-30 networks spread up to ~500 m: the
+    # kernel is a port of MINPACK lmdif, so it must stop where SciPy stops.
+    rng = np.random.default_rng(20250131)
+    deviations = []
+    for case in range(400):
+        n = int(rng.integers(2, 31))
+        lat, lon, age, signal, score = random_cluster(rng, n, float(rng.uniform(5.0, 500.0)))
+        lat0, lon0 = reference.weighted_position(
+            lat, lon, reference.network_weights(score, age, signal)
+        )
+        got = _fast.least_squares_position(lat, lon, age, signal, lat0, lon0)
+        want = reference.least_squares_position(lat, lon, age, signal, lat0, lon0)
+        deviations.append(max(abs(got[0] - want[0]), abs(got[1] - want[1])))
+        assert got[2] == want[2], case
+    assert max(deviations) <= ATOL_DEG
+
+
+def test_least_squares_reproduces_the_spec_weights_example() -> None:
+    # spec 4.6 "Weights test": leastsq moves well away from the initial guess.
+    i = np.arange(4.0)
+    lat, lon = 51.5 + i * 0.0001, -0.1 + i * 0.00012
+    age = np.array([1000.0, 8000.0, 16000.0, 1000.0])
+    signal = np.array([-10.0, -40.0, -70.0, -100.0])
+    lat0, lon0 = _fast.weighted_position(lat, lon, fast_weights(np.full(4, 0.05), age, signal))
+    assert (round(lat0, 8), round(lon0, 8)) == (51.50000722, -0.09999134)
+    got = _fast.least_squares_position(lat, lon, age, signal, lat0, lon0)
+    want = reference.least_squares_position(lat, lon, age, signal, lat0, lon0)
+    assert_allclose(got[:2], want[:2], rtol=0.0, atol=ATOL_DEG)
+    assert (round(got[0], 7), round(got[1], 7)) == (51.5000009, -0.0999994)
+
+
+def test_least_squares_needs_two_networks() -> None:
+    # SciPy refuses fewer residuals than parameters; the kernel keeps the start.
+    one = np.array([51.5])
+    got = _fast.least_squares_position(one, one, one * 0 + 1000, one * 0 - 50, 51.4, -0.1)
+    assert got == (51.4, -0.1, 0)
+    assert reference.least_squares_position(one, one, [1000.0], [-50.0], 51.4, -0.1)[2] == 0
+
+
+def test_least_squares_keeps_a_nan_start() -> None:
+    lat, lon, age, signal, _ = random_cluster(np.random.default_rng(4), 5)
+    got = _fast.least_squares_position(lat, lon, age, signal, math.nan, 0.0)
+    want = reference.least_squares_position(lat, lon, age, signal, math.nan, 0.0)
+    assert math.isnan(got[0]) and got[1:] == (0.0, -1)
+    assert math.isnan(want[0]) and want[1:] == (0.0, -1)
+    lat[2] = math.nan  # non-finite residuals: not iterated either
+    assert _fast.least_squares_position(lat, lon, age, signal, 10.0, 0.0) == (10.0, 0.0, -1)
+
+
+@HYPOTHESIS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 25),
+    spread_m=st.floats(0.5, 600.0),
+)
+def test_least_squares_matches_leastsq_property(seed: int, n: int, spread_m: float) -> None:
+    lat, lon, age, signal, score = random_cluster(np.random.default_rng(seed), n, spread_m)
+    lat0, lon0 = reference.weighted_position(
+        lat, lon, reference.network_weights(score, age, signal)
+    )
+    got = _fast.least_squares_position(lat, lon, age, signal, lat0, lon0)
+    want = reference.least_squares_position(lat, lon, age, signal, lat0, lon0)
+    assert_allclose(got[:2], want[:2], rtol=0.0, atol=ATOL_DEG)
+
+
+# ---------------------------------------------------------------------------
+# Whole clusters and cells
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 20, 21, 45, 200])
+def test_aggregate_cluster_matches_reference(n: int) -> None:
+    rng = np.random.default_rng(700 + n)
+    for _ in range(10 if n < 50 else 2):
+        assert_cluster_matches_reference(random_cluster(rng, n, float(rng.uniform(5.0, 500.0))))
+
+
+def test_aggregate_cluster_matches_reference_for_bluetooth_parameters() -> None:
+    rng = np.random.default_rng(77)
+    for _ in range(20):
+        arrays = random_cluster(rng, int(rng.integers(2, 25)), 100.0)
+        assert_cluster_matches_reference(arrays, max_networks=10, bounds=(10.0, 50.0))
+
+
+def test_aggregate_cluster_sums_the_score_of_the_whole_cluster() -> None:
+    lat, lon, age, signal, score = random_cluster(np.random.default_rng(5), 30)
+    *_, total, sample = fast_cluster(lat, lon, age, signal, score, max_networks=20)
+    assert sample.sum() == 20
+    assert total == pytest.approx(score.sum(), rel=RTOL_M)
+
+
+def test_aggregate_cluster_accepts_read_only_arrays() -> None:
+    arrays = random_cluster(np.random.default_rng(6), 12)
+    for array in arrays:
+        array.flags.writeable = False
+    assert_cluster_matches_reference(arrays)
+
+
+def test_aggregate_cluster_of_nothing() -> None:
+    got = fast_cluster(*(np.empty(0) for _ in range(5)))
+    want = reference.aggregate_cluster(*(np.empty(0) for _ in range(5)), 20, 10.0, 500.0)
+    for value in (got, want):
+        assert all(math.isnan(v) for v in value[:3]) and value[3] == 0.0
+        assert value[4].shape == (0,)
+
+
+@pytest.mark.parametrize("column", range(5))
+def test_aggregate_cluster_propagates_nan_like_reference(column: int) -> None:
+    arrays = random_cluster(np.random.default_rng(9), 6)
+    arrays[column][2] = math.nan
+    got = fast_cluster(*arrays)
+    want = reference.aggregate_cluster(*arrays, 20, 10.0, 500.0)
+    assert all(math.isnan(v) for v in got[:3]) and all(math.isnan(v) for v in want[:3])
+    if column == 4:  # a NaN score also makes the summed score NaN
+        assert math.isnan(got[3]) and math.isnan(want[3])
+    else:
+        assert got[3] == pytest.approx(want[3], rel=RTOL_M)
+
+
+def test_aggregate_cluster_with_an_empty_sample() -> None:
+    arrays = random_cluster(np.random.default_rng(10), 4)
+    got = fast_cluster(*arrays, max_networks=0)
+    want = reference.aggregate_cluster(*arrays, 0, 10.0, 500.0)
+    assert not got[4].any() and not want[4].any()
+    assert all(math.isnan(v) for v in got[:3]) and got[3] == pytest.approx(want[3], rel=RTOL_M)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 12, 150])
+def test_aggregate_cells_matches_reference(n: int) -> None:
+    rng = np.random.default_rng(900 + n)
+    lat, lon, age, signal, score = random_cluster(rng, n, 30_000.0)
+    radius = rng.uniform(0.0, 80_000.0, n)
+    got = _fast.aggregate_cells(lat, lon, radius, age, signal, score, 1000.0, 50000.0)
+    want = reference.aggregate_cells(lat, lon, radius, age, signal, score, 1000.0, 50000.0)
+    assert_allclose(got, want, rtol=RTOL_M, atol=1e-12)
+
+
+def test_aggregate_cells_propagates_nan() -> None:
+    lat, lon, age, signal, score = random_cluster(np.random.default_rng(3), 3, 1000.0)
+    radius = np.full(3, 1000.0)
+    signal[1] = math.nan
+    got = _fast.aggregate_cells(lat, lon, radius, age, signal, score, 1000.0, 50000.0)
+    want = reference.aggregate_cells(lat, lon, radius, age, signal, score, 1000.0, 50000.0)
+    assert all(math.isnan(v) for v in got[:3]) and all(math.isnan(v) for v in want[:3])
+
+
+# ---------------------------------------------------------------------------
+# Argument checks
+# ---------------------------------------------------------------------------
+
+
+def test_kernels_reject_arrays_of_different_lengths() -> None:
+    three, two = np.zeros(3), np.zeros(2)
+    mask = np.empty(3, dtype=np.uint8)
+    with pytest.raises(ValueError, match="length"):
+        _fast.network_weights(three, three, two, np.empty(3))
+    with pytest.raises(ValueError, match="length"):
+        _fast.weighted_position(three, two, three)
+    with pytest.raises(ValueError, match="length"):
+        _fast.least_squares_position(three, three, two, three, 0.0, 0.0)
+    with pytest.raises(ValueError, match="length"):
+        _fast.percentile95_distance_m(0.0, 0.0, three, two)
+    with pytest.raises(ValueError, match="length"):
+        _fast.select_sample(two, 1, mask)
+    with pytest.raises(ValueError, match="length"):
+        _fast.aggregate_cluster(three, three, three, three, two, 20, 10.0, 500.0, mask)
+    with pytest.raises(ValueError, match="length"):
+        _fast.aggregate_cells(three, three, three, two, three, three, 1e3, 5e4)
+
+
+def test_kernels_reject_float32_arrays() -> None:
+    values = np.zeros(3, dtype=np.float32)
+    with pytest.raises(ValueError, match="dtype mismatch"):
+        _fast.weighted_position(values, values, values)
+    with pytest.raises(ValueError, match="dtype mismatch"):
+        _fast.aggregate_cluster(
+            values, values, values, values, values, 20, 10.0, 500.0, np.empty(3, dtype=np.uint8)
+        )
