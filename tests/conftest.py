@@ -4,7 +4,12 @@ Fixtures live in plugin modules, one per backend; tests are plain functions
 that ask for what they need.
 """
 
-pytest_plugins = ["tests.fixtures_db", "tests.fixtures_redis", "tests.fixtures_app"]
+pytest_plugins = [
+    "tests.fixtures_db",
+    "tests.fixtures_redis",
+    "tests.fixtures_app",
+    "tests.fixtures_provider",
+]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
