@@ -63,6 +63,8 @@ class Settings:
     port: int = 8000
     web_processes: int = 1
     worker_processes: int = 1
+    # Database connections per process (plus as many again on bursts).
+    db_pool_size: int = 20
     logging_level: str = "INFO"
     local_dev_env: bool = False
     testing: bool = False
@@ -300,6 +302,7 @@ def load_settings(
         worker_processes=env.integer(
             "WORKER_PROCESSES", cores, "CELERY_WORKER_CONCURRENCY", lo=1, hi=1024
         ),
+        db_pool_size=env.integer("DB_POOL_SIZE", 20, lo=1, hi=1000),
         logging_level=level,
         local_dev_env=env.boolean("LOCAL_DEV_ENV"),
         testing=env.boolean("TESTING"),

@@ -28,16 +28,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
-import geoip2.database
-import geoip2.errors
 import maxminddb
 
 from ichnaea.regions import RegionTable
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_REGION_RADIUS_M = 5_000_000.0
 DEFAULT_SUBDIVISION_RADIUS_M = 400_000.0
 DEFAULT_CITY_RADIUS_M = 25_000.0
 COUNTRY_SCORE = 0.9
@@ -102,7 +100,7 @@ class GeoIPRecord:
 class GeoIPReader:
     """A City database reader; a "null" reader when no usable database was opened."""
 
-    def __init__(self, reader: geoip2.database.Reader | None, regions: RegionTable) -> None:
+    def __init__(self, reader: maxminddb.Reader | None, regions: RegionTable) -> None:
         self._reader = reader
         self._regions = regions
 
@@ -112,13 +110,10 @@ class GeoIPReader:
         if path is None:
             return cls(None, regions)
         try:
-            reader = geoip2.database.Reader(str(path), mode=maxminddb.MODE_MMAP_EXT)
+            reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-            try:
-                reader = geoip2.database.Reader(str(path), mode=maxminddb.MODE_AUTO)
-            except (OSError, ValueError, maxminddb.InvalidDatabaseError):
-                log.error("GeoIP database %s cannot be opened: %s", path, exc)
-                return cls(None, regions)
+            log.error("GeoIP database %s cannot be opened: %s", path, exc)
+            return cls(None, regions)
         db_type = reader.metadata().database_type
         if "City" not in db_type:
             log.error("GeoIP database %s is a %s database, not a City one", path, db_type)
@@ -159,27 +154,33 @@ class GeoIPReader:
         if not ip.is_global:
             return None
         try:
-            answer = self._reader.city(ip)
-        except (geoip2.errors.AddressNotFoundError, maxminddb.InvalidDatabaseError, ValueError):
+            # The raw record, not geoip2's model objects: this runs on every
+            # locate request, and building the models cost more than the lookup.
+            answer: Any = self._reader.get(ip)
+        except (maxminddb.InvalidDatabaseError, ValueError):
             return None
-        lat, lon = answer.location.latitude, answer.location.longitude
-        region = self._regions.get(answer.country.iso_code)
+        if not isinstance(answer, dict):
+            return None
+        location = answer.get("location") or {}
+        lat, lon = location.get("latitude"), location.get("longitude")
+        region = self._regions.get((answer.get("country") or {}).get("iso_code"))
         # A latitude or longitude of exactly 0 is the databases' "no position".
         if not lat or not lon or region is None:
             return None
 
         radius = region.radius_m
-        if answer.location.accuracy_radius:
-            radius = min(radius, answer.location.accuracy_radius * 1000.0)
-        if answer.subdivisions:
+        if location.get("accuracy_radius"):
+            radius = min(radius, location["accuracy_radius"] * 1000.0)
+        if answer.get("subdivisions"):
             radius = min(
                 radius, SUBDIVISION_RADIUS_M.get(region.code, DEFAULT_SUBDIVISION_RADIUS_M)
             )
         # DB-IP City Lite names cities but carries no GeoNames ids.
-        city = bool(answer.city.geoname_id or answer.city.name)
+        city_record = answer.get("city") or {}
+        geoname_id = city_record.get("geoname_id")
+        city = bool(geoname_id or city_record.get("names"))
         if city:
-            city_radius = CITY_RADIUS_M.get(answer.city.geoname_id or 0, DEFAULT_CITY_RADIUS_M)
-            radius = min(radius, city_radius)
+            radius = min(radius, CITY_RADIUS_M.get(geoname_id or 0, DEFAULT_CITY_RADIUS_M))
         score = CITY_SCORE.get(region.code, DEFAULT_CITY_SCORE) if city else COUNTRY_SCORE
         return GeoIPRecord(
             lat=round(lat, 7),

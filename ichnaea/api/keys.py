@@ -146,6 +146,17 @@ def apiuser_key(api_type: str, key: str, day: date) -> str:
     return f"apiuser:{api_type}:{key}:{day:%Y-%m-%d}"
 
 
+# One round trip for the accounting: PFADD + EXPIRE on the users key, INCR +
+# EXPIRE on the counter; returns the new count.
+_COUNT_SCRIPT = """
+redis.call('PFADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local count = redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return count
+"""
+
+
 async def count_and_check_limit(
     client: redis.asyncio.Redis,
     api_key: ApiKey,
@@ -166,12 +177,9 @@ async def count_and_check_limit(
     user_key = apiuser_key(api_type, api_key.valid_key, today)
     limit_key = apilimit_key(api_key.valid_key, path, today)
     try:
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.pfadd(user_key, ip or "127.0.0.1")
-            pipe.expire(user_key, APIUSER_TTL_S)
-            pipe.incr(limit_key)
-            pipe.expire(limit_key, APILIMIT_TTL_S)
-            _, _, count, _ = await pipe.execute()
+        count = await client.eval(
+            _COUNT_SCRIPT, 2, user_key, limit_key, ip or "127.0.0.1", APIUSER_TTL_S, APILIMIT_TTL_S
+        )
     except (redis.RedisError, OSError) as exc:
         log.warning("daily limit not checked, redis unavailable: %s", exc.__class__.__name__)
         sentry_sdk.capture_exception(exc)

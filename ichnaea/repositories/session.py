@@ -76,10 +76,15 @@ def create_engine(
     else:
         pool_args = {"poolclass": NullPool}
 
+    if readonly and pooled:
+        # The read-only engines serve single-statement lookups on the request
+        # path: autocommit, so returning a connection to the pool costs no
+        # ROLLBACK round trip.
+        pool_args["pool_reset_on_return"] = None
     if backend in ("mysql", "mariadb"):
         engine = sqlalchemy.create_engine(
             parsed,
-            isolation_level="REPEATABLE READ",
+            isolation_level="AUTOCOMMIT" if readonly else "REPEATABLE READ",
             pool_pre_ping=True,
             connect_args={"charset": "utf8mb4", "connect_timeout": connect_timeout_s},
             echo=echo,
@@ -98,8 +103,10 @@ def create_engine(
             **pool_args,
         )
         event.listen(engine, "connect", _sqlite_readonly if readonly else _sqlite_readwrite)
-        begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"
-        event.listen(engine, "begin", lambda conn: _sqlite_begin(conn, begin))
+        if not readonly:
+            # Read-only connections stay in autocommit: every lookup is one
+            # statement, and WAL gives each statement a consistent snapshot.
+            event.listen(engine, "begin", lambda conn: _sqlite_begin(conn, "BEGIN IMMEDIATE"))
         return engine
 
     raise ValueError(f"unsupported database backend {backend!r} in {parsed!r}")

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from ichnaea.codecs import mac_shard_id
 from ichnaea.enums import Radio
@@ -139,24 +140,59 @@ def blocked(rows: StationRows, block_count: Float, today: date) -> NDArray[np.bo
     return result
 
 
+class StationReader:
+    """One pooled DBAPI connection for the read-only lookups of one request.
+
+    The lookups bypass SQLAlchemy's ``Connection`` on purpose: with its
+    transaction bookkeeping, every request paid a ROLLBACK round trip and
+    more Python than the query itself. Errors are re-raised as SQLAlchemy's
+    ``DBAPIError`` subclasses, and a connection the server dropped is
+    invalidated so the pool replaces it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._dialect = engine.dialect
+        self._error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._conn = engine.raw_connection()
+        style = engine.dialect.paramstyle
+        self.marker = "%s" if style in ("format", "pyformat") else "?"
+
+    def rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        except self._error as exc:
+            if self._dialect.is_disconnect(exc, self._conn.dbapi_connection, cursor):  # type: ignore[arg-type]
+                self._conn.invalidate(exc)
+            raise DBAPIError.instance(sql, params, exc, self._error) from exc
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> StationReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 _STATION_COLUMNS = (
     "lat, lon, radius, region, samples, created, modified, last_seen, block_last, block_count"
 )
 
 
-def _marker(conn: Connection) -> str:
-    return "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
-
-
-def _station_sql(conn: Connection, table: str, key: str, count: int) -> str:
-    markers = ", ".join([_marker(conn)] * count)
+def _station_sql(marker: str, table: str, key: str, count: int) -> str:
+    markers = ", ".join([marker] * count)
     return (
         f"SELECT {key}, {_STATION_COLUMNS} FROM {table} "
         f"WHERE lat IS NOT NULL AND lon IS NOT NULL AND {key} IN ({markers})"
     )
 
 
-def _run(conn: Connection, groups: dict[str, list[bytes]], key: str, today: date) -> StationRows:
+def _run(conn: StationReader, groups: dict[str, list[bytes]], key: str, today: date) -> StationRows:
     """One ``UNION ALL`` statement over the tables of ``groups`` (table -> ids).
 
     Plain SQL on purpose: building and compiling a SQLAlchemy statement for
@@ -166,14 +202,16 @@ def _run(conn: Connection, groups: dict[str, list[bytes]], key: str, today: date
     if not groups:
         return _rows_to_columns([])[0]
     sql = " UNION ALL ".join(
-        _station_sql(conn, table, key, len(ids)) for table, ids in groups.items()
+        _station_sql(conn.marker, table, key, len(ids)) for table, ids in groups.items()
     )
     params = tuple(i for ids in groups.values() for i in ids)
-    rows, block_count = _rows_to_columns(conn.exec_driver_sql(sql, params).all())
+    rows, block_count = _rows_to_columns(conn.rows(sql, params))
     return rows.take(~blocked(rows, block_count, today))
 
 
-def fetch_macs(conn: Connection, kind: str, macs: Iterable[bytes], *, today: date) -> StationRows:
+def fetch_macs(
+    conn: StationReader, kind: str, macs: Iterable[bytes], *, today: date
+) -> StationRows:
     """Wi-Fi (``kind="wifi"``) or Bluetooth (``"blue"``) stations by 6-byte MAC."""
     shards = WIFI_SHARDS if kind == "wifi" else BLUE_SHARDS
     groups: dict[str, list[bytes]] = {}
@@ -184,7 +222,7 @@ def fetch_macs(conn: Connection, kind: str, macs: Iterable[bytes], *, today: dat
 
 
 def fetch_cells(
-    conn: Connection, cellids: Iterable[tuple[Radio, bytes]], *, today: date
+    conn: StationReader, cellids: Iterable[tuple[Radio, bytes]], *, today: date
 ) -> StationRows:
     """Cells by ``(radio, cellid)``; each radio has its own table."""
     groups: dict[str, list[bytes]] = {}
@@ -209,18 +247,18 @@ class AreaRows:
         return len(self.keys)
 
 
-def fetch_areas(conn: Connection, areaids: Iterable[bytes]) -> AreaRows:
+def fetch_areas(conn: StationReader, areaids: Iterable[bytes]) -> AreaRows:
     """Cell areas by 7-byte areaid (areas are never blocked)."""
     ids = tuple(areaids)
     rows: Sequence[Any] = []
     if ids:
-        markers = ", ".join([_marker(conn)] * len(ids))
+        markers = ", ".join([conn.marker] * len(ids))
         sql = (
             "SELECT areaid, lat, lon, radius, region, num_cells, created, modified, last_seen "
             f"FROM {CellArea.__tablename__} "
             f"WHERE lat IS NOT NULL AND lon IS NOT NULL AND areaid IN ({markers})"
         )
-        rows = conn.exec_driver_sql(sql, ids).all()
+        rows = conn.rows(sql, ids)
     return AreaRows(
         keys=[bytes(r[0]) for r in rows],
         lat=np.array([r[1] for r in rows], dtype=np.float64),

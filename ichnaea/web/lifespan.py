@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -53,7 +54,12 @@ def app_state(request: Request) -> AppState:
 def open_state(settings: Settings) -> AppState:
     regions = RegionTable.load()
     geoip = GeoIPReader.open(settings.geoip_path or default_geoip_path(), regions)
-    db = create_engine(settings.db_readonly_url, readonly=True)
+    db = create_engine(
+        settings.db_readonly_url,
+        readonly=True,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+    )
     client = connect_async(settings)
     http = make_http_client()
     service = LocateService(
@@ -61,6 +67,7 @@ def open_state(settings: Settings) -> AppState:
         redis=client,
         geocoder=Geocoder.load(regions),
         fallback=FallbackClient(http, client),
+        executor=ThreadPoolExecutor(settings.db_pool_size, thread_name_prefix="db"),
     )
     return AppState(
         settings=settings,
@@ -74,6 +81,7 @@ def open_state(settings: Settings) -> AppState:
 
 
 async def close_state(state: AppState) -> None:
+    state.locate.service.executor.shutdown(wait=False, cancel_futures=True)
     await state.http.aclose()
     await state.redis.aclose()
     state.db.dispose()

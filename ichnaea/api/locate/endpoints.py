@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -84,7 +83,7 @@ async def resolve_api_key(state: LocateState, text: str | None, api_type: str) -
         if not breaker.closed:
             return ApiKey()
         try:
-            api_key = await run_in_threadpool(_lookup_key_sync, state, text)
+            api_key = await state.service.run_blocking(_lookup_key_sync, state, text)
         except SQLAlchemyError as exc:
             breaker.failed()
             log.warning("api key not checked, database unavailable: %s", exc.__class__.__name__)

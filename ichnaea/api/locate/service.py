@@ -16,15 +16,20 @@ sample rate failed).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
 import sentry_sdk
 from sqlalchemy.engine import Engine
-from starlette.concurrency import run_in_threadpool
 
 from ichnaea.api.keys import ApiKey
 from ichnaea.api.locate.fallback import FallbackClient
@@ -38,6 +43,9 @@ from ichnaea.queue import INCOMING_QUEUE, push_items
 log = logging.getLogger(__name__)
 
 GLOBAL_SAMPLE_RATE_KEY = "global_locate_sample_rate"
+SAMPLE_RATE_TTL_S = 1.0
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -50,11 +58,23 @@ class LocateService:
     fallback: FallbackClient
     # Shared by the key lookup and the station lookups of this process.
     db_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    # Database work runs here, off the event loop; sized like the DB pool.
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(20))
+    _sample_rate: float = 100.0
+    _sample_rate_read_at: float = -math.inf
+
+    async def run_blocking(self, func: Callable[..., T], *args: Any) -> T:
+        """Run blocking (database) work in this service's thread pool.
+
+        A plain executor hop: cheaper per call than Starlette's/anyio's
+        threadpool helper, which matters on the locate hot path.
+        """
+        return await asyncio.get_running_loop().run_in_executor(self.executor, func, *args)
 
     async def locate(self, query: Query, api_key: ApiKey, *, now: datetime) -> Position | None:
         results: list[Position] = []
         if query.has_network_data:
-            found = await run_in_threadpool(
+            found = await self.run_blocking(
                 internal.search_positions, self.db, self.db_breaker, query, now
             )
             results += found
@@ -68,21 +88,25 @@ class LocateService:
     async def region(self, query: Query, *, now: datetime) -> Region | None:
         results: list[Region] = []
         if query.has_network_data:
-            results += await run_in_threadpool(
+            results += await self.run_blocking(
                 internal.search_regions, self.db, self.db_breaker, query, self.geocoder, now
             )
         if geoip.should_search(query):
             results += geoip.search_region(query)
         return best_region(results)
 
-    async def _global_sample_rate(self) -> float | None:
+    async def _global_sample_rate(self) -> float:
+        """The operator's global sampling rate (0-100), re-read at most once a second."""
+        now = time.monotonic()
+        if now - self._sample_rate_read_at < SAMPLE_RATE_TTL_S:
+            return self._sample_rate
         raw = await self.redis.get(GLOBAL_SAMPLE_RATE_KEY)
-        if raw is None:
-            return 100.0
         try:
-            return float(raw)
+            rate = 100.0 if raw is None else float(raw)
         except ValueError:
-            return 100.0
+            rate = 100.0
+        self._sample_rate, self._sample_rate_read_at = rate, now
+        return rate
 
     async def _store_query(self, query: Query, api_key: ApiKey, found: list[Position]) -> None:
         best = best_position(found)
@@ -95,8 +119,7 @@ class LocateService:
         if seen == query.networks():
             return  # every network was already confirmed today
         try:
-            rate = await self._global_sample_rate()
-            if rate is None or not api_key.store_sample("locate", rate):
+            if not api_key.store_sample("locate", await self._global_sample_rate()):
                 return
             report = query.json()
             report["position"] = {

@@ -29,7 +29,6 @@ from datetime import datetime
 
 import numpy as np
 import sentry_sdk
-from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -64,6 +63,7 @@ from ichnaea.positioning import (
 )
 from ichnaea.repositories.stations import (
     AreaRows,
+    StationReader,
     StationRows,
     fetch_areas,
     fetch_cells,
@@ -127,7 +127,7 @@ def _guarded(kind: str, search: Callable[[], list[Position]]) -> list[Position]:
 
 
 def _mac_positions(
-    conn: Connection,
+    conn: StationReader,
     lookups: list[BlueLookup] | list[WifiLookup],
     params: MacParams,
     now: datetime,
@@ -177,7 +177,7 @@ def _area_prefix(cellid: bytes) -> bytes:
     return cellid[:-8] if len(cellid) > 11 else cellid[:-4]
 
 
-def _cell_positions(conn: Connection, query: Query, now: datetime) -> list[Position]:
+def _cell_positions(conn: StationReader, query: Query, now: datetime) -> list[Position]:
     by_id = {cell.cellid: cell for cell in query.cell}
     rows = fetch_cells(conn, ((c.radio, key) for key, c in by_id.items()), today=now.date())
     if len(rows) == 0:
@@ -231,7 +231,7 @@ def _area_scores(areas: AreaRows, now: datetime) -> np.ndarray:
     )
 
 
-def _area_positions(conn: Connection, query: Query, now: datetime) -> list[Position]:
+def _area_positions(conn: StationReader, query: Query, now: datetime) -> list[Position]:
     if not query.cell_area:
         return []
     areas = fetch_areas(conn, (area.areaid for area in query.cell_area))
@@ -252,12 +252,12 @@ def _area_positions(conn: Connection, query: Query, now: datetime) -> list[Posit
     ]
 
 
-def _connect(engine: Engine, breaker: CircuitBreaker) -> Connection | None:
+def _connect(engine: Engine, breaker: CircuitBreaker) -> StationReader | None:
     """A connection, or None while the database is known to be down."""
     if not breaker.closed:
         return None
     try:
-        conn = engine.connect()
+        conn = StationReader(engine)
     except SQLAlchemyError as exc:
         breaker.failed()
         log.error("database unavailable, skipping station lookups: %s", exc.__class__.__name__)
@@ -286,7 +286,7 @@ def search_positions(
 
 
 def _mac_region_scores(
-    conn: Connection, lookups: list[BlueLookup] | list[WifiLookup], kind: str, now: datetime
+    conn: StationReader, lookups: list[BlueLookup] | list[WifiLookup], kind: str, now: datetime
 ) -> dict[str, float]:
     rows = fetch_macs(conn, kind, (bytes.fromhex(item.mac) for item in lookups), today=now.date())
     totals: dict[str, float] = {}
@@ -297,7 +297,7 @@ def _mac_region_scores(
 
 
 def _cell_region_scores(
-    conn: Connection, query: Query, geocoder: Geocoder, now: datetime
+    conn: StationReader, query: Query, geocoder: Geocoder, now: datetime
 ) -> dict[str, float]:
     totals: dict[str, float] = {}
     ambiguous: list[CellLookup] = []
