@@ -4,6 +4,9 @@ An item is a JSON object, UTF-8 encoded and gzip-compressed (level 6), so
 queues stay small in Redis memory. Items are pushed in batches of 100 with
 ``RPUSH``. The queue consumers (the worker role) own the delivery
 guarantees; this module only defines the format and the producer side.
+
+Unlike the original, a queue never gets an ``EXPIRE``: that would silently
+drop accepted data whenever the workers fall a day behind.
 """
 
 from __future__ import annotations

@@ -99,3 +99,10 @@ def test_region_table_has_the_original_radii(regions: RegionTable) -> None:
     assert regions.get("PS") == regions.get("XW")
     assert regions.get("gb") == regions.get("GB")
     assert regions.get("ZZ") is None and regions.get(None) is None
+
+
+def test_unknown_country_code_is_no_geoip_fixing_q6() -> None:
+    # The original raised (a 500) for a country its region data did not know.
+    reader = GeoIPReader.open(CITY_TEST_DB, RegionTable({}))
+    assert reader.ping()
+    assert reader.lookup("81.2.69.192") is None

@@ -15,8 +15,12 @@ from ichnaea.api.locate import endpoints as locate
 from ichnaea.config import Settings
 from ichnaea.web import health
 from ichnaea.web.errors import EXCEPTION_HANDLERS
-from ichnaea.web.lifespan import make_lifespan
-from ichnaea.web.middleware import ApiCorsMiddleware, BodySizeLimitMiddleware
+from ichnaea.web.lifespan import make_lifespan, metrics_of
+from ichnaea.web.middleware import (
+    ApiCorsMiddleware,
+    BodySizeLimitMiddleware,
+    RequestMetricsMiddleware,
+)
 
 HEALTH_METHODS = ["GET", "HEAD", "POST"]
 API_METHODS = ["GET", "HEAD", "POST"]
@@ -34,6 +38,11 @@ def create_app(settings: Settings) -> Starlette:
         Route("/__version__", health.version, methods=HEALTH_METHODS),
     ]
     middleware = [
+        Middleware(
+            RequestMetricsMiddleware,
+            paths=[route.path for route in routes],
+            get_metrics=metrics_of,
+        ),
         Middleware(ApiCorsMiddleware, paths=API_PATHS),
         Middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]

@@ -18,6 +18,7 @@ import redis.asyncio
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.types import Scope
 
 from ichnaea.api.keys import ApiKeyCache
 from ichnaea.api.locate import endpoints as locate_endpoints
@@ -26,6 +27,7 @@ from ichnaea.api.locate.service import LocateService
 from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
 from ichnaea.geoip import GeoIPReader, default_geoip_path
+from ichnaea.metrics import Metrics, make_metrics
 from ichnaea.redis_client import connect_async
 from ichnaea.regions import RegionTable
 from ichnaea.repositories.session import create_engine
@@ -43,7 +45,14 @@ class AppState:
     geoip: GeoIPReader
     regions: RegionTable
     http: httpx.AsyncClient
+    metrics: Metrics
     locate: locate_endpoints.LocateState
+
+
+def metrics_of(scope: Scope) -> Metrics | None:
+    """The metrics client of the app serving ``scope`` (None outside the lifespan)."""
+    state = scope.get("state", {}).get(STATE_KEY)
+    return state.metrics if isinstance(state, AppState) else None
 
 
 def app_state(request: Request) -> AppState:
@@ -62,6 +71,7 @@ def open_state(settings: Settings) -> AppState:
     )
     client = connect_async(settings)
     http = make_http_client()
+    metrics = make_metrics(settings)
     service = LocateService(
         db=db,
         redis=client,
@@ -76,7 +86,8 @@ def open_state(settings: Settings) -> AppState:
         geoip=geoip,
         regions=regions,
         http=http,
-        locate=locate_endpoints.LocateState(settings, service, geoip, ApiKeyCache()),
+        metrics=metrics,
+        locate=locate_endpoints.LocateState(settings, service, geoip, ApiKeyCache(), metrics),
     )
 
 
@@ -86,6 +97,7 @@ async def close_state(state: AppState) -> None:
     await state.redis.aclose()
     state.db.dispose()
     state.geoip.close()
+    state.metrics.close()
 
 
 def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]

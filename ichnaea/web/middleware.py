@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ichnaea.errors import PayloadTooLargeError
+from ichnaea.metrics import Metrics
 from ichnaea.web.errors import error_response
 
 CORS_HEADERS = [
@@ -76,3 +78,51 @@ class ApiCorsMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
+
+
+class RequestMetricsMiddleware:
+    """``request`` counter and ``request.timing`` per path, method and status.
+
+    The path tag is the route with dots (``v1.geolocate``); requests to paths
+    that are not routes share ``path:unknown`` so scanners cannot blow up the
+    number of metric series. The client comes from ``get_metrics`` (the
+    lifespan owns it).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        paths: Collection[str],
+        get_metrics: Callable[[Scope], Metrics | None],
+    ) -> None:
+        self.app = app
+        self.paths = frozenset(paths)
+        self.get_metrics = get_metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            metrics = self.get_metrics(scope)
+            if metrics is not None:
+                path = scope["path"]
+                tags = {
+                    "path": path.strip("/").replace("/", ".") if path in self.paths else "unknown",
+                    "method": scope["method"].lower(),
+                    "status": str(status),
+                }
+                metrics.incr("request", tags=tags)
+                metrics.timing("request.timing", (time.perf_counter() - start) * 1000, tags=tags)

@@ -26,12 +26,15 @@ from ichnaea.api.keys import (
     count_and_check_limit,
     is_valid_key_text,
 )
+from ichnaea.api.locate.constants import DataAccuracy
 from ichnaea.api.locate.query import Query
+from ichnaea.api.locate.result import DataSource
 from ichnaea.api.locate.schemas import parse_locate_request
 from ichnaea.api.locate.service import LocateService
 from ichnaea.config import Settings
 from ichnaea.errors import DailyLimitExceededError, InvalidApiKeyError, LocationNotFoundError
 from ichnaea.geoip import GeoIPReader
+from ichnaea.metrics import Metrics
 from ichnaea.repositories.api_keys import get_api_key
 from ichnaea.repositories.session import make_sessionmaker
 
@@ -46,6 +49,7 @@ class LocateState:
     service: LocateService
     geoip: GeoIPReader
     api_keys: ApiKeyCache
+    metrics: Metrics
 
 
 def client_ip(request: Request) -> str | None:
@@ -69,13 +73,19 @@ def _lookup_key_sync(state: LocateState, key: str) -> ApiKey | None:
         return None if row is None else api_key_from_row(row)
 
 
+API_PATHS = {"locate": "v1.geolocate", "region": "v1.country"}
+
+
 async def resolve_api_key(state: LocateState, text: str | None, api_type: str) -> ApiKey:
     """The key's permissions; raises ``InvalidApiKeyError`` for a bad or unknown key.
 
     A database error skips the check: the request continues with the default
-    permissions (locate and region allowed, no fallback, no limit).
+    permissions (locate and region allowed, no fallback, no limit) and is
+    not counted under any key.
     """
+    tags = {"path": API_PATHS[api_type], "key": "none"}
     if text is None or not is_valid_key_text(text):
+        state.metrics.incr(f"{api_type}.request", tags=tags)
         raise InvalidApiKeyError()
     cached, api_key = state.api_keys.get(text)
     if not cached:
@@ -90,8 +100,50 @@ async def resolve_api_key(state: LocateState, text: str | None, api_type: str) -
             return ApiKey()
         state.api_keys.put(text, api_key)
     if api_key is None or not api_key.allowed(api_type):
+        state.metrics.incr(f"{api_type}.request", tags={**tags, "key": "invalid"})
         raise InvalidApiKeyError()
+    state.metrics.incr(f"{api_type}.request", tags={**tags, "key": text})
     return api_key
+
+
+def _count(n: int) -> str:
+    return "none" if n == 0 else "one" if n == 1 else "many"
+
+
+def _query_metrics(state: LocateState, api_key: ApiKey, query: Query) -> None:
+    if api_key.valid_key is None or query.expected_accuracy is DataAccuracy.none:
+        return
+    tags = {
+        "key": api_key.valid_key,
+        "blue": _count(query.considered.get("blue", 0)),
+        "cell": _count(len(query.cell)),
+        "wifi": _count(query.considered.get("wifi", 0)),
+    }
+    if query.ip is None:
+        tags["geoip"] = "false"
+    state.metrics.incr(f"{query.api_type}.query", tags=tags)
+
+
+def _result_metrics(
+    state: LocateState,
+    api_key: ApiKey,
+    query: Query,
+    accuracy: float | None,
+    source: DataSource | None,
+) -> None:
+    expected = query.expected_accuracy
+    if api_key.valid_key is None or expected is DataAccuracy.none:
+        return
+    hit = accuracy is not None and DataAccuracy.from_number(accuracy).value <= expected.value
+    tags = {
+        "key": api_key.valid_key,
+        "fallback_allowed": str(api_key.can_fallback()).lower(),
+        "accuracy": expected.name,
+        "status": "hit" if hit else "miss",
+    }
+    if hit and source is not None:
+        tags["source"] = source.name
+    state.metrics.incr(f"{query.api_type}.result", tags=tags)
 
 
 STATE_KEY = "locate"
@@ -128,12 +180,16 @@ async def _prepare(request: Request, api_type: str) -> tuple[LocateState, ApiKey
     parsed = parse_locate_request(data)
     geoip = state.geoip.lookup(ip) if ip is not None else None
     query = Query.build(parsed, api_type=api_type, ip=ip, geoip=geoip)
+    _query_metrics(state, api_key, query)
     return state, api_key, query, now
 
 
 async def geolocate(request: Request) -> Response:
     state, api_key, query, now = await _prepare(request, "locate")
     result = await state.service.locate(query, api_key, now=now)
+    _result_metrics(
+        state, api_key, query, *((result.accuracy, result.source) if result else (None, None))
+    )
     if result is None:
         raise LocationNotFoundError()
     body: dict[str, object] = {
@@ -146,8 +202,11 @@ async def geolocate(request: Request) -> Response:
 
 
 async def country(request: Request) -> Response:
-    state, _, query, now = await _prepare(request, "region")
+    state, api_key, query, now = await _prepare(request, "region")
     result = await state.service.region(query, now=now)
+    _result_metrics(
+        state, api_key, query, *((result.accuracy, result.source) if result else (None, None))
+    )
     if result is None:
         raise LocationNotFoundError()
     body = {"country_code": result.region_code, "country_name": result.region_name}

@@ -1,0 +1,107 @@
+"""StatsD metrics over a real UDP socket, and the API's request metrics."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from ichnaea.config import Settings
+from ichnaea.metrics import Metrics, StatsdMetrics, make_metrics
+from ichnaea.web.app import create_app
+from tests.fixtures_app import Seeder
+
+LONDON = {"X-Forwarded-For": "81.2.69.192"}
+
+
+@pytest.fixture
+def collector() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(2)
+    yield sock
+    sock.close()
+
+
+def received(sock: socket.socket) -> list[str]:
+    lines = []
+    sock.settimeout(0.3)
+    try:
+        while True:
+            lines.append(sock.recv(65536).decode())
+    except TimeoutError:
+        return lines
+
+
+def test_statsd_lines_carry_prefix_type_and_tags(collector: socket.socket) -> None:
+    metrics = StatsdMetrics("127.0.0.1", collector.getsockname()[1])
+    metrics.incr("locate.request", tags={"path": "v1.geolocate", "key": "test"})
+    metrics.timing("request.timing", 12.5)
+    metrics.gauge("queue", 7, tags={"queue": "update_incoming"})
+    metrics.close()
+    assert received(collector) == [
+        "location.locate.request:1|c|#path:v1.geolocate,key:test",
+        "location.request.timing:12.500|ms",
+        "location.queue:7|g|#queue:update_incoming",
+    ]
+
+
+def test_no_statsd_host_means_silent_metrics(make_settings: Callable[..., Settings]) -> None:
+    metrics = make_metrics(make_settings())
+    assert type(metrics) is Metrics
+    metrics.incr("anything")  # does nothing, raises nothing
+
+
+def test_unreachable_collector_never_raises() -> None:
+    metrics = StatsdMetrics("127.0.0.1", 9)  # discard port: nobody listens
+    for _ in range(100):
+        metrics.incr("x")
+    metrics.close()
+
+
+def test_api_requests_are_counted_by_key(
+    backend: object, seed: Seeder, make_settings: Callable[..., Settings], collector: socket.socket
+) -> None:
+    seed.api_key("test")
+    settings = make_settings(
+        DB_READONLY_URI=seed.engine.url.render_as_string(hide_password=False),
+        REDIS_URI=backend.redis_url,  # type: ignore[attr-defined]
+        STATSD_HOST="127.0.0.1",
+        STATSD_PORT=str(collector.getsockname()[1]),
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/geolocate?key=test", json={}, headers=LONDON).status_code == 200
+        assert client.post("/v1/geolocate?key=invalid_key", json={}).status_code == 400
+        assert client.post("/v1/geolocate?key=abcdefg", json={}).status_code == 400
+        assert client.post("/v1/country?key=test", json={}, headers=LONDON).status_code == 200
+        assert client.get("/no/such/path").status_code == 404
+    lines = received(collector)
+    assert "location.locate.request:1|c|#path:v1.geolocate,key:test" in lines
+    assert "location.locate.request:1|c|#path:v1.geolocate,key:none" in lines
+    assert "location.locate.request:1|c|#path:v1.geolocate,key:invalid" in lines
+    assert "location.region.request:1|c|#path:v1.country,key:test" in lines
+    assert (
+        "location.locate.result:1|c|#key:test,fallback_allowed:false,accuracy:low,"
+        "status:hit,source:geoip" in lines
+    )
+    assert "location.request:1|c|#path:v1.geolocate,method:post,status:200" in lines
+    assert "location.request:1|c|#path:unknown,method:get,status:404" in lines
+    assert any(line.startswith("location.request.timing:") for line in lines)
+
+
+def test_24_database_down_counts_no_key(
+    make_settings: Callable[..., Settings], redis_server_url: str, collector: socket.socket
+) -> None:
+    settings = make_settings(
+        DB_READONLY_URI="mysql://root@127.0.0.1:1/location",
+        REDIS_URI=redis_server_url,
+        STATSD_HOST="127.0.0.1",
+        STATSD_PORT=str(collector.getsockname()[1]),
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/geolocate?key=test", json={}, headers=LONDON).status_code == 200
+    lines = received(collector)
+    assert lines, "the request itself is still counted"
+    assert not [line for line in lines if "key:" in line]
