@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from ichnaea.api.locate import endpoints as locate
+from ichnaea.api.submit import endpoints as submit
 from ichnaea.config import Settings
 from ichnaea.web import health
 from ichnaea.web.errors import EXCEPTION_HANDLERS
@@ -33,6 +34,9 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/v1/geolocate", locate.geolocate, methods=API_METHODS),
         Route("/v1/country", locate.country, methods=API_METHODS),
+        Route("/v2/geosubmit", submit.geosubmit_v2, methods=API_METHODS),
+        Route("/v1/geosubmit", submit.geosubmit_v1, methods=API_METHODS),
+        Route("/v1/submit", submit.submit_v0, methods=API_METHODS),
         Route("/__lbheartbeat__", health.lbheartbeat, methods=HEALTH_METHODS),
         Route("/__heartbeat__", health.heartbeat, methods=HEALTH_METHODS),
         Route("/__version__", health.version, methods=HEALTH_METHODS),

@@ -20,8 +20,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.types import Scope
 
+from ichnaea.api.context import STATE_KEY as API_STATE_KEY
+from ichnaea.api.context import ApiState
 from ichnaea.api.keys import ApiKeyCache
-from ichnaea.api.locate import endpoints as locate_endpoints
 from ichnaea.api.locate.fallback import FallbackClient, make_http_client
 from ichnaea.api.locate.service import LocateService
 from ichnaea.config import Settings
@@ -46,7 +47,7 @@ class AppState:
     regions: RegionTable
     http: httpx.AsyncClient
     metrics: Metrics
-    locate: locate_endpoints.LocateState
+    api: ApiState
 
 
 def metrics_of(scope: Scope) -> Metrics | None:
@@ -87,12 +88,12 @@ def open_state(settings: Settings) -> AppState:
         regions=regions,
         http=http,
         metrics=metrics,
-        locate=locate_endpoints.LocateState(settings, service, geoip, ApiKeyCache(), metrics),
+        api=ApiState(settings, service, geoip, ApiKeyCache(), metrics),
     )
 
 
 async def close_state(state: AppState) -> None:
-    state.locate.service.executor.shutdown(wait=False, cancel_futures=True)
+    state.api.service.executor.shutdown(wait=False, cancel_futures=True)
     await state.http.aclose()
     await state.redis.aclose()
     state.db.dispose()
@@ -107,7 +108,7 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         for default in settings.embedded_defaults():
             log.info("embedded default in use: %s", default)
         try:
-            yield {STATE_KEY: state, locate_endpoints.STATE_KEY: state.locate}
+            yield {STATE_KEY: state, API_STATE_KEY: state.api}
         finally:
             await close_state(state)
 

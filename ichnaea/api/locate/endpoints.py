@@ -9,74 +9,28 @@ rate limited.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ichnaea.api.body import decode_json_body
-from ichnaea.api.keys import (
-    ApiKey,
-    ApiKeyCache,
-    api_key_from_row,
-    count_and_check_limit,
-    is_valid_key_text,
-)
+from ichnaea.api.context import ApiState, KeyOutcome, api_state, client_ip, find_api_key
+from ichnaea.api.keys import ApiKey, count_and_check_limit
 from ichnaea.api.locate.constants import DataAccuracy
 from ichnaea.api.locate.query import Query
 from ichnaea.api.locate.result import DataSource
 from ichnaea.api.locate.schemas import parse_locate_request
-from ichnaea.api.locate.service import LocateService
-from ichnaea.config import Settings
 from ichnaea.errors import DailyLimitExceededError, InvalidApiKeyError, LocationNotFoundError
-from ichnaea.geoip import GeoIPReader
-from ichnaea.metrics import Metrics
-from ichnaea.repositories.api_keys import get_api_key
-from ichnaea.repositories.session import make_sessionmaker
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class LocateState:
-    """What the locate endpoints need, built once per process in the lifespan."""
-
-    settings: Settings
-    service: LocateService
-    geoip: GeoIPReader
-    api_keys: ApiKeyCache
-    metrics: Metrics
-
-
-def client_ip(request: Request) -> str | None:
-    """The first ``X-Forwarded-For`` entry, else the peer address; None if not an IP."""
-    forwarded = request.headers.get("x-forwarded-for")
-    text = forwarded.split(",")[0].strip() if forwarded is not None else None
-    if text is None and request.client is not None:
-        text = request.client.host
-    if not text:
-        return None
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return None
-
-
-def _lookup_key_sync(state: LocateState, key: str) -> ApiKey | None:
-    sessionmaker = make_sessionmaker(state.service.db)
-    with sessionmaker() as session:
-        row = get_api_key(session, key)
-        return None if row is None else api_key_from_row(row)
 
 
 API_PATHS = {"locate": "v1.geolocate", "region": "v1.country"}
 
 
-async def resolve_api_key(state: LocateState, text: str | None, api_type: str) -> ApiKey:
+async def resolve_api_key(state: ApiState, text: str | None, api_type: str) -> ApiKey:
     """The key's permissions; raises ``InvalidApiKeyError`` for a bad or unknown key.
 
     A database error skips the check: the request continues with the default
@@ -84,33 +38,23 @@ async def resolve_api_key(state: LocateState, text: str | None, api_type: str) -
     not counted under any key.
     """
     tags = {"path": API_PATHS[api_type], "key": "none"}
-    if text is None or not is_valid_key_text(text):
-        state.metrics.incr(f"{api_type}.request", tags=tags)
-        raise InvalidApiKeyError()
-    cached, api_key = state.api_keys.get(text)
-    if not cached:
-        breaker = state.service.db_breaker
-        if not breaker.closed:
-            return ApiKey()
-        try:
-            api_key = await state.service.run_blocking(_lookup_key_sync, state, text)
-        except SQLAlchemyError as exc:
-            breaker.failed()
-            log.warning("api key not checked, database unavailable: %s", exc.__class__.__name__)
-            return ApiKey()
-        state.api_keys.put(text, api_key)
-    if api_key is None or not api_key.allowed(api_type):
-        state.metrics.incr(f"{api_type}.request", tags={**tags, "key": "invalid"})
-        raise InvalidApiKeyError()
-    state.metrics.incr(f"{api_type}.request", tags={**tags, "key": text})
-    return api_key
+    outcome, api_key = await find_api_key(state, text)
+    if outcome is KeyOutcome.unavailable:
+        return ApiKey()
+    if outcome is KeyOutcome.found and api_key is not None and api_key.allowed(api_type):
+        state.metrics.incr(f"{api_type}.request", tags={**tags, "key": api_key.valid_key or ""})
+        return api_key
+    if outcome is not KeyOutcome.malformed:
+        tags["key"] = "invalid"
+    state.metrics.incr(f"{api_type}.request", tags=tags)
+    raise InvalidApiKeyError()
 
 
 def _count(n: int) -> str:
     return "none" if n == 0 else "one" if n == 1 else "many"
 
 
-def _query_metrics(state: LocateState, api_key: ApiKey, query: Query) -> None:
+def _query_metrics(state: ApiState, api_key: ApiKey, query: Query) -> None:
     if api_key.valid_key is None or query.expected_accuracy is DataAccuracy.none:
         return
     tags = {
@@ -125,7 +69,7 @@ def _query_metrics(state: LocateState, api_key: ApiKey, query: Query) -> None:
 
 
 def _result_metrics(
-    state: LocateState,
+    state: ApiState,
     api_key: ApiKey,
     query: Query,
     accuracy: float | None,
@@ -146,16 +90,8 @@ def _result_metrics(
     state.metrics.incr(f"{query.api_type}.result", tags=tags)
 
 
-STATE_KEY = "locate"
-
-
-def locate_state(request: Request) -> LocateState:
-    state: LocateState = getattr(request.state, STATE_KEY)
-    return state
-
-
-async def _prepare(request: Request, api_type: str) -> tuple[LocateState, ApiKey, Query, datetime]:
-    state = locate_state(request)
+async def _prepare(request: Request, api_type: str) -> tuple[ApiState, ApiKey, Query, datetime]:
+    state = api_state(request)
     keys = request.query_params.getlist("key")
     api_key = await resolve_api_key(state, keys[-1] if keys else None, api_type)
     ip = client_ip(request)

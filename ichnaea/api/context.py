@@ -1,0 +1,94 @@
+"""What the API endpoints share: per-process state, client IP and key lookup.
+
+``ApiState`` is built once per process in the web lifespan and reaches the
+handlers through the request state. ``find_api_key`` looks a key up through
+the per-process cache and tells apart the outcomes each API treats
+differently (locate refuses unknown keys, submit accepts them anonymously).
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+
+from ichnaea.api.keys import ApiKey, ApiKeyCache, api_key_from_row, is_valid_key_text
+from ichnaea.api.locate.service import LocateService
+from ichnaea.config import Settings
+from ichnaea.geoip import GeoIPReader
+from ichnaea.metrics import Metrics
+from ichnaea.repositories.api_keys import get_api_key
+from ichnaea.repositories.session import make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "api"
+
+
+@dataclass(slots=True)
+class ApiState:
+    """What the API endpoints need, built once per process in the lifespan."""
+
+    settings: Settings
+    service: LocateService
+    geoip: GeoIPReader
+    api_keys: ApiKeyCache
+    metrics: Metrics
+
+
+def api_state(request: Request) -> ApiState:
+    state: ApiState = getattr(request.state, STATE_KEY)
+    return state
+
+
+def client_ip(request: Request) -> str | None:
+    """The first ``X-Forwarded-For`` entry, else the peer address; None if not an IP."""
+    forwarded = request.headers.get("x-forwarded-for")
+    text = forwarded.split(",")[0].strip() if forwarded is not None else None
+    if text is None and request.client is not None:
+        text = request.client.host
+    if not text:
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+class KeyOutcome(enum.Enum):
+    malformed = "malformed"  # missing, or not 4-40 letters, digits and dashes
+    unknown = "unknown"  # well-formed but not in the table
+    found = "found"
+    unavailable = "unavailable"  # the database could not be asked
+
+
+def _lookup_key_sync(state: ApiState, key: str) -> ApiKey | None:
+    sessionmaker = make_sessionmaker(state.service.db)
+    with sessionmaker() as session:
+        row = get_api_key(session, key)
+        return None if row is None else api_key_from_row(row)
+
+
+async def find_api_key(state: ApiState, text: str | None) -> tuple[KeyOutcome, ApiKey | None]:
+    """Look a key up; a database failure is ``unavailable`` (and opens the breaker)."""
+    if text is None or not is_valid_key_text(text):
+        return KeyOutcome.malformed, None
+    cached, api_key = state.api_keys.get(text)
+    if not cached:
+        breaker = state.service.db_breaker
+        if not breaker.closed:
+            return KeyOutcome.unavailable, None
+        try:
+            api_key = await state.service.run_blocking(_lookup_key_sync, state, text)
+        except SQLAlchemyError as exc:
+            breaker.failed()
+            log.warning("api key not checked, database unavailable: %s", exc.__class__.__name__)
+            return KeyOutcome.unavailable, None
+        state.api_keys.put(text, api_key)
+    if api_key is None:
+        return KeyOutcome.unknown, None
+    return KeyOutcome.found, api_key

@@ -1,0 +1,95 @@
+"""HTTP handlers of ``/v2/geosubmit``, ``/v1/geosubmit`` and ``/v1/submit``.
+
+Processing order (spec pipeline.md 1.2): the optional API key (a known key
+is counted and limited per day; an unknown or missing one stores the data
+anonymously), the body, the lenient report parsing, the key's sampling
+rate, then one queue item per report on ``update_incoming``. A Redis
+failure while queueing is a 503 with ``Retry-After``: the client keeps the
+data and sends it again, nothing is silently lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+import sentry_sdk
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ichnaea.api.body import decode_json_body
+from ichnaea.api.context import KeyOutcome, api_state, client_ip, find_api_key
+from ichnaea.api.keys import ApiKey, count_and_check_limit
+from ichnaea.api.submit.schemas import Report, parse_v0, parse_v1, parse_v2
+from ichnaea.errors import DailyLimitExceededError, ParseError, ServiceUnavailableError
+from ichnaea.queue import INCOMING_QUEUE, push_items
+
+log = logging.getLogger(__name__)
+
+
+async def _submit(request: Request, path: str, parse: Callable[[Any], list[Report]]) -> None:
+    state = api_state(request)
+    keys = request.query_params.getlist("key")
+    outcome, found = await find_api_key(state, keys[-1] if keys else None)
+    api_key = found if found is not None else ApiKey()
+    if outcome is not KeyOutcome.unavailable:
+        tag = {"found": api_key.valid_key or "", "unknown": "invalid", "malformed": "none"}
+        state.metrics.incr("submit.request", tags={"path": path, "key": tag[outcome.value]})
+    if outcome is KeyOutcome.found:
+        exceeded = await count_and_check_limit(
+            state.service.redis,
+            api_key,
+            ip=client_ip(request),
+            path=path,
+            api_type="submit",
+            today=datetime.now(UTC).date(),
+        )
+        if exceeded:
+            raise DailyLimitExceededError()
+
+    data, empty = decode_json_body(
+        await request.body(),
+        content_encoding=request.headers.get("content-encoding"),
+        content_type=request.headers.get("content-type"),
+        max_decompressed_bytes=state.settings.max_decompressed_bytes,
+    )
+    if empty:
+        raise ParseError()
+    reports = parse(data)
+    if not api_key.store_sample("submit"):
+        return
+    items = [
+        {
+            "api_key": api_key.valid_key,
+            "source": (report.get("position") or {}).get("source", "gnss"),
+            "report": report,
+        }
+        for report in reports
+    ]
+    if items:
+        try:
+            await push_items(state.service.redis, INCOMING_QUEUE, items)
+        except (redis.RedisError, OSError) as exc:
+            log.error("submission refused, redis unavailable: %s", exc.__class__.__name__)
+            sentry_sdk.capture_exception(exc)
+            raise ServiceUnavailableError() from exc
+    tags = {"key": api_key.valid_key} if api_key.valid_key else None
+    state.metrics.incr("data.batch.upload", tags=tags)
+
+
+async def geosubmit_v2(request: Request) -> Response:
+    await _submit(request, "v2.geosubmit", parse_v2)
+    return JSONResponse({})
+
+
+async def geosubmit_v1(request: Request) -> Response:
+    await _submit(request, "v1.geosubmit", parse_v1)
+    return JSONResponse({})
+
+
+async def submit_v0(request: Request) -> Response:
+    await _submit(request, "v1.submit", parse_v0)
+    return Response(status_code=204)
