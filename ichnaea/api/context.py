@@ -12,13 +12,23 @@ import enum
 import ipaddress
 import logging
 from dataclasses import dataclass
+from datetime import date
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 
-from ichnaea.api.keys import ApiKey, ApiKeyCache, api_key_from_row, is_valid_key_text
+from ichnaea.api.body import decode_json_body
+from ichnaea.api.keys import (
+    ApiKey,
+    ApiKeyCache,
+    api_key_from_row,
+    count_and_check_limit,
+    is_valid_key_text,
+)
 from ichnaea.api.locate.service import LocateService
 from ichnaea.config import Settings
+from ichnaea.errors import DailyLimitExceededError
 from ichnaea.geoip import GeoIPReader
 from ichnaea.metrics import Metrics
 from ichnaea.repositories.api_keys import get_api_key
@@ -92,3 +102,24 @@ async def find_api_key(state: ApiState, text: str | None) -> tuple[KeyOutcome, A
     if api_key is None:
         return KeyOutcome.unknown, None
     return KeyOutcome.found, api_key
+
+
+async def enforce_daily_limit(
+    state: ApiState, api_key: ApiKey, *, ip: str | None, path: str, api_type: str, today: date
+) -> None:
+    """Count the request for a known key; raise ``DailyLimitExceededError`` past the limit."""
+    exceeded = await count_and_check_limit(
+        state.service.redis, api_key, ip=ip, path=path, api_type=api_type, today=today
+    )
+    if exceeded:
+        raise DailyLimitExceededError()
+
+
+async def read_json(request: Request, state: ApiState) -> tuple[Any, bool]:
+    """The decoded JSON body and whether it was empty (see ``ichnaea.api.body``)."""
+    return decode_json_body(
+        await request.body(),
+        content_encoding=request.headers.get("content-encoding"),
+        content_type=request.headers.get("content-type"),
+        max_decompressed_bytes=state.settings.max_decompressed_bytes,
+    )

@@ -15,14 +15,21 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ichnaea.api.body import decode_json_body
-from ichnaea.api.context import ApiState, KeyOutcome, api_state, client_ip, find_api_key
-from ichnaea.api.keys import ApiKey, count_and_check_limit
+from ichnaea.api.context import (
+    ApiState,
+    KeyOutcome,
+    api_state,
+    client_ip,
+    enforce_daily_limit,
+    find_api_key,
+    read_json,
+)
+from ichnaea.api.keys import ApiKey
 from ichnaea.api.locate.constants import DataAccuracy
 from ichnaea.api.locate.query import Query
 from ichnaea.api.locate.result import DataSource
 from ichnaea.api.locate.schemas import parse_locate_request
-from ichnaea.errors import DailyLimitExceededError, InvalidApiKeyError, LocationNotFoundError
+from ichnaea.errors import InvalidApiKeyError, LocationNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -97,22 +104,10 @@ async def _prepare(request: Request, api_type: str) -> tuple[ApiState, ApiKey, Q
     ip = client_ip(request)
     now = datetime.now(UTC).replace(tzinfo=None)
     if api_type == "locate":
-        exceeded = await count_and_check_limit(
-            state.service.redis,
-            api_key,
-            ip=ip,
-            path="v1.geolocate",
-            api_type=api_type,
-            today=now.date(),
+        await enforce_daily_limit(
+            state, api_key, ip=ip, path="v1.geolocate", api_type=api_type, today=now.date()
         )
-        if exceeded:
-            raise DailyLimitExceededError()
-    data, _ = decode_json_body(
-        await request.body(),
-        content_encoding=request.headers.get("content-encoding"),
-        content_type=request.headers.get("content-type"),
-        max_decompressed_bytes=state.settings.max_decompressed_bytes,
-    )
+    data, _ = await read_json(request, state)
     parsed = parse_locate_request(data)
     geoip = state.geoip.lookup(ip) if ip is not None else None
     query = Query.build(parsed, api_type=api_type, ip=ip, geoip=geoip)

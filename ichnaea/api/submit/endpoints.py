@@ -20,11 +20,17 @@ import sentry_sdk
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ichnaea.api.body import decode_json_body
-from ichnaea.api.context import KeyOutcome, api_state, client_ip, find_api_key
-from ichnaea.api.keys import ApiKey, count_and_check_limit
+from ichnaea.api.context import (
+    KeyOutcome,
+    api_state,
+    client_ip,
+    enforce_daily_limit,
+    find_api_key,
+    read_json,
+)
+from ichnaea.api.keys import ApiKey
 from ichnaea.api.submit.schemas import Report, parse_v0, parse_v1, parse_v2
-from ichnaea.errors import DailyLimitExceededError, ParseError, ServiceUnavailableError
+from ichnaea.errors import ParseError, ServiceUnavailableError
 from ichnaea.queue import INCOMING_QUEUE, push_items
 
 log = logging.getLogger(__name__)
@@ -39,23 +45,15 @@ async def _submit(request: Request, path: str, parse: Callable[[Any], list[Repor
         tag = {"found": api_key.valid_key or "", "unknown": "invalid", "malformed": "none"}
         state.metrics.incr("submit.request", tags={"path": path, "key": tag[outcome.value]})
     if outcome is KeyOutcome.found:
-        exceeded = await count_and_check_limit(
-            state.service.redis,
+        await enforce_daily_limit(
+            state,
             api_key,
             ip=client_ip(request),
             path=path,
             api_type="submit",
             today=datetime.now(UTC).date(),
         )
-        if exceeded:
-            raise DailyLimitExceededError()
-
-    data, empty = decode_json_body(
-        await request.body(),
-        content_encoding=request.headers.get("content-encoding"),
-        content_type=request.headers.get("content-type"),
-        max_decompressed_bytes=state.settings.max_decompressed_bytes,
-    )
+    data, empty = await read_json(request, state)
     if empty:
         raise ParseError()
     reports = parse(data)
