@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.synchronize
+import os
 import signal
 import time
 
@@ -32,7 +33,9 @@ def run_jobs_once(resources: Resources) -> int:
     return sum(job.run(resources) for job in registered_jobs(resources.settings))
 
 
-def _process_main(settings: Settings, index: int, stop: multiprocessing.synchronize.Event) -> None:
+def _process_main(
+    settings: Settings, index: int, stop: multiprocessing.synchronize.Event, parent: int
+) -> None:
     configure_logging(settings.logging_level, role=f"worker-{index}")
     # The parent coordinates shutdown through `stop`; a SIGTERM sent to this
     # process alone also ends it after the batch in hand.
@@ -45,7 +48,8 @@ def _process_main(settings: Settings, index: int, stop: multiprocessing.synchron
     )
     log.info("worker process ready (%d jobs registered)", len(registered_jobs(settings)))
     try:
-        while not (stop.is_set() or own.is_set()):
+        # A parent killed with SIGKILL cannot set `stop`: an orphan exits on its own.
+        while not (stop.is_set() or own.is_set()) and os.getppid() == parent:
             if run_jobs_once(resources) == 0:
                 stop.wait(IDLE_SLEEP_S)
     finally:
@@ -61,7 +65,9 @@ def run_pool(settings: Settings, processes: int) -> None:
     shutdown = ShutdownFlag().install()
 
     def start(index: int) -> multiprocessing.process.BaseProcess:
-        proc = ctx.Process(target=_process_main, args=(settings, index, stop), daemon=False)
+        proc = ctx.Process(
+            target=_process_main, args=(settings, index, stop, os.getpid()), daemon=False
+        )
         proc.start()
         return proc
 

@@ -1,0 +1,60 @@
+"""The worker pool as a real process tree."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def children(pid: int) -> list[int]:
+    done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(line) for line in done.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purpose.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def test_workers_exit_when_the_pool_parent_is_killed(tmp_path: Path, redis_server_url: str) -> None:
+    env = {**os.environ, "ICHNAEA_DATA_DIR": str(tmp_path), "REDIS_URI": redis_server_url}
+    env.pop("DB_READWRITE_URI", None)
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "ichnaea", "worker", "--processes", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        workers: list[int] = []
+        while len(workers) < 2:
+            assert time.monotonic() < deadline, "the pool never started its processes"
+            time.sleep(0.2)
+            # Skip multiprocessing's resource tracker: only spawn children run jobs.
+            workers = [
+                pid for pid in children(parent.pid)
+                if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+            ]  # fmt: skip
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in workers):
+            assert time.monotonic() < deadline, "orphaned workers kept running"
+            time.sleep(0.2)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
