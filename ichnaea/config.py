@@ -65,6 +65,9 @@ class Settings:
     worker_processes: int = 1
     # Database connections per process (plus as many again on bursts).
     db_pool_size: int = 20
+    # Items waiting in update_incoming beyond which submissions get a 503
+    # (query-sourced reports from locate stop at half of it).
+    max_queue_backlog: int = 1_000_000
     logging_level: str = "INFO"
     local_dev_env: bool = False
     testing: bool = False
@@ -303,6 +306,7 @@ def load_settings(
             "WORKER_PROCESSES", cores, "CELERY_WORKER_CONCURRENCY", lo=1, hi=1024
         ),
         db_pool_size=env.integer("DB_POOL_SIZE", 20, lo=1, hi=1000),
+        max_queue_backlog=env.integer("MAX_QUEUE_BACKLOG", 1_000_000, lo=1, hi=1 << 40),
         logging_level=level,
         local_dev_env=env.boolean("LOCAL_DEV_ENV"),
         testing=env.boolean("TESTING"),

@@ -79,6 +79,7 @@ def open_state(settings: Settings) -> AppState:
         geocoder=Geocoder.load(regions),
         fallback=FallbackClient(http, client),
         executor=ThreadPoolExecutor(settings.db_pool_size, thread_name_prefix="db"),
+        max_queue_backlog=settings.max_queue_backlog,
     )
     return AppState(
         settings=settings,

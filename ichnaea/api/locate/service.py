@@ -58,6 +58,7 @@ class LocateService:
     fallback: FallbackClient
     # Shared by the key lookup and the station lookups of this process.
     db_breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    max_queue_backlog: int = 1_000_000
     # Database work runs here, off the event loop; sized like the DB pool.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(20))
     _sample_rate: float = 100.0
@@ -120,6 +121,9 @@ class LocateService:
             return  # every network was already confirmed today
         try:
             if not api_key.store_sample("locate", await self._global_sample_rate()):
+                return
+            # Query reports are the first to go when the pipeline falls behind.
+            if await self.redis.llen(INCOMING_QUEUE) >= self.max_queue_backlog // 2:
                 return
             report = query.json()
             report["position"] = {

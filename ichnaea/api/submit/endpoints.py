@@ -69,6 +69,11 @@ async def _submit(request: Request, path: str, parse: Callable[[Any], list[Repor
     ]
     if items:
         try:
+            backlog = await state.service.redis.llen(INCOMING_QUEUE)
+            if backlog >= state.settings.max_queue_backlog:
+                # Refuse rather than evict: the client keeps the data and retries.
+                log.warning("submission refused, %d items waiting in %s", backlog, INCOMING_QUEUE)
+                raise ServiceUnavailableError()
             await push_items(state.service.redis, INCOMING_QUEUE, items)
         except (redis.RedisError, OSError) as exc:
             log.error("submission refused, redis unavailable: %s", exc.__class__.__name__)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -457,3 +458,21 @@ def test_32_us_wifis_beat_a_gb_cell_and_london_ip(api: TestClient, seed: Seeder)
     body = {"wifiAccessPoints": [{"macAddress": m} for m in MACS[:2]], "cellTowers": [cell_of(234)]}
     response = api.post("/v1/country?key=test", json=body, headers=LONDON)
     assert response.json()["country_code"] == "US"
+
+
+def test_query_reports_are_throttled_first_when_the_pipeline_falls_behind(
+    backend: Backend, seed: Seeder, make_settings: Any, redis_client: redis.Redis
+) -> None:
+    from ichnaea.web.app import create_app
+
+    seed.api_key("test")
+    for i, mac in enumerate(MACS[:2]):
+        seed.wifi(mac, lat=51.5 + i * 1e-5, last_seen=None)
+    redis_client.rpush(INCOMING_QUEUE, b"x", b"y")  # backlog 2 >= 4 // 2
+    settings = make_settings(
+        DB_READONLY_URI=backend.db_url, REDIS_URI=backend.redis_url, MAX_QUEUE_BACKLOG="4"
+    )
+    body = {"wifiAccessPoints": [{"macAddress": mac} for mac in MACS[:2]]}
+    with TestClient(create_app(settings)) as client:
+        assert client.post(URL, json=body).status_code == 200
+    assert redis_client.llen(INCOMING_QUEUE) == 2

@@ -323,3 +323,21 @@ def test_v0_blue_without_key_and_unknown_radio() -> None:
 def test_v1_without_position_fields_has_no_position_key() -> None:
     (report,) = parse_v1({"items": [{"wifiAccessPoints": [WIFI]}]}, now=NOW)
     assert "position" not in report
+
+
+def test_backlog_over_the_limit_refuses_with_503_and_keeps_the_queue(
+    backend: Backend, seed: Seeder, make_settings: Any, queue: redis.Redis
+) -> None:
+    from ichnaea.web.app import create_app
+
+    settings = make_settings(
+        DB_READONLY_URI=backend.db_url, REDIS_URI=backend.redis_url, MAX_QUEUE_BACKLOG="3"
+    )
+    body = {"items": [{"wifiAccessPoints": [WIFI]}]}
+    with TestClient(create_app(settings)) as client:
+        codes = [client.post("/v2/geosubmit", json=body).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 503]
+        refused = client.post("/v1/submit", json={"items": [{"wifi": [{"key": MAC}]}]})
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "30"
+    assert queue.llen(INCOMING_QUEUE) == 3  # nothing evicted, nothing added
