@@ -43,7 +43,7 @@ contiguous float64 memoryviews without the GIL and write into caller-supplied
 from libc.math cimport asin, atan2, cos, fabs, isfinite, isnan, rint, sin, sqrt, tan
 from libc.math cimport INFINITY, M_PI, NAN
 
-from ichnaea._fast._typedefs cimport float64_t, int64_t
+from ichnaea._fast._typedefs cimport check_lengths, float64_t, int64_t
 
 # (a² − b²) / b²: u² = cos² α · E2_PRIME.
 cdef double E2_PRIME = (
@@ -333,14 +333,6 @@ cdef inline double _clamp(
 # Array entry points
 # ---------------------------------------------------------------------------
 
-cdef int _check_lengths(Py_ssize_t n, Py_ssize_t m, str name) except -1:
-    # Not a substitute for ichnaea/geo.py's validation: with bounds checks
-    # compiled out, a short array here would read or write out of bounds.
-    if m != n:
-        raise ValueError(f"{name} has length {m}, expected {n}")
-    return 0
-
-
 def haversine_rdist_array(
     const float64_t[::1] lat1_deg,  # IN
     const float64_t[::1] lon1_deg,  # IN
@@ -359,10 +351,10 @@ def haversine_rdist_array(
         exceed 1 by an ulp for antipodes).
     """
     cdef Py_ssize_t i, n = lat1_deg.shape[0]
-    _check_lengths(n, lon1_deg.shape[0], "lon1_deg")
-    _check_lengths(n, lat2_deg.shape[0], "lat2_deg")
-    _check_lengths(n, lon2_deg.shape[0], "lon2_deg")
-    _check_lengths(n, out.shape[0], "out")
+    check_lengths(n, lon1_deg.shape[0], "lon1_deg")
+    check_lengths(n, lat2_deg.shape[0], "lat2_deg")
+    check_lengths(n, lon2_deg.shape[0], "lon2_deg")
+    check_lengths(n, out.shape[0], "out")
     with nogil:
         for i in range(n):
             out[i] = haversine_rdist(lat1_deg[i], lon1_deg[i], lat2_deg[i], lon2_deg[i])
@@ -384,7 +376,7 @@ def m_to_rdist_array(
         distances of half the circumference (πR) or more, NaN for NaN.
     """
     cdef Py_ssize_t i, n = dist_m.shape[0]
-    _check_lengths(n, out.shape[0], "out")
+    check_lengths(n, out.shape[0], "out")
     with nogil:
         for i in range(n):
             out[i] = m_to_rdist(dist_m[i])
@@ -407,10 +399,10 @@ def haversine_m_array(
         Receives the distances, metres, in [0, π · 6371009].
     """
     cdef Py_ssize_t i, n = lat1_deg.shape[0]
-    _check_lengths(n, lon1_deg.shape[0], "lon1_deg")
-    _check_lengths(n, lat2_deg.shape[0], "lat2_deg")
-    _check_lengths(n, lon2_deg.shape[0], "lon2_deg")
-    _check_lengths(n, out.shape[0], "out")
+    check_lengths(n, lon1_deg.shape[0], "lon1_deg")
+    check_lengths(n, lat2_deg.shape[0], "lat2_deg")
+    check_lengths(n, lon2_deg.shape[0], "lon2_deg")
+    check_lengths(n, out.shape[0], "out")
     with nogil:
         for i in range(n):
             out[i] = haversine_m(lat1_deg[i], lon1_deg[i], lat2_deg[i], lon2_deg[i])
@@ -434,10 +426,10 @@ def distance_m_array(
         points, NaN where an input is NaN.
     """
     cdef Py_ssize_t i, n = lat1_deg.shape[0]
-    _check_lengths(n, lon1_deg.shape[0], "lon1_deg")
-    _check_lengths(n, lat2_deg.shape[0], "lat2_deg")
-    _check_lengths(n, lon2_deg.shape[0], "lon2_deg")
-    _check_lengths(n, out.shape[0], "out")
+    check_lengths(n, lon1_deg.shape[0], "lon1_deg")
+    check_lengths(n, lat2_deg.shape[0], "lat2_deg")
+    check_lengths(n, lon2_deg.shape[0], "lon2_deg")
+    check_lengths(n, out.shape[0], "out")
     with nogil:
         for i in range(n):
             out[i] = distance_m(lat1_deg[i], lon1_deg[i], lat2_deg[i], lon2_deg[i])
@@ -467,11 +459,11 @@ def destination_array(
         input is NaN.
     """
     cdef Py_ssize_t i, n = lat_deg.shape[0]
-    _check_lengths(n, lon_deg.shape[0], "lon_deg")
-    _check_lengths(n, bearing_deg.shape[0], "bearing_deg")
-    _check_lengths(n, dist_m.shape[0], "dist_m")
-    _check_lengths(n, out_lat_deg.shape[0], "out_lat_deg")
-    _check_lengths(n, out_lon_deg.shape[0], "out_lon_deg")
+    check_lengths(n, lon_deg.shape[0], "lon_deg")
+    check_lengths(n, bearing_deg.shape[0], "bearing_deg")
+    check_lengths(n, dist_m.shape[0], "dist_m")
+    check_lengths(n, out_lat_deg.shape[0], "out_lat_deg")
+    check_lengths(n, out_lon_deg.shape[0], "out_lon_deg")
     with nogil:
         for i in range(n):
             destination(
@@ -507,12 +499,12 @@ def bbox_array(
     """
     cdef Py_ssize_t i, n = lat_deg.shape[0]
     cdef double lat, lon
-    _check_lengths(n, lon_deg.shape[0], "lon_deg")
-    _check_lengths(n, dist_m.shape[0], "dist_m")
-    _check_lengths(n, out_max_lat_deg.shape[0], "out_max_lat_deg")
-    _check_lengths(n, out_min_lat_deg.shape[0], "out_min_lat_deg")
-    _check_lengths(n, out_max_lon_deg.shape[0], "out_max_lon_deg")
-    _check_lengths(n, out_min_lon_deg.shape[0], "out_min_lon_deg")
+    check_lengths(n, lon_deg.shape[0], "lon_deg")
+    check_lengths(n, dist_m.shape[0], "dist_m")
+    check_lengths(n, out_max_lat_deg.shape[0], "out_max_lat_deg")
+    check_lengths(n, out_min_lat_deg.shape[0], "out_min_lat_deg")
+    check_lengths(n, out_max_lon_deg.shape[0], "out_max_lon_deg")
+    check_lengths(n, out_min_lon_deg.shape[0], "out_min_lon_deg")
     with nogil:
         for i in range(n):
             destination(lat_deg[i], lon_deg[i], 0.0, dist_m[i], &lat, &lon)
@@ -549,12 +541,12 @@ def circle_radius_m_array(
     """
     cdef Py_ssize_t i, n = lat_deg.shape[0]
     cdef double radius
-    _check_lengths(n, lon_deg.shape[0], "lon_deg")
-    _check_lengths(n, max_lat_deg.shape[0], "max_lat_deg")
-    _check_lengths(n, max_lon_deg.shape[0], "max_lon_deg")
-    _check_lengths(n, min_lat_deg.shape[0], "min_lat_deg")
-    _check_lengths(n, min_lon_deg.shape[0], "min_lon_deg")
-    _check_lengths(n, out.shape[0], "out")
+    check_lengths(n, lon_deg.shape[0], "lon_deg")
+    check_lengths(n, max_lat_deg.shape[0], "max_lat_deg")
+    check_lengths(n, max_lon_deg.shape[0], "max_lon_deg")
+    check_lengths(n, min_lat_deg.shape[0], "min_lat_deg")
+    check_lengths(n, min_lon_deg.shape[0], "min_lon_deg")
+    check_lengths(n, out.shape[0], "out")
     with nogil:
         for i in range(n):
             radius = corner_distance_m(
@@ -591,7 +583,7 @@ def max_distance_m_array(
     """
     cdef Py_ssize_t i, n = lats_deg.shape[0]
     cdef double dist, radius = 0.0
-    _check_lengths(n, lons_deg.shape[0], "lons_deg")
+    check_lengths(n, lons_deg.shape[0], "lons_deg")
     with nogil:
         for i in range(n):
             dist = distance_m(lat_deg, lon_deg, lats_deg[i], lons_deg[i])

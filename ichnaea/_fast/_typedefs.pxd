@@ -13,3 +13,11 @@ ctypedef double float64_t
 ctypedef fused floating:
     float
     double
+
+
+cdef inline int check_lengths(Py_ssize_t n, Py_ssize_t m, str name) except -1:
+    # Not a substitute for the Python boundary's validation: with bounds
+    # checks compiled out, a short array would be read or written past.
+    if m != n:
+        raise ValueError(f"{name} has length {m}, expected {n}")
+    return 0

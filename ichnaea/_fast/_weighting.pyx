@@ -43,7 +43,7 @@ from libc.stdlib cimport free, malloc
 
 from ichnaea._fast._geodesy cimport distance_m
 from ichnaea._fast._leastsq cimport lmdif, lmdif_work_size
-from ichnaea._fast._typedefs cimport float64_t
+from ichnaea._fast._typedefs cimport check_lengths, float64_t
 
 # Ages up to this many milliseconds get the full weight.
 cdef double FULL_WEIGHT_AGE_MS = 2000.0
@@ -336,13 +336,6 @@ cdef double* _alloc_sample(
     return block
 
 
-cdef int _check_lengths(Py_ssize_t n, Py_ssize_t m, str name) except -1:
-    # With bounds checks compiled out, a short array would be read past.
-    if m != n:
-        raise ValueError(f"{name} has length {m}, expected {n}")
-    return 0
-
-
 # ---------------------------------------------------------------------------
 # Array entry points
 # ---------------------------------------------------------------------------
@@ -368,9 +361,9 @@ def network_weights(
     """
     cdef Py_ssize_t i, n = score.shape[0]
     cdef double signal
-    _check_lengths(n, age_ms.shape[0], "age_ms")
-    _check_lengths(n, signal_dbm.shape[0], "signal_dbm")
-    _check_lengths(n, out.shape[0], "out")
+    check_lengths(n, age_ms.shape[0], "age_ms")
+    check_lengths(n, signal_dbm.shape[0], "signal_dbm")
+    check_lengths(n, out.shape[0], "out")
     with nogil:
         for i in range(n):
             signal = signal_dbm[i]
@@ -400,8 +393,8 @@ def weighted_position(
     cdef Py_ssize_t n = lat_deg.shape[0]
     cdef _Sample s
     cdef double lat = NAN, lon = NAN
-    _check_lengths(n, lon_deg.shape[0], "lon_deg")
-    _check_lengths(n, weights.shape[0], "weights")
+    check_lengths(n, lon_deg.shape[0], "lon_deg")
+    check_lengths(n, weights.shape[0], "weights")
     if n == 0:
         return NAN, NAN
     cdef double* scratch = <double*>malloc(n * sizeof(double))
@@ -456,9 +449,9 @@ def least_squares_position(
     cdef Py_ssize_t ipvt[2]
     cdef int info
     cdef double* block
-    _check_lengths(n, lon_deg.shape[0], "lon_deg")
-    _check_lengths(n, age_ms.shape[0], "age_ms")
-    _check_lengths(n, signal_dbm.shape[0], "signal_dbm")
+    check_lengths(n, lon_deg.shape[0], "lon_deg")
+    check_lengths(n, age_ms.shape[0], "age_ms")
+    check_lengths(n, signal_dbm.shape[0], "signal_dbm")
     block = _alloc_sample(&s, n, n + lmdif_work_size(n, NPARAM))
     if block == NULL:
         raise MemoryError(f"cannot allocate scratch for {n} networks")
@@ -501,7 +494,7 @@ def percentile95_distance_m(
     """
     cdef Py_ssize_t n = lats_deg.shape[0]
     cdef double result
-    _check_lengths(n, lons_deg.shape[0], "lons_deg")
+    check_lengths(n, lons_deg.shape[0], "lons_deg")
     if n == 0:
         return NAN
     cdef double* top = <double*>malloc(n * sizeof(double))
@@ -538,7 +531,7 @@ def select_sample(
         The sample size, min(n, max(max_networks, 0)).
     """
     cdef Py_ssize_t n = score.shape[0]
-    _check_lengths(n, out_in_sample.shape[0], "out_in_sample")
+    check_lengths(n, out_in_sample.shape[0], "out_in_sample")
     if n == 0:
         return 0
     cdef Py_ssize_t* order = <Py_ssize_t*>malloc(2 * n * sizeof(Py_ssize_t))
@@ -599,11 +592,11 @@ def aggregate_cluster(
     cdef Py_ssize_t* order = NULL
     cdef double* block = NULL
     cdef double* work
-    _check_lengths(n, lon_deg.shape[0], "lon_deg")
-    _check_lengths(n, age_ms.shape[0], "age_ms")
-    _check_lengths(n, signal_dbm.shape[0], "signal_dbm")
-    _check_lengths(n, score.shape[0], "score")
-    _check_lengths(n, out_in_sample.shape[0], "out_in_sample")
+    check_lengths(n, lon_deg.shape[0], "lon_deg")
+    check_lengths(n, age_ms.shape[0], "age_ms")
+    check_lengths(n, signal_dbm.shape[0], "signal_dbm")
+    check_lengths(n, score.shape[0], "score")
+    check_lengths(n, out_in_sample.shape[0], "out_in_sample")
     if n == 0:
         return NAN, NAN, NAN, 0.0
     point[0] = NAN
@@ -679,11 +672,11 @@ def aggregate_cells(
     cdef _Sample s
     cdef double lat, lon, accuracy, score_sum
     cdef double* block
-    _check_lengths(n, lon_deg.shape[0], "lon_deg")
-    _check_lengths(n, radius_m.shape[0], "radius_m")
-    _check_lengths(n, age_ms.shape[0], "age_ms")
-    _check_lengths(n, signal_dbm.shape[0], "signal_dbm")
-    _check_lengths(n, score.shape[0], "score")
+    check_lengths(n, lon_deg.shape[0], "lon_deg")
+    check_lengths(n, radius_m.shape[0], "radius_m")
+    check_lengths(n, age_ms.shape[0], "age_ms")
+    check_lengths(n, signal_dbm.shape[0], "signal_dbm")
+    check_lengths(n, score.shape[0], "score")
     if n == 0:
         return NAN, NAN, NAN, 0.0
     if n == 1:

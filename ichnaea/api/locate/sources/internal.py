@@ -51,12 +51,14 @@ from ichnaea.api.locate.constants import (
     WIFI_MIN_ACCURACY_M,
 )
 from ichnaea.api.locate.query import BlueLookup, CellLookup, Query, WifiLookup
-from ichnaea.api.locate.result import DataSource, Position, Region
+from ichnaea.api.locate.result import DataSource, Position, Region, UsedNetwork
 from ichnaea.api.locate.score import area_scores, station_scores, to_seconds
 from ichnaea.breaker import CircuitBreaker
 from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
 from ichnaea.positioning import (
+    CellPosition,
+    ClusterPosition,
     aggregate_cell_position,
     aggregate_cluster_position,
     cluster_networks,
@@ -126,6 +128,20 @@ def _guarded(kind: str, search: Callable[[], list[Position]]) -> list[Position]:
         return []
 
 
+def _internal_position(
+    position: ClusterPosition | CellPosition, used: list[UsedNetwork]
+) -> Position:
+    return Position(
+        position.lat,
+        position.lon,
+        position.accuracy_m,
+        position.score,
+        DataSource.internal,
+        None,
+        used,
+    )
+
+
 def _mac_positions(
     conn: StationReader,
     lookups: list[BlueLookup] | list[WifiLookup],
@@ -158,17 +174,7 @@ def _mac_positions(
             (params.kind, rows.keys[i], bool(seen_today[i]))
             for i in index[position.sample_mask.astype(bool)]
         ]
-        results.append(
-            Position(
-                position.lat,
-                position.lon,
-                position.accuracy_m,
-                position.score,
-                DataSource.internal,
-                None,
-                used,
-            )
-        )
+        results.append(_internal_position(position, used))
     return results
 
 
@@ -206,17 +212,7 @@ def _cell_positions(conn: StationReader, query: Query, now: datetime) -> list[Po
             max_accuracy_m=CELL_MAX_ACCURACY_M,
         )
         used = [("cell", rows.keys[i], bool(seen_today[i])) for i in members]
-        results.append(
-            Position(
-                position.lat,
-                position.lon,
-                position.accuracy_m,
-                position.score,
-                DataSource.internal,
-                None,
-                used,
-            )
-        )
+        results.append(_internal_position(position, used))
     return results
 
 
