@@ -50,6 +50,14 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 
 @pytest.fixture
+def backend_redis(backend: Backend) -> Iterator[redis.Redis]:
+    """A client of the same Redis the app under test uses."""
+    client = redis.Redis.from_url(backend.redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     """Settings from an environment of test defaults plus the given variables."""
 

@@ -49,15 +49,8 @@ def api(client: TestClient, seed: Seeder) -> Iterator[TestClient]:
     yield client
 
 
-@pytest.fixture
-def redis_client(backend: Backend) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(backend.redis_url)
-    yield client
-    client.close()
-
-
-def queued(redis_client: redis.Redis) -> list[dict]:  # type: ignore[type-arg]
-    return [decode_item(raw) for raw in redis_client.lrange(INCOMING_QUEUE, 0, -1)]
+def queued(backend_redis: redis.Redis) -> list[dict]:  # type: ignore[type-arg]
+    return [decode_item(raw) for raw in backend_redis.lrange(INCOMING_QUEUE, 0, -1)]
 
 
 def today() -> str:
@@ -65,14 +58,14 @@ def today() -> str:
 
 
 def test_01_ip_only_answers_from_geoip_and_counts_the_user(
-    api: TestClient, redis_client: redis.Redis
+    api: TestClient, backend_redis: redis.Redis
 ) -> None:
     response = api.post(URL, json={}, headers=LONDON)
     assert response.status_code == 200
     assert response.json() == LONDON_ANSWER
     assert response.headers["access-control-allow-origin"] == "*"
     assert response.headers["access-control-max-age"] == "2592000"
-    ttl = redis_client.ttl(f"apiuser:locate:test:{today()}")
+    ttl = backend_redis.ttl(f"apiuser:locate:test:{today()}")
     assert 7 * 86400 < ttl <= 8 * 86400
 
 
@@ -159,11 +152,11 @@ def test_08_bad_key_wins_over_bad_body(api: TestClient) -> None:
 
 
 def test_09_daily_limit_exceeded(
-    client: TestClient, seed: Seeder, redis_client: redis.Redis
+    client: TestClient, seed: Seeder, backend_redis: redis.Redis
 ) -> None:
     seed.api_key("limited", maxreq=5)
     counter = f"apilimit:limited:v1.geolocate:{today().replace('-', '')}"
-    redis_client.set(counter, 10)
+    backend_redis.set(counter, 10)
     response = client.post("/v1/geolocate?key=limited", json={}, headers=LONDON)
     assert response.status_code == 403
     assert response.json()["error"]["errors"][0] == {
@@ -171,8 +164,8 @@ def test_09_daily_limit_exceeded(
         "reason": "dailyLimitExceeded",
         "message": "You have exceeded your daily limit.",
     }
-    assert int(redis_client.get(counter) or 0) == 11
-    assert 0 < redis_client.ttl(counter) <= 90_000
+    assert int(backend_redis.get(counter) or 0) == 11
+    assert 0 < backend_redis.ttl(counter) <= 90_000
 
 
 def test_09_limit_refuses_the_request_after_maxreq(client: TestClient, seed: Seeder) -> None:
@@ -243,13 +236,13 @@ def lte_cell(**extra: object) -> dict[str, object]:
 
 
 def test_14_known_cell_answers_with_cell_accuracy(
-    api: TestClient, seed: Seeder, redis_client: redis.Redis
+    api: TestClient, seed: Seeder, backend_redis: redis.Redis
 ) -> None:
     seed.cell(Radio.lte, 2, 1234, lat=51.51, lon=-0.11)
     body = {"cellTowers": [lte_cell(signalStrength=-70, timingAdvance=1)]}
     response = api.post(URL, json=body)
     assert response.json() == {"location": {"lat": 51.51, "lng": -0.11}, "accuracy": 1000.0}
-    (item,) = queued(redis_client)
+    (item,) = queued(backend_redis)
     assert item["report"]["cellTowers"][0]["signalStrength"] == -70
     assert item["report"]["cellTowers"][0]["timingAdvance"] == 1
     # The top-level radioType fills in a missing per-cell one.
@@ -321,7 +314,7 @@ MACS = ["a82066000011", "a82066000012", "a82066000013", "a82066000014"]
 
 
 def test_19_three_wifis_and_the_queued_report(
-    api: TestClient, seed: Seeder, redis_client: redis.Redis
+    api: TestClient, seed: Seeder, backend_redis: redis.Redis
 ) -> None:
     for i, mac in enumerate(MACS[:3]):
         seed.wifi(mac, lat=51.5 + i * 1e-5, last_seen=None)
@@ -335,7 +328,7 @@ def test_19_three_wifis_and_the_queued_report(
     }
     response = api.post(URL, json=body)
     assert response.json() == {"location": {"lat": 51.500005, "lng": -0.1}, "accuracy": 10.0}
-    (item,) = queued(redis_client)
+    (item,) = queued(backend_redis)
     assert item["api_key"] == "test" and item["source"] == "query"
     report = item["report"]
     assert report["wifiAccessPoints"] == [
@@ -354,7 +347,7 @@ def test_19_three_wifis_and_the_queued_report(
 
 
 def test_20_bluetooth_position_and_report(
-    api: TestClient, seed: Seeder, redis_client: redis.Redis
+    api: TestClient, seed: Seeder, backend_redis: redis.Redis
 ) -> None:
     for i, mac in enumerate(MACS[:3]):
         seed.blue(mac, lat=51.5 + i * 1e-5, last_seen=None)
@@ -368,23 +361,23 @@ def test_20_bluetooth_position_and_report(
     response = api.post(URL, json=body)
     assert response.json()["location"]["lat"] == 51.5000035
     assert response.json()["accuracy"] == 10.0
-    (item,) = queued(redis_client)
+    (item,) = queued(backend_redis)
     assert item["report"]["bluetoothBeacons"][1] == {"macAddress": MACS[1], "name": "my-beacon"}
 
 
 @pytest.mark.parametrize("macs", [MACS[:2], ["a82066000100", "a82066000200"]])
 def test_21_networks_seen_today_are_not_queued(
-    api: TestClient, seed: Seeder, redis_client: redis.Redis, macs: list[str]
+    api: TestClient, seed: Seeder, backend_redis: redis.Redis, macs: list[str]
 ) -> None:
     seed.blue(macs[0], lat=51.5)
     seed.blue(macs[1], lat=51.50002)
     body = {"bluetoothBeacons": [{"macAddress": mac} for mac in macs]}
     assert api.post(URL, json=body).json()["location"]["lat"] == 51.50001
-    assert queued(redis_client) == []
+    assert queued(backend_redis) == []
 
 
 def test_22_no_sampling_no_report(
-    client: TestClient, seed: Seeder, redis_client: redis.Redis
+    client: TestClient, seed: Seeder, backend_redis: redis.Redis
 ) -> None:
     seed.api_key("nosample", store_sample_locate=0)
     for i, mac in enumerate(MACS[:2]):
@@ -392,10 +385,10 @@ def test_22_no_sampling_no_report(
     body = {"wifiAccessPoints": [{"macAddress": mac} for mac in MACS[:2]]}
     response = client.post("/v1/geolocate?key=nosample", json=body)
     assert response.status_code == 200
-    assert queued(redis_client) == []
+    assert queued(backend_redis) == []
 
 
-def test_country_answers_from_geoip(api: TestClient, redis_client: redis.Redis) -> None:
+def test_country_answers_from_geoip(api: TestClient, backend_redis: redis.Redis) -> None:
     response = api.post("/v1/country?key=test", json={}, headers=LONDON)
     assert response.json() == {"country_code": "GB", "country_name": "United Kingdom"}
     assert (
@@ -405,7 +398,7 @@ def test_country_answers_from_geoip(api: TestClient, redis_client: redis.Redis) 
         == 404
     )
     # 33: the country API is never counted or limited.
-    assert redis_client.keys("apilimit:*") == [] and redis_client.keys("apiuser:*") == []
+    assert backend_redis.keys("apilimit:*") == [] and backend_redis.keys("apiuser:*") == []
 
 
 def test_31_country_from_known_wifis(api: TestClient, seed: Seeder) -> None:
@@ -461,18 +454,18 @@ def test_32_us_wifis_beat_a_gb_cell_and_london_ip(api: TestClient, seed: Seeder)
 
 
 def test_query_reports_are_throttled_first_when_the_pipeline_falls_behind(
-    backend: Backend, seed: Seeder, make_settings: Any, redis_client: redis.Redis
+    backend: Backend, seed: Seeder, make_settings: Any, backend_redis: redis.Redis
 ) -> None:
     from ichnaea.web.app import create_app
 
     seed.api_key("test")
     for i, mac in enumerate(MACS[:2]):
         seed.wifi(mac, lat=51.5 + i * 1e-5, last_seen=None)
-    redis_client.rpush(INCOMING_QUEUE, b"x", b"y")  # backlog 2 >= 4 // 2
+    backend_redis.rpush(INCOMING_QUEUE, b"x", b"y")  # backlog 2 >= 4 // 2
     settings = make_settings(
         DB_READONLY_URI=backend.db_url, REDIS_URI=backend.redis_url, MAX_QUEUE_BACKLOG="4"
     )
     body = {"wifiAccessPoints": [{"macAddress": mac} for mac in MACS[:2]]}
     with TestClient(create_app(settings)) as client:
         assert client.post(URL, json=body).status_code == 200
-    assert redis_client.llen(INCOMING_QUEUE) == 2
+    assert backend_redis.llen(INCOMING_QUEUE) == 2

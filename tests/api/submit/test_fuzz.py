@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from tests.api.locate.test_fuzz import json_values
+from tests._strategies import json_values
 
 FIELDS = ["macAddress", "signalStrength", "radioType", "mobileCountryCode", "cellId",
           "newRadioCellId", "psc", "key", "signal", "mcc", "cid", "ssid", "name"]  # fmt: skip

@@ -27,18 +27,13 @@ def api(client: TestClient, seed: Seeder) -> Iterator[TestClient]:
     yield client
 
 
-@pytest.fixture
-def queue(backend: Backend) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(backend.redis_url)
-    yield client
-    client.close()
-
-
 def queued(client: redis.Redis) -> list[dict[str, Any]]:
     return [decode_item(raw) for raw in client.lrange(INCOMING_QUEUE, 0, -1)]
 
 
-def test_v2_report_is_queued_with_known_fields_only(api: TestClient, queue: redis.Redis) -> None:
+def test_v2_report_is_queued_with_known_fields_only(
+    api: TestClient, backend_redis: redis.Redis
+) -> None:
     body = {
         "items": [
             {
@@ -60,7 +55,7 @@ def test_v2_report_is_queued_with_known_fields_only(api: TestClient, queue: redi
     response = api.post("/v2/geosubmit?key=test", json=body)
     assert response.status_code == 200 and response.json() == {}
     assert response.headers["access-control-allow-origin"] == "*"
-    (item,) = queued(queue)
+    (item,) = queued(backend_redis)
     assert item["api_key"] == "test" and item["source"] == "gnss"
     report = item["report"]
     assert report["bluetoothBeacons"] == [
@@ -69,10 +64,10 @@ def test_v2_report_is_queued_with_known_fields_only(api: TestClient, queue: redi
     assert report["wifiAccessPoints"] == []
     assert isinstance(report["timestamp"], int)
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    assert queue.exists(f"apiuser:submit:test:{day}")
+    assert backend_redis.exists(f"apiuser:submit:test:{day}")
 
 
-def test_umts_becomes_wcdma_and_source_is_kept(api: TestClient, queue: redis.Redis) -> None:
+def test_umts_becomes_wcdma_and_source_is_kept(api: TestClient, backend_redis: redis.Redis) -> None:
     body = {
         "items": [
             {
@@ -82,21 +77,21 @@ def test_umts_becomes_wcdma_and_source_is_kept(api: TestClient, queue: redis.Red
         ]
     }
     assert api.post("/v2/geosubmit?key=test", json=body).status_code == 200
-    (item,) = queued(queue)
+    (item,) = queued(backend_redis)
     assert item["source"] == "fused"
     assert item["report"]["cellTowers"][0]["radioType"] == "wcdma"
 
 
 def test_null_position_is_accepted_as_absent_fixing_quirk_5(
-    api: TestClient, queue: redis.Redis
+    api: TestClient, backend_redis: redis.Redis
 ) -> None:
     body = {"items": [{"position": None, "wifiAccessPoints": [WIFI], "cellTowers": None}]}
     assert api.post("/v2/geosubmit", json=body).status_code == 200
-    (item,) = queued(queue)
+    (item,) = queued(backend_redis)
     assert item["report"]["position"] is None and item["api_key"] is None
 
 
-def test_one_bad_field_never_rejects_the_batch(api: TestClient, queue: redis.Redis) -> None:
+def test_one_bad_field_never_rejects_the_batch(api: TestClient, backend_redis: redis.Redis) -> None:
     body = {
         "items": [
             {"wifiAccessPoints": [{"macAddress": 10}, WIFI]},
@@ -105,22 +100,22 @@ def test_one_bad_field_never_rejects_the_batch(api: TestClient, queue: redis.Red
         ]
     }
     assert api.post("/v2/geosubmit", json=body).status_code == 200
-    reports = [item["report"] for item in queued(queue)]
+    reports = [item["report"] for item in queued(backend_redis)]
     assert [r["wifiAccessPoints"] for r in reports] == [[WIFI], [WIFI]]
 
 
-def test_nan_position_values_are_dropped(api: TestClient, queue: redis.Redis) -> None:
+def test_nan_position_values_are_dropped(api: TestClient, backend_redis: redis.Redis) -> None:
     raw = (
         b'{"items": [{"position": {"latitude": NaN},'
         b' "wifiAccessPoints": [{"macAddress": "a82066010203"}]}]}'
     )
     assert api.post("/v2/geosubmit", content=raw).status_code == 200
-    assert queued(queue)[0]["report"]["position"] == {}
+    assert queued(backend_redis)[0]["report"]["position"] == {}
 
 
-def test_empty_items_and_empty_body(api: TestClient, queue: redis.Redis) -> None:
+def test_empty_items_and_empty_body(api: TestClient, backend_redis: redis.Redis) -> None:
     assert api.post("/v2/geosubmit", json={"items": []}).status_code == 200
-    assert queued(queue) == []
+    assert queued(backend_redis) == []
     response = api.post("/v2/geosubmit", content=b"")
     assert response.status_code == 400
     assert "details" not in response.json()
@@ -129,27 +124,29 @@ def test_empty_items_and_empty_body(api: TestClient, queue: redis.Redis) -> None
     assert missing.json()["details"] == {"validation": {"items": "Required"}}
 
 
-def test_110_reports_plus_junk_queue_110_items(api: TestClient, queue: redis.Redis) -> None:
+def test_110_reports_plus_junk_queue_110_items(api: TestClient, backend_redis: redis.Redis) -> None:
     items = [{"position": {"latitude": 51.5, "longitude": -0.1}, "wifiAccessPoints": [WIFI]}] * 110
     items.append({"latitude": 10, "longitude": 10, "whatever": "xx"})
     assert api.post("/v2/geosubmit", json={"items": items}).status_code == 200
-    assert queue.llen(INCOMING_QUEUE) == 110
+    assert backend_redis.llen(INCOMING_QUEUE) == 110
 
 
-def test_v1_moves_position_fields_and_drops_nan(api: TestClient, queue: redis.Redis) -> None:
+def test_v1_moves_position_fields_and_drops_nan(
+    api: TestClient, backend_redis: redis.Redis
+) -> None:
     raw = (
         b'{"items": [{"latitude": 51.5, "longitude": -0.1, "accuracy": NaN,'
         b' "altitude": -Infinity, "cellTowers": [{"radioType": "lte", "psc": 5}]},'
         b' {"wifiAccessPoints": [{"macAddress": "a82066010203"}]}]}'
     )
     assert api.post("/v1/geosubmit?key=test", content=raw).json() == {}
-    first, second = (item["report"] for item in queued(queue))
+    first, second = (item["report"] for item in queued(backend_redis))
     assert first["position"] == {"latitude": 51.5, "longitude": -0.1}
     assert first["cellTowers"][0]["primaryScramblingCode"] == 5
     assert "position" not in second
 
 
-def test_v0_submit_renames_and_answers_204(api: TestClient, queue: redis.Redis) -> None:
+def test_v0_submit_renames_and_answers_204(api: TestClient, backend_redis: redis.Redis) -> None:
     body = {
         "items": [
             {
@@ -164,7 +161,7 @@ def test_v0_submit_renames_and_answers_204(api: TestClient, queue: redis.Redis) 
     }
     response = api.post("/v1/submit?key=test", json=body)
     assert response.status_code == 204 and response.content == b""
-    (item,) = queued(queue)
+    (item,) = queued(backend_redis)
     report = item["report"]
     assert report["timestamp"] == 1460000000000
     assert report["position"] == {"latitude": 51.5, "longitude": -0.1}
@@ -172,7 +169,7 @@ def test_v0_submit_renames_and_answers_204(api: TestClient, queue: redis.Redis) 
     assert report["wifiAccessPoints"] == [{"macAddress": MAC, "signalStrength": -70}]
 
 
-def test_gzip_bodies(api: TestClient, queue: redis.Redis) -> None:
+def test_gzip_bodies(api: TestClient, backend_redis: redis.Redis) -> None:
     body = gzip.compress(json.dumps({"items": [{"wifiAccessPoints": [WIFI]}]}).encode())
     headers = {"Content-Encoding": "gzip"}
     assert api.post("/v2/geosubmit", content=body, headers=headers).status_code == 200
@@ -180,10 +177,12 @@ def test_gzip_bodies(api: TestClient, queue: redis.Redis) -> None:
     assert api.post("/v2/geosubmit", content=body[:-5], headers=headers).status_code == 400
     latin = '{"items": [{"carrier": "Résumé"}]}'.encode("latin-1")
     assert api.post("/v2/geosubmit", content=latin).status_code == 400
-    assert queue.llen(INCOMING_QUEUE) == 1
+    assert backend_redis.llen(INCOMING_QUEUE) == 1
 
 
-def test_no_sampling_stores_nothing(client: TestClient, seed: Seeder, queue: redis.Redis) -> None:
+def test_no_sampling_stores_nothing(
+    client: TestClient, seed: Seeder, backend_redis: redis.Redis
+) -> None:
     seed.api_key("nosample", store_sample_submit=0)
     body = {"items": [{"wifiAccessPoints": [WIFI]}]}
     assert client.post("/v2/geosubmit?key=nosample", json=body).status_code == 200
@@ -193,15 +192,17 @@ def test_no_sampling_stores_nothing(client: TestClient, seed: Seeder, queue: red
         ).status_code
         == 204
     )
-    assert queued(queue) == []
+    assert queued(backend_redis) == []
 
 
-def test_unknown_and_malformed_keys_store_anonymously(api: TestClient, queue: redis.Redis) -> None:
+def test_unknown_and_malformed_keys_store_anonymously(
+    api: TestClient, backend_redis: redis.Redis
+) -> None:
     body = {"items": [{"wifiAccessPoints": [WIFI]}]}
     for key in ("invalid_key", "abcdefg"):
         assert api.post(f"/v2/geosubmit?key={key}", json=body).status_code == 200
-    assert [item["api_key"] for item in queued(queue)] == [None, None]
-    assert queue.keys("apiuser:*") == []
+    assert [item["api_key"] for item in queued(backend_redis)] == [None, None]
+    assert backend_redis.keys("apiuser:*") == []
 
 
 def test_submit_is_limited_per_key(client: TestClient, seed: Seeder) -> None:
@@ -326,7 +327,7 @@ def test_v1_without_position_fields_has_no_position_key() -> None:
 
 
 def test_backlog_over_the_limit_refuses_with_503_and_keeps_the_queue(
-    backend: Backend, seed: Seeder, make_settings: Any, queue: redis.Redis
+    backend: Backend, seed: Seeder, make_settings: Any, backend_redis: redis.Redis
 ) -> None:
     from ichnaea.web.app import create_app
 
@@ -340,4 +341,4 @@ def test_backlog_over_the_limit_refuses_with_503_and_keeps_the_queue(
         refused = client.post("/v1/submit", json={"items": [{"wifi": [{"key": MAC}]}]})
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "30"
-    assert queue.llen(INCOMING_QUEUE) == 3  # nothing evicted, nothing added
+    assert backend_redis.llen(INCOMING_QUEUE) == 3  # nothing evicted, nothing added
