@@ -200,6 +200,35 @@ class Geocoder:
         result: list[str | None] = self._codes[winner].tolist()
         return result
 
+    def any_region(self, lat_deg: ArrayLike, lon_deg: ArrayLike) -> NDArray[np.bool_]:
+        """For each point, whether it lies inside some region's buffered shape.
+
+        Observation reports outside every region (the open ocean, (0, 0)) are
+        rejected by the pipeline with this. Non-finite coordinates give False.
+        """
+        lat = np.atleast_1d(np.asarray(lat_deg, dtype=np.float64))
+        lon = np.atleast_1d(np.asarray(lon_deg, dtype=np.float64))
+        if lat.ndim != 1 or lat.shape != lon.shape:
+            raise ValueError(
+                f"lat_deg and lon_deg must be 1-D arrays of one length, "
+                f"got shapes {lat.shape} and {lon.shape}"
+            )
+        found = np.zeros(lat.size, dtype=np.bool_)
+        valid = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
+        if valid.size:
+            hits, parts = self._tree.query(shapely.points(lon[valid], lat[valid]))
+            point = valid[hits]
+            inside = shapely.contains_xy(self._parts[parts], lon[point], lat[point])
+            found[point[inside]] = True
+        return found
+
+    def in_region(self, lat_deg: float, lon_deg: float, code: str | None) -> bool:
+        """Whether the point lies inside the buffered shape of ``code`` (False if unknown)."""
+        rid = self._code_ids.get(code) if code is not None else None
+        if rid is None or not (math.isfinite(lat_deg) and math.isfinite(lon_deg)):
+            return False
+        return bool(shapely.contains_xy(self._buffered[rid], lon_deg, lat_deg))
+
     def region_for_cell(self, lat_deg: float, lon_deg: float, mcc: int) -> str | None:
         """The region of a cell at a point: prefer the regions of its MCC.
 

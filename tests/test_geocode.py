@@ -307,3 +307,24 @@ def test_valid_mccs_are_the_country_mccs_minus_553() -> None:
 )
 def test_is_valid_mcc(mcc: int, valid: bool) -> None:
     assert is_valid_mcc(mcc) is valid
+
+
+def test_any_region_accepts_land_and_rejects_the_open_ocean(geocoder: Geocoder) -> None:
+    found = geocoder.any_region([51.5, 0.0, 30.0, float("nan")], [-0.1, 0.0, -40.0, 1.0])
+    assert found.tolist() == [True, False, False, False]
+
+
+def test_any_region_agrees_with_the_buffered_shapes(geocoder: Geocoder, shapes: Shapes) -> None:
+    rng = np.random.default_rng(7)
+    lat = rng.uniform(-60, 70, 300)
+    lon = rng.uniform(-180, 180, 300)
+    expected = [bool(containing(shapes[1], a, b)) for a, b in zip(lat, lon, strict=True)]
+    assert geocoder.any_region(lat, lon).tolist() == expected
+
+
+def test_in_region_uses_the_buffered_shape_of_that_code(geocoder: Geocoder) -> None:
+    assert geocoder.in_region(46.2884, 6.82, "FR")
+    assert not geocoder.in_region(46.2884, 7.45, "FR")
+    assert geocoder.in_region(46.2884, 7.45, "CH")
+    assert not geocoder.in_region(51.5, -0.1, "ZZ")
+    assert not geocoder.in_region(51.5, -0.1, None)
