@@ -2,7 +2,8 @@
 
 ``redis_url`` is parametrised over both, so every test that uses it runs
 against the Redis server at ``ICHNAEA_TEST_REDIS_URL`` (default
-``redis://127.0.0.1:6379``, one database number per xdist worker) and
+``redis://127.0.0.1:6379``, one database number per xdist worker, shifted by
+``ICHNAEA_TEST_REDIS_DB_OFFSET``) and
 against an embedded server started for the session. Each test starts with
 an empty database.
 """
@@ -23,7 +24,9 @@ from tests._support import backend_unavailable, xdist_index
 @pytest.fixture(scope="session")
 def redis_server_url(worker_id: str) -> str:
     base = os.environ.get("ICHNAEA_TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
-    url = f"{base}/{1 + xdist_index(worker_id) % 15}"
+    # Two test runs sharing one server (parallel sessions) set different offsets.
+    offset = int(os.environ.get("ICHNAEA_TEST_REDIS_DB_OFFSET", "0"))
+    url = f"{base}/{1 + (offset + xdist_index(worker_id)) % 15}"
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
