@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures_redis",
     "tests.fixtures_app",
     "tests.fixtures_provider",
+    "tests.fixtures_s3",
 ]
 
 
