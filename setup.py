@@ -29,6 +29,7 @@ KERNELS = [
     "_leastsq",
     "_clustering",
     "_weighting",
+    "_station",
 ]
 
 

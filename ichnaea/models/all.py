@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from ichnaea.models import api_key, cell, station, stats
+from ichnaea.models import api_key, cell, pipeline, station, stats
 from ichnaea.models.base import Base
 
-MODEL_MODULES = (api_key, cell, station, stats)
+MODEL_MODULES = (api_key, cell, pipeline, station, stats)
 
 metadata: MetaData = Base.metadata
