@@ -118,7 +118,7 @@ class ReliableQueue:
         """Keep the lease of a consumer that is still working on its batch."""
         self.client.set(self.lease_key(consumer), "1", ex=lease_s)
 
-    def ack(self, consumer: str, effects: Callable[[Pipeline], None] | None = None) -> None:
+    def ack(self, consumer: str, effects: Callable[[Pipeline], object] | None = None) -> None:
         """The claimed batch is done: forget it, applying ``effects`` atomically with that.
 
         ``effects`` queues the batch's output (pushes to the next queues) on
@@ -173,7 +173,8 @@ class ReliableQueue:
 # KEYS: queue, in-flight list, batch id key, lease key
 # ARGV: batch size, owner, lease seconds, id for a new batch
 _SERIAL_CLAIM = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return {} end
+local holder = redis.call('GET', KEYS[4])
+if holder and holder ~= ARGV[2] then return {} end
 local held = redis.call('LRANGE', KEYS[2], 0, -1)
 if #held > 0 then
   redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[3]))
@@ -241,7 +242,7 @@ class SerialQueue:
         return int(self.client.llen(self.name))
 
     def claim(self, owner: str, batch: int, *, lease_s: int = LEASE_S) -> Batch | None:
-        """The batch in flight if its owner is gone, else up to ``batch`` new items.
+        """The batch in flight if its owner is gone (or is us), else up to ``batch`` new items.
 
         None when the queue is empty or another live consumer holds a batch.
         """
@@ -259,7 +260,7 @@ class SerialQueue:
         if not self.client.eval(_SERIAL_RENEW, 3, *keys, owner, lease_s):
             raise LostLease(f"{self.name}: the lease of {owner} ran out")
 
-    def ack(self, owner: str, effects: Callable[[Pipeline], None] | None = None) -> None:
+    def ack(self, owner: str, effects: Callable[[Pipeline], object] | None = None) -> None:
         """Forget the batch in flight, applying ``effects`` in the same transaction.
 
         ``effects`` queues further commands (pushes to the next stage,

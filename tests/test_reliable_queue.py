@@ -122,3 +122,11 @@ def test_serial_queue_release_keeps_the_batch_first_in_line(redis_client: redis.
     held = queue.claim("stopping", 2)
     queue.release("stopping")
     assert queue.claim("next", 2) == held
+
+
+def test_serial_queue_gives_the_holder_its_own_batch_again(redis_client: redis.Redis) -> None:
+    fill(redis_client, 3, "s")
+    queue = SerialQueue(redis_client, "s")
+    held = queue.claim("me", 2)
+    assert queue.claim("me", 2) == held  # e.g. after a failed ack
+    assert queue.claim("other", 2) is None

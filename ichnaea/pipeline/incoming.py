@@ -8,19 +8,24 @@ it. Export items are ``{"api_key": ..., "report": ...}``; the queue is
 key, ``queue_export_<name>:<source>:<api_key or no_key>``, so the S3
 exporter can name objects by them. Data is thus duplicated per target.
 
-The batch is acknowledged only after every export queue has its copy, in
-one Redis transaction. A crash in between makes the batch come back and be
-routed again: export queues may then hold a report twice, never zero times.
+The copies are pushed in the same Redis transaction that acknowledges the
+claimed batch, so each report reaches each export queue exactly once: a
+crash before that transaction leaves the batch to be reclaimed whole.
+Partitioned targets (``s3``, ``file``) also record their partition queues
+in ``export_partitions:<name>``, and every export queue gets a
+``<queue>:since`` timestamp so a half-full batch is flushed after a while.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 from sqlalchemy.orm import Session
 
 from ichnaea.queue import INCOMING_QUEUE, decode_item, encode_item
@@ -30,6 +35,7 @@ from ichnaea.repositories.export_configs import list_export_configs
 log = logging.getLogger(__name__)
 
 INCOMING_BATCH = 5000
+PARTITIONED_SCHEMAS = frozenset({"s3", "file"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +59,36 @@ class ExportTarget:
             source not in self.skip_sources
         )
 
-    def queue_key(self, api_key: str | None, source: str) -> str:
-        if self.schema == "s3":
-            return f"queue_export_{self.name}:{source}:{api_key or 'no_key'}"
+    @property
+    def partitioned(self) -> bool:
+        """Archives (``s3``, ``file``) get one queue per source and API key."""
+        return self.schema in PARTITIONED_SCHEMAS
+
+    @property
+    def base_queue(self) -> str:
         return f"queue_export_{self.name}"
+
+    def queue_key(self, api_key: str | None, source: str) -> str:
+        if self.partitioned:
+            return f"{self.base_queue}:{source}:{api_key or 'no_key'}"
+        return self.base_queue
+
+    def queues(self, client: redis.Redis) -> list[str]:
+        """Every queue of this target: the one queue, or the known partitions."""
+        if not self.partitioned:
+            return [self.base_queue]
+        members = client.smembers(partitions_key(self.name))
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+
+def partitions_key(name: str) -> str:
+    """The set of partition queue keys of a partitioned export target."""
+    return f"export_partitions:{name}"
+
+
+def since_key(queue: str) -> str:
+    """When the oldest not-yet-exported item of an export queue arrived (epoch seconds)."""
+    return f"{queue}:since"
 
 
 def load_targets(session: Session) -> list[ExportTarget]:
@@ -99,9 +131,21 @@ def process_incoming(
             # Not ours to judge further: keep the bytes for an operator.
             log.error("undecodable item in %s moved aside: %s", INCOMING_QUEUE, exc)
             client.rpush(f"{INCOMING_QUEUE}:undecodable", raw)
-    with client.pipeline(transaction=True) as pipe:
-        for key, export_items in route(items, targets).items():
+    routed = route(items, targets)
+    partitioned = {t.name for t in targets if t.partitioned}
+    # The internal queue is drained whenever it has items: no flush timer.
+    untimed = {t.base_queue for t in targets if t.schema == "internal"}
+    now = str(int(time.time()))
+
+    def push(pipe: Pipeline) -> None:
+        for key, export_items in routed.items():
             pipe.rpush(key, *(encode_item(item) for item in export_items))
-        pipe.execute()
-    queue.ack(consumer)
+            if key not in untimed:
+                pipe.set(since_key(key), now, nx=True)
+            name = key.removeprefix("queue_export_").split(":", 1)[0]
+            if name in partitioned:
+                pipe.sadd(partitions_key(name), key)
+
+    # The copies and the acknowledgement commit together: exactly once.
+    queue.ack(consumer, push)
     return len(raw_items)

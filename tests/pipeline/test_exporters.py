@@ -22,8 +22,8 @@ import pytest
 from ichnaea.config import Settings
 from ichnaea.metrics import Metrics
 from ichnaea.pipeline.exporters import (
-    ExportError,
     Exporter,
+    ExportError,
     FileExporter,
     GeosubmitExporter,
     Partition,
@@ -72,9 +72,15 @@ def report(n: int, *, source: str = "gnss", position: bool = True) -> dict[str, 
             {"macAddress": f"01:23:45:67:89:{n:02x}", "ssid": "home_nomap", "signalStrength": -51}
         ],
         "cellTowers": [
-            {"radioType": "lte", "mobileCountryCode": 234, "mobileNetworkCode": 30,
-             "locationAreaCode": 2, "cellId": 1234 + n, "carrier": "Vodafone"}
-        ],  # fmt: skip
+            {
+                "radioType": "lte",
+                "mobileCountryCode": 234,
+                "mobileNetworkCode": 30,
+                "locationAreaCode": 2,
+                "cellId": 1234 + n,
+                "carrier": "Vodafone",
+            }
+        ],
         "fallbacks": {"lacf": True, "ipf": False},
         "position": None,
     }
@@ -90,6 +96,10 @@ def item(api_key: str | None, rep: dict[str, Any]) -> dict[str, Any]:
 def utc_dates() -> set[tuple[str, str, str]]:
     now = datetime.now(UTC)
     return {(f"{now:%Y}", f"{now:%m}", f"{now:%d}")}
+
+
+def no_sleep(seconds: float) -> None:
+    pytest.fail(f"unexpected retry (sleep {seconds} s)")
 
 
 def unzip(body: bytes) -> Any:
@@ -122,7 +132,7 @@ def test_s3_spec_example_sends_one_object_per_partition(
     dates = utc_dates()
     for exporter in s3_exporter("backup", url, s3_bucket.endpoint_url, make_settings, metrics):
         for partition, items in batches.items():
-            assert send_with_retries(exporter, items, partition, metrics=metrics, sleep=pytest.fail)
+            assert send_with_retries(exporter, items, partition, metrics=metrics, sleep=no_sleep)
     dates |= utc_dates()  # the send may have crossed midnight
 
     objects = s3_bucket.objects()
@@ -204,7 +214,7 @@ def test_geosubmit_posts_one_gzip_batch_spec_23_5(
     ]
     exporter = geosubmit(provider.url("/v2/geosubmit"), metrics, settings)
 
-    assert send_with_retries(exporter, items, Partition(), metrics=metrics, sleep=pytest.fail)
+    assert send_with_retries(exporter, items, Partition(), metrics=metrics, sleep=no_sleep)
 
     assert len(provider.requests) == 1
     request = provider.requests[0]
@@ -250,7 +260,9 @@ def test_geosubmit_retries_once_then_succeeds_spec_23_6(
         provider.reply(200, {})  # the target recovers while we wait
 
     exporter = geosubmit(provider.url(), metrics, settings)
-    assert send_with_retries(exporter, [item("test", report(0))], Partition(), metrics=metrics, sleep=sleep)
+    assert send_with_retries(
+        exporter, [item("test", report(0))], Partition(), metrics=metrics, sleep=sleep
+    )
 
     assert len(provider.requests) == 2
     assert sleeps == [1.0]
@@ -293,7 +305,9 @@ def test_geosubmit_connection_refused_raises_export_error(
     assert metrics.counted("data.export.upload") == []
 
 
-def test_geosubmit_timeout_raises_export_error(provider: Provider, metrics: RecordingMetrics) -> None:
+def test_geosubmit_timeout_raises_export_error(
+    provider: Provider, metrics: RecordingMetrics
+) -> None:
     provider.reply(200, {}, delay_s=2.0)
     exporter = GeosubmitExporter("test", provider.url(), metrics=metrics, timeout_s=0.2)
     with pytest.raises(ExportError, match="Timeout"):
@@ -315,14 +329,15 @@ def test_file_writes_each_batch_atomically_under_the_formatted_directory(
     }
     dates = utc_dates()
     for partition, items in batches.items():
-        assert send_with_retries(exporter, items, partition, metrics=metrics, sleep=pytest.fail)
+        assert send_with_retries(exporter, items, partition, metrics=metrics, sleep=no_sleep)
     dates |= utc_dates()
 
     everything = sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
     assert len(everything) == 2  # no temporary files left behind
     found: dict[tuple[str, str], Any] = {}
     for path in everything:
-        source, api_key, year, month, day, name = path.parts
+        backups, source, api_key, year, month, day, name = path.parts
+        assert backups == "backups"
         assert (year, month, day) in dates
         assert re.fullmatch(r"[0-9a-f]{32}\.json\.gz", name)
         assert stat.S_IMODE((root / path).stat().st_mode) == 0o600
@@ -365,7 +380,7 @@ def test_dummy_send_succeeds_and_counts_the_batch(
     exporter = make_exporter("everything", "dummy", None, settings, metrics)
     assert exporter is not None
     items = [item("test", report(0))]
-    assert send_with_retries(exporter, items, Partition(), metrics=metrics, sleep=pytest.fail)
+    assert send_with_retries(exporter, items, Partition(), metrics=metrics, sleep=no_sleep)
     assert metrics.counted("data.export.batch") == [{"key": "everything"}]
     assert metrics.timed("data.export.upload.timing") == [{"key": "everything"}]
 
@@ -423,7 +438,7 @@ def test_send_with_retries_propagates_other_errors_without_retrying(
 ) -> None:
     exporter = Broken()
     with pytest.raises(KeyError):
-        send_with_retries(exporter, [], Partition(), metrics=metrics, sleep=pytest.fail)
+        send_with_retries(exporter, [], Partition(), metrics=metrics, sleep=no_sleep)
     assert exporter.calls == 1
     assert metrics.timed("data.export.upload.timing") == [{"key": "broken"}]
     assert metrics.counted("data.export.batch") == []
