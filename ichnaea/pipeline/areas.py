@@ -1,0 +1,312 @@
+"""Cell areas: recompute ``cell_area`` rows from the cells of each area.
+
+An area is one location/tracking area of one network, ``(radio, mcc, mnc,
+lac)``, keyed by its 7-byte area id (:func:`ichnaea.codecs.encode_areaid`).
+The cell updater queues the ids of the areas whose cells changed;
+:func:`update_areas` rebuilds those rows from the cells.
+
+One run handles a batch of area ids, de-duplicated, in one read-write
+transaction (retried on lock conflicts, metric ``data.station.dberror``
+with ``type:cellarea``):
+
+1. Read which of the areas exist, ``SELECT ... FOR UPDATE`` on MySQL so
+   two workers cannot rebuild the same area at once (SQLite serialises
+   writers anyway and has no ``FOR UPDATE``).
+2. Fetch the cells of all the areas, one statement per radio table, and
+   only cells with a position (non-null lat and lon).
+3. For each area:
+
+   * no cells: delete the area row (if any);
+   * otherwise compute the aggregate and update the existing row or insert
+     a new one with ``created = modified = now``. Inserts ignore duplicate
+     keys (``INSERT IGNORE`` / ``INSERT OR IGNORE``), so a concurrent insert
+     of the same area does not fail the batch.
+
+The aggregate of the cells of one area:
+
+* ``lat``, ``lon``: the unweighted mean of the cell centres.
+* bounding box: the largest ``max_lat``/``max_lon`` and smallest
+  ``min_lat``/``min_lon`` over the cells, ignoring nulls. The cell centres
+  take part too: a centre always lies inside its own box, so this changes
+  nothing for complete rows and gives a box when a cell's box is missing.
+* ``radius``: :func:`ichnaea.geo.circle_radius_m` from the centre to that
+  box, in whole metres (rounded half to even; 0 when all cells are one
+  point).
+* ``avg_cell_radius``: the mean of the cell radii, rounded half to even;
+  cells with a null radius are left out (the original crashed on them, spec
+  section 24 item 16), and it is null when no cell has a radius.
+* ``num_cells``: the number of positioned cells; ``last_seen``: the latest
+  non-null cell ``last_seen``.
+* ``region``: if all cells agree (also when all are null), that region.
+  Otherwise the most common one; on a tie the candidates are sorted with
+  null first and the first is taken, then replaced by
+  :meth:`ichnaea.geocode.Geocoder.region_for_cell` of the centre and the
+  MCC when that finds a region.
+
+5G NR: ``cell_area.lac`` is 16 bits, like the area id, so an area id can
+only name an NR tracking area whose TAC is below 65536. Larger TACs are
+skipped before they get here: :func:`ichnaea.codecs.encode_areaid` refuses
+them, so no caller can queue them. Areas that fit are aggregated from
+``cell_nr`` like any other; NR cells with larger TACs have no area row
+until the schema grows.
+
+Malformed ids (wrong length, unknown radio, or CDMA, which has no cell
+table) are logged and skipped rather than failing the batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from ichnaea import geo
+from ichnaea.codecs import AreaId, decode_areaid
+from ichnaea.enums import Radio
+from ichnaea.geocode import Geocoder
+from ichnaea.metrics import Metrics
+from ichnaea.models.cell import CELL_TABLES, CellArea
+from ichnaea.pipeline.dbretry import with_lock_retry
+
+log = logging.getLogger(__name__)
+
+# The batch size of one run (spec section 10).
+AREA_BATCH = 100
+DBERROR_TAGS = {"type": "cellarea"}
+
+_NAN = float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class AreaAggregate:
+    """The derived columns of one ``cell_area`` row."""
+
+    lat: float
+    lon: float
+    radius: int
+    avg_cell_radius: int | None
+    num_cells: int
+    last_seen: date | None
+    region: str | None
+
+
+def _float(value: float | None) -> float:
+    return _NAN if value is None else float(value)
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    # Columns hold naive UTC datetimes.
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def aggregate_area(cells: Sequence[Any], *, mcc: int, geocoder: Geocoder) -> AreaAggregate:
+    """The aggregate of the positioned cells of one area (module docstring).
+
+    ``cells`` are rows with ``lat, lon, max_lat, min_lat, max_lon, min_lon,
+    radius, region, last_seen`` attributes; ``lat`` and ``lon`` non-null;
+    at least one row.
+    """
+    if not cells:
+        raise ValueError("an area aggregate needs at least one cell")
+    lat = np.array([c.lat for c in cells], dtype=np.float64)
+    lon = np.array([c.lon for c in cells], dtype=np.float64)
+    # Centres join the boxes (see the module docstring), so each column has
+    # a finite value and nanmax/nanmin never see an all-NaN slice.
+    max_lat = float(np.nanmax(np.concatenate([lat, [_float(c.max_lat) for c in cells]])))
+    min_lat = float(np.nanmin(np.concatenate([lat, [_float(c.min_lat) for c in cells]])))
+    max_lon = float(np.nanmax(np.concatenate([lon, [_float(c.max_lon) for c in cells]])))
+    min_lon = float(np.nanmin(np.concatenate([lon, [_float(c.min_lon) for c in cells]])))
+    centre_lat = float(lat.mean())
+    centre_lon = float(lon.mean())
+    radius = geo.circle_radius_m(centre_lat, centre_lon, max_lat, max_lon, min_lat, min_lon)
+
+    radii = [c.radius for c in cells if c.radius is not None]
+    avg_cell_radius = round(sum(radii) / len(radii)) if radii else None
+    seen = [c.last_seen for c in cells if c.last_seen is not None]
+
+    return AreaAggregate(
+        lat=centre_lat,
+        lon=centre_lon,
+        radius=radius,
+        avg_cell_radius=avg_cell_radius,
+        num_cells=len(cells),
+        last_seen=max(seen) if seen else None,
+        region=_area_region(
+            [c.region for c in cells], centre_lat, centre_lon, mcc=mcc, geocoder=geocoder
+        ),
+    )
+
+
+def _area_region(
+    regions: Sequence[str | None],
+    lat: float,
+    lon: float,
+    *,
+    mcc: int,
+    geocoder: Geocoder,
+) -> str | None:
+    counts = Counter(region or "" for region in regions)
+    if len(counts) == 1:
+        return next(iter(counts)) or None
+    top = max(counts.values())
+    leaders = sorted(region for region, count in counts.items() if count == top)
+    if len(leaders) == 1:
+        return leaders[0] or None
+    # A tie: "" (null) sorts first; the centre decides when it can.
+    return geocoder.region_for_cell(lat, lon, mcc) or leaders[0] or None
+
+
+def _parse_ids(area_ids: Iterable[bytes]) -> dict[bytes, AreaId]:
+    """Valid area ids, de-duplicated, in first-seen order."""
+    parsed: dict[bytes, AreaId] = {}
+    for raw in area_ids:
+        area_id = bytes(raw)
+        if area_id in parsed:
+            continue
+        try:
+            area = decode_areaid(area_id)
+        except ValueError as exc:
+            log.warning("skipping malformed area id %r: %s", area_id, exc)
+            continue
+        if area.radio not in CELL_TABLES:
+            log.warning("skipping area id %r: no cell table for radio %s", area_id, area.radio)
+            continue
+        parsed[area_id] = area
+    return parsed
+
+
+def _fetch_cells(
+    connection: Connection, areas: Iterable[AreaId]
+) -> dict[tuple[int, int, int, int], list[Any]]:
+    """Positioned cells of the areas, grouped by (radio, mcc, mnc, lac)."""
+    by_radio: dict[Radio, list[AreaId]] = {}
+    for area in areas:
+        by_radio.setdefault(area.radio, []).append(area)
+    found: dict[tuple[int, int, int, int], list[Any]] = {}
+    for radio, radio_areas in by_radio.items():
+        table = CELL_TABLES[radio]
+        # radio = ? AND (mcc, mnc, lac) = ... OR ...: a range scan per area
+        # on the (radio, mcc, mnc, lac, cid) unique index.
+        query = select(
+            table.mcc,
+            table.mnc,
+            table.lac,
+            table.lat,
+            table.lon,
+            table.max_lat,
+            table.min_lat,
+            table.max_lon,
+            table.min_lon,
+            table.radius,
+            table.region,
+            table.last_seen,
+        ).where(
+            table.radio == int(radio),
+            table.lat.is_not(None),
+            table.lon.is_not(None),
+            or_(
+                *(
+                    and_(table.mcc == a.mcc, table.mnc == a.mnc, table.lac == a.lac)
+                    for a in radio_areas
+                )
+            ),
+        )
+        for row in connection.execute(query):
+            found.setdefault((int(radio), row.mcc, row.mnc, row.lac), []).append(row)
+    return found
+
+
+def _update_batch(
+    connection: Connection, areas: dict[bytes, AreaId], *, geocoder: Geocoder, now: datetime
+) -> None:
+    existing = set(
+        connection.execute(
+            select(CellArea.areaid).where(CellArea.areaid.in_(list(areas))).with_for_update()
+        ).scalars()
+    )
+    cells = _fetch_cells(connection, areas.values())
+
+    to_delete: list[bytes] = []
+    to_update: list[dict[str, Any]] = []
+    to_insert: list[dict[str, Any]] = []
+    for area_id, area in areas.items():
+        area_cells = cells.get((int(area.radio), area.mcc, area.mnc, area.lac))
+        if not area_cells:
+            if area_id in existing:
+                to_delete.append(area_id)
+            continue
+        aggregate = aggregate_area(area_cells, mcc=area.mcc, geocoder=geocoder)
+        values = {
+            "lat": aggregate.lat,
+            "lon": aggregate.lon,
+            "radius": aggregate.radius,
+            "avg_cell_radius": aggregate.avg_cell_radius,
+            "num_cells": aggregate.num_cells,
+            "last_seen": aggregate.last_seen,
+            "region": aggregate.region,
+            "modified": now,
+        }
+        if area_id in existing:
+            to_update.append({"b_areaid": area_id, **values})
+        else:
+            to_insert.append(
+                {
+                    "areaid": area_id,
+                    "radio": int(area.radio),
+                    "mcc": area.mcc,
+                    "mnc": area.mnc,
+                    "lac": area.lac,
+                    "created": now,
+                    **values,
+                }
+            )
+
+    if to_delete:
+        connection.execute(delete(CellArea).where(CellArea.areaid.in_(to_delete)))
+    if to_update:
+        # executemany: the SET columns are the other keys of the parameters.
+        connection.execute(
+            update(CellArea).where(CellArea.areaid == bindparam("b_areaid")), to_update
+        )
+    if to_insert:
+        connection.execute(
+            insert(CellArea)
+            .prefix_with("IGNORE", dialect="mysql")
+            .prefix_with("IGNORE", dialect="mariadb")
+            .prefix_with("OR IGNORE", dialect="sqlite"),
+            to_insert,
+        )
+
+
+def update_areas(
+    engine: Engine,
+    area_ids: Iterable[bytes],
+    *,
+    geocoder: Geocoder,
+    now: datetime,
+    metrics: Metrics,
+) -> int:
+    """Rebuild the ``cell_area`` rows of ``area_ids`` from their cells.
+
+    ``now`` (naive UTC, or aware and converted) becomes ``modified``, and
+    ``created`` of new rows. Returns the number of distinct valid area ids
+    handled (inserted, updated or deleted, or absent on both sides).
+    """
+    areas = _parse_ids(area_ids)
+    if not areas:
+        return 0
+    moment = _naive_utc(now)
+
+    def run() -> None:
+        with engine.begin() as connection:
+            _update_batch(connection, areas, geocoder=geocoder, now=moment)
+
+    with_lock_retry(run, metrics=metrics, tags=DBERROR_TAGS)
+    return len(areas)

@@ -1,0 +1,299 @@
+"""Cell areas rebuilt from their cells (spec pipeline.md section 10)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ichnaea import geo
+from ichnaea.codecs import encode_areaid, encode_cellid
+from ichnaea.enums import Radio
+from ichnaea.geocode import Geocoder
+from ichnaea.metrics import Metrics
+from ichnaea.models.cell import CELL_TABLES, CellArea
+from ichnaea.pipeline.areas import update_areas
+from ichnaea.regions import RegionTable
+
+NOW = datetime(2024, 5, 6, 12, 30, 0)
+TODAY = NOW.date()
+YESTERDAY = TODAY - timedelta(days=1)
+LAT, LON = 51.5, -0.1
+
+
+class RecordingMetrics(Metrics):
+    def __init__(self) -> None:
+        self.counts: list[tuple[str, int, dict[str, str]]] = []
+
+    def incr(self, name: str, value: int = 1, tags: Mapping[str, str] | None = None) -> None:
+        self.counts.append((name, value, dict(tags or {})))
+
+
+@pytest.fixture(scope="module")
+def geocoder() -> Geocoder:
+    return Geocoder.load(RegionTable.load())
+
+
+@pytest.fixture
+def engine(db_engine: Engine) -> Engine:
+    """``db_engine`` with empty cell and area tables (they outlive each test)."""
+    with db_engine.begin() as connection:
+        for table in CELL_TABLES.values():
+            connection.execute(sa.delete(table))
+        connection.execute(sa.delete(CellArea))
+    return db_engine
+
+
+def add_cell(
+    engine: Engine,
+    area: tuple[Radio, int, int, int],
+    cid: int,
+    *,
+    lat: float | None = LAT,
+    lon: float | None = LON,
+    radius: int | None = 1000,
+    region: str | None = None,
+    last_seen: date | None = TODAY,
+    **box: float | None,
+) -> None:
+    """Add one cell; its box is its position unless ``box`` overrides a side."""
+    radio, mcc, mnc, lac = area
+    values: dict[str, Any] = {
+        "cellid": encode_cellid(radio, mcc, mnc, lac, cid),
+        "radio": int(radio),
+        "mcc": mcc,
+        "mnc": mnc,
+        "lac": lac,
+        "cid": cid,
+        "lat": lat,
+        "lon": lon,
+        "max_lat": lat,
+        "min_lat": lat,
+        "max_lon": lon,
+        "min_lon": lon,
+        "radius": radius,
+        "region": region,
+        "last_seen": last_seen,
+        "created": NOW - timedelta(days=10),
+        "modified": NOW - timedelta(days=1),
+        **box,
+    }
+    with engine.begin() as connection:
+        connection.execute(sa.insert(CELL_TABLES[radio]).values(values))
+
+
+def read_area(engine: Engine, area: tuple[Radio, int, int, int]) -> Any:
+    with engine.connect() as connection:
+        return connection.execute(
+            sa.select(CellArea).where(CellArea.areaid == encode_areaid(*area))
+        ).one_or_none()
+
+
+def run(engine: Engine, geocoder: Geocoder, *areas: tuple[Radio, int, int, int]) -> int:
+    return update_areas(
+        engine,
+        [encode_areaid(*area) for area in areas],
+        geocoder=geocoder,
+        now=NOW,
+        metrics=RecordingMetrics(),
+    )
+
+
+GB_AREA = (Radio.gsm, 234, 10, 123)
+
+
+def test_area_of_one_cell_is_that_cell(engine: Engine, geocoder: Geocoder) -> None:
+    add_cell(engine, GB_AREA, 1, radius=1200, region="GB", last_seen=YESTERDAY)
+    # Same network, other LAC: not part of the area.
+    add_cell(engine, (Radio.gsm, 234, 10, 124), 2, lat=LAT + 1, radius=5000, region="GB")
+    assert run(engine, geocoder, GB_AREA) == 1
+    area = read_area(engine, GB_AREA)
+    assert (area.radio, area.mcc, area.mnc, area.lac) == GB_AREA
+    assert (area.lat, area.lon) == pytest.approx((LAT, LON))
+    assert area.radius == 0
+    assert area.region == "GB"
+    assert area.avg_cell_radius == 1200
+    assert area.num_cells == 1
+    assert area.last_seen == YESTERDAY
+    assert area.created == area.modified == NOW
+
+
+def test_area_without_cells_is_deleted(engine: Engine, geocoder: Geocoder) -> None:
+    add_cell(engine, GB_AREA, 1, region="GB")
+    run(engine, geocoder, GB_AREA)
+    assert read_area(engine, GB_AREA) is not None
+    with engine.begin() as connection:
+        connection.execute(sa.delete(CELL_TABLES[Radio.gsm]))
+    assert run(engine, geocoder, GB_AREA) == 1
+    assert read_area(engine, GB_AREA) is None
+
+
+def test_area_of_only_unpositioned_cells_is_not_created(engine: Engine, geocoder: Geocoder) -> None:
+    add_cell(engine, GB_AREA, 1, lat=None, lon=None)
+    run(engine, geocoder, GB_AREA)
+    assert read_area(engine, GB_AREA) is None
+
+
+def test_cells_at_one_point_average_their_radii(engine: Engine, geocoder: Geocoder) -> None:
+    add_cell(engine, GB_AREA, 1, radius=200, last_seen=TODAY)
+    add_cell(engine, GB_AREA, 2, radius=300, last_seen=YESTERDAY)
+    run(engine, geocoder, GB_AREA)
+    area = read_area(engine, GB_AREA)
+    assert area.radius == 0
+    assert area.avg_cell_radius == 250
+    assert area.num_cells == 2
+    assert area.last_seen == TODAY
+
+
+def test_centre_is_mean_of_positioned_cells_despite_missing_box_sides(
+    engine: Engine, geocoder: Geocoder
+) -> None:
+    add_cell(engine, GB_AREA, 1, lat=LAT + 0.0002)
+    add_cell(engine, GB_AREA, 2, lat=None, lon=None)
+    add_cell(engine, GB_AREA, 3, lat=LAT, max_lat=None, min_lon=None)
+    run(engine, geocoder, GB_AREA)
+    area = read_area(engine, GB_AREA)
+    assert area.lat == pytest.approx(LAT + 0.0001, abs=1e-9)
+    assert area.lon == pytest.approx(LON, abs=1e-9)
+    assert area.num_cells == 2
+    # The box runs from LAT to LAT + 0.0002: about 11 m from the centre.
+    expected = round(geo.distance_m(LAT + 0.0001, LON, LAT + 0.0002, LON))
+    assert area.radius == expected == 11
+
+
+def test_radius_reaches_the_farthest_box_corner(engine: Engine, geocoder: Geocoder) -> None:
+    add_cell(engine, GB_AREA, 1, lat=LAT, lon=LON, max_lat=LAT + 0.01, max_lon=LON + 0.02)
+    add_cell(engine, GB_AREA, 2, lat=LAT + 0.002, lon=LON + 0.004)
+    run(engine, geocoder, GB_AREA)
+    area = read_area(engine, GB_AREA)
+    centre = (LAT + 0.001, LON + 0.002)
+    assert (area.lat, area.lon) == pytest.approx(centre)
+    corners = [(LAT + 0.01, LON + 0.02), (LAT, LON), (LAT + 0.01, LON), (LAT, LON + 0.02)]
+    assert area.radius == round(max(geo.distance_m(*centre, *corner) for corner in corners))
+
+
+def test_null_cell_radius_is_left_out_of_the_average_quirk_16_fixed(
+    engine: Engine, geocoder: Geocoder
+) -> None:
+    add_cell(engine, GB_AREA, 1, radius=100)
+    add_cell(engine, GB_AREA, 2, radius=None)
+    run(engine, geocoder, GB_AREA)
+    area = read_area(engine, GB_AREA)
+    assert area.avg_cell_radius == 100
+    assert area.num_cells == 2
+
+
+def test_average_radius_is_null_when_no_cell_has_one(engine: Engine, geocoder: Geocoder) -> None:
+    add_cell(engine, GB_AREA, 1, radius=None, last_seen=None)
+    run(engine, geocoder, GB_AREA)
+    area = read_area(engine, GB_AREA)
+    assert area.avg_cell_radius is None
+    assert area.last_seen is None
+    assert area.num_cells == 1
+
+
+@pytest.mark.parametrize(
+    ("mcc", "centre", "regions", "expected"),
+    [
+        pytest.param(425, (32.2, 34.95), ["XW", "IL"], "IL", id="tie-xw-il-centre-decides"),
+        pytest.param(330, (18.2, -66.5), ["PR", "PR", "US"], "PR", id="majority"),
+        pytest.param(330, (18.2, -66.5), ["PR", "PR"], "PR", id="unanimous"),
+        pytest.param(330, (18.2, -66.5), [None, None], None, id="all-null"),
+        # MCC 204 is the Netherlands; the centre in Germany finds no region
+        # for it, so the tie goes to null, which sorts first.
+        pytest.param(204, (51.0, 10.0), [None, "NL"], None, id="tie-null-first"),
+        # AT sorts first, but the centre in Germany is DE for MCC 262.
+        pytest.param(262, (51.0, 10.0), ["AT", "DE"], "DE", id="tie-centre-overrides"),
+    ],
+)
+def test_area_region_follows_majority_then_centre(
+    engine: Engine,
+    geocoder: Geocoder,
+    mcc: int,
+    centre: tuple[float, float],
+    regions: list[str | None],
+    expected: str | None,
+) -> None:
+    area = (Radio.lte, mcc, 1, 7)
+    for cid, region in enumerate(regions, start=1):
+        add_cell(engine, area, cid, lat=centre[0], lon=centre[1], region=region)
+    run(engine, geocoder, area)
+    assert read_area(engine, area).region == expected
+
+
+def test_existing_area_is_updated_and_keeps_created(engine: Engine, geocoder: Geocoder) -> None:
+    created = NOW - timedelta(days=30)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(CellArea).values(
+                areaid=encode_areaid(*GB_AREA),
+                radio=int(GB_AREA[0]),
+                mcc=GB_AREA[1],
+                mnc=GB_AREA[2],
+                lac=GB_AREA[3],
+                lat=10.0,
+                lon=10.0,
+                radius=9999,
+                region="XX",
+                avg_cell_radius=1,
+                num_cells=9,
+                created=created,
+                modified=created,
+                last_seen=created.date(),
+            )
+        )
+    add_cell(engine, GB_AREA, 1, radius=400, region="GB")
+    run(engine, geocoder, GB_AREA)
+    area = read_area(engine, GB_AREA)
+    assert area.created == created
+    assert area.modified == NOW
+    assert (area.lat, area.lon, area.radius) == (pytest.approx(LAT), pytest.approx(LON), 0)
+    assert (area.region, area.avg_cell_radius, area.num_cells) == ("GB", 400, 1)
+    assert area.last_seen == TODAY
+
+
+def test_batch_with_duplicates_and_several_radios(engine: Engine, geocoder: Geocoder) -> None:
+    wcdma_area = (Radio.wcdma, *GB_AREA[1:])
+    add_cell(engine, GB_AREA, 1, radius=100)
+    add_cell(engine, wcdma_area, 1, lat=LAT + 1, radius=300)
+    add_cell(engine, wcdma_area, 2, lat=LAT + 1, radius=500)
+    assert run(engine, geocoder, GB_AREA, wcdma_area, GB_AREA, wcdma_area) == 2
+    assert read_area(engine, GB_AREA).avg_cell_radius == 100
+    wcdma = read_area(engine, wcdma_area)
+    assert (wcdma.num_cells, wcdma.avg_cell_radius) == (2, 400)
+    assert wcdma.lat == pytest.approx(LAT + 1)
+
+
+def test_nr_area_is_built_from_nr_cells(engine: Engine, geocoder: Geocoder) -> None:
+    nr_area = (Radio.nr, 234, 10, 65535)
+    add_cell(engine, nr_area, 2**35, radius=80, region="GB")
+    # A TAC beyond 16 bits has no area id and stays out of the area.
+    add_cell(engine, (Radio.nr, 234, 10, 65535 + 65536), 5, lat=LAT + 1)
+    run(engine, geocoder, nr_area)
+    area = read_area(engine, nr_area)
+    assert (area.num_cells, area.avg_cell_radius, area.region) == (1, 80, "GB")
+    assert area.lat == pytest.approx(LAT)
+
+
+def test_malformed_area_ids_are_skipped(engine: Engine, geocoder: Geocoder) -> None:
+    add_cell(engine, GB_AREA, 1)
+    cdma = encode_areaid(Radio.cdma, 234, 10, 123)
+    handled = update_areas(
+        engine,
+        [b"\x00" * 3, cdma, b"\x09" + encode_areaid(*GB_AREA)[1:], encode_areaid(*GB_AREA)],
+        geocoder=geocoder,
+        now=NOW,
+        metrics=RecordingMetrics(),
+    )
+    assert handled == 1
+    assert read_area(engine, GB_AREA) is not None
+
+
+def test_empty_batch_touches_nothing(engine: Engine, geocoder: Geocoder) -> None:
+    assert run(engine, geocoder) == 0
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(CellArea)).scalar() == 0
