@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -84,6 +84,8 @@ from ichnaea.geocode import Geocoder
 from ichnaea.mcc import ALL_VALID_MCCS
 
 Entry = dict[str, Any]
+# "Better" comparators: (field, whether higher is better).
+_Comparators = tuple[tuple[str, bool], ...]
 
 # Report (position) ranges. Latitude stops at the Web-Mercator limit.
 MAX_LAT_DEG: Final = 85.051
@@ -115,23 +117,12 @@ MIN_WIFI_FREQUENCY_MHZ: Final = 2400
 MAX_WIFI_FREQUENCY_MHZ: Final = 5999
 MAX_MNC: Final = 999
 
-_SOURCES: Final = {
-    "fixed": int(ReportSource.fixed),
-    "gnss": int(ReportSource.gnss),
-    "fused": int(ReportSource.fused),
-    "query": int(ReportSource.query),
-    "gps": int(ReportSource.gnss),
-    "manual": int(ReportSource.fixed),
-}
+_SOURCES: Final = {"fixed": ReportSource.fixed.value, "gnss": ReportSource.gnss.value,
+                   "fused": ReportSource.fused.value, "query": ReportSource.query.value,
+                   "gps": ReportSource.gnss.value, "manual": ReportSource.fixed.value}  # fmt: skip
 _SOURCE_NUMBERS: Final = frozenset(int(source) for source in ReportSource)
-_RADIO_NAMES: Final = {
-    "gsm": "gsm",
-    "wcdma": "wcdma",
-    "umts": "wcdma",
-    "lte": "lte",
-    "nr": "nr",
-    "cdma": "cdma",
-}
+_RADIO_NAMES: Final = {"gsm": "gsm", "wcdma": "wcdma", "umts": "wcdma", "lte": "lte", "nr": "nr",
+                       "cdma": "cdma"}  # fmt: skip
 
 _MAC_SEPARATORS: Final = str.maketrans("", "", ":-.")
 _HEX_DIGITS: Final = frozenset("0123456789abcdef")
@@ -163,24 +154,23 @@ class _CellLimits(NamedTuple):
 
 _MAX_LAC: Final = 65_533
 _MAX_CID: Final = 2**28 - 1
+_MAX_NR_TAC: Final = 2**24 - 1
+_MAX_NR_NCI: Final = 2**36 - 1
 # Columns: radio, max lac, max cid, max psc, asu min/max, signal min/max (dBm),
 # max ta, and asu -> dBm as scale, offset.
-# fmt: off
 _CELL_LIMITS: Final = {
-    "gsm":   _CellLimits(int(Radio.gsm),   _MAX_LAC, _MAX_CID,  511, -0,  31, -113, -51,   63,    2, -113),
-    "wcdma": _CellLimits(int(Radio.wcdma), _MAX_LAC, _MAX_CID,  511, -5,  91, -121, -25, None,    1, -116),
-    "lte":   _CellLimits(int(Radio.lte),   _MAX_LAC, _MAX_CID,  503,  0,  97, -140, -43,   63,    1, -140),
-    "nr":    _CellLimits(int(Radio.nr),  2**24 - 1, 2**36 - 1, 1007,  0, 127, -156, -31, 3846, None,    0),
+    "gsm": _CellLimits(Radio.gsm.value, _MAX_LAC, _MAX_CID, 511, 0, 31, -113, -51, 63, 2, -113),
+    "wcdma": _CellLimits(
+        Radio.wcdma.value, _MAX_LAC, _MAX_CID, 511, -5, 91, -121, -25, None, 1, -116
+    ),
+    "lte": _CellLimits(Radio.lte.value, _MAX_LAC, _MAX_CID, 503, 0, 97, -140, -43, 63, 1, -140),
+    "nr": _CellLimits(
+        Radio.nr.value, _MAX_NR_TAC, _MAX_NR_NCI, 1007, 0, 127, -156, -31, 3846, None, 0
+    ),
 }
-# fmt: on
 # A gsm cell id above 16 bits can only be a wcdma one (28 bits).
 _MAX_GSM_CID: Final = 65_535
 _CELL_QUEUES: Final = {limits.radio: f"update_cell_{name}" for name, limits in _CELL_LIMITS.items()}
-
-# "Better" comparators (field, higher is better), in the spec's order.
-_BLUE_BETTER: Final = (("signal", True), ("age", False))
-_WIFI_BETTER: Final = (("signal", True), ("snr", True), ("age", False))
-_CELL_BETTER: Final = (("ta", False), ("signal", True), ("asu", True), ("age", False))
 
 
 @dataclass(slots=True)
@@ -250,42 +240,27 @@ def _source(value: Any) -> int | None:
 # -- 7.1 flatten --------------------------------------------------------------
 
 _POSITION_FIELDS: Final = (
-    ("latitude", "lat"),
-    ("longitude", "lon"),
-    ("accuracy", "accuracy"),
-    ("altitude", "altitude"),
-    ("altitudeAccuracy", "altitude_accuracy"),
-    ("heading", "heading"),
-    ("pressure", "pressure"),
-    ("speed", "speed"),
-)
+    ("latitude", "lat"), ("longitude", "lon"), ("accuracy", "accuracy"),
+    ("altitude", "altitude"), ("altitudeAccuracy", "altitude_accuracy"),
+    ("heading", "heading"), ("pressure", "pressure"), ("speed", "speed"),
+)  # fmt: skip
+# (v2 name, internal name, coercion); "radio" and "serving" only count for emptiness
+# of Wi-Fi and cell entries respectively, and are not part of the observations.
 _BLUE_FIELDS: Final = (
-    ("macAddress", "mac", _str),
-    ("age", "age", _int),
-    ("signalStrength", "signal", _int),
-)
+    ("macAddress", "mac", _str), ("age", "age", _int), ("signalStrength", "signal", _int),
+)  # fmt: skip
 _WIFI_FIELDS: Final = (
-    ("macAddress", "mac", _str),
-    ("age", "age", _int),
-    ("channel", "channel", _int),
-    ("frequency", "frequency", _int),
-    ("radioType", "radio", _str),
-    ("signalToNoiseRatio", "snr", _int),
-    ("signalStrength", "signal", _int),
-)
+    ("macAddress", "mac", _str), ("age", "age", _int), ("channel", "channel", _int),
+    ("frequency", "frequency", _int), ("radioType", "radio", _str),
+    ("signalToNoiseRatio", "snr", _int), ("signalStrength", "signal", _int),
+)  # fmt: skip
 _CELL_FIELDS: Final = (
-    ("radioType", "radio", _radio),
-    ("mobileCountryCode", "mcc", _int),
-    ("mobileNetworkCode", "mnc", _int),
-    ("locationAreaCode", "lac", _int),
-    ("cellId", "cid", _int),
-    ("age", "age", _int),
-    ("asu", "asu", _int),
-    ("primaryScramblingCode", "psc", _int),
-    ("serving", "serving", _int),
-    ("signalStrength", "signal", _int),
-    ("timingAdvance", "ta", _int),
-)
+    ("radioType", "radio", _radio), ("mobileCountryCode", "mcc", _int),
+    ("mobileNetworkCode", "mnc", _int), ("locationAreaCode", "lac", _int),
+    ("cellId", "cid", _int), ("age", "age", _int), ("asu", "asu", _int),
+    ("primaryScramblingCode", "psc", _int), ("serving", "serving", _int),
+    ("signalStrength", "signal", _int), ("timingAdvance", "ta", _int),
+)  # fmt: skip
 
 
 def _entries(value: Any, fields: tuple[tuple[str, str, Any], ...], gps_age: int) -> list[Entry]:
@@ -532,7 +507,7 @@ def validate_cell(entry: Mapping[str, Any]) -> Entry | None:
 # -- 7.3 de-duplication -------------------------------------------------------
 
 
-def _better(kept: Entry, new: Entry, comparators: tuple[tuple[str, bool], ...]) -> bool:
+def _better(kept: Entry, new: Entry, comparators: _Comparators) -> bool:
     """Whether ``kept`` is strictly better than ``new`` in any comparator both have."""
     for name, higher in comparators:
         old_value = kept.get(name)
@@ -546,12 +521,39 @@ def _better(kept: Entry, new: Entry, comparators: tuple[tuple[str, bool], ...]) 
     return False
 
 
-def _dedup(
-    entries: dict[Any, Entry], key: Any, entry: Entry, comparators: tuple[tuple[str, bool], ...]
-) -> None:
-    kept = entries.get(key)
-    if kept is None or not _better(kept, entry, comparators):
-        entries[key] = entry
+def _add_observations(
+    kind: str,
+    validate: Callable[[Mapping[str, Any]], Entry | None],
+    comparators: _Comparators,
+    entries: list[Entry],
+    fields: dict[str, Any],
+    observations: dict[str, list[dict[str, Any]]],  # INOUT
+    counter: Counter[str],  # INOUT
+) -> int:
+    """Queue the valid, de-duplicated entries of one kind of one report; return their number."""
+    kept: dict[Any, Entry] = {}
+    dropped = 0
+    for entry in entries:
+        obs = validate(entry)
+        if obs is None:
+            dropped += 1
+            continue
+        if kind == "cell":
+            key: Any = (obs["radio"], obs["mcc"], obs["mnc"], obs["lac"], obs["cid"])
+        else:
+            key = obs["mac"]
+        old = kept.get(key)
+        if old is None or not _better(old, obs, comparators):
+            kept[key] = obs
+    for key, obs in kept.items():
+        # A cell key starts with the radio; the Wi-Fi/Bluetooth shard is the MAC's 5th digit.
+        queue = _CELL_QUEUES[key[0]] if kind == "cell" else f"update_{kind}_{key[4]}"
+        observations.setdefault(queue, []).append({**fields, **obs})
+    if kept:
+        counter[f"{kind}_upload"] += len(kept)
+    if dropped:
+        counter[f"{kind}_drop"] += dropped
+    return len(kept)
 
 
 # -- the batch ----------------------------------------------------------------
@@ -606,48 +608,12 @@ def transform_batch(items: Sequence[Mapping[str, Any]], geocoder: Geocoder) -> I
             continue
 
         produced = 0
-        entries = flat.get("blue")
-        if entries:
-            valid: dict[Any, Entry] = {}
-            dropped = 0
-            for entry in entries:
-                obs = validate_blue(entry)
-                if obs is None:
-                    dropped += 1
-                else:
-                    _dedup(valid, obs["mac"], obs, _BLUE_BETTER)
-            for mac, obs in valid.items():
-                observations.setdefault(f"update_blue_{mac[4]}", []).append({**fields, **obs})
-            produced += _count(counter, "blue", len(valid), dropped)
-
-        entries = flat.get("cell")
-        if entries:
-            valid = {}
-            dropped = 0
-            for entry in entries:
-                obs = validate_cell(entry)
-                if obs is None:
-                    dropped += 1
-                else:
-                    key = (obs["radio"], obs["mcc"], obs["mnc"], obs["lac"], obs["cid"])
-                    _dedup(valid, key, obs, _CELL_BETTER)
-            for obs in valid.values():
-                observations.setdefault(_CELL_QUEUES[obs["radio"]], []).append({**fields, **obs})
-            produced += _count(counter, "cell", len(valid), dropped)
-
-        entries = flat.get("wifi")
-        if entries:
-            valid = {}
-            dropped = 0
-            for entry in entries:
-                obs = validate_wifi(entry)
-                if obs is None:
-                    dropped += 1
-                else:
-                    _dedup(valid, obs["mac"], obs, _WIFI_BETTER)
-            for mac, obs in valid.items():
-                observations.setdefault(f"update_wifi_{mac[4]}", []).append({**fields, **obs})
-            produced += _count(counter, "wifi", len(valid), dropped)
+        for kind, validate, comparators in _KINDS:
+            entries = flat.get(kind)
+            if entries:
+                produced += _add_observations(
+                    kind, validate, comparators, entries, fields, observations, counter
+                )
 
         if produced:
             grids.add(datamap_grid(fields["lat"], fields["lon"]))
@@ -661,9 +627,10 @@ def transform_batch(items: Sequence[Mapping[str, Any]], geocoder: Geocoder) -> I
     return InternalBatch(observations=observations, datamap=datamap, counts=counts)
 
 
-def _count(counter: Counter[str], kind: str, uploaded: int, dropped: int) -> int:
-    if uploaded:
-        counter[f"{kind}_upload"] += uploaded
-    if dropped:
-        counter[f"{kind}_drop"] += dropped
-    return uploaded
+# Entry kind, validator, and its "better" comparators in the spec's order
+# (field, whether higher is better).
+_KINDS: Final[tuple[tuple[str, Callable[[Mapping[str, Any]], Entry | None], _Comparators], ...]] = (
+    ("blue", validate_blue, (("signal", True), ("age", False))),
+    ("cell", validate_cell, (("ta", False), ("signal", True), ("asu", True), ("age", False))),
+    ("wifi", validate_wifi, (("signal", True), ("snr", True), ("age", False))),
+)
