@@ -33,6 +33,14 @@ try:
         m_to_rdist_array,
         max_distance_m_array,
     )
+    from ichnaea._fast._station import (
+        KIND_BLUE,
+        KIND_CELL,
+        KIND_WIFI,
+        aggregate_groups,
+        max_distance_to_points,
+        observation_weights,
+    )
     from ichnaea._fast._weighting import (
         aggregate_cells,
         aggregate_cluster,
@@ -51,8 +59,12 @@ except ImportError as exc:
     ) from exc
 
 __all__ = [
+    "KIND_BLUE",
+    "KIND_CELL",
+    "KIND_WIFI",
     "aggregate_cells",
     "aggregate_cluster",
+    "aggregate_groups",
     "bbox_array",
     "circle_radius_m_array",
     "cluster_complete_linkage",
@@ -64,7 +76,9 @@ __all__ = [
     "least_squares_position",
     "m_to_rdist_array",
     "max_distance_m_array",
+    "max_distance_to_points",
     "network_weights",
+    "observation_weights",
     "order_groups",
     "percentile95_distance_m",
     "select_sample",

@@ -8,11 +8,12 @@ numeric work is three array passes over a whole batch, done here:
   ``accuracy × age × speed × signal`` (spec 8). The first three factors
   qualify the report: each uses the absolute value x of its input, treats a
   missing value (NaN) or 0 as "unknown" (factor 1), is 0 above a maximum
-  and is ``√(floor / max(x, floor))`` otherwise, with floors of 10 m,
-  2000 ms and 5 m/s (speeds below 5 m/s keep the full factor, the floor of
-  the speed itself being 1 m/s). The signal factor ``(10000 / (s + o)²)²``
-  favours strong signals: s is the signal in dBm (NaN or 0 means the type's
-  default), o the type's offset. Bluetooth always gets 1; Wi-Fi uses
+  and otherwise ``min(√(full / max(x, floor)), 1)``: for the accuracy full =
+  floor = 10 m and the maximum is 100 m (Bluetooth), 200 m (Wi-Fi) or
+  1000 m (cells); for the age full = floor = 2000 ms, maximum 20000 ms; for
+  the speed full = 5 m/s, floor 1 m/s, maximum 50 m/s. The signal factor
+  ``(10000 / (s + o)²)²`` favours strong signals: s is the signal in dBm
+  (NaN or 0 means the type's default), o the type's offset. Bluetooth always gets 1; Wi-Fi uses
   default −80 dBm and offset −20; cells use (default, offset) (−95, −5) for
   GSM, (−100, 0) for WCDMA, (−105, +5) for LTE and, our extension, (−110,
   +10) for NR, so a cell at its default signal weighs 1. A cell of any other

@@ -564,3 +564,167 @@ def aggregate_cells(
         lat0 = lon0 = math.nan
     accuracy = percentile95_distance_m(lat0, lon0, lat, lon)
     return lat0, lon0, _clamp(accuracy, min_accuracy_m, max_accuracy_m), float(np.sum(s))
+
+
+# ---------------------------------------------------------------------------
+# Station updater (ichnaea._fast._station), spec/pipeline.md 8 and 9.3-9.4
+#
+# Observations of many stations are passed at once, sorted by station, with
+# ``offsets`` marking where each station's group starts and ends
+# (group k = ``offsets[k]:offsets[k + 1]``).
+# ---------------------------------------------------------------------------
+
+# Station kinds: the ``kind`` argument of observation_weights.
+KIND_BLUE = 0
+KIND_WIFI = 1
+KIND_CELL = 2
+
+# Largest accuracy that still counts, metres, per kind.
+STATION_MAX_ACCURACY_M = {KIND_BLUE: 100.0, KIND_WIFI: 200.0, KIND_CELL: 1000.0}
+# (default signal, offset) in dBm of the signal factor (10000 / (s + offset)²)².
+WIFI_SIGNAL_DBM = (-80.0, -20.0)
+# Keyed by ichnaea.enums.Radio value: gsm, wcdma, lte, nr (our extension).
+CELL_SIGNAL_DBM = {0: (-95.0, -5.0), 2: (-100.0, 0.0), 3: (-105.0, 5.0), 4: (-110.0, 10.0)}
+
+
+def _qualifying_factor(value: ArrayLike, floor: float, full: float, maximum: float) -> Float64Array:
+    """``min(√(full / max(|x|, floor)), 1)``; 1 for NaN or 0, 0 above ``maximum``."""
+    x = np.abs(_vector(value))
+    with np.errstate(all="ignore"):
+        factor = np.minimum(np.sqrt(full / np.maximum(x, floor)), 1.0)
+    factor = np.where(x > maximum, 0.0, factor)
+    return np.where(np.isnan(x) | (x == 0.0), 1.0, factor)
+
+
+def _signal_factor(signal_dbm: Float64Array, default: ArrayLike, offset: ArrayLike) -> Float64Array:
+    """``(10000 / (s + offset)²)²`` with s = the signal, or the default for NaN or 0."""
+    s = np.where(np.isnan(signal_dbm) | (signal_dbm == 0.0), default, signal_dbm)
+    with np.errstate(all="ignore"):
+        result: Float64Array = np.square(10000.0 / np.square(s + offset))
+    return result
+
+
+def observation_weights(
+    kind: int,
+    accuracy_m: ArrayLike,
+    age_ms: ArrayLike,
+    speed_ms: ArrayLike,
+    signal_dbm: ArrayLike,
+    radio: ArrayLike | None = None,
+) -> Float64Array:
+    """Spec 8: the product of the accuracy, age, speed and signal factors.
+
+    Accuracy: floor 10 m, 0 above 100 (blue) / 200 (wifi) / 1000 m (cell);
+    age: floor 2000 ms, 0 above 20000 ms; speed: floor 1 m/s, full weight
+    up to 5 m/s, 0 above 50 m/s. Signal: 1 for Bluetooth, else per type;
+    cells of a radio without a (default, offset) pair get weight 0.
+    """
+    if kind not in STATION_MAX_ACCURACY_M:
+        raise ValueError(f"unknown station kind {kind}")
+    signal = _vector(signal_dbm)
+    quality = (
+        _qualifying_factor(accuracy_m, 10.0, 10.0, STATION_MAX_ACCURACY_M[kind])
+        * _qualifying_factor(age_ms, 2000.0, 2000.0, 20000.0)
+        * _qualifying_factor(speed_ms, 1.0, 5.0, 50.0)
+    )
+    if kind == KIND_BLUE:
+        return quality
+    if kind == KIND_WIFI:
+        return quality * _signal_factor(signal, *WIFI_SIGNAL_DBM)
+    if radio is None:
+        raise ValueError("radio is required for cells")
+    radios = _vector(radio)
+    known = np.isin(radios, list(CELL_SIGNAL_DBM))
+    default = np.zeros(radios.size)
+    offset = np.zeros(radios.size)
+    for value, (default_dbm, offset_dbm) in CELL_SIGNAL_DBM.items():
+        default[radios == value] = default_dbm
+        offset[radios == value] = offset_dbm
+    with np.errstate(all="ignore"):  # unknown radios may give 0 · inf, discarded
+        return np.where(known, quality * _signal_factor(signal, default, offset), 0.0)
+
+
+def aggregate_groups(
+    lat_deg: ArrayLike,
+    lon_deg: ArrayLike,
+    weight: ArrayLike,
+    offsets: ArrayLike,
+    max_dist_m: float,
+) -> dict[str, NDArray[np.float64] | NDArray[np.int64] | NDArray[np.bool_]]:
+    """Spec 9.3 per group: bounding box, consistency, weighted centre, radius.
+
+    Keys as in ``ichnaea._fast._station.aggregate_groups``. Consistent iff
+    ``distance_m((min_lat, min_lon), (max_lat, max_lon)) <= max_dist_m``;
+    centre ``Σ w·x / Σ w`` (NaN for weights summing to 0 or a NaN position);
+    radius ``circle_radius_m`` (-1 where not finite). An empty group has a
+    NaN box and centre, is inconsistent, radius -1, weight 0, count 0.
+    """
+    lat, lon, w = _vector(lat_deg), _vector(lon_deg), _vector(weight)
+    bounds = np.asarray(offsets, dtype=np.int64)
+    g = bounds.size - 1
+    floats = ("min_lat_deg", "max_lat_deg", "min_lon_deg", "max_lon_deg", "lat_deg", "lon_deg")
+    out: dict[str, list[float]] = {name: [] for name in (*floats, "weight")}
+    consistent: list[bool] = []
+    count: list[int] = []
+    for k in range(g):
+        la, lo, wk = (a[bounds[k] : bounds[k + 1]] for a in (lat, lon, w))
+        count.append(la.size)
+        if la.size == 0 or np.isnan(la).any() or np.isnan(lo).any():
+            box = [math.nan] * 4
+        else:
+            box = [float(np.min(la)), float(np.max(la)), float(np.min(lo)), float(np.max(lo))]
+        total = float(np.sum(wk))
+        if math.isnan(box[0]) or total == 0.0:
+            center = [math.nan, math.nan]
+        else:
+            with np.errstate(all="ignore"):
+                center = [float(np.sum(wk * la) / total), float(np.sum(wk * lo) / total)]
+        diagonal = distance_m(box[0], box[2], box[1], box[3])
+        consistent.append(bool(diagonal <= max_dist_m))
+        for name, value in zip(floats, [*box, *center], strict=True):
+            out[name].append(value)
+        out["weight"].append(total)
+    result: dict[str, NDArray[np.float64] | NDArray[np.int64] | NDArray[np.bool_]] = {
+        name: np.array(values, dtype=np.float64) for name, values in out.items()
+    }
+    result["consistent"] = np.array(consistent, dtype=np.bool_)
+    result["count"] = np.array(count, dtype=np.int64)
+    result["radius_m"] = circle_radius_m(
+        result["lat_deg"],
+        result["lon_deg"],
+        result["max_lat_deg"],
+        result["max_lon_deg"],
+        result["min_lat_deg"],
+        result["min_lon_deg"],
+    )
+    return result
+
+
+def max_distance_to_points(
+    lat_deg: ArrayLike,
+    lon_deg: ArrayLike,
+    offsets: ArrayLike,
+    center_lat_deg: ArrayLike,
+    center_lon_deg: ArrayLike,
+) -> Float64Array:
+    """Spec 9.4 per group: largest ``distance_m`` from the centre to the points.
+
+    NaN for a NaN centre or point, 0.0 for an empty group with a centre.
+    """
+    lat, lon = _vector(lat_deg), _vector(lon_deg)
+    center_lat, center_lon = _vector(center_lat_deg), _vector(center_lon_deg)
+    bounds = np.asarray(offsets, dtype=np.int64)
+    result = np.zeros(bounds.size - 1)
+    for k in range(bounds.size - 1):
+        if math.isnan(center_lat[k]) or math.isnan(center_lon[k]):
+            result[k] = math.nan
+            continue
+        dist = distance_m(
+            center_lat[k],
+            center_lon[k],
+            lat[bounds[k] : bounds[k + 1]],
+            lon[bounds[k] : bounds[k + 1]],
+        )
+        if dist.size:
+            result[k] = np.max(dist)
+    return result

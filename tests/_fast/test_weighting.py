@@ -78,7 +78,10 @@ def assert_cluster_matches_reference(
     want = reference.aggregate_cluster(*arrays, max_networks, *bounds)
     assert_array_equal(got[4], want[4])
     assert_allclose(got[:2], want[:2], rtol=0.0, atol=ATOL_DEG)
-    assert_allclose(got[2], want[2], rtol=1e-9, atol=1e-6)
+    # The accuracy is measured from the fitted point, which need only agree
+    # to ATOL_DEG (~0.1 m): a millimetre is far inside that. (With SciPy
+    # 1.17.1 the reference's fit moved by ~1e-10 degrees, 5e-6 m here.)
+    assert_allclose(got[2], want[2], rtol=1e-9, atol=1e-3)
     assert_allclose(got[3], want[3], rtol=RTOL_M)
 
 

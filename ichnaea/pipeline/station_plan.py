@@ -1,0 +1,538 @@
+"""The station updater's decisions: a batch of observations → station row changes.
+
+A pure function of one batch of observations of one station type, the
+current rows of the stations they name, the time and a geocoder; no
+database, no Redis. :mod:`ichnaea.pipeline.station` reads the rows, writes
+the plan and applies its counters. Spec: pipeline.md sections 8 and 9.
+
+Algorithm
+---------
+1. **Weigh** every observation (spec 8) in one ``observation_weights``
+   kernel call; observations with weight 0 (too inaccurate, too old, too
+   fast), a non-finite weight or no position are dropped and not counted.
+2. **Group** the rest by station key (MAC or binary cell id), in queue
+   order. Every observation of a group counts toward ``obs_count``, even
+   when its station is **blocked** (9.2), which is then left alone.
+3. **Choose** the observations of each group: the non-``query`` ones (gnss,
+   fused, fixed and null sources all count as gnss) if there are any, with
+   group source gnss (3), else the ``query`` ones with group source query (9).
+4. **Aggregate** all chosen groups of the batch in one ``aggregate_groups``
+   call (9.3: bounding box, consistency within the type's maximum distance,
+   weighted centre, radius, weight, count) and measure, in one
+   ``max_distance_to_points`` call, how far each group reaches from its
+   station's stored centre (9.4).
+5. **Decide** per station: its state (none, no position, agreeing with a
+   gnss or a query position, disagreeing with a recent or a year-old
+   position) and the group's (source, consistent) pick the action from
+   :data:`TRANSITIONS` (9.5).
+6. **Build rows** (9.6). New rows are inserted; changed, replaced and
+   blocked rows are updated with every column; confirmed stations only get
+   ``last_seen``. Changes merge the old and new positions for all changed
+   stations of the batch at once (a weighted mean in which the old weight
+   counts at most 10000, and the union of the boxes) and one
+   ``circle_radius_m`` call gives their radii.
+
+Decisions the spec leaves open or where we differ
+-------------------------------------------------
+* Radii are rounded half to even (``rint``), as ``circle_radius_m``; this
+  reproduces the radii of spec 9.7 (38, 9, 278, 12, 168).
+* Quirk 17 is fixed: ``block_count`` saturates at 255 (its column is a
+  TINYINT UNSIGNED) instead of overflowing.
+* Quirk 18 is kept: the block age rule rounds half to even, like Python's
+  ``round`` (45 days after creation, round(1.5) = 2 blocks are needed).
+* A ``block_count`` of 0 counts as "never blocked" for the age rule (the
+  original tested it for truth), otherwise any row created in the last 15
+  days with a count of 0 would be blocked.
+* A station whose ``modified`` is null is not "old" (9.4): a disagreeing
+  observation group blocks it rather than replacing it.
+* "Older than a year" means ``modified.date() < today - 365 days``.
+* Cell radios without a signal rule (CDMA) get weight 0 and are dropped.
+* Area ids are queued for every written cell action except confirm, but not
+  for NR cells whose TAC exceeds the 16 bits of ``cell_area.lac``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ichnaea import _fast, geo
+from ichnaea.codecs import encode_areaid, encode_cellid, encode_mac
+from ichnaea.enums import ReportSource
+
+Row = Mapping[str, Any]
+Float64Array = NDArray[np.float64]
+
+# Column caps: samples is INT UNSIGNED; weight is capped by the spec.
+MAX_SAMPLES = 4_294_967_295
+MAX_WEIGHT = 1e9
+# In a change, the old position counts with at most this weight.
+MAX_OLD_WEIGHT = 10_000.0
+# block_count is TINYINT UNSIGNED (quirk 17: saturate instead of overflow).
+MAX_BLOCK_COUNT = 255
+# A position not modified for longer than this may be replaced (9.4).
+OLD_POSITION_DAYS = 365
+# Blocked "today or yesterday", and one more block allowed per 30 days of age.
+RECENT_BLOCK_DAYS = 2
+BLOCK_AGE_STEP_DAYS = 30
+# cell_area.lac is 16 bits.
+MAX_AREA_LAC = 65_535
+
+# The non-key columns every station table has, in table order.
+STATION_COLUMNS = (
+    "lat", "lon", "max_lat", "min_lat", "max_lon", "min_lon", "radius", "region", "samples",
+    "source", "weight", "created", "modified", "last_seen", "block_first", "block_last",
+    "block_count",
+)  # fmt: skip
+# Position columns and the aggregate_groups output each is taken from.
+_POSITION_COLUMNS = {
+    "lat": "lat_deg", "lon": "lon_deg", "max_lat": "max_lat_deg", "min_lat": "min_lat_deg",
+    "max_lon": "max_lon_deg", "min_lon": "min_lon_deg", "radius": "radius_m",
+}  # fmt: skip
+_BLOCK_COLUMNS = ("block_first", "block_last", "block_count")
+
+_GNSS = int(ReportSource.gnss)
+_QUERY = int(ReportSource.query)
+
+
+class StationType(enum.Enum):
+    """A kind of station: Bluetooth beacon, Wi-Fi access point or cell."""
+
+    blue = "blue"
+    wifi = "wifi"
+    cell = "cell"
+
+    @property
+    def kind(self) -> int:
+        """The ``kind`` argument of the ``observation_weights`` kernel."""
+        return _KINDS[self]
+
+    @property
+    def max_dist_m(self) -> float:
+        """Largest consistent spread of observations and station, metres (9.3)."""
+        return _MAX_DIST_M[self]
+
+    @property
+    def key_column(self) -> str:
+        """The primary-key column of the type's tables."""
+        return "cellid" if self is StationType.cell else "mac"
+
+
+_KINDS: dict[StationType, int] = {
+    StationType.blue: int(_fast.KIND_BLUE),
+    StationType.wifi: int(_fast.KIND_WIFI),
+    StationType.cell: int(_fast.KIND_CELL),
+}
+_MAX_DIST_M = {StationType.blue: 100.0, StationType.wifi: 5_000.0, StationType.cell: 100_000.0}
+
+
+class StationState(enum.Enum):
+    """A station's state relative to an observation group (9.4)."""
+
+    none = "none"
+    no_position = "no_position"
+    agree_gnss_position = "agree_gnss_position"
+    agree_query_position = "agree_query_position"
+    disagree_position = "disagree_position"
+    disagree_old_position = "disagree_old_position"
+
+
+class Action(enum.Enum):
+    """What happens to a station's row (9.6)."""
+
+    new = "new"
+    new_block = "new_block"
+    change = "change"
+    replace = "replace"
+    confirm = "confirm"
+    block = "block"
+
+
+def _table() -> dict[tuple[StationState, int, bool], Action | None]:
+    s, a = StationState, Action
+    # state: (gnss consistent, query consistent, gnss inconsistent, query inconsistent)
+    rows: dict[StationState, tuple[Action | None, ...]] = {
+        s.none: (a.new, a.new, a.new_block, a.new_block),
+        s.no_position: (a.change, a.change, None, None),
+        s.agree_gnss_position: (a.change, a.confirm, a.block, a.block),
+        s.agree_query_position: (a.replace, a.change, a.block, a.block),
+        s.disagree_position: (a.block, a.block, a.block, a.block),
+        s.disagree_old_position: (a.replace, a.replace, a.block, a.block),
+    }
+    groups = ((_GNSS, True), (_QUERY, True), (_GNSS, False), (_QUERY, False))
+    return {
+        (state, source, consistent): action
+        for state, actions in rows.items()
+        for (source, consistent), action in zip(groups, actions, strict=True)
+    }
+
+
+# (station state, group source 3 or 9, group consistent) -> action; None = nothing.
+TRANSITIONS: Mapping[tuple[StationState, int, bool], Action | None] = _table()
+
+
+class RegionLookup(Protocol):
+    """The part of :class:`ichnaea.geocode.Geocoder` the planner uses."""
+
+    def region(self, lat_deg: float, lon_deg: float) -> str | None: ...
+
+    def in_region(self, lat_deg: float, lon_deg: float, code: str | None) -> bool: ...
+
+
+@dataclass
+class StationPlan:
+    """The row changes and counters of one batch.
+
+    ``inserts`` are complete rows (key and every station column) of new and
+    new_block stations; ``updates`` complete rows of changed, replaced and
+    blocked stations; ``confirms`` the keys whose ``last_seen`` becomes
+    today (nothing else changes). ``actions`` names the action of every
+    station in those lists. ``obs_count`` counts the usable observations
+    (blocked stations' included), ``new`` new and new_block stations,
+    ``block`` block and new_block, ``confirm`` change, replace and confirm.
+    ``area_ids`` are the cell areas to refresh.
+    """
+
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    confirms: list[bytes] = field(default_factory=list)
+    actions: dict[bytes, Action] = field(default_factory=dict)
+    obs_count: int = 0
+    new: int = 0
+    block: int = 0
+    confirm: int = 0
+    area_ids: set[bytes] = field(default_factory=set)
+
+
+def station_key(stype: StationType, obs: Row) -> bytes:
+    """The primary key of an observation's station: MAC bytes or binary cell id."""
+    if stype is StationType.cell:
+        return encode_cellid(
+            int(obs["radio"]), int(obs["mcc"]), int(obs["mnc"]), int(obs["lac"]), int(obs["cid"])
+        )
+    return encode_mac(str(obs["mac"]))
+
+
+def _as_date(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def is_blocked(row: Row | None, today: date) -> bool:
+    """Whether a station row is blocked on ``today`` (9.2).
+
+    Blocked if ``block_last`` is today or yesterday (or later), or if it has
+    been blocked at least ``round(age_days / 30)`` times, age counted from
+    ``created`` and rounded half to even (quirk 18, kept).
+    """
+    if row is None:
+        return False
+    block_last = row.get("block_last")
+    if block_last is not None and (today - _as_date(block_last)).days < RECENT_BLOCK_DAYS:
+        return True
+    created = row.get("created")
+    block_count = row.get("block_count")
+    if created is None or not block_count:
+        return False
+    age_days = abs((_as_date(created) - today).days)
+    return bool(block_count >= round(age_days / BLOCK_AGE_STEP_DAYS))
+
+
+def _state(row: Row | None, farthest_m: float, stype: StationType, today: date) -> StationState:
+    if row is None:
+        return StationState.none
+    if row.get("lat") is None or row.get("lon") is None:
+        return StationState.no_position
+    if farthest_m <= stype.max_dist_m:
+        if row.get("source") == _QUERY:
+            return StationState.agree_query_position
+        return StationState.agree_gnss_position
+    modified = row.get("modified")
+    if modified is not None and _as_date(modified) < today - timedelta(days=OLD_POSITION_DAYS):
+        return StationState.disagree_old_position
+    return StationState.disagree_position
+
+
+@dataclass
+class _Group:
+    """The chosen observations of one station."""
+
+    key: bytes
+    row: Row | None
+    members: list[int]  # indices into the batch, queue order
+    source: int  # _GNSS or _QUERY
+
+
+def _column(observations: Sequence[Row], name: str) -> Float64Array:
+    # None (and a missing field) becomes NaN.
+    return np.array([obs.get(name) for obs in observations], dtype=np.float64)
+
+
+def _row_column(groups: Sequence[_Group], name: str) -> Float64Array:
+    return np.array(
+        [None if group.row is None else group.row.get(name) for group in groups],
+        dtype=np.float64,
+    )
+
+
+def _choose_groups(
+    stype: StationType,
+    observations: Sequence[Row],
+    usable: NDArray[np.intp],
+    existing: Mapping[bytes, Row],
+    today: date,
+    plan: StationPlan,
+) -> list[_Group]:
+    members: dict[bytes, list[int]] = {}
+    for i in usable.tolist():
+        members.setdefault(station_key(stype, observations[i]), []).append(i)
+    groups = []
+    for key, indices in members.items():
+        plan.obs_count += len(indices)
+        row = existing.get(key)
+        if is_blocked(row, today):
+            continue
+        gnss = [i for i in indices if observations[i].get("source") != _QUERY]
+        if gnss:
+            groups.append(_Group(key, row, gnss, _GNSS))
+        else:
+            groups.append(_Group(key, row, indices, _QUERY))
+    return groups
+
+
+def _key_columns(stype: StationType, group: _Group, observations: Sequence[Row]) -> dict[str, Any]:
+    if stype is not StationType.cell:
+        return {"mac": group.key}
+    first = observations[group.members[0]]
+    psc = None
+    for i in reversed(group.members):
+        psc = observations[i].get("psc")
+        if psc is not None:
+            break
+    if psc is None and group.row is not None:
+        psc = group.row.get("psc")
+    return {
+        "cellid": group.key,
+        "radio": int(first["radio"]),
+        "mcc": int(first["mcc"]),
+        "mnc": int(first["mnc"]),
+        "lac": int(first["lac"]),
+        "cid": int(first["cid"]),
+        "psc": psc,
+    }
+
+
+def _kept(row: Row, names: Sequence[str]) -> dict[str, Any]:
+    return {name: row.get(name) for name in names}
+
+
+def plan_station_updates(
+    stype: StationType,
+    observations: Sequence[Row],
+    existing: Mapping[bytes, Row],
+    *,
+    now: datetime,
+    today: date,
+    geocoder: RegionLookup,
+) -> StationPlan:
+    """Decide the row changes for one batch of observations of one station type.
+
+    Parameters
+    ----------
+    stype : StationType
+        The type of every observation of the batch.
+    observations : sequence of mappings
+        Queue order. Wi-Fi and Bluetooth: ``mac`` (12 hex characters);
+        cells: ``radio`` (int), ``mcc``, ``mnc``, ``lac``, ``cid``, optional
+        ``psc``. All: ``lat``, ``lon`` (degrees), optional ``accuracy`` (m),
+        ``age`` (ms), ``speed`` (m/s), ``signal`` (dBm) and ``source``
+        (``ReportSource`` int, null = gnss). Missing fields are null.
+    existing : mapping of station key to row
+        The current rows of the batch's stations (:func:`station_key`), as
+        column-name mappings; stations without a row are absent.
+    now : datetime
+        Naive UTC time of the run, for ``created`` and ``modified``.
+    today : date
+        The run's date, for ``last_seen`` and the block dates.
+    geocoder : RegionLookup
+        Region lookups for new positions (:class:`ichnaea.geocode.Geocoder`).
+
+    Returns
+    -------
+    StationPlan
+        The rows to insert and update, the keys to confirm and the counters.
+
+    Raises
+    ------
+    ValueError
+        If ``now`` is timezone-aware, or an observation has no valid key.
+    """
+    if now.tzinfo is not None:
+        raise ValueError(f"now must be a naive UTC datetime, got {now!r}")
+    plan = StationPlan()
+    if not observations:
+        return plan
+    lat, lon = _column(observations, "lat"), _column(observations, "lon")
+    weights = _fast.observation_weights(
+        stype.kind,
+        _column(observations, "accuracy"),
+        _column(observations, "age"),
+        _column(observations, "speed"),
+        _column(observations, "signal"),
+        _column(observations, "radio") if stype is StationType.cell else None,
+    )
+    usable = np.flatnonzero(
+        (weights > 0.0) & np.isfinite(weights) & np.isfinite(lat) & np.isfinite(lon)
+    )
+    groups = _choose_groups(stype, observations, usable, existing, today, plan)
+    if not groups:
+        return plan
+
+    order = np.array([i for group in groups for i in group.members], dtype=np.intp)
+    offsets = np.zeros(len(groups) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(group.members) for group in groups])
+    lat, lon, weights = lat[order], lon[order], weights[order]
+    agg = _fast.aggregate_groups(lat, lon, weights, offsets, stype.max_dist_m)
+    station_lat, station_lon = _row_column(groups, "lat"), _row_column(groups, "lon")
+    farthest = _fast.max_distance_to_points(lat, lon, offsets, station_lat, station_lon)
+
+    actions: list[Action | None] = []
+    for k, group in enumerate(groups):
+        state = _state(group.row, float(farthest[k]), stype, today)
+        actions.append(TRANSITIONS[state, group.source, bool(agg["consistent"][k])])
+    changes = [k for k, action in enumerate(actions) if action is Action.change]
+    merged = _merge_changes(groups, changes, agg, station_lat, station_lon)
+
+    agg_values = {name: values.tolist() for name, values in agg.items()}
+    for k, (group, action) in enumerate(zip(groups, actions, strict=True)):
+        if action is None:
+            continue
+        if action is Action.confirm:
+            if group.row is not None and group.row.get("last_seen") == today:
+                continue  # already confirmed today: no write, no count
+            plan.confirms.append(group.key)
+        else:
+            keys = _key_columns(stype, group, observations)
+            values = _row_values(action, group, k, agg_values, merged, now, today, geocoder)
+            (plan.inserts if group.row is None else plan.updates).append({**keys, **values})
+            if stype is StationType.cell and keys["lac"] <= MAX_AREA_LAC:
+                plan.area_ids.add(
+                    encode_areaid(keys["radio"], keys["mcc"], keys["mnc"], keys["lac"])
+                )
+        plan.actions[group.key] = action
+        if action in (Action.change, Action.replace, Action.confirm):
+            plan.confirm += 1
+        if action in (Action.new, Action.new_block):
+            plan.new += 1
+        if action in (Action.block, Action.new_block):
+            plan.block += 1
+    return plan
+
+
+def _merge_changes(
+    groups: Sequence[_Group],
+    changes: Sequence[int],
+    agg: Mapping[str, NDArray[Any]],
+    station_lat: Float64Array,
+    station_lon: Float64Array,
+) -> dict[int, dict[str, Any]]:
+    """The merged position of every changed station, keyed by group index (9.6).
+
+    Vectorised over the batch's changes: one ``circle_radius_m`` call.
+    """
+    if not changes:
+        return {}
+    idx = np.array(changes, dtype=np.intp)
+    chosen = [groups[k] for k in changes]
+    s_lat, s_lon = station_lat[idx], station_lon[idx]
+    s_max_lat, s_min_lat = _row_column(chosen, "max_lat"), _row_column(chosen, "min_lat")
+    s_max_lon, s_min_lon = _row_column(chosen, "max_lon"), _row_column(chosen, "min_lon")
+    s_weight = np.nan_to_num(_row_column(chosen, "weight"), nan=0.0)
+    a_weight = np.minimum(agg["weight"][idx], MAX_WEIGHT)
+    # A station without a position contributes nothing to the centre.
+    has_position = np.isfinite(s_lat) & np.isfinite(s_lon)
+    old_weight = np.where(has_position, np.minimum(s_weight, MAX_OLD_WEIGHT), 0.0)
+    total = a_weight + old_weight
+    lat = (agg["lat_deg"][idx] * a_weight + np.nan_to_num(s_lat) * old_weight) / total
+    lon = (agg["lon_deg"][idx] * a_weight + np.nan_to_num(s_lon) * old_weight) / total
+    # The union of the observations' box, the old centre and the old box;
+    # fmax/fmin skip the station's nulls (NaN).
+    lats = np.stack([agg["max_lat_deg"][idx], agg["min_lat_deg"][idx], s_lat, s_max_lat, s_min_lat])
+    lons = np.stack([agg["max_lon_deg"][idx], agg["min_lon_deg"][idx], s_lon, s_max_lon, s_min_lon])
+    max_lat, min_lat = np.fmax.reduce(lats), np.fmin.reduce(lats)
+    max_lon, min_lon = np.fmax.reduce(lons), np.fmin.reduce(lons)
+    radius = geo.circle_radius_m(lat, lon, max_lat, max_lon, min_lat, min_lon)
+    weight = np.minimum(s_weight + a_weight, MAX_WEIGHT)
+    merged = (lat, lon, max_lat, min_lat, max_lon, min_lon, radius, weight)
+    names = (*_POSITION_COLUMNS, "weight")
+    lists = {name: values.tolist() for name, values in zip(names, merged, strict=True)}
+    return {k: {name: values[j] for name, values in lists.items()} for j, k in enumerate(changes)}
+
+
+def _row_values(
+    action: Action,
+    group: _Group,
+    k: int,
+    agg: Mapping[str, list[Any]],
+    merged: Mapping[int, Mapping[str, Any]],
+    now: datetime,
+    today: date,
+    geocoder: RegionLookup,
+) -> dict[str, Any]:
+    """Every station column of a new, new_block, change, replace or block row."""
+    row: Row = group.row or {}  # empty only for new and new_block
+    samples = min(agg["count"][k], MAX_SAMPLES)
+    weight = min(agg["weight"][k], MAX_WEIGHT)
+    if action is Action.new_block:
+        return {
+            **dict.fromkeys(STATION_COLUMNS),
+            "created": now,
+            "modified": now,
+            "block_first": today,
+            "block_last": today,
+            "block_count": 1,
+        }
+    if action is Action.block:
+        return {
+            **dict.fromkeys(STATION_COLUMNS),
+            "region": row.get("region"),
+            "created": row.get("created"),
+            "modified": now,
+            "block_first": row.get("block_first") or today,
+            "block_last": today,
+            "block_count": min((row.get("block_count") or 0) + 1, MAX_BLOCK_COUNT),
+        }
+    if action is Action.change:
+        position = merged[k]
+        lat, lon = position["lat"], position["lon"]
+        region = row.get("region")
+        if region is None or not geocoder.in_region(lat, lon, region):
+            region = geocoder.region(lat, lon)
+        return {
+            **position,
+            "region": region,
+            "samples": min((row.get("samples") or 0) + samples, MAX_SAMPLES),
+            "source": group.source,
+            "created": row.get("created"),
+            "modified": now,
+            "last_seen": today,
+            **_kept(row, _BLOCK_COLUMNS),
+        }
+    # new and replace: the aggregate alone
+    position = {column: agg[name][k] for column, name in _POSITION_COLUMNS.items()}
+    return {
+        **position,
+        "region": geocoder.region(position["lat"], position["lon"]),
+        "samples": samples,
+        "source": group.source,
+        "weight": weight,
+        "created": row.get("created", now),
+        "modified": now,
+        "last_seen": today,
+        **_kept(row, _BLOCK_COLUMNS),
+    }
