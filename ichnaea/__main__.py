@@ -7,6 +7,8 @@
     ichnaea map          render the coverage map tiles
     ichnaea migrate      create/upgrade the database schema (and users)
     ichnaea process      run every pipeline stage until the queues are empty
+    ichnaea replay ...   re-ingest archived reports (.json.gz) through the pipeline
+    ichnaea deadletter   list or re-queue export batches that kept failing
     ichnaea apikey ...   manage API keys
     ichnaea shell        a Python shell with settings, engine and Redis
     ichnaea check-build  verify the compiled core imports and computes
@@ -24,6 +26,7 @@ from pathlib import Path
 import click
 
 from ichnaea.cli.apikey import apikey
+from ichnaea.cli.pipeline import deadletter, replay
 from ichnaea.cli.roles import map_command, process, scheduler, serve, shell, web, worker
 from ichnaea.cli.setup import check_build, migrate
 from ichnaea.config import ConfigError, read_env_file
@@ -57,6 +60,8 @@ for command in (
     map_command,
     migrate,
     process,
+    replay,
+    deadletter,
     apikey,
     shell,
     check_build,

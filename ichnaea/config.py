@@ -68,6 +68,13 @@ class Settings:
     # Items waiting in update_incoming beyond which submissions get a 503
     # (query-sourced reports from locate stop at half of it).
     max_queue_backlog: int = 1_000_000
+    # Seconds a worker may hold a claimed batch without renewing it; after
+    # that its batch is given to another worker (the worker is presumed dead).
+    queue_lease_s: int = 60
+    # Observations per station-shard batch (one DB read and one upsert each).
+    station_batch: int = 500
+    # Seconds a half-full external export batch waits before it is sent anyway.
+    export_max_age_s: int = 3600
     logging_level: str = "INFO"
     local_dev_env: bool = False
     testing: bool = False
@@ -307,6 +314,9 @@ def load_settings(
         ),
         db_pool_size=env.integer("DB_POOL_SIZE", 20, lo=1, hi=1000),
         max_queue_backlog=env.integer("MAX_QUEUE_BACKLOG", 1_000_000, lo=1, hi=1 << 40),
+        queue_lease_s=env.integer("QUEUE_LEASE_S", 60, lo=1, hi=86400),
+        station_batch=env.integer("STATION_BATCH", 500, lo=1, hi=100_000),
+        export_max_age_s=env.integer("EXPORT_MAX_AGE_S", 3600, lo=0, hi=30 * 86400),
         logging_level=level,
         local_dev_env=env.boolean("LOCAL_DEV_ENV"),
         testing=env.boolean("TESTING"),

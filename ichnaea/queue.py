@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio
+
+log = logging.getLogger(__name__)
 
 INCOMING_QUEUE = "update_incoming"
 PUSH_BATCH = 100
@@ -28,6 +31,36 @@ def encode_item(item: dict[str, Any]) -> bytes:
 
 def decode_item(raw: bytes) -> Any:
     return json.loads(gzip.decompress(raw).decode("utf-8"))
+
+
+def undecodable_key(queue: str) -> str:
+    """Where items that are not gzip JSON objects are set aside for an operator."""
+    return f"{queue}:undecodable"
+
+
+def decode_items(
+    queue: str, raw_items: Sequence[bytes]
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The claimed items that decode to JSON objects, and the raw bytes of the others.
+
+    Consumers push the others to :func:`undecodable_key` in the transaction
+    that acknowledges the batch: never processed, never lost.
+    """
+    items: list[dict[str, Any]] = []
+    bad: list[bytes] = []
+    for raw in raw_items:
+        try:
+            item = decode_item(raw)
+        except (OSError, EOFError, ValueError) as exc:
+            log.error("undecodable item in %s set aside: %s", queue, exc)
+            bad.append(raw)
+            continue
+        if isinstance(item, dict):
+            items.append(item)
+        else:
+            log.error("item in %s is not a JSON object; set aside", queue)
+            bad.append(raw)
+    return items, bad
 
 
 async def push_items(

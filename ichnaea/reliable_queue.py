@@ -178,7 +178,7 @@ if holder and holder ~= ARGV[2] then return {} end
 local held = redis.call('LRANGE', KEYS[2], 0, -1)
 if #held > 0 then
   redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[3]))
-  return {redis.call('GET', KEYS[3]) or ARGV[4], held}
+  return {redis.call('GET', KEYS[3]) or ARGV[4], held, 1}
 end
 local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #items == 0 then return {} end
@@ -186,7 +186,7 @@ redis.call('LTRIM', KEYS[1], #items, -1)
 redis.call('RPUSH', KEYS[2], unpack(items))
 redis.call('SET', KEYS[3], ARGV[4])
 redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[3]))
-return {ARGV[4], items}
+return {ARGV[4], items, 0}
 """
 
 # KEYS: in-flight list, batch id key, lease key; ARGV: owner, lease seconds
@@ -199,10 +199,15 @@ return 1
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """A claimed batch of a :class:`SerialQueue`: its stable id and raw items."""
+    """A claimed batch of a :class:`SerialQueue`: its stable id and raw items.
+
+    ``resumed`` is true when the batch was claimed before (by a consumer
+    that died, or by this one before a failure) and is being taken up again.
+    """
 
     id: str
     items: list[bytes]
+    resumed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,8 +257,8 @@ class SerialQueue:
         result = self.client.eval(_SERIAL_CLAIM, 4, *self._keys(), batch, owner, lease_s, new_id)
         if not result:
             return None
-        raw_id, items = result
-        return Batch(str(_text(raw_id)), list(items))
+        raw_id, items, resumed = result
+        return Batch(str(_text(raw_id)), list(items), bool(resumed))
 
     def renew(self, owner: str, *, lease_s: int = LEASE_S) -> None:
         keys = [self.inflight_key, self.batch_id_key, self.lease_key]

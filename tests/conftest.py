@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures_app",
     "tests.fixtures_provider",
     "tests.fixtures_s3",
+    "tests.fixtures_pipeline",
 ]
 
 

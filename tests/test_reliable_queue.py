@@ -106,7 +106,9 @@ def test_serial_queue_hands_an_orphaned_batch_over_with_its_id(
     redis_client.delete(queue.lease_key)  # the lease runs out
     fill(redis_client, 2, "s")  # more work arrives meanwhile
     taken = queue.claim("heir", 10)
-    assert taken == orphan  # same id, same items: not re-cut into a bigger batch
+    assert taken is not None and taken.resumed and not orphan.resumed
+    # Same id, same items: not re-cut into a bigger batch.
+    assert (taken.id, taken.items) == (orphan.id, orphan.items)
     with pytest.raises(LostLease):
         queue.ack("dead")
     with pytest.raises(LostLease):
@@ -121,12 +123,16 @@ def test_serial_queue_release_keeps_the_batch_first_in_line(redis_client: redis.
     queue = SerialQueue(redis_client, "s")
     held = queue.claim("stopping", 2)
     queue.release("stopping")
-    assert queue.claim("next", 2) == held
+    taken = queue.claim("next", 2)
+    assert held is not None and taken is not None
+    assert (taken.id, taken.items) == (held.id, held.items)
 
 
 def test_serial_queue_gives_the_holder_its_own_batch_again(redis_client: redis.Redis) -> None:
     fill(redis_client, 3, "s")
     queue = SerialQueue(redis_client, "s")
     held = queue.claim("me", 2)
-    assert queue.claim("me", 2) == held  # e.g. after a failed ack
+    again = queue.claim("me", 2)  # e.g. after a failed ack
+    assert held is not None and again is not None
+    assert (again.id, again.items, again.resumed) == (held.id, held.items, True)
     assert queue.claim("other", 2) is None

@@ -94,23 +94,63 @@ def map_command() -> None:
 
 
 @click.command()
-def process() -> None:
-    """Run every pipeline stage until all queues are empty, then exit."""
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def process(quiet: bool) -> None:
+    """Run every pipeline stage until all queues are empty, then exit.
+
+    Batches left by consumers that died are reclaimed first (once their
+    lease ran out), half-full export batches are flushed, and the periodic
+    jobs (stat counters, region stats, clean-ups) run once at the end.
+    """
+    from ichnaea.metrics import make_metrics
     from ichnaea.redis_client import connect
     from ichnaea.repositories.session import create_engine
-    from ichnaea.worker.jobs import Resources
-    from ichnaea.worker.pool import run_jobs_once
+    from ichnaea.worker.jobs import (
+        Resources,
+        claimed_elsewhere,
+        run_periodic_jobs,
+        run_queue_jobs,
+    )
 
     settings = start_role("process")
     embedded = _embedded_redis(settings)
-    resources = Resources(settings, create_engine(settings.db_readwrite_url), connect(settings))
-    try:
-        total = 0
-        while handled := run_jobs_once(resources):
+    resources = Resources(
+        settings,
+        create_engine(settings.db_readwrite_url),
+        connect(settings),
+        metrics=make_metrics(settings),
+        drain=True,
+    )
+    started = last_report = time.monotonic()
+    total = 0
+
+    def drain() -> None:
+        nonlocal total, last_report
+        while handled := run_queue_jobs(resources):
             total += handled
-        click.echo(f"queues empty; {total} items processed")
+            if not quiet and time.monotonic() - last_report >= 5:
+                last_report = time.monotonic()
+                click.echo(
+                    f"... {total} items processed in {last_report - started:.0f} s", err=True
+                )
+
+    try:
+        run_periodic_jobs(resources)  # reclaims orphaned batches first
+        drain()
+        # Batches a dead worker left behind come back once their lease runs out.
+        deadline = time.monotonic() + 2 * settings.queue_lease_s + 5
+        while (held := claimed_elsewhere(resources)) and time.monotonic() < deadline:
+            if not quiet:
+                click.echo(f"... waiting for {held} items claimed by other workers", err=True)
+            time.sleep(1)
+            run_periodic_jobs(resources)
+            drain()
+        run_periodic_jobs(resources)  # stat counters of what was just processed
+        drain()
+        click.echo(f"queues empty; {total} items processed in {time.monotonic() - started:.1f} s")
     finally:
         resources.db.dispose()
+        resources.redis.close()
         if embedded is not None:
             embedded.stop()
 

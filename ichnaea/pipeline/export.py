@@ -28,7 +28,7 @@ from ichnaea.metrics import Metrics
 from ichnaea.pipeline.exporters import Exporter, Partition, make_exporter, send_with_retries
 from ichnaea.pipeline.incoming import ExportTarget, since_key
 from ichnaea.queue import decode_item, encode_item
-from ichnaea.reliable_queue import ReliableQueue
+from ichnaea.reliable_queue import LEASE_S, ReliableQueue
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +89,11 @@ def export_queue(
     consumer: str,
     metrics: Metrics,
     sleep: Callable[[float], None] = time.sleep,
+    lease_s: int = LEASE_S,
 ) -> int:
     """Send one claimed batch of ``queue_name``; return its size."""
     queue = ReliableQueue(client, queue_name)
-    raw_items = queue.claim(consumer, batch if batch > 0 else EVERYTHING)
+    raw_items = queue.claim(consumer, batch if batch > 0 else EVERYTHING, lease_s=lease_s)
     if not raw_items:
         return 0
     items = [decode_item(raw) for raw in raw_items]
@@ -127,6 +128,7 @@ def export_all(
     force: bool = False,
     max_age_s: float = EXPORT_MAX_AGE_S,
     sleep: Callable[[float], None] = time.sleep,
+    lease_s: int = LEASE_S,
 ) -> int:
     """One batch from every ready external export queue; return the items sent."""
     handled = 0
@@ -148,6 +150,7 @@ def export_all(
                     consumer=consumer,
                     metrics=exporters.metrics,
                     sleep=sleep,
+                    lease_s=lease_s,
                 )
     return handled
 

@@ -28,8 +28,8 @@ import redis
 from redis.client import Pipeline
 from sqlalchemy.orm import Session
 
-from ichnaea.queue import INCOMING_QUEUE, decode_item, encode_item
-from ichnaea.reliable_queue import ReliableQueue
+from ichnaea.queue import INCOMING_QUEUE, decode_items, encode_item, undecodable_key
+from ichnaea.reliable_queue import LEASE_S, ReliableQueue
 from ichnaea.repositories.export_configs import list_export_configs
 
 log = logging.getLogger(__name__)
@@ -117,20 +117,14 @@ def process_incoming(
     *,
     consumer: str,
     batch: int = INCOMING_BATCH,
+    lease_s: int = LEASE_S,
 ) -> int:
     """Route one claimed batch; return how many queued items it held (0: queue empty)."""
     queue = ReliableQueue(client, INCOMING_QUEUE)
-    raw_items = queue.claim(consumer, batch)
+    raw_items = queue.claim(consumer, batch, lease_s=lease_s)
     if not raw_items:
         return 0
-    items = []
-    for raw in raw_items:
-        try:
-            items.append(decode_item(raw))
-        except (OSError, EOFError, ValueError) as exc:
-            # Not ours to judge further: keep the bytes for an operator.
-            log.error("undecodable item in %s moved aside: %s", INCOMING_QUEUE, exc)
-            client.rpush(f"{INCOMING_QUEUE}:undecodable", raw)
+    items, bad = decode_items(INCOMING_QUEUE, raw_items)
     routed = route(items, targets)
     partitioned = {t.name for t in targets if t.partitioned}
     # The internal queue is drained whenever it has items: no flush timer.
@@ -138,6 +132,8 @@ def process_incoming(
     now = str(int(time.time()))
 
     def push(pipe: Pipeline) -> None:
+        if bad:
+            pipe.rpush(undecodable_key(INCOMING_QUEUE), *bad)
         for key, export_items in routed.items():
             pipe.rpush(key, *(encode_item(item) for item in export_items))
             if key not in untimed:

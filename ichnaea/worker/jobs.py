@@ -1,39 +1,362 @@
 """The job registry: what the worker pool runs and what the scheduler enqueues.
 
-A job is a named unit of pipeline work with a period (for the scheduler)
-and a ``run`` function taking the process's resources. Pipeline stages
-register here; each stays a one-line wrapper over testable logic in
-``ichnaea.pipeline``.
+Two kinds of jobs:
+
+* **Queue jobs** run whenever their queues hold work: every worker process
+  loops over them (``run_queue_jobs``), each call handling at most one
+  batch per queue, so any number of processes on any number of machines
+  share the load. The multiplexer, the exporters, the station shards, cell
+  areas and the datamap are queue jobs.
+* **Periodic jobs** have a period; the single scheduler adds their names
+  to the set ``scheduler:due`` when due (a job not yet run is never queued
+  twice) and whichever worker pops a name runs it. Stat counters, region
+  statistics, clean-ups, the reclaim of batches whose consumer died, and
+  the queue-size gauges are periodic.
+
+Each job is a thin wrapper over testable logic in :mod:`ichnaea.pipeline`.
 """
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import cached_property
 
 import redis
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
+from ichnaea.codecs import DATAMAP_SHARD_IDS
 from ichnaea.config import Settings
+from ichnaea.geocode import Geocoder
+from ichnaea.metrics import Metrics
+from ichnaea.pipeline.areas import update_areas
+from ichnaea.pipeline.datamap import cleanup_datamap, update_datamap
+from ichnaea.pipeline.export import ExporterCache, export_all
+from ichnaea.pipeline.incoming import ExportTarget, process_incoming
+from ichnaea.pipeline.internal import KnownKeys, process_internal
+from ichnaea.pipeline.station import (
+    AREA_QUEUE,
+    cleanup_batches,
+    process_station_queue,
+    station_queues,
+)
+from ichnaea.pipeline.stats import cleanup_stat, update_region_stats, update_stat_counters
+from ichnaea.queue import INCOMING_QUEUE
+from ichnaea.regions import RegionTable
+from ichnaea.reliable_queue import ReliableQueue, SerialQueue, consumer_id
+from ichnaea.repositories.export_configs import list_export_configs
+
+log = logging.getLogger(__name__)
+
+DUE_KEY = "scheduler:due"
+AREA_BATCH = 100
+DATAMAP_BATCH = 500
+TARGETS_TTL_S = 10.0
 
 
-@dataclass(frozen=True, slots=True)
+def utcnow() -> datetime:
+    """Naive UTC now, to the second (the precision of the DATETIME columns)."""
+    return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+
+
+@dataclass
 class Resources:
-    """What one worker process owns: its settings, DB engine and Redis pool."""
+    """What one worker process owns: settings, DB engine, Redis pool, metrics and caches."""
 
     settings: Settings
     db: Engine
     redis: redis.Redis
+    metrics: Metrics = field(default_factory=Metrics)
+    owner: str = field(default_factory=consumer_id)
+    # Export everything that is queued, not only full batches (ichnaea process).
+    drain: bool = False
+    _targets: tuple[float, list[ExportTarget], dict[str, tuple[str | None, int]]] | None = None
+
+    @cached_property
+    def geocoder(self) -> Geocoder:
+        return Geocoder.load(RegionTable.load())
+
+    @cached_property
+    def known_keys(self) -> KnownKeys:
+        return KnownKeys(self.db)
+
+    @cached_property
+    def exporters(self) -> ExporterCache:
+        return ExporterCache(self.settings, self.metrics)
+
+    def targets(self) -> tuple[list[ExportTarget], dict[str, tuple[str | None, int]]]:
+        """The export configs (re-read every few seconds: operators edit them live)."""
+        if self._targets is None or time.monotonic() - self._targets[0] > TARGETS_TTL_S:
+            with Session(self.db) as session:
+                rows = list_export_configs(session)
+                targets = [ExportTarget.from_row(row) for row in rows]
+                configs = {row.name: (row.url, int(row.batch or 0)) for row in rows}
+            self._targets = (time.monotonic(), targets, configs)
+        return self._targets[1], self._targets[2]
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
     name: str
-    period_s: float
-    # Runs one batch; returns how many items it handled (0 = nothing to do).
+    # Runs (one batch of) the job; returns how many items it handled.
     run: Callable[[Resources], int]
+    # Seconds between runs for periodic jobs; None for queue jobs.
+    period_s: float | None = None
+
+
+# -- queue jobs ----------------------------------------------------------------
+
+
+def _incoming(res: Resources) -> int:
+    if not res.redis.llen(INCOMING_QUEUE):
+        return 0
+    targets, _ = res.targets()
+    return process_incoming(
+        res.redis, targets, consumer=res.owner, lease_s=res.settings.queue_lease_s
+    )
+
+
+def _internal(res: Resources) -> int:
+    targets, _ = res.targets()
+    handled = 0
+    for target in targets:
+        if target.schema == "internal" and res.redis.llen(target.base_queue):
+            handled += process_internal(
+                res.redis,
+                queue_name=target.base_queue,
+                geocoder=res.geocoder,
+                metrics=res.metrics,
+                known_keys=res.known_keys,
+                consumer=res.owner,
+                lease_s=res.settings.queue_lease_s,
+            )
+    return handled
+
+
+def _external(res: Resources) -> int:
+    targets, configs = res.targets()
+    external = [t for t in targets if t.schema != "internal"]
+    if not external:
+        return 0
+    return export_all(
+        res.redis,
+        external,
+        configs,
+        res.exporters,
+        consumer=res.owner,
+        force=res.drain,
+        max_age_s=res.settings.export_max_age_s,
+        lease_s=res.settings.queue_lease_s,
+    )
+
+
+def _stations(res: Resources) -> int:
+    queues = list(station_queues())
+    with res.redis.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.llen(queue.name)
+            pipe.exists(SerialQueue(res.redis, queue.name).inflight_key)
+        sizes = pipe.execute()
+    busy = [q for i, q in enumerate(queues) if sizes[2 * i] or sizes[2 * i + 1]]
+    # Processes start at different shards so they spread instead of queueing up.
+    random.shuffle(busy)
+    return sum(
+        process_station_queue(
+            queue,
+            engine=res.db,
+            client=res.redis,
+            geocoder=res.geocoder,
+            metrics=res.metrics,
+            owner=res.owner,
+            batch=res.settings.station_batch,
+            lease_s=res.settings.queue_lease_s,
+        )
+        for queue in busy
+    )
+
+
+def _serial_batch(
+    res: Resources, name: str, batch: int, apply: Callable[[list[bytes]], object]
+) -> int:
+    queue = SerialQueue(res.redis, name)
+    if not (res.redis.llen(name) or res.redis.exists(queue.inflight_key)):
+        return 0
+    claimed = queue.claim(res.owner, batch, lease_s=res.settings.queue_lease_s)
+    if claimed is None:
+        return 0
+    if claimed.resumed:
+        log.warning("%s: resuming batch %s left by a stopped worker", name, claimed.id)
+    # Idempotent stages: applying a batch twice after a crash gives the same rows.
+    apply(claimed.items)
+    queue.ack(res.owner)
+    return len(claimed.items)
+
+
+def _cellareas(res: Resources) -> int:
+    return _serial_batch(
+        res,
+        AREA_QUEUE,
+        AREA_BATCH,
+        lambda ids: update_areas(
+            res.db, ids, geocoder=res.geocoder, now=utcnow(), metrics=res.metrics
+        ),
+    )
+
+
+def _datamap(res: Resources) -> int:
+    return sum(
+        _serial_batch(
+            res,
+            f"update_datamap_{shard}",
+            DATAMAP_BATCH,
+            lambda grids, shard=shard: update_datamap(  # type: ignore[misc]
+                res.db, shard, grids, today=utcnow().date(), metrics=res.metrics
+            ),
+        )
+        for shard in DATAMAP_SHARD_IDS
+    )
+
+
+# -- periodic jobs -------------------------------------------------------------
+
+
+def _today() -> date:
+    return utcnow().date()
+
+
+def _reclaim(res: Resources) -> int:
+    """Give back the batches of Redis-to-Redis and export consumers whose lease ran out."""
+    targets, _ = res.targets()
+    names = [INCOMING_QUEUE]
+    for target in targets:
+        names.extend(target.queues(res.redis))
+    returned = sum(ReliableQueue(res.redis, name).reclaim() for name in names)
+    if returned:
+        log.warning("reclaimed %d items from consumers that stopped", returned)
+    return 0
+
+
+def _statcounter(res: Resources) -> int:
+    update_stat_counters(res.db, res.redis, today=_today())
+    return 0
+
+
+def _statregion(res: Resources) -> int:
+    update_region_stats(res.db, res.redis)
+    return 0
+
+
+def _cleanup(res: Resources) -> int:
+    today = _today()
+    cleanup_stat(res.db, today=today)
+    for shard in DATAMAP_SHARD_IDS:
+        cleanup_datamap(res.db, shard, today=today)
+    cleanup_batches(res.db, now=utcnow())
+    return 0
+
+
+def _monitor_queues(res: Resources) -> int:
+    names = [INCOMING_QUEUE, AREA_QUEUE, *(q.name for q in station_queues())]
+    names += [f"update_datamap_{shard}" for shard in DATAMAP_SHARD_IDS]
+    targets, _ = res.targets()
+    for target in targets:
+        names.extend(target.queues(res.redis))
+    with res.redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.llen(name)
+        sizes = pipe.execute()
+    for name, size in zip(names, sizes, strict=True):
+        res.metrics.gauge("queue", size, tags={"queue": name, "queue_type": "data"})
+    return 0
+
+
+QUEUE_JOBS: tuple[Job, ...] = (
+    Job("update_incoming", _incoming),
+    Job("export_internal", _internal),
+    Job("export_external", _external),
+    Job("update_station", _stations),
+    Job("update_cellarea", _cellareas),
+    Job("update_datamap", _datamap),
+)
+
+RECLAIM = Job("reclaim", _reclaim, period_s=30)
+
+PERIODIC_JOBS: tuple[Job, ...] = (
+    RECLAIM,
+    Job("monitor_queues", _monitor_queues, period_s=60),
+    Job("update_statcounter", _statcounter, period_s=600),
+    Job("update_statregion", _statregion, period_s=86400),
+    Job("cleanup", _cleanup, period_s=86400),
+)
 
 
 def registered_jobs(settings: Settings) -> tuple[Job, ...]:
-    """The jobs enabled by these settings. The pipeline stages land with the data pipeline."""
-    return ()
+    """Every job (queue jobs first); the scheduler enqueues those with a period."""
+    return QUEUE_JOBS + PERIODIC_JOBS
+
+
+def periodic_job(name: str) -> Job | None:
+    return next((job for job in PERIODIC_JOBS if job.name == name), None)
+
+
+def run_job(job: Job, res: Resources) -> int:
+    """Run a job, timing it; an error is logged (and sent to Sentry) and counts as no work."""
+    started = time.perf_counter()
+    try:
+        return job.run(res)
+    except Exception:
+        log.exception("job %s failed; its batch stays queued for a retry", job.name)
+        return 0
+    finally:
+        res.metrics.timing("task", (time.perf_counter() - started) * 1000, tags={"task": job.name})
+
+
+def run_queue_jobs(res: Resources) -> int:
+    """One pass over every queue job; return the items handled."""
+    return sum(run_job(job, res) for job in QUEUE_JOBS)
+
+
+def run_due_jobs(res: Resources, *, limit: int = 10) -> int:
+    """Run periodic jobs the scheduler marked due; return how many ran."""
+    ran = 0
+    while ran < limit and (raw := res.redis.spop(DUE_KEY)) is not None:
+        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        job = periodic_job(name)
+        if job is None:
+            log.error("unknown periodic job %r in %s ignored", name, DUE_KEY)
+            continue
+        run_job(job, res)
+        ran += 1
+    return ran
+
+
+def claimed_elsewhere(res: Resources) -> int:
+    """Items claimed by consumers and not yet acknowledged (in progress or orphaned)."""
+    targets, _ = res.targets()
+    reliable = [INCOMING_QUEUE]
+    for target in targets:
+        reliable.extend(target.queues(res.redis))
+    serial = [AREA_QUEUE, *(q.name for q in station_queues())]
+    serial += [f"update_datamap_{shard}" for shard in DATAMAP_SHARD_IDS]
+    held = 0
+    for name in reliable:
+        queue = ReliableQueue(res.redis, name)
+        for raw in res.redis.smembers(queue.consumers_key):
+            consumer = raw.decode() if isinstance(raw, bytes) else str(raw)
+            held += int(res.redis.llen(queue.processing_key(consumer)))
+    with res.redis.pipeline(transaction=False) as pipe:
+        for name in serial:
+            pipe.llen(SerialQueue(res.redis, name).inflight_key)
+        held += sum(int(n) for n in pipe.execute())
+    return held
+
+
+def run_periodic_jobs(res: Resources) -> None:
+    """Run every periodic job once, now (``ichnaea process``)."""
+    for job in PERIODIC_JOBS:
+        run_job(job, res)

@@ -18,9 +18,17 @@ import time
 
 from ichnaea.config import Settings
 from ichnaea.logging import configure_logging
+from ichnaea.metrics import make_metrics
 from ichnaea.redis_client import connect
 from ichnaea.repositories.session import create_engine
-from ichnaea.worker.jobs import Resources, registered_jobs
+from ichnaea.worker.jobs import (
+    RECLAIM,
+    Resources,
+    registered_jobs,
+    run_due_jobs,
+    run_job,
+    run_queue_jobs,
+)
 from ichnaea.worker.shutdown import ShutdownFlag
 
 log = logging.getLogger(__name__)
@@ -29,8 +37,8 @@ IDLE_SLEEP_S = 1.0
 
 
 def run_jobs_once(resources: Resources) -> int:
-    """Run every registered job once; return the number of items handled."""
-    return sum(job.run(resources) for job in registered_jobs(resources.settings))
+    """One pass over the queue jobs plus the periodic jobs marked due; return the work done."""
+    return run_queue_jobs(resources) + run_due_jobs(resources)
 
 
 def _process_main(
@@ -45,12 +53,19 @@ def _process_main(
         settings=settings,
         db=create_engine(settings.db_readwrite_url),
         redis=connect(settings, max_connections=10),
+        metrics=make_metrics(settings),
     )
     log.info("worker process ready (%d jobs registered)", len(registered_jobs(settings)))
     try:
         # A parent killed with SIGKILL cannot set `stop`: an orphan exits on its own.
+        last_reclaim = time.monotonic()
         while not (stop.is_set() or own.is_set()) and os.getppid() == parent:
             if run_jobs_once(resources) == 0:
+                # Idle: take back what dead workers left, without waiting for
+                # the scheduler (the pipeline heals itself with no scheduler).
+                if time.monotonic() - last_reclaim >= settings.queue_lease_s:
+                    last_reclaim = time.monotonic()
+                    run_job(RECLAIM, resources)
                 stop.wait(IDLE_SLEEP_S)
     finally:
         resources.db.dispose()

@@ -16,7 +16,7 @@ import time
 import redis
 
 from ichnaea.config import Settings
-from ichnaea.worker.jobs import registered_jobs
+from ichnaea.worker.jobs import DUE_KEY, PERIODIC_JOBS
 from ichnaea.worker.shutdown import StopSignal
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class SchedulerLock:
 def run_scheduler(settings: Settings, client: redis.Redis, stop: StopSignal) -> None:
     """Wait for leadership, then tick the schedule until ``stop`` is set."""
     lock = SchedulerLock(client)
-    jobs = registered_jobs(settings)
+    jobs = PERIODIC_JOBS
     waiting_logged = False
     while not stop.is_set():
         try:
@@ -70,9 +70,10 @@ def run_scheduler(settings: Settings, client: redis.Redis, stop: StopSignal) -> 
             while not stop.is_set() and lock.renew():
                 now = time.monotonic()
                 for job in jobs:
-                    if now - last_run.get(job.name, -job.period_s) >= job.period_s:
+                    period = job.period_s or 0.0
+                    if now - last_run.get(job.name, -period) >= period:
                         last_run[job.name] = now
-                        client.rpush("scheduler:due", job.name)
+                        client.sadd(DUE_KEY, job.name)
                 stop.wait(TICK_S)
             if not stop.is_set():
                 log.warning("scheduler lost the lock; waiting to take it again")

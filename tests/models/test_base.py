@@ -20,6 +20,7 @@ EXPECTED_TABLES = {
     "export_config",
     "stat",
     "region_stat",
+    "pipeline_batch",
 }
 
 

@@ -47,3 +47,38 @@ def test_run_scheduler_takes_and_releases_the_lock(
         thread.join(10)
     assert not thread.is_alive()
     assert redis_client.get(LOCK_KEY) is None
+
+
+def test_leader_marks_every_periodic_job_due_once(redis_client: redis.Redis, make_settings) -> None:  # type: ignore[no-untyped-def]
+    from ichnaea.worker.jobs import DUE_KEY, PERIODIC_JOBS
+    from ichnaea.worker.scheduler import run_scheduler
+
+    stop = threading.Event()
+    thread = threading.Thread(target=run_scheduler, args=(make_settings(), redis_client, stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while redis_client.scard(DUE_KEY) < len(PERIODIC_JOBS):
+            assert time.monotonic() < deadline, redis_client.smembers(DUE_KEY)
+            time.sleep(0.02)
+        time.sleep(1.5)  # more ticks: jobs not yet due are not added again
+    finally:
+        stop.set()
+        thread.join(10)
+    assert redis_client.smembers(DUE_KEY) == {job.name.encode() for job in PERIODIC_JOBS}
+
+
+def test_a_worker_runs_due_jobs_and_ignores_unknown_names(
+    redis_client: redis.Redis, make_settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import ichnaea.worker.jobs as jobs
+
+    ran: list[str] = []
+    monkeypatch.setattr(
+        jobs, "PERIODIC_JOBS", (jobs.Job("monitor_queues", lambda r: ran.append("m") or 0, 60),)
+    )
+    redis_client.sadd(jobs.DUE_KEY, "monitor_queues", "no_such_job")
+    res = jobs.Resources(make_settings(), None, redis_client)
+    assert jobs.run_due_jobs(res) == 1
+    assert ran == ["m"]
+    assert redis_client.scard(jobs.DUE_KEY) == 0

@@ -1,0 +1,151 @@
+"""Operator commands of the data pipeline: replay archives, dead letters."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from ichnaea.cli.common import start_role
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--api-key", help="API key to attribute the replayed reports to [default: none].")
+@click.option(
+    "--through-incoming",
+    is_flag=True,
+    help="Queue to update_incoming, so every export target gets the reports again "
+    "[default: only the internal station pipeline].",
+)
+@click.option(
+    "--process/--no-process",
+    "run_stages",
+    default=False,
+    help="Run the pipeline stages in this process until the queues are empty "
+    "(for a single host without a worker running).",
+)
+def replay(
+    paths: tuple[Path, ...], api_key: str | None, through_incoming: bool, run_stages: bool
+) -> None:
+    """Re-ingest archived reports (the s3/file export's .json.gz files) through the pipeline.
+
+    PATHS are files or directories (searched for *.json.gz and *.json). A
+    file that cannot be read is named with the reason and skipped. When the
+    queue backlog reaches MAX_QUEUE_BACKLOG, replay waits for the workers
+    (or, with --process, processes) before queueing more.
+    """
+    from ichnaea.metrics import make_metrics
+    from ichnaea.pipeline.replay import (
+        ReplayFileError,
+        ReplaySummary,
+        archive_files,
+        export_items,
+        read_reports,
+    )
+    from ichnaea.queue import INCOMING_QUEUE, encode_item
+    from ichnaea.redis_client import connect
+    from ichnaea.repositories.session import create_engine
+    from ichnaea.worker.jobs import Resources, run_queue_jobs
+
+    settings = start_role("replay")
+    client = connect(settings)
+    engine = create_engine(settings.db_readwrite_url)
+    resources = Resources(settings, engine, client, metrics=make_metrics(settings), drain=True)
+    try:
+        files = archive_files(paths)
+    except ReplayFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    targets, _ = resources.targets()
+    if through_incoming:
+        queue = INCOMING_QUEUE
+    else:
+        internal = [t for t in targets if t.schema == "internal"]
+        if not internal:
+            raise click.ClickException(
+                "no export_config with schema 'internal': nothing to replay into"
+            )
+        queue = internal[0].base_queue
+    summary = ReplaySummary()
+    started = time.monotonic()
+    try:
+        for number, path in enumerate(files, 1):
+            click.echo(
+                f"\r[{number}/{len(files)}] {summary.reports} reports queued into {queue}",
+                err=True,
+                nl=False,
+            )
+            try:
+                reports = read_reports(path)
+            except ReplayFileError as exc:
+                summary.failed.append(str(exc))
+                click.echo(f"\nskipped {exc}", err=True)
+                continue
+            items = [
+                encode_item(item)
+                for item in export_items(reports, api_key, with_source=through_incoming)
+            ]
+            while client.llen(queue) + len(items) > settings.max_queue_backlog:
+                if run_stages:
+                    run_queue_jobs(resources)
+                else:
+                    time.sleep(1)
+            for start in range(0, len(items), 1000):
+                client.rpush(queue, *items[start : start + 1000])
+            summary.files += 1
+            summary.reports += len(reports)
+        click.echo("", err=True)
+        processed = 0
+        if run_stages:
+            while handled := run_queue_jobs(resources):
+                processed += handled
+    finally:
+        engine.dispose()
+        client.close()
+    elapsed = time.monotonic() - started
+    click.echo(
+        f"replayed {summary.reports} reports from {summary.files} files in {elapsed:.1f} s"
+        + (f"; {processed} queue items processed" if run_stages else "; queued for the workers")
+    )
+    if summary.failed:
+        click.echo(f"{len(summary.failed)} files skipped:", err=True)
+        for line in summary.failed:
+            click.echo(f"  {line}", err=True)
+        raise SystemExit(1)
+
+
+@click.group()
+def deadletter() -> None:
+    """Export batches that kept failing, parked instead of dropped."""
+
+
+@deadletter.command("list")
+def deadletter_list() -> None:
+    """List parked batches: queue, when it failed, how many reports."""
+    from ichnaea.pipeline.export import dead_letters
+    from ichnaea.redis_client import connect
+
+    settings = start_role("deadletter")
+    client = connect(settings)
+    count = 0
+    for key, index, letter in dead_letters(client):
+        failed = datetime.fromtimestamp(letter.get("failed_at", 0), UTC).isoformat(
+            timespec="seconds"
+        )
+        click.echo(f"{key}[{index}]  failed {failed}  {len(letter.get('items') or [])} reports")
+        count += 1
+    click.echo(f"{count} parked batches")
+
+
+@deadletter.command("requeue")
+@click.option("--queue", help="Only batches of this export queue [default: all].")
+def deadletter_requeue(queue: str | None) -> None:
+    """Put parked batches back on their export queue for another try."""
+    from ichnaea.pipeline.export import requeue_dead_letters
+    from ichnaea.redis_client import connect
+
+    settings = start_role("deadletter")
+    moved = requeue_dead_letters(connect(settings), queue)
+    click.echo(f"requeued {moved} reports")

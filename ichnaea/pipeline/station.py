@@ -1,0 +1,263 @@
+"""The station updater stage: observations of one shard queue → station rows.
+
+Each shard queue (``update_wifi_<0-f>``, ``update_blue_<0-f>``,
+``update_cell_<gsm|wcdma|lte|nr>``) is a :class:`SerialQueue`: one batch
+in flight at a time, so the batches of a shard are applied in queue order
+and workers never contend for the same rows. One batch costs one
+transaction with one read (``SELECT ... FOR UPDATE`` of every station the
+batch names) and one write (a single upsert of every new, changed,
+replaced, blocked or confirmed row, see :mod:`ichnaea.repositories.upsert`).
+The decisions are :func:`ichnaea.pipeline.station_plan.plan_station_updates`;
+this module is the I/O around them.
+
+Exactly-once: the transaction also records the batch id in
+``pipeline_batch`` with the batch's Redis effects (stat counters, cell
+areas to refresh). The effects are applied in the same Redis transaction
+that acknowledges the batch. A worker killed anywhere in between leaves the
+batch in flight; the next worker finds the id committed and applies only
+the effects. Deadlocks and lock-wait timeouts retry the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from redis.client import Pipeline
+from sqlalchemy import Connection, Engine
+
+from ichnaea.codecs import MAC_SHARD_IDS
+from ichnaea.enums import Radio, StatKey
+from ichnaea.geocode import Geocoder
+from ichnaea.metrics import Metrics
+from ichnaea.models.cell import CELL_TABLES
+from ichnaea.models.pipeline import PipelineBatch
+from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
+from ichnaea.pipeline.dbretry import with_lock_retry
+from ichnaea.pipeline.station_plan import (
+    StationPlan,
+    StationType,
+    plan_station_updates,
+    station_key,
+)
+from ichnaea.pipeline.stats import incr_stat_counters
+from ichnaea.reliable_queue import LEASE_S, LostLease, SerialQueue
+from ichnaea.repositories.upsert import upsert
+
+log = logging.getLogger(__name__)
+
+STATION_BATCH = 500
+AREA_QUEUE = "update_cellarea"
+CELL_RADIOS = (Radio.gsm, Radio.wcdma, Radio.lte, Radio.nr)
+
+_STAT_KEYS = {
+    StationType.blue: (StatKey.blue, StatKey.unique_blue),
+    StationType.wifi: (StatKey.wifi, StatKey.unique_wifi),
+    StationType.cell: (StatKey.cell, StatKey.unique_cell),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StationQueue:
+    """One shard queue and the table it feeds."""
+
+    stype: StationType
+    shard: str
+
+    @property
+    def name(self) -> str:
+        return f"update_{self.stype.name}_{self.shard}"
+
+    @property
+    def table(self) -> sa.Table:
+        if self.stype is StationType.wifi:
+            model: Any = WIFI_SHARDS[self.shard]
+        elif self.stype is StationType.blue:
+            model = BLUE_SHARDS[self.shard]
+        else:
+            model = CELL_TABLES[Radio[self.shard]]
+        table: sa.Table = model.__table__
+        return table
+
+
+def station_queues() -> tuple[StationQueue, ...]:
+    """Every shard queue: 16 Bluetooth, 16 Wi-Fi and one per cell radio."""
+    return (
+        *(StationQueue(StationType.blue, shard) for shard in MAC_SHARD_IDS),
+        *(StationQueue(StationType.wifi, shard) for shard in MAC_SHARD_IDS),
+        *(StationQueue(StationType.cell, radio.name) for radio in CELL_RADIOS),
+    )
+
+
+def queue_for_name(name: str) -> StationQueue:
+    for queue in station_queues():
+        if queue.name == name:
+            return queue
+    raise KeyError(name)
+
+
+def encode_observation(observation: Mapping[str, Any]) -> bytes:
+    """The wire form of a queued observation: compact JSON (shard queues are short-lived)."""
+    return json.dumps(observation, separators=(",", ":")).encode()
+
+
+def _decode(queue: str, raw: Sequence[bytes]) -> Iterator[dict[str, Any]]:
+    for item in raw:
+        try:
+            value = json.loads(item)
+        except ValueError as exc:
+            log.error("%s: undecodable observation skipped (%s): %r", queue, exc, item[:200])
+            continue
+        if isinstance(value, dict):
+            yield value
+
+
+def _key_column(table: sa.Table) -> sa.Column[Any]:
+    (column,) = table.primary_key.columns
+    return column
+
+
+def _read_existing(
+    conn: Connection, table: sa.Table, keys: Sequence[bytes]
+) -> dict[bytes, dict[str, Any]]:
+    key = _key_column(table)
+    existing: dict[bytes, dict[str, Any]] = {}
+    # Chunked so the IN list stays well inside any parameter limit.
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        stmt = sa.select(table).where(key.in_(chunk)).with_for_update()
+        for row in conn.execute(stmt).mappings():
+            existing[bytes(row[key.name])] = dict(row)
+    return existing
+
+
+def _rows_to_write(
+    table: sa.Table, plan: StationPlan, existing: Mapping[bytes, Mapping[str, Any]], today: date
+) -> list[dict[str, Any]]:
+    key = _key_column(table).name
+    columns = [column.name for column in table.columns]
+    rows: list[dict[str, Any]] = []
+    for row in plan.inserts:
+        rows.append({name: row.get(name) for name in columns})
+    for row in plan.updates:
+        merged = dict(existing[bytes(row[key])])
+        merged.update(row)
+        rows.append({name: merged.get(name) for name in columns})
+    for station in plan.confirms:
+        merged = dict(existing[station])
+        merged["last_seen"] = today
+        rows.append({name: merged.get(name) for name in columns})
+    return rows
+
+
+def _effects(queue: StationQueue, plan: StationPlan, today: date) -> dict[str, Any]:
+    obs_key, unique_key = _STAT_KEYS[queue.stype]
+    return {
+        "day": today.isoformat(),
+        "stats": {obs_key.name: plan.obs_count, unique_key.name: plan.new},
+        "areas": sorted(area.hex() for area in plan.area_ids),
+    }
+
+
+def apply_effects(pipe: Pipeline, effects: Mapping[str, Any]) -> None:
+    """Queue a committed batch's Redis side effects on ``pipe``."""
+    day = date.fromisoformat(effects["day"])
+    incr_stat_counters(pipe, {StatKey[name]: n for name, n in effects["stats"].items()}, day)
+    if effects["areas"]:
+        pipe.rpush(AREA_QUEUE, *(bytes.fromhex(area) for area in effects["areas"]))
+
+
+def _apply_batch(
+    conn: Connection,
+    queue: StationQueue,
+    batch_id: str,
+    observations: Sequence[Mapping[str, Any]],
+    geocoder: Geocoder,
+    now: datetime,
+) -> tuple[dict[str, Any], StationPlan | None]:
+    done = conn.execute(
+        sa.select(PipelineBatch.effects).where(PipelineBatch.batch_id == batch_id)
+    ).scalar()
+    if done is not None:
+        log.info(
+            "%s: batch %s was committed before; applying its effects only", queue.name, batch_id
+        )
+        return json.loads(done), None
+    today = now.date()
+    table = queue.table
+    keys = sorted({station_key(queue.stype, obs) for obs in observations})
+    existing = _read_existing(conn, table, keys)
+    plan = plan_station_updates(
+        queue.stype, observations, existing, now=now, today=today, geocoder=geocoder
+    )
+    rows = _rows_to_write(table, plan, existing, today)
+    if rows:
+        conn.execute(upsert(table, conn.dialect.name, [c.name for c in table.columns]), rows)
+    effects = _effects(queue, plan, today)
+    conn.execute(
+        sa.insert(PipelineBatch).values(
+            batch_id=batch_id, queue=queue.name, effects=json.dumps(effects), created=now
+        )
+    )
+    return effects, plan
+
+
+def process_station_queue(
+    queue: StationQueue,
+    *,
+    engine: Engine,
+    client: redis.Redis,
+    geocoder: Geocoder,
+    metrics: Metrics,
+    owner: str,
+    batch: int = STATION_BATCH,
+    lease_s: int = LEASE_S,
+    now: datetime | None = None,
+) -> int:
+    """Apply one batch of ``queue``; return its size (0: empty, or another worker has it)."""
+    serial = SerialQueue(client, queue.name)
+    claimed = serial.claim(owner, batch, lease_s=lease_s)
+    if claimed is None:
+        return 0
+    if claimed.resumed:
+        log.warning("%s: resuming batch %s left by a stopped worker", queue.name, claimed.id)
+    when = now or datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    observations = list(_decode(queue.name, claimed.items))
+
+    def transaction() -> tuple[dict[str, Any], StationPlan | None]:
+        with engine.begin() as conn:
+            return _apply_batch(conn, queue, claimed.id, observations, geocoder, when)
+
+    effects, plan = with_lock_retry(transaction, metrics=metrics, tags={"type": queue.stype.name})
+    try:
+        serial.ack(owner, lambda pipe: apply_effects(pipe, effects))
+    except LostLease:
+        # Committed and recorded: whoever holds the batch now applies the effects.
+        log.warning(
+            "%s: lease lost after commit of %s; the next holder acks it", queue.name, claimed.id
+        )
+    if plan is not None:
+        tags = {"type": queue.stype.name}
+        for metric, value in (
+            ("data.observation.insert", plan.obs_count),
+            ("data.station.blocklist", plan.block),
+            ("data.station.confirm", plan.confirm),
+            ("data.station.new", plan.new),
+        ):
+            if value:
+                metrics.incr(metric, value, tags=tags)
+    return len(claimed.items)
+
+
+def cleanup_batches(engine: Engine, *, now: datetime, keep_days: int = 7) -> int:
+    """Forget committed batch ids older than ``keep_days``."""
+    cutoff = now.replace(tzinfo=None) - timedelta(days=keep_days)
+    with engine.begin() as conn:
+        result = conn.execute(sa.delete(PipelineBatch).where(PipelineBatch.created < cutoff))
+    return int(result.rowcount)

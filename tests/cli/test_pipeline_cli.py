@@ -1,0 +1,72 @@
+"""``ichnaea replay`` and ``ichnaea deadletter`` on real storage."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ichnaea.__main__ import cli
+from ichnaea.codecs import encode_mac
+from ichnaea.pipeline.export import dead_letter_key
+from ichnaea.queue import decode_item, encode_item
+from tests.fixtures_pipeline import Pipeline
+
+
+def cli_env(pipeline: Pipeline) -> dict[str, str]:
+    settings = pipeline.settings
+    return {
+        "DB_READWRITE_URI": settings.db_readwrite_url,
+        "REDIS_URI": str(settings.redis_url),
+        "ICHNAEA_DATA_DIR": str(settings.data_dir),
+    }
+
+
+def archive(path: Path, reports: list[dict[str, object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(json.dumps({"items": reports}).encode()))
+
+
+def test_replay_rebuilds_stations_from_an_archive_and_names_bad_files(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    report = {
+        "timestamp": 1_700_000_000_000,
+        "position": {"latitude": 51.5, "longitude": -0.1, "accuracy": 10, "source": "gnss"},
+        "wifiAccessPoints": [{"macAddress": "3680873e9b83", "ssid": "x"}],
+    }
+    archive(tmp_path / "a" / "gnss" / "k" / "one.json.gz", [report, report])
+    archive(tmp_path / "a" / "gnss" / "k" / "two.json.gz", [report])
+    (tmp_path / "a" / "broken.json.gz").write_bytes(gzip.compress(b'{"items": [\n  {"x": 1,}]}'))
+    result = CliRunner().invoke(
+        cli, ["replay", str(tmp_path / "a"), "--process"], env=cli_env(pipeline)
+    )
+    assert result.exit_code == 1, result.output
+    assert "replayed 3 reports from 2 files" in result.output
+    assert "broken.json.gz: line 2 column 11" in result.output
+    (row,) = pipeline.rows("wifi_shard_8")
+    assert (row["mac"], row["samples"]) == (encode_mac("3680873e9b83"), 3)
+
+
+def test_replay_of_a_missing_path_fails_with_its_name(pipeline: Pipeline, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["replay", str(tmp_path / "nope")], env=cli_env(pipeline))
+    assert result.exit_code == 1
+    assert "nope: no such file or directory" in result.output
+
+
+def test_deadletter_list_and_requeue(pipeline: Pipeline) -> None:
+    queue = "queue_export_backup"
+    letter = {"queue": queue, "failed_at": 0, "items": [{"api_key": None, "report": {"n": 1}}]}
+    pipeline.redis.rpush(dead_letter_key(queue), encode_item(letter))
+    env = cli_env(pipeline)
+    listed = CliRunner().invoke(cli, ["deadletter", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert (
+        f"{dead_letter_key(queue)}[0]  failed 1970-01-01T00:00:00+00:00  1 reports" in listed.output
+    )
+    requeued = CliRunner().invoke(cli, ["deadletter", "requeue"], env=env)
+    assert "requeued 1 reports" in requeued.output
+    assert [decode_item(raw) for raw in pipeline.redis.lrange(queue, 0, -1)] == letter["items"]
+    assert not pipeline.redis.exists(dead_letter_key(queue))

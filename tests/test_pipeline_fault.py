@@ -1,0 +1,218 @@
+"""Fault injection: worker processes SIGKILLed mid-batch lose and double nothing.
+
+The same reports are processed twice from the same queue contents: once
+undisturbed, in one process, and once by a real ``ichnaea worker`` pool
+whose worker processes are killed with SIGKILL while they hold claimed
+batches (the pool restarts them), after which ``ichnaea process`` reclaims
+what the dead processes left and finishes. The station tables must match:
+
+* exactly: the same stations, and for each its sample count (which equals
+  the number of reports that saw it: nothing lost, nothing counted twice),
+  region, source, block state and last_seen;
+* to 1e-9 (degrees, relative weight) and 1 m of radius: positions, bounding
+  boxes, weights. Batch boundaries differ between the two runs (they depend
+  on timing), and a weighted mean summed in another grouping differs in
+  the last bits of a double; the data never comes near a blocking decision,
+  so nothing else may differ.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from ichnaea.codecs import encode_cellid, encode_mac, mac_shard_id
+from ichnaea.config import load_settings
+from ichnaea.models.all import metadata
+from ichnaea.queue import INCOMING_QUEUE, encode_item
+from ichnaea.repositories.session import create_engine
+from ichnaea.worker.jobs import Resources, claimed_elsewhere, run_periodic_jobs, run_queue_jobs
+from tests.fixtures_app import Backend
+from tests.test_pipeline_end_to_end import role_env, stop, wipe
+
+pytestmark = pytest.mark.slow
+
+SITES = 40
+REPORTS = 600
+KILLS = 3
+EXACT = ("samples", "region", "source", "block_first", "block_last", "block_count", "last_seen")
+CLOSE = ("lat", "lon", "max_lat", "min_lat", "max_lon", "min_lon")
+
+
+def make_reports() -> tuple[list[dict[str, Any]], Counter[tuple[str, bytes]]]:
+    """Reports around SITES places, and how many reports saw each station."""
+    rng = random.Random(42)
+    seen: Counter[tuple[str, bytes]] = Counter()
+    reports = []
+    for n in range(REPORTS):
+        site = n % SITES
+        lat = 51.0 + site * 0.01 + rng.uniform(-2e-4, 2e-4)
+        lon = -0.5 + site * 0.01 + rng.uniform(-2e-4, 2e-4)
+        wifis = [f"{site:02x}{k:02x}{(site * 7 + k) % 16:x}0a1b2c3" for k in range(3)]
+        blue = f"{site:02x}ff{site % 16:x}0123456"
+        cell = {"radioType": "lte", "mobileCountryCode": 234, "mobileNetworkCode": 10,
+                "locationAreaCode": 1 + site // 10, "cellId": 1000 + site}  # fmt: skip
+        reports.append(
+            {
+                "position": {"latitude": lat, "longitude": lon, "accuracy": 5 + n % 20},
+                "wifiAccessPoints": [
+                    {"macAddress": m, "signalStrength": -60 - (n + k) % 30}
+                    for k, m in enumerate(wifis)
+                ],
+                "bluetoothBeacons": [{"macAddress": blue}],
+                "cellTowers": [cell],
+            }
+        )
+        for mac in wifis:
+            seen[(f"wifi_shard_{mac_shard_id(mac)}", encode_mac(mac))] += 1
+        seen[(f"blue_shard_{mac_shard_id(blue)}", encode_mac(blue))] += 1
+        seen[("cell_lte", encode_cellid(3, 234, 10, 1 + site // 10, 1000 + site))] += 1
+    return reports, seen
+
+
+def enqueue(client: redis.Redis, reports: list[dict[str, Any]]) -> None:
+    items = [encode_item({"api_key": None, "source": "gnss", "report": r}) for r in reports]
+    client.rpush(INCOMING_QUEUE, *items)
+
+
+def snapshot(db_url: str) -> dict[tuple[str, bytes], dict[str, Any]]:
+    engine = create_engine(db_url, pooled=False)
+    rows: dict[tuple[str, bytes], dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            if table.name.startswith(("wifi_shard_", "blue_shard_", "cell_")) and (
+                table.name != "cell_area"
+            ):
+                (key,) = table.primary_key.columns
+                for row in conn.execute(sa.select(table)).mappings():
+                    rows[(table.name, bytes(row[key.name]))] = dict(row)
+    engine.dispose()
+    return rows
+
+
+def worker_children(parent: int) -> list[int]:
+    """The pool's worker processes (not multiprocessing's resource tracker)."""
+    found = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
+    pids = []
+    for pid in map(int, found.stdout.split()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmdline:
+            pids.append(pid)
+    return pids
+
+
+def claim_holders(client: redis.Redis) -> set[int]:
+    """Pids of the consumers holding claimed batches (consumer ids are host:pid:time)."""
+    owners: set[bytes] = set()
+    for key in client.scan_iter(match="*:consumers", count=500):
+        owners.update(client.smembers(key))
+    for key in client.scan_iter(match="*:lease", count=500):
+        value = client.get(key)
+        if value is not None:
+            owners.add(value)
+    return {int(owner.split(b":")[1]) for owner in owners}
+
+
+def test_sigkilled_workers_leave_the_same_stations(backend: Backend, tmp_path: Path) -> None:
+    reports, seen = make_reports()
+    env = role_env(backend, tmp_path / "data", QUEUE_LEASE_S="2", STATION_BATCH="40")
+    client = redis.Redis.from_url(backend.redis_url)
+
+    # 1. Undisturbed, in this process.
+    wipe(backend.db_url)
+    client.flushdb()
+    enqueue(client, reports)
+    settings = load_settings(env)
+    engine = create_engine(backend.db_url, pooled=False)
+    res = Resources(settings, engine, client, drain=True)
+    run_periodic_jobs(res)
+    while run_queue_jobs(res):
+        pass
+    assert claimed_elsewhere(res) == 0
+    engine.dispose()
+    expected = snapshot(backend.db_url)
+    assert {key: row["samples"] for key, row in expected.items()} == dict(seen)
+
+    # 2. A real worker pool, its processes killed while they hold batches.
+    wipe(backend.db_url)
+    client.flushdb()
+    enqueue(client, reports)
+    log = tmp_path / "worker.log"
+    kills = 0
+    killed: set[int] = set()
+    with log.open("wb") as out:
+        pool = subprocess.Popen(
+            [sys.executable, "-m", "ichnaea", "worker", "--processes", "2"],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        checker = Resources(settings, create_engine(backend.db_url, pooled=False), client)
+        deadline = time.monotonic() + 120
+        while kills < KILLS and time.monotonic() < deadline:
+            assert pool.poll() is None, log.read_text()
+            # A killed process keeps its lease (and stays a zombie) for a while.
+            holding = sorted((claim_holders(client) & set(worker_children(pool.pid))) - killed)
+            if holding:
+                victim = random.choice(holding)
+                os.kill(victim, signal.SIGKILL)
+                killed.add(victim)
+                kills += 1
+                time.sleep(0.2)  # the others go on meanwhile
+            else:
+                time.sleep(0.005)
+        assert kills == KILLS, f"only {kills} kills landed mid-batch:\n{log.read_text()}"
+        while log.read_text().count("restarting") < KILLS:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        stop(pool)
+    output = log.read_text()
+    assert output.count("restarting") >= KILLS, output
+
+    # 3. What the dead processes held is reclaimed and finished.
+    finished = subprocess.run(
+        [sys.executable, "-m", "ichnaea", "process"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr
+    # The batches of the killed processes were taken up again by someone.
+    recovered = (
+        log.read_text().count("left by a stopped worker")
+        + finished.stderr.count("reclaimed")
+        + finished.stderr.count("left by a stopped worker")
+    )
+    assert recovered >= 1, log.read_text() + finished.stderr
+    assert claimed_elsewhere(checker) == 0
+    checker.db.dispose()
+    got = snapshot(backend.db_url)
+    wipe(backend.db_url)
+    client.close()
+
+    assert got.keys() == expected.keys()
+    for key, want in expected.items():
+        row = got[key]
+        assert {c: row[c] for c in EXACT} == {c: want[c] for c in EXACT}, key
+        for column in CLOSE:
+            assert math.isclose(row[column], want[column], abs_tol=1e-9), (key, column)
+        assert math.isclose(row["weight"], want["weight"], rel_tol=1e-9), key
+        assert abs(row["radius"] - want["radius"]) <= 1, key
