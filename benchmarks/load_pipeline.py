@@ -139,6 +139,26 @@ async def submit_all(port: int, requests: list[bytes], connections: int) -> dict
     return statuses
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_of(name: str) -> list[int]:
+    found = subprocess.run(["pidof", name], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def children_of(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(child) for child in found.split()]
+
+
 def station_samples(engine: sa.Engine) -> int:
     total = 0
     with engine.connect() as conn:
@@ -218,12 +238,16 @@ def main() -> None:
     }
     print("submit", results["submit"], file=sys.stderr)
 
+    servers = {name: pids_of(name) for name in ("mariadbd", "redis-server")}
+    server_cpu_before = {n: sum(cpu_seconds(p) for p in pids) for n, pids in servers.items()}
     start = time.perf_counter()
     worker = subprocess.Popen(
         [sys.executable, "-m", "ichnaea", "worker", "--processes", str(args.workers)], env=env
     )
     try:
         last = -1
+        expected = args.reports * (args.wifis + 2)
+        stations_s = None
         while True:
             time.sleep(0.5)
             pending = sum(
@@ -237,6 +261,8 @@ def main() -> None:
             held = sum(int(client.llen(key)) for key in client.scan_iter("*:inflight"))
             held += sum(int(client.llen(key)) for key in client.scan_iter("*:processing:*"))
             done = counted_observations(client)
+            if stations_s is None and done >= expected:
+                stations_s = time.perf_counter() - start
             if done != last:
                 now = time.perf_counter() - start
                 print(f"... {now:6.1f} s  {done} observations, {pending} queued", file=sys.stderr)
@@ -244,6 +270,11 @@ def main() -> None:
             if pending == 0 and held == 0 and done > 0:
                 break
         elapsed = time.perf_counter() - start
+        worker_cpu = sum(cpu_seconds(pid) for pid in [worker.pid, *children_of(worker.pid)])
+        server_cpu = {
+            name: round(sum(cpu_seconds(p) for p in pids) - server_cpu_before[name], 1)
+            for name, pids in servers.items()
+        }
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(60)
@@ -255,7 +286,13 @@ def main() -> None:
         "observations": observations,
         "station_samples": samples,
         "observations_per_s": round(observations / elapsed, 1),
+        # Every observation in the station tables (cell areas may still be pending).
+        "stations_seconds": round(stations_s or elapsed, 2),
+        "observations_per_s_into_stations": round(observations / (stations_s or elapsed), 1),
         "reports_per_s": round(args.reports / elapsed, 1),
+        # Where the machine's CPU went while the workers ran.
+        "cpu_seconds": {"workers": round(worker_cpu, 1), **server_cpu},
+        "observations_per_worker_cpu_s": round(observations / max(worker_cpu, 1e-9), 1),
     }
     print("process", results["process"], file=sys.stderr)
 

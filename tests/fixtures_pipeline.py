@@ -31,14 +31,15 @@ class Pipeline:
         self.settings = settings
         self.client = client
         self.engine = create_engine(settings.db_readwrite_url, pooled=False)
+        assert settings.redis_url is not None  # the backends are real servers
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.metrics = RecordingMetrics()
         self.resources = Resources(
             settings,
             self.engine,
             self.redis,
-            metrics=self.metrics,
-            drain=True,  # type: ignore[arg-type]
+            metrics=self.metrics,  # type: ignore[arg-type]  # duck-typed Metrics
+            drain=True,
         )
 
     def wipe(self) -> None:

@@ -134,7 +134,9 @@ def deadletter_list() -> None:
         failed = datetime.fromtimestamp(letter.get("failed_at", 0), UTC).isoformat(
             timespec="seconds"
         )
-        click.echo(f"{key}[{index}]  failed {failed}  {len(letter.get('items') or [])} reports")
+        size = len(letter.get("items") or letter.get("raw") or [])
+        error = f"  ({letter['error']})" if letter.get("error") else ""
+        click.echo(f"{key}[{index}]  failed {failed}  {size} items{error}")
         count += 1
     click.echo(f"{count} parked batches")
 
@@ -148,4 +150,4 @@ def deadletter_requeue(queue: str | None) -> None:
 
     settings = start_role("deadletter")
     moved = requeue_dead_letters(connect(settings), queue)
-    click.echo(f"requeued {moved} reports")
+    click.echo(f"requeued {moved} items")

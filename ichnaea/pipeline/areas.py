@@ -17,10 +17,10 @@ with ``type:cellarea``):
 3. For each area:
 
    * no cells: delete the area row (if any);
-   * otherwise compute the aggregate and update the existing row or insert
-     a new one with ``created = modified = now``. Inserts ignore duplicate
-     keys (``INSERT IGNORE`` / ``INSERT OR IGNORE``), so a concurrent insert
-     of the same area does not fail the batch.
+   * otherwise compute the aggregate; existing rows keep ``created``, new
+     ones get ``created = modified = now``. All rows are written by one
+     upsert (:func:`ichnaea.repositories.upsert.upsert_rows`), so a
+     concurrent insert of the same area overwrites instead of failing.
 
 The aggregate of the cells of one area:
 
@@ -64,7 +64,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from ichnaea import geo
@@ -74,6 +74,7 @@ from ichnaea.geocode import Geocoder
 from ichnaea.metrics import Metrics
 from ichnaea.models.cell import CELL_TABLES, CellArea
 from ichnaea.pipeline.dbretry import with_lock_retry
+from ichnaea.repositories.upsert import upsert_rows
 
 log = logging.getLogger(__name__)
 
@@ -226,16 +227,17 @@ def _fetch_cells(
 def _update_batch(
     connection: Connection, areas: dict[bytes, AreaId], *, geocoder: Geocoder, now: datetime
 ) -> None:
-    existing = set(
-        connection.execute(
-            select(CellArea.areaid).where(CellArea.areaid.in_(list(areas))).with_for_update()
-        ).scalars()
-    )
+    table: Table = CellArea.__table__  # type: ignore[assignment]
+    existing = {
+        bytes(row["areaid"]): dict(row)
+        for row in connection.execute(
+            select(table).where(table.c.areaid.in_(list(areas))).with_for_update()
+        ).mappings()
+    }
     cells = _fetch_cells(connection, areas.values())
 
     to_delete: list[bytes] = []
-    to_update: list[dict[str, Any]] = []
-    to_insert: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     for area_id, area in areas.items():
         area_cells = cells.get((int(area.radio), area.mcc, area.mnc, area.lac))
         if not area_cells:
@@ -243,46 +245,31 @@ def _update_batch(
                 to_delete.append(area_id)
             continue
         aggregate = aggregate_area(area_cells, mcc=area.mcc, geocoder=geocoder)
-        values = {
-            "lat": aggregate.lat,
-            "lon": aggregate.lon,
-            "radius": aggregate.radius,
-            "avg_cell_radius": aggregate.avg_cell_radius,
-            "num_cells": aggregate.num_cells,
-            "last_seen": aggregate.last_seen,
-            "region": aggregate.region,
-            "modified": now,
+        row = existing.get(area_id) or {
+            "areaid": area_id,
+            "radio": int(area.radio),
+            "mcc": area.mcc,
+            "mnc": area.mnc,
+            "lac": area.lac,
+            "created": now,
         }
-        if area_id in existing:
-            to_update.append({"b_areaid": area_id, **values})
-        else:
-            to_insert.append(
-                {
-                    "areaid": area_id,
-                    "radio": int(area.radio),
-                    "mcc": area.mcc,
-                    "mnc": area.mnc,
-                    "lac": area.lac,
-                    "created": now,
-                    **values,
-                }
-            )
+        row.update(
+            lat=aggregate.lat,
+            lon=aggregate.lon,
+            radius=aggregate.radius,
+            avg_cell_radius=aggregate.avg_cell_radius,
+            num_cells=aggregate.num_cells,
+            last_seen=aggregate.last_seen,
+            region=aggregate.region,
+            modified=now,
+        )
+        rows.append(row)
 
     if to_delete:
-        connection.execute(delete(CellArea).where(CellArea.areaid.in_(to_delete)))
-    if to_update:
-        # executemany: the SET columns are the other keys of the parameters.
-        connection.execute(
-            update(CellArea).where(CellArea.areaid == bindparam("b_areaid")), to_update
-        )
-    if to_insert:
-        connection.execute(
-            insert(CellArea)
-            .prefix_with("IGNORE", dialect="mysql")
-            .prefix_with("IGNORE", dialect="mariadb")
-            .prefix_with("OR IGNORE", dialect="sqlite"),
-            to_insert,
-        )
+        connection.execute(delete(table).where(table.c.areaid.in_(to_delete)))
+    # New and existing areas in one statement; rows locked above.
+    columns = [column.name for column in table.columns]
+    upsert_rows(connection, table, columns, [{c: row.get(c) for c in columns} for row in rows])
 
 
 def update_areas(

@@ -15,6 +15,8 @@ lists and re-queues them.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,13 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+import sqlalchemy.exc
+from redis.client import Pipeline
 
 from ichnaea.config import Settings
 from ichnaea.metrics import Metrics
 from ichnaea.pipeline.exporters import Exporter, Partition, make_exporter, send_with_retries
 from ichnaea.pipeline.incoming import ExportTarget, since_key
 from ichnaea.queue import decode_item, encode_item
-from ichnaea.reliable_queue import LEASE_S, ReliableQueue
+from ichnaea.reliable_queue import LEASE_S, Batch, LostLease, ReliableQueue, SerialQueue
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,15 @@ EXPORT_MAX_AGE_S = 3600
 # ``batch = 0`` means "everything that is queued"; claims are capped at this.
 EVERYTHING = 10_000
 DEAD_LETTER_PREFIX = "dead_letter:"
+# Attempts at a database-stage batch before it is parked as a dead letter.
+MAX_BATCH_FAILURES = 5
+# Failures of the infrastructure, not of the batch: they never park a batch.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    redis.RedisError,
+    OSError,
+)
 
 
 def dead_letter_key(queue: str) -> str:
@@ -99,7 +112,7 @@ def export_queue(
     items = [decode_item(raw) for raw in raw_items]
     partition = partition_of(queue_name)
     if send_with_retries(exporter, items, partition, metrics=metrics, sleep=sleep):
-        queue.ack(consumer, lambda pipe: _clear_timer_if_empty(pipe, client, queue_name))
+        queue.ack(consumer, lambda pipe: clear_timer_if_empty(pipe, client, queue_name))
         return len(raw_items)
     log.error(
         "export %s: batch of %d failed after retries; parked in %s",
@@ -113,7 +126,8 @@ def export_queue(
     return len(raw_items)
 
 
-def _clear_timer_if_empty(pipe: Any, client: redis.Redis, queue_name: str) -> None:
+def clear_timer_if_empty(pipe: Any, client: redis.Redis, queue_name: str) -> None:
+    """Queue the removal of ``queue_name``'s flush timer on ``pipe`` if it is empty now."""
     if client.llen(queue_name) == 0:
         pipe.delete(since_key(queue_name))
 
@@ -161,6 +175,51 @@ def _bytes(value: object) -> bytes:
     return value
 
 
+def raw_letter(queue: str, raw_items: Sequence[bytes], error: str) -> bytes:
+    """A dead letter holding a batch's raw queue items verbatim (DB stages)."""
+    return encode_item(
+        {
+            "queue": queue,
+            "failed_at": int(time.time()),
+            "error": error,
+            "raw": [base64.b64encode(item).decode() for item in raw_items],
+        }
+    )
+
+
+def count_failure(serial: SerialQueue, claimed: Batch, owner: str, exc: Exception) -> None:
+    """Count a failed attempt; park the batch in a dead letter after MAX_BATCH_FAILURES.
+
+    A batch that fails every time (a bug, data the code cannot handle) must
+    not hold its shard forever: after the last attempt it moves, whole and
+    verbatim, to ``dead_letter:<queue>`` (``ichnaea deadletter`` lists and
+    re-queues it) and the shard goes on.
+    """
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return  # the database or Redis is unreachable: wait for it, park nothing
+    counter = f"{serial.name}:failures:{claimed.id}"
+    failures = int(serial.client.incr(counter))
+    serial.client.expire(counter, 86400)
+    if failures < MAX_BATCH_FAILURES:
+        return
+    letter = raw_letter(serial.name, claimed.items, f"{type(exc).__name__}: {exc}")
+    log.error(
+        "%s: batch %s failed %d times; parked in %s",
+        serial.name,
+        claimed.id,
+        failures,
+        dead_letter_key(serial.name),
+    )
+
+    def park(pipe: Pipeline) -> None:
+        pipe.rpush(dead_letter_key(serial.name), letter)
+        pipe.delete(counter)
+
+    # LostLease: another worker holds the batch now and counts its own tries.
+    with contextlib.suppress(LostLease):
+        serial.ack(owner, park)
+
+
 def dead_letters(client: redis.Redis) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """(dead-letter key, index, letter) for every parked batch."""
     for raw_key in sorted(client.scan_iter(match=f"{DEAD_LETTER_PREFIX}*", count=100)):
@@ -184,10 +243,13 @@ def requeue_dead_letters(client: redis.Redis, queue: str | None = None) -> int:
                 raw = pipe.lindex(key, 0)
                 if raw is None:
                     break
-                items = decode_item(_bytes(raw)).get("items") or []
+                letter = decode_item(_bytes(raw))
+                # Export batches keep decoded items; DB-stage batches their raw bytes.
+                items = [encode_item(item) for item in letter.get("items") or []]
+                items += [base64.b64decode(item) for item in letter.get("raw") or []]
                 pipe.multi()
                 if items:
-                    pipe.rpush(target, *(encode_item(item) for item in items))
+                    pipe.rpush(target, *items)
                     pipe.set(since_key(target), "0", nx=True)
                 pipe.lpop(key)
                 try:

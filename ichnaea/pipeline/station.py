@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -40,6 +41,8 @@ from ichnaea.models.cell import CELL_TABLES
 from ichnaea.models.pipeline import PipelineBatch
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
 from ichnaea.pipeline.dbretry import with_lock_retry
+from ichnaea.pipeline.export import count_failure
+from ichnaea.pipeline.incoming import since_key
 from ichnaea.pipeline.station_plan import (
     StationPlan,
     StationType,
@@ -47,8 +50,9 @@ from ichnaea.pipeline.station_plan import (
     station_key,
 )
 from ichnaea.pipeline.stats import incr_stat_counters
+from ichnaea.queue import undecodable_key
 from ichnaea.reliable_queue import LEASE_S, LostLease, SerialQueue
-from ichnaea.repositories.upsert import upsert
+from ichnaea.repositories.upsert import upsert_rows
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +111,24 @@ def encode_observation(observation: Mapping[str, Any]) -> bytes:
     return json.dumps(observation, separators=(",", ":")).encode()
 
 
-def _decode(queue: str, raw: Sequence[bytes]) -> Iterator[dict[str, Any]]:
-    for item in raw:
+def _decode(
+    queue: StationQueue, raw_items: Sequence[bytes]
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The usable observations, and the raw items that are not (set aside, not lost)."""
+    observations: list[dict[str, Any]] = []
+    bad: list[bytes] = []
+    for raw in raw_items:
         try:
-            value = json.loads(item)
-        except ValueError as exc:
-            log.error("%s: undecodable observation skipped (%s): %r", queue, exc, item[:200])
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+            station_key(queue.stype, value)  # an observation the table can key
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error("%s: unusable observation set aside (%s): %r", queue.name, exc, raw[:200])
+            bad.append(raw)
             continue
-        if isinstance(value, dict):
-            yield value
+        observations.append(value)
+    return observations, bad
 
 
 def _key_column(table: sa.Table) -> sa.Column[Any]:
@@ -171,6 +184,8 @@ def apply_effects(pipe: Pipeline, effects: Mapping[str, Any]) -> None:
     incr_stat_counters(pipe, {StatKey[name]: n for name, n in effects["stats"].items()}, day)
     if effects["areas"]:
         pipe.rpush(AREA_QUEUE, *(bytes.fromhex(area) for area in effects["areas"]))
+        # When the oldest pending area id arrived (see ichnaea.worker.jobs).
+        pipe.set(since_key(AREA_QUEUE), str(int(time.time())), nx=True)
 
 
 def _apply_batch(
@@ -197,8 +212,7 @@ def _apply_batch(
         queue.stype, observations, existing, now=now, today=today, geocoder=geocoder
     )
     rows = _rows_to_write(table, plan, existing, today)
-    if rows:
-        conn.execute(upsert(table, conn.dialect.name, [c.name for c in table.columns]), rows)
+    upsert_rows(conn, table, [c.name for c in table.columns], rows)
     effects = _effects(queue, plan, today)
     conn.execute(
         sa.insert(PipelineBatch).values(
@@ -228,15 +242,26 @@ def process_station_queue(
     if claimed.resumed:
         log.warning("%s: resuming batch %s left by a stopped worker", queue.name, claimed.id)
     when = now or datetime.now(UTC).replace(microsecond=0, tzinfo=None)
-    observations = list(_decode(queue.name, claimed.items))
+    observations, bad = _decode(queue, claimed.items)
 
     def transaction() -> tuple[dict[str, Any], StationPlan | None]:
         with engine.begin() as conn:
             return _apply_batch(conn, queue, claimed.id, observations, geocoder, when)
 
-    effects, plan = with_lock_retry(transaction, metrics=metrics, tags={"type": queue.stype.name})
+    def acknowledge(pipe: Pipeline) -> None:
+        apply_effects(pipe, effects)
+        if bad:
+            pipe.rpush(undecodable_key(queue.name), *bad)
+
     try:
-        serial.ack(owner, lambda pipe: apply_effects(pipe, effects))
+        effects, plan = with_lock_retry(
+            transaction, metrics=metrics, tags={"type": queue.stype.name}
+        )
+    except Exception as exc:
+        count_failure(serial, claimed, owner, exc)
+        raise
+    try:
+        serial.ack(owner, acknowledge)
     except LostLease:
         # Committed and recorded: whoever holds the batch now applies the effects.
         log.warning(

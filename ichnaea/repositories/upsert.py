@@ -10,11 +10,19 @@ whole batch of station rows costs one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.sql.dml import Insert
+
+# Text that is its own SQL literal between single quotes (region codes).
+_SAFE_TEXT = re.compile(r"[A-Za-z0-9 _.-]{0,64}")
 
 
 def upsert(table: sa.Table, dialect_name: str, columns: Sequence[str]) -> Insert:
@@ -30,3 +38,62 @@ def upsert(table: sa.Table, dialect_name: str, columns: Sequence[str]) -> Insert
             index_elements=keys, set_={name: lite.excluded[name] for name in updated}
         )
     raise ValueError(f"no upsert for the {dialect_name!r} dialect")
+
+
+def _mysql_literal(value: object) -> str:
+    """The SQL literal of a station-row value (bytes, numbers, dates, short ASCII codes)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        return f"X'{value.hex()}'"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "NULL"
+    if isinstance(value, datetime):
+        return f"'{value:%Y-%m-%d %H:%M:%S}'"
+    if isinstance(value, date):
+        return f"'{value:%Y-%m-%d}'"
+    if isinstance(value, str) and _SAFE_TEXT.fullmatch(value):
+        return f"'{value}'"
+    raise TypeError(f"no fast literal for {type(value).__name__} value {value!r}")
+
+
+def upsert_rows(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert or overwrite ``rows`` (dicts over ``columns``) in one statement.
+
+    On MySQL/MariaDB the statement text is built here: the values of
+    station rows are bytes, numbers, dates and two-letter codes, whose
+    literals need no escaping, and formatting them directly costs a third
+    of what the driver's generic per-value escaping does. Anything else
+    (SQLite, or a value outside those types) goes through :func:`upsert`.
+    """
+    if not rows:
+        return
+    name = conn.dialect.name
+    if name in ("mysql", "mariadb"):
+        try:
+            values = ",".join(
+                "(" + ",".join([_mysql_literal(row[c]) for c in columns]) + ")" for row in rows
+            )
+        except TypeError:
+            values = ""
+        if values:
+            keys = {column.name for column in table.primary_key.columns}
+            updates = ",".join(f"`{c}`=VALUES(`{c}`)" for c in columns if c not in keys)
+            column_list = ",".join(f"`{c}`" for c in columns)
+            sql = (
+                f"INSERT INTO `{table.name}` ({column_list}) VALUES {values} "
+                f"ON DUPLICATE KEY UPDATE {updates}"
+            )
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(sql)
+            finally:
+                cursor.close()
+            return
+    conn.execute(upsert(table, name, columns), [dict(row) for row in rows])

@@ -36,7 +36,13 @@ from ichnaea.geocode import Geocoder
 from ichnaea.metrics import Metrics
 from ichnaea.pipeline.areas import update_areas
 from ichnaea.pipeline.datamap import cleanup_datamap, update_datamap
-from ichnaea.pipeline.export import ExporterCache, export_all
+from ichnaea.pipeline.export import (
+    ExporterCache,
+    clear_timer_if_empty,
+    count_failure,
+    export_all,
+    ready,
+)
 from ichnaea.pipeline.incoming import ExportTarget, process_incoming
 from ichnaea.pipeline.internal import KnownKeys, process_internal
 from ichnaea.pipeline.station import (
@@ -54,7 +60,11 @@ from ichnaea.repositories.export_configs import list_export_configs
 log = logging.getLogger(__name__)
 
 DUE_KEY = "scheduler:due"
-AREA_BATCH = 100
+# Cell areas are recomputed from all their cells, and every station batch
+# that moves a cell queues its area again: waiting for a big batch (or
+# AREA_MAX_AGE_S) lets one recomputation serve many queued copies.
+AREA_BATCH = 5000
+AREA_MAX_AGE_S = 10
 DATAMAP_BATCH = 500
 TARGETS_TTL_S = 10.0
 
@@ -165,19 +175,23 @@ def _stations(res: Resources) -> int:
     busy = [q for i, q in enumerate(queues) if sizes[2 * i] or sizes[2 * i + 1]]
     # Processes start at different shards so they spread instead of queueing up.
     random.shuffle(busy)
-    return sum(
-        process_station_queue(
-            queue,
-            engine=res.db,
-            client=res.redis,
-            geocoder=res.geocoder,
-            metrics=res.metrics,
-            owner=res.owner,
-            batch=res.settings.station_batch,
-            lease_s=res.settings.queue_lease_s,
-        )
-        for queue in busy
-    )
+    handled = 0
+    for queue in busy:
+        # One failing shard must not keep the others from their turn.
+        try:
+            handled += process_station_queue(
+                queue,
+                engine=res.db,
+                client=res.redis,
+                geocoder=res.geocoder,
+                metrics=res.metrics,
+                owner=res.owner,
+                batch=res.settings.station_batch,
+                lease_s=res.settings.queue_lease_s,
+            )
+        except Exception:
+            log.exception("%s: batch failed; it stays in flight for another try", queue.name)
+    return handled
 
 
 def _serial_batch(
@@ -192,12 +206,23 @@ def _serial_batch(
     if claimed.resumed:
         log.warning("%s: resuming batch %s left by a stopped worker", name, claimed.id)
     # Idempotent stages: applying a batch twice after a crash gives the same rows.
-    apply(claimed.items)
-    queue.ack(res.owner)
+    try:
+        apply(claimed.items)
+    except Exception as exc:
+        count_failure(queue, claimed, res.owner, exc)
+        raise
+    queue.ack(res.owner, lambda pipe: clear_timer_if_empty(pipe, res.redis, name))
     return len(claimed.items)
 
 
 def _cellareas(res: Resources) -> int:
+    pending = SerialQueue(res.redis, AREA_QUEUE)
+    if not (
+        res.drain
+        or res.redis.exists(pending.inflight_key)
+        or ready(res.redis, AREA_QUEUE, AREA_BATCH, now=time.time(), max_age_s=AREA_MAX_AGE_S)
+    ):
+        return 0
     return _serial_batch(
         res,
         AREA_QUEUE,

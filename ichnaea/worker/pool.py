@@ -33,7 +33,10 @@ from ichnaea.worker.shutdown import ShutdownFlag
 
 log = logging.getLogger(__name__)
 
-IDLE_SLEEP_S = 1.0
+# Idle polling backs off from the first to the second: a busy pipeline
+# hands work between stages within milliseconds, an idle one costs little.
+IDLE_SLEEP_MIN_S = 0.02
+IDLE_SLEEP_MAX_S = 1.0
 
 
 def run_jobs_once(resources: Resources) -> int:
@@ -59,14 +62,18 @@ def _process_main(
     try:
         # A parent killed with SIGKILL cannot set `stop`: an orphan exits on its own.
         last_reclaim = time.monotonic()
+        idle_s = IDLE_SLEEP_MIN_S
         while not (stop.is_set() or own.is_set()) and os.getppid() == parent:
-            if run_jobs_once(resources) == 0:
-                # Idle: take back what dead workers left, without waiting for
-                # the scheduler (the pipeline heals itself with no scheduler).
-                if time.monotonic() - last_reclaim >= settings.queue_lease_s:
-                    last_reclaim = time.monotonic()
-                    run_job(RECLAIM, resources)
-                stop.wait(IDLE_SLEEP_S)
+            if run_jobs_once(resources):
+                idle_s = IDLE_SLEEP_MIN_S
+                continue
+            # Idle: take back what dead workers left, without waiting for
+            # the scheduler (the pipeline heals itself with no scheduler).
+            if time.monotonic() - last_reclaim >= settings.queue_lease_s:
+                last_reclaim = time.monotonic()
+                run_job(RECLAIM, resources)
+            stop.wait(idle_s)
+            idle_s = min(idle_s * 2, IDLE_SLEEP_MAX_S)
     finally:
         resources.db.dispose()
         resources.redis.close()

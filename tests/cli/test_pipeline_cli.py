@@ -64,9 +64,9 @@ def test_deadletter_list_and_requeue(pipeline: Pipeline) -> None:
     listed = CliRunner().invoke(cli, ["deadletter", "list"], env=env)
     assert listed.exit_code == 0, listed.output
     assert (
-        f"{dead_letter_key(queue)}[0]  failed 1970-01-01T00:00:00+00:00  1 reports" in listed.output
+        f"{dead_letter_key(queue)}[0]  failed 1970-01-01T00:00:00+00:00  1 items" in listed.output
     )
     requeued = CliRunner().invoke(cli, ["deadletter", "requeue"], env=env)
-    assert "requeued 1 reports" in requeued.output
+    assert "requeued 1 items" in requeued.output
     assert [decode_item(raw) for raw in pipeline.redis.lrange(queue, 0, -1)] == letter["items"]
     assert not pipeline.redis.exists(dead_letter_key(queue))
