@@ -40,13 +40,14 @@ def undecodable_key(queue: str) -> str:
 
 def decode_items(
     queue: str, raw_items: Sequence[bytes]
-) -> tuple[list[dict[str, Any]], list[bytes]]:
-    """The claimed items that decode to JSON objects, and the raw bytes of the others.
+) -> tuple[list[dict[str, Any]], list[bytes], list[bytes]]:
+    """The claimed items that decode to JSON objects, their raw bytes, and the others' bytes.
 
     Consumers push the others to :func:`undecodable_key` in the transaction
     that acknowledges the batch: never processed, never lost.
     """
     items: list[dict[str, Any]] = []
+    good: list[bytes] = []
     bad: list[bytes] = []
     for raw in raw_items:
         try:
@@ -57,10 +58,11 @@ def decode_items(
             continue
         if isinstance(item, dict):
             items.append(item)
+            good.append(raw)
         else:
             log.error("item in %s is not a JSON object; set aside", queue)
             bad.append(raw)
-    return items, bad
+    return items, good, bad
 
 
 async def push_items(

@@ -3,7 +3,9 @@
 A batch of queued reports is claimed from ``update_incoming`` (reliably:
 see ``ichnaea.reliable_queue``), and every report goes to each
 ``export_config`` whose ``skip_keys`` and ``skip_sources`` do not exclude
-it. Export items are ``{"api_key": ..., "report": ...}``; the queue is
+it. Export items are the queued items themselves, bytes unchanged
+(``{"api_key": ..., "source": ..., "report": ...}``; exporters read the
+key and the report): nothing is decoded twice or re-encoded. The queue is
 ``queue_export_<name>``, or for the ``s3`` schema one queue per source and
 key, ``queue_export_<name>:<source>:<api_key or no_key>``, so the S3
 exporter can name objects by them. Data is thus duplicated per target.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +30,7 @@ import redis
 from redis.client import Pipeline
 from sqlalchemy.orm import Session
 
-from ichnaea.queue import INCOMING_QUEUE, decode_items, encode_item, undecodable_key
+from ichnaea.queue import INCOMING_QUEUE, decode_items, undecodable_key
 from ichnaea.reliable_queue import LEASE_S, ReliableQueue
 from ichnaea.repositories.export_configs import list_export_configs
 
@@ -96,18 +98,15 @@ def load_targets(session: Session) -> list[ExportTarget]:
     return [ExportTarget.from_row(row) for row in list_export_configs(session)]
 
 
-def route(
-    items: Iterable[dict[str, Any]], targets: Sequence[ExportTarget]
-) -> dict[str, list[dict[str, Any]]]:
-    """Export queue key → the export items it receives, in input order."""
-    routed: dict[str, list[dict[str, Any]]] = {}
-    for item in items:
+def route(items: Sequence[dict[str, Any]], targets: Sequence[ExportTarget]) -> dict[str, list[int]]:
+    """Export queue key → the indices of the items it receives, in input order."""
+    routed: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
         api_key = item.get("api_key") or None
         source = item.get("source") or "gnss"
-        export_item = {"api_key": api_key, "report": item.get("report")}
         for target in targets:
             if target.wants(api_key, source):
-                routed.setdefault(target.queue_key(api_key, source), []).append(export_item)
+                routed.setdefault(target.queue_key(api_key, source), []).append(index)
     return routed
 
 
@@ -124,7 +123,7 @@ def process_incoming(
     raw_items = queue.claim(consumer, batch, lease_s=lease_s)
     if not raw_items:
         return 0
-    items, bad = decode_items(INCOMING_QUEUE, raw_items)
+    items, good, bad = decode_items(INCOMING_QUEUE, raw_items)
     routed = route(items, targets)
     partitioned = {t.name for t in targets if t.partitioned}
     # The internal queue is drained whenever it has items: no flush timer.
@@ -134,8 +133,10 @@ def process_incoming(
     def push(pipe: Pipeline) -> None:
         if bad:
             pipe.rpush(undecodable_key(INCOMING_QUEUE), *bad)
-        for key, export_items in routed.items():
-            pipe.rpush(key, *(encode_item(item) for item in export_items))
+        for key, indices in routed.items():
+            # The queued bytes go on unchanged: export consumers read
+            # ``api_key`` and ``report`` and ignore ``source``.
+            pipe.rpush(key, *(good[i] for i in indices))
             if key not in untimed:
                 pipe.set(since_key(key), now, nx=True)
             name = key.removeprefix("queue_export_").split(":", 1)[0]

@@ -95,7 +95,7 @@ def process_internal(
     raw_items = queue.claim(consumer, batch, lease_s=lease_s)
     if not raw_items:
         return 0
-    items, bad = decode_items(queue_name, raw_items)
+    items, _, bad = decode_items(queue_name, raw_items)
     result = transform_batch(items, geocoder)
 
     def push(pipe: Pipeline) -> None:

@@ -60,7 +60,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from ichnaea import _fast, geo
 from ichnaea.codecs import encode_areaid, encode_cellid, encode_mac
@@ -183,6 +183,8 @@ class RegionLookup(Protocol):
     def region(self, lat_deg: float, lon_deg: float) -> str | None: ...
 
     def in_region(self, lat_deg: float, lon_deg: float, code: str | None) -> bool: ...
+
+    def regions(self, lat_deg: ArrayLike, lon_deg: ArrayLike) -> list[str | None]: ...
 
 
 @dataclass
@@ -409,6 +411,16 @@ def plan_station_updates(
     merged = _merge_changes(groups, changes, agg, station_lat, station_lon)
 
     agg_values = {name: values.tolist() for name, values in agg.items()}
+    # New and replaced stations take the region of their centre: one
+    # vectorised lookup for the whole batch.
+    fresh = np.array(
+        [k for k, action in enumerate(actions) if action in (Action.new, Action.replace)],
+        dtype=np.intp,
+    )
+    fresh_regions: dict[int, str | None] = {}
+    if fresh.size:
+        found = geocoder.regions(agg["lat_deg"][fresh], agg["lon_deg"][fresh])
+        fresh_regions = dict(zip(fresh.tolist(), found, strict=True))
     for k, (group, action) in enumerate(zip(groups, actions, strict=True)):
         if action is None:
             continue
@@ -418,7 +430,9 @@ def plan_station_updates(
             plan.confirms.append(group.key)
         else:
             keys = _key_columns(stype, group, observations)
-            values = _row_values(action, group, k, agg_values, merged, now, today, geocoder)
+            values = _row_values(
+                action, group, k, agg_values, merged, now, today, geocoder, fresh_regions
+            )
             (plan.inserts if group.row is None else plan.updates).append({**keys, **values})
             if stype is StationType.cell and keys["lac"] <= MAX_AREA_LAC:
                 plan.area_ids.add(
@@ -483,6 +497,7 @@ def _row_values(
     now: datetime,
     today: date,
     geocoder: RegionLookup,
+    fresh_regions: Mapping[int, str | None],
 ) -> dict[str, Any]:
     """Every station column of a new, new_block, change, replace or block row."""
     row: Row = group.row or {}  # empty only for new and new_block
@@ -527,7 +542,7 @@ def _row_values(
     position = {column: agg[name][k] for column, name in _POSITION_COLUMNS.items()}
     return {
         **position,
-        "region": geocoder.region(position["lat"], position["lon"]),
+        "region": fresh_regions[k],
         "samples": samples,
         "source": group.source,
         "weight": weight,

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import mysql, sqlite
@@ -40,24 +41,43 @@ def upsert(table: sa.Table, dialect_name: str, columns: Sequence[str]) -> Insert
     raise ValueError(f"no upsert for the {dialect_name!r} dialect")
 
 
+def _float_literal(value: float) -> str:
+    return repr(value) if math.isfinite(value) else "NULL"
+
+
+def _text_literal(value: str) -> str:
+    if _SAFE_TEXT.fullmatch(value):
+        return f"'{value}'"
+    raise TypeError(f"no fast literal for text {value!r}")
+
+
+# One dict lookup per value on the hot path; subclasses (numpy scalars,
+# bool) take the isinstance walk below.
+_LITERALS: dict[type, Any] = {
+    type(None): lambda value: "NULL",
+    bytes: lambda value: f"X'{value.hex()}'",
+    int: str,
+    float: _float_literal,
+    datetime: lambda value: f"'{value.isoformat(' ', 'seconds')}'",
+    date: lambda value: f"'{value.isoformat()}'",
+    str: _text_literal,
+}
+
+
 def _mysql_literal(value: object) -> str:
     """The SQL literal of a station-row value (bytes, numbers, dates, short ASCII codes)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bytes):
-        return f"X'{value.hex()}'"
+    literal = _LITERALS.get(type(value))
+    if literal is not None:
+        return str(literal(value))
     if isinstance(value, bool):
         return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else "NULL"
-    if isinstance(value, datetime):
-        return f"'{value:%Y-%m-%d %H:%M:%S}'"
-    if isinstance(value, date):
-        return f"'{value:%Y-%m-%d}'"
-    if isinstance(value, str) and _SAFE_TEXT.fullmatch(value):
-        return f"'{value}'"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return _float_literal(float(value))
+    for kind in (datetime, date, bytes):
+        if isinstance(value, kind):
+            return str(_LITERALS[kind](value))
     raise TypeError(f"no fast literal for {type(value).__name__} value {value!r}")
 
 

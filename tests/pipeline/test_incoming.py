@@ -51,7 +51,7 @@ def test_routing_follows_skip_keys_and_sources() -> None:
         "queue_export_no_test": 3,
         "queue_export_query": 1,
     }
-    assert routed["queue_export_query"] == [{"api_key": "test", "report": {"n": 7}}]
+    assert routed["queue_export_query"] == [7]  # the index of the query report
 
 
 def test_s3_targets_are_partitioned_by_source_and_key() -> None:
@@ -72,7 +72,8 @@ def test_process_moves_a_batch_and_acknowledges_it(redis_client: redis.Redis) ->
     assert redis_client.llen("queue_export_everything") == 8
     assert redis_client.llen("queue_export_no_test") == 3
     first = decode_item(redis_client.lindex("queue_export_everything", 0))
-    assert first == {"api_key": "test", "report": {"n": 0}}
+    # The queued item itself: exporters read api_key and report.
+    assert first == {"api_key": "test", "source": "gnss", "report": {"n": 0}}
     assert not redis_client.exists(ReliableQueue(redis_client, INCOMING_QUEUE).processing_key("c1"))
 
 

@@ -63,3 +63,20 @@ def test_nothing_to_write_is_a_no_op(engine: Engine) -> None:
     with engine.begin() as conn:
         upsert_rows(conn, TABLE, COLUMNS, [])
     assert read(engine) == {}
+
+
+def test_literals_of_every_station_value_type() -> None:
+    import numpy as np
+
+    from ichnaea.repositories.upsert import _mysql_literal
+
+    values = [None, b"\x01\xff", 5, True, 2.5, float("nan"), float("inf"), np.float64(1.25),
+              np.int64(3), datetime(2026, 1, 2, 3, 4, 5, 999), date(2026, 1, 2), "GB"]  # fmt: skip
+    assert [_mysql_literal(v) for v in values] == [
+        "NULL", "X'01ff'", "5", "1", "2.5", "NULL", "NULL", "1.25", "3",
+        "'2026-01-02 03:04:05'", "'2026-01-02'", "'GB'",
+    ]  # fmt: skip
+    with pytest.raises(TypeError):
+        _mysql_literal("it's")
+    with pytest.raises(TypeError):
+        _mysql_literal(object())
