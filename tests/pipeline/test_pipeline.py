@@ -8,11 +8,17 @@ Redis server and on SQLite + the embedded Redis.
 
 from __future__ import annotations
 
+import gzip
+import json
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from ichnaea.codecs import encode_mac
+from ichnaea.worker.jobs import QUEUE_JOBS, run_job
 from tests.fixtures_pipeline import Pipeline
+from tests.fixtures_provider import Provider
 
 WIFI = "3680873e9b83"  # shard "8"
 CELL: dict[str, Any] = {
@@ -165,3 +171,74 @@ def test_every_export_target_gets_its_copy(pipeline: Pipeline, tmp_path: Any) ->
     parts = [f.relative_to(tmp_path).parts[:2] for f in files]
     assert parts == [("gnss", "key1"), ("gnss", "no_key")]
     assert [w["samples"] for w in pipeline.rows("wifi_shard_8")] == [3]
+
+
+def geosubmit_reports() -> list[dict[str, Any]]:
+    wifi = [{"macAddress": WIFI, "ssid": "my network"}]
+    gnss = report(wifiAccessPoints=wifi)
+    fused = report(wifiAccessPoints=wifi)
+    fused["position"]["source"] = "fused"
+    return [gnss, fused, report(wifiAccessPoints=wifi), {"wifiAccessPoints": wifi}]
+
+
+def test_geosubmit_export_sends_one_gzip_post_per_batch(
+    pipeline: Pipeline, provider: Provider
+) -> None:
+    """Section 23, item 5: four queued reports, batch 4 → one POST of 4 items."""
+    provider.reply(200, {}, path="/v2/geosubmit")
+    pipeline.export_config(
+        "upstream", batch=4, schema="geosubmit", url=provider.url("/v2/geosubmit")
+    )
+    pipeline.api_key("test")
+    reports = geosubmit_reports()
+    pipeline.submit(reports[:2], api_key="test")
+    pipeline.submit(reports[2:3], api_key="unknownkey")
+    pipeline.submit(reports[3:], api_key=None)
+    pipeline.run()
+    (request,) = provider.requests
+    assert request.headers["Content-Encoding"] == "gzip"
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == "ichnaea"
+    items = json.loads(gzip.decompress(request.body))["items"]
+    assert len(items) == 4
+    assert all(item["wifiAccessPoints"][0]["ssid"] == "my network" for item in items)
+    assert pipeline.metrics.total("data.export.upload", key="upstream", status="200") == 1
+    assert pipeline.metrics.total("data.export.batch", key="upstream") == 1
+
+
+def test_geosubmit_export_retries_a_failed_post(pipeline: Pipeline, provider: Provider) -> None:
+    """Section 23, item 6: the first POST fails, the retry succeeds, the queue is drained."""
+    provider.reply(503, {}, path="/v2/geosubmit")
+
+    def recover() -> None:
+        while not provider.requests:
+            time.sleep(0.01)
+        provider.reply(200, {}, path="/v2/geosubmit")
+
+    switcher = threading.Thread(target=recover)
+    switcher.start()
+    pipeline.export_config(
+        "upstream", batch=4, schema="geosubmit", url=provider.url("/v2/geosubmit")
+    )
+    pipeline.submit(geosubmit_reports())
+    pipeline.run()
+    switcher.join(10)
+    assert len(provider.requests) == 2
+    assert pipeline.redis.llen("queue_export_upstream") == 0
+    assert not list(pipeline.redis.scan_iter("dead_letter:*"))
+    assert pipeline.metrics.total("data.export.upload", key="upstream", status="503") == 1
+    assert pipeline.metrics.total("data.export.upload", key="upstream", status="200") == 1
+
+
+def test_observation_times_are_relative_to_the_position_fix(pipeline: Pipeline) -> None:
+    """Section 23, item 7: timestamp and ages shifted by the position's age."""
+    body = report(wifiAccessPoints=[{"macAddress": WIFI, "age": 1500}])
+    body["timestamp"] = 1460700010000
+    body["position"]["age"] = 2000
+    pipeline.submit([body])
+    # Only the stages before the station updater, to read the queued observation.
+    assert run_job(QUEUE_JOBS[0], pipeline.resources) == 1
+    assert run_job(QUEUE_JOBS[1], pipeline.resources) == 1
+    (raw,) = pipeline.redis.lrange("update_wifi_8", 0, -1)
+    observation = json.loads(raw)
+    assert (observation["timestamp"], observation["age"]) == (1460700008000, -500)
