@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 INCOMING_BATCH = 5000
 PARTITIONED_SCHEMAS = frozenset({"s3", "file"})
+# Schemas some stage drains. A row with any other schema gets nothing: the
+# original filled its queue forever (spec section 24, item 12).
+KNOWN_SCHEMAS = frozenset({"internal", "dummy", "geosubmit", "s3", "file"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,25 @@ def load_targets(session: Session) -> list[ExportTarget]:
     return [ExportTarget.from_row(row) for row in list_export_configs(session)]
 
 
+_warned: set[tuple[str, str]] = set()
+
+
+def routable(targets: Sequence[ExportTarget]) -> list[ExportTarget]:
+    """The targets with a schema some stage drains; the others are logged once and skipped."""
+    known = []
+    for target in targets:
+        if target.schema in KNOWN_SCHEMAS:
+            known.append(target)
+        elif (target.name, target.schema) not in _warned:
+            _warned.add((target.name, target.schema))
+            log.error(
+                "export_config %r has unknown schema %r: no reports are queued for it",
+                target.name,
+                target.schema,
+            )
+    return known
+
+
 def route(items: Sequence[dict[str, Any]], targets: Sequence[ExportTarget]) -> dict[str, list[int]]:
     """Export queue key → the indices of the items it receives, in input order."""
     routed: dict[str, list[int]] = {}
@@ -124,7 +146,7 @@ def process_incoming(
     if not raw_items:
         return 0
     items, good, bad = decode_items(INCOMING_QUEUE, raw_items)
-    routed = route(items, targets)
+    routed = route(items, routable(targets))
     partitioned = {t.name for t in targets if t.partitioned}
     # The internal queue is drained whenever it has items: no flush timer.
     untimed = {t.base_queue for t in targets if t.schema == "internal"}

@@ -89,3 +89,11 @@ def test_targets_load_from_the_seeded_export_config(db_session: Session) -> None
     assert load_targets(db_session) == [
         ExportTarget("internal", "internal", frozenset(), frozenset())
     ]
+
+
+def test_unknown_schema_gets_no_queue_quirk_12_fixed(redis_client: redis.Redis) -> None:
+    redis_client.rpush(INCOMING_QUEUE, *(encode_item(item) for item in spec_items()))
+    targets = [target("typo", schema="s4"), target("all")]
+    assert process_incoming(redis_client, targets, consumer="c3") == 8
+    assert not redis_client.exists("queue_export_typo")
+    assert redis_client.llen("queue_export_all") == 8
