@@ -148,6 +148,12 @@ def process(quiet: bool) -> None:
         run_periodic_jobs(resources)  # stat counters of what was just processed
         drain()
         click.echo(f"queues empty; {total} items processed in {time.monotonic() - started:.1f} s")
+        if held := claimed_elsewhere(resources):
+            click.echo(
+                f"{held} items are still claimed by other workers (alive, or their "
+                "lease has not run out); run process again later",
+                err=True,
+            )
     finally:
         resources.db.dispose()
         resources.redis.close()
@@ -175,6 +181,22 @@ def shell() -> None:
 ROLES = ("web", "worker", "scheduler")
 
 
+def _ensure_archive(settings: Settings) -> None:
+    """The embedded setup archives every report under ``$ICHNAEA_DATA_DIR/archive``."""
+    from sqlalchemy.orm import Session
+
+    from ichnaea.repositories.export_configs import ensure_local_archive
+    from ichnaea.repositories.session import create_engine
+
+    engine = create_engine(settings.db_readwrite_url, pooled=False)
+    try:
+        with Session(engine) as session:
+            if ensure_local_archive(session, settings.data_dir / "archive"):
+                log.info("reports are archived under %s", settings.data_dir / "archive")
+    finally:
+        engine.dispose()
+
+
 @click.command()
 def serve() -> None:
     """Run web + worker + scheduler together (the embedded-defaults setup).
@@ -191,6 +213,7 @@ def serve() -> None:
     try:
         if settings.db_embedded:
             run_migrate(settings, echo=log.info)
+            _ensure_archive(settings)
         stop = ShutdownFlag().install()
         children = {
             role: subprocess.Popen([sys.executable, "-m", "ichnaea", role]) for role in ROLES

@@ -31,7 +31,7 @@ from ichnaea.config import Settings
 from ichnaea.metrics import Metrics
 from ichnaea.pipeline.exporters import Exporter, Partition, make_exporter, send_with_retries
 from ichnaea.pipeline.incoming import ExportTarget, since_key
-from ichnaea.queue import decode_item, encode_item
+from ichnaea.queue import decode_item, decode_items, encode_item, undecodable_key
 from ichnaea.reliable_queue import LEASE_S, Batch, LostLease, ReliableQueue, SerialQueue
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ EVERYTHING = 10_000
 DEAD_LETTER_PREFIX = "dead_letter:"
 # Attempts at a database-stage batch before it is parked as a dead letter.
 MAX_BATCH_FAILURES = 5
+# The shortest lease of an export batch: three sends with a 60 s timeout each.
+EXPORT_LEASE_S = 300
 # Failures of the infrastructure, not of the batch: they never park a batch.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     sqlalchemy.exc.OperationalError,
@@ -106,13 +108,30 @@ def export_queue(
 ) -> int:
     """Send one claimed batch of ``queue_name``; return its size."""
     queue = ReliableQueue(client, queue_name)
+    # Sends may take minutes (timeouts, backoff): the lease covers them, and
+    # is renewed before every retry.
+    lease_s = max(lease_s, EXPORT_LEASE_S)
     raw_items = queue.claim(consumer, batch if batch > 0 else EVERYTHING, lease_s=lease_s)
     if not raw_items:
         return 0
-    items = [decode_item(raw) for raw in raw_items]
+    items, _, bad = decode_items(queue_name, raw_items)
+
+    def set_aside(pipe: Pipeline) -> None:
+        if bad:
+            pipe.rpush(undecodable_key(queue_name), *bad)
+
+    def wait(seconds: float) -> None:
+        sleep(seconds)
+        queue.renew(consumer, lease_s=lease_s)
+
     partition = partition_of(queue_name)
-    if send_with_retries(exporter, items, partition, metrics=metrics, sleep=sleep):
-        queue.ack(consumer, lambda pipe: clear_timer_if_empty(pipe, client, queue_name))
+    if not items or send_with_retries(exporter, items, partition, metrics=metrics, sleep=wait):
+
+        def done(pipe: Pipeline) -> None:
+            set_aside(pipe)
+            clear_timer_if_empty(pipe, client, queue_name)
+
+        queue.ack(consumer, done)
         return len(raw_items)
     log.error(
         "export %s: batch of %d failed after retries; parked in %s",
@@ -121,7 +140,12 @@ def export_queue(
         dead_letter_key(queue_name),
     )
     letter = encode_item({"queue": queue_name, "failed_at": int(time.time()), "items": items})
-    queue.ack(consumer, lambda pipe: pipe.rpush(dead_letter_key(queue_name), letter))
+
+    def park(pipe: Pipeline) -> None:
+        set_aside(pipe)
+        pipe.rpush(dead_letter_key(queue_name), letter)
+
+    queue.ack(consumer, park)
     metrics.incr("data.export.dead_letter", tags={"key": exporter.name})
     return len(raw_items)
 

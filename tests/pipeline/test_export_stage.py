@@ -111,3 +111,16 @@ def test_failing_batch_is_parked_then_requeued(redis_client: redis.Redis) -> Non
     assert requeue_dead_letters(redis_client, q) == 2
     assert not redis_client.exists(dead_letter_key(q))
     assert [decode_item(raw)["report"]["n"] for raw in redis_client.lrange(q, 0, -1)] == [2, 0, 1]
+
+
+def test_undecodable_export_items_are_set_aside_and_the_rest_sent(
+    redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    q = "queue_export_archive:gnss:no_key"
+    good = encode_item({"api_key": None, "report": {"n": 1}})
+    redis_client.rpush(q, b"not gzip", good)
+    exporter = FileExporter("archive", f"file://{tmp_path}", metrics=Metrics())
+    assert export_queue(redis_client, q, exporter, 0, consumer="c", metrics=Metrics()) == 2
+    assert redis_client.lrange(f"{q}:undecodable", 0, -1) == [b"not gzip"]
+    (path,) = tmp_path.rglob("*.json.gz")
+    assert json.loads(gzip.decompress(path.read_bytes())) == {"items": [{"n": 1}]}
