@@ -217,6 +217,13 @@ def main() -> None:
     with db.begin() as conn:
         conn.execute(sa.insert(ApiKey).values(valid_key=KEY, allow_locate=True))
     client = redis.Redis.from_url(args.redis)
+    db_index = client.connection_pool.connection_kwargs.get("db", 0)
+    me = client.client_id()
+    others = [c for c in client.client_list() if int(c["db"]) == db_index and int(c["id"]) != me]
+    if others:
+        # A worker left over from an earlier run would share the work and
+        # inflate the figures.
+        raise SystemExit(f"other clients use Redis db {db_index}: {others}")
     client.flushdb()
     requests = bodies(args, rng)
     results: dict[str, Any] = {}
