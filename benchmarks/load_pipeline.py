@@ -195,11 +195,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
-    parser.add_argument(
-        "--worker-wrapper",
-        default="",
-        help='prefix of the worker command, e.g. "py-spy record -s -f raw -o worker.txt --"',
-    )
     args = parser.parse_args()
     rng = random.Random(42)
 
@@ -254,8 +249,8 @@ def main() -> None:
     server_cpu_before = {n: sum(cpu_seconds(p) for p in pids) for n, pids in servers.items()}
     start = time.perf_counter()
     worker = subprocess.Popen(
-        [*args.worker_wrapper.split(), sys.executable, "-m", "ichnaea", "worker",
-         "--processes", str(args.workers)], env=env)  # fmt: skip
+        [sys.executable, "-m", "ichnaea", "worker", "--processes", str(args.workers)], env=env
+    )
     try:
         last = -1
         expected = args.reports * (args.wifis + 2)
