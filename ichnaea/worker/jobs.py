@@ -64,7 +64,7 @@ DUE_KEY = "scheduler:due"
 # that moves a cell queues its area again: waiting for a big batch (or
 # AREA_MAX_AGE_S) lets one recomputation serve many queued copies.
 AREA_BATCH = 5000
-AREA_MAX_AGE_S = 10
+AREA_MAX_AGE_S = 30
 DATAMAP_BATCH = 500
 TARGETS_TTL_S = 10.0
 
