@@ -29,8 +29,14 @@ def encode_item(item: dict[str, Any]) -> bytes:
     return gzip.compress(json.dumps(item, separators=(",", ":")).encode("utf-8"), compresslevel=6)
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def decode_item(raw: bytes) -> Any:
-    return json.loads(gzip.decompress(raw).decode("utf-8"))
+    """A queued item: gzip JSON as we write it, or plain JSON as other producers may."""
+    if raw[:2] == _GZIP_MAGIC:
+        raw = gzip.decompress(raw)
+    return json.loads(raw.decode("utf-8"))
 
 
 def undecodable_key(queue: str) -> str:

@@ -97,3 +97,12 @@ def test_unknown_schema_gets_no_queue_quirk_12_fixed(redis_client: redis.Redis) 
     assert process_incoming(redis_client, targets, consumer="c3") == 8
     assert not redis_client.exists("queue_export_typo")
     assert redis_client.llen("queue_export_all") == 8
+
+
+def test_plain_json_items_from_other_producers_are_read_too(redis_client: redis.Redis) -> None:
+    plain = b'{"api_key": "test", "source": "gnss", "report": {"n": 1}}'
+    redis_client.rpush(INCOMING_QUEUE, plain, encode_item({"api_key": None, "report": {"n": 2}}))
+    assert process_incoming(redis_client, [target("all")], consumer="c4") == 2
+    items = [decode_item(raw) for raw in redis_client.lrange("queue_export_all", 0, -1)]
+    assert [item["report"]["n"] for item in items] == [1, 2]
+    assert not redis_client.exists(f"{INCOMING_QUEUE}:undecodable")
