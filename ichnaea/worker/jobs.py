@@ -296,8 +296,25 @@ def _monitor_queues(res: Resources) -> int:
             pipe.llen(name)
         sizes = pipe.execute()
     for name, size in zip(names, sizes, strict=True):
-        res.metrics.gauge("queue", size, tags={"queue": name, "queue_type": "data"})
+        tags = {"queue": name, "queue_type": "data", "data_type": data_type(name)}
+        res.metrics.gauge("queue", size, tags=tags)
     return 0
+
+
+_DATA_TYPES = (
+    ("update_incoming", "report"),
+    ("queue_export_", "exports"),
+    ("update_blue_", "bluetooth"),
+    ("update_wifi_", "wifi"),
+    ("update_cellarea", "cellarea"),
+    ("update_cell_", "cell"),
+    ("update_datamap_", "datamap"),
+)
+
+
+def data_type(queue: str) -> str:
+    """The ``data_type`` tag of a data queue's size gauge (spec section 3.2)."""
+    return next((kind for prefix, kind in _DATA_TYPES if queue.startswith(prefix)), "other")
 
 
 QUEUE_JOBS: tuple[Job, ...] = (

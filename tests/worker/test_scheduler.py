@@ -82,3 +82,26 @@ def test_a_worker_runs_due_jobs_and_ignores_unknown_names(
     assert jobs.run_due_jobs(res) == 1
     assert ran == ["m"]
     assert redis_client.scard(jobs.DUE_KEY) == 0
+
+
+def test_queue_gauges_carry_the_data_type(
+    redis_client: redis.Redis, make_settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import ichnaea.worker.jobs as jobs
+    from tests._support import RecordingMetrics
+
+    monkeypatch.setattr(jobs.Resources, "targets", lambda self: ([], {}))
+    redis_client.rpush("update_wifi_3", b"{}", b"{}")
+    metrics = RecordingMetrics()
+    res = jobs.Resources(make_settings(), None, redis_client, metrics=metrics)
+    jobs.run_job(jobs.periodic_job("monitor_queues"), res)
+    gauges = {
+        tags["queue"]: (value, tags["data_type"])
+        for kind, name, value, tags in metrics.lines
+        if kind == "g"
+    }
+    assert gauges["update_wifi_3"] == (2, "wifi")
+    assert gauges["update_incoming"] == (0, "report")
+    assert gauges["update_cellarea"] == (0, "cellarea")
+    assert gauges["update_cell_lte"] == (0, "cell")
+    assert gauges["update_datamap_ne"] == (0, "datamap")
