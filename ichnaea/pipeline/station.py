@@ -141,13 +141,35 @@ def _read_existing(
 ) -> dict[bytes, dict[str, Any]]:
     key = _key_column(table)
     existing: dict[bytes, dict[str, Any]] = {}
+    mysql = conn.dialect.name in ("mysql", "mariadb")
+    columns = [column.name for column in table.columns]
+    at = columns.index(key.name)
     # Chunked so the IN list stays well inside any parameter limit.
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
+        if mysql:
+            # The driver returns the column types as they are (bytes,
+            # float, int, date, datetime, str): skip the statement
+            # compilation and the result processing, a tenth of the stage.
+            rows = _mysql_select_for_update(conn, table.name, columns, key.name, chunk)
+            for values in rows:
+                existing[bytes(values[at])] = dict(zip(columns, values, strict=True))
+            continue
         stmt = sa.select(table).where(key.in_(chunk)).with_for_update()
         for row in conn.execute(stmt).mappings():
             existing[bytes(row[key.name])] = dict(row)
     return existing
+
+
+def _mysql_select_for_update(
+    conn: Connection, table: str, columns: Sequence[str], key: str, keys: Sequence[bytes]
+) -> list[tuple[Any, ...]]:
+    column_list = ",".join(f"`{name}`" for name in columns)
+    key_list = ",".join(f"X'{value.hex()}'" for value in keys)
+    sql = f"SELECT {column_list} FROM `{table}` WHERE `{key}` IN ({key_list}) FOR UPDATE"
+    # Through SQLAlchemy (no parameters: the driver does no %-formatting), so
+    # errors arrive wrapped and the lock-retry and error events see them.
+    return [tuple(row) for row in conn.exec_driver_sql(sql)]
 
 
 def _rows_to_write(

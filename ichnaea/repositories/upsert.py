@@ -110,10 +110,8 @@ def upsert_rows(
                 f"INSERT INTO `{table.name}` ({column_list}) VALUES {values} "
                 f"ON DUPLICATE KEY UPDATE {updates}"
             )
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                cursor.execute(sql)
-            finally:
-                cursor.close()
+            # No parameters: the driver sends the text as it is (no
+            # %-formatting), and SQLAlchemy still wraps its errors.
+            conn.exec_driver_sql(sql)
             return
     conn.execute(upsert(table, name, columns), [dict(row) for row in rows])
