@@ -373,8 +373,8 @@ def normalize_mac(value: Any) -> str | None:
     return mac
 
 
-def validate_blue(entry: Mapping[str, Any]) -> Entry | None:
-    """The observation fields of a flat beacon entry, or None if it is invalid."""
+def _mac_entry(entry: Mapping[str, Any]) -> Entry | None:
+    """The ``mac`` and valid ``age`` of a beacon or Wi-Fi entry, or None without a valid MAC."""
     mac = normalize_mac(entry.get("mac"))
     if mac is None:
         return None
@@ -382,6 +382,14 @@ def validate_blue(entry: Mapping[str, Any]) -> Entry | None:
     age = entry.get("age")
     if age is not None and -MAX_AGE_MS <= age <= MAX_AGE_MS:
         out["age"] = age
+    return out
+
+
+def validate_blue(entry: Mapping[str, Any]) -> Entry | None:
+    """The observation fields of a flat beacon entry, or None if it is invalid."""
+    out = _mac_entry(entry)
+    if out is None:
+        return None
     signal = entry.get("signal")
     if signal is not None and MIN_BLUE_SIGNAL_DBM <= signal <= MAX_BLUE_SIGNAL_DBM:
         out["signal"] = signal
@@ -416,13 +424,9 @@ def wifi_channel(frequency_mhz: int) -> int | None:
 
 def validate_wifi(entry: Mapping[str, Any]) -> Entry | None:
     """The observation fields of a flat Wi-Fi entry, or None if it is invalid."""
-    mac = normalize_mac(entry.get("mac"))
-    if mac is None:
+    out = _mac_entry(entry)
+    if out is None:
         return None
-    out: Entry = {"mac": mac}
-    age = entry.get("age")
-    if age is not None and -MAX_AGE_MS <= age <= MAX_AGE_MS:
-        out["age"] = age
     channel = entry.get("channel")
     if channel is not None and not MIN_WIFI_CHANNEL <= channel <= MAX_WIFI_CHANNEL:
         channel = None
