@@ -64,7 +64,14 @@ def _process_main(
         last_reclaim = time.monotonic()
         idle_s = IDLE_SLEEP_MIN_S
         while not (stop.is_set() or own.is_set()) and os.getppid() == parent:
-            if run_jobs_once(resources):
+            try:
+                handled = run_jobs_once(resources)
+            except Exception:
+                # Redis or the database unreachable: keep the process, wait, retry.
+                log.exception("worker pass failed; retrying in %.0f s", IDLE_SLEEP_MAX_S)
+                stop.wait(IDLE_SLEEP_MAX_S)
+                continue
+            if handled:
                 idle_s = IDLE_SLEEP_MIN_S
                 continue
             # Idle: take back what dead workers left, without waiting for
