@@ -58,3 +58,32 @@ def test_workers_exit_when_the_pool_parent_is_killed(tmp_path: Path, redis_serve
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_workers_wait_out_an_unreachable_redis(tmp_path: Path) -> None:
+    # A port nothing listens on: every pass fails; the processes must stay up.
+    env = {**os.environ, "ICHNAEA_DATA_DIR": str(tmp_path), "REDIS_URI": "redis://127.0.0.1:9/0"}
+    env.pop("DB_READWRITE_URI", None)
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        parent = subprocess.Popen(
+            [sys.executable, "-m", "ichnaea", "worker", "--processes", "1"],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while log.read_text().count("worker pass failed") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            assert parent.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert "restarting" not in log.read_text()  # the same process kept trying
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        try:
+            parent.wait(30)
+        except subprocess.TimeoutExpired:
+            parent.kill()
+            parent.wait()
+    assert parent.returncode == 0, log.read_text()
