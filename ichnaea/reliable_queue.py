@@ -46,6 +46,12 @@ LEASE_S = 60
 # KEYS: queue, processing list, consumers set, lease key
 # ARGV: batch size, consumer id, lease seconds
 _CLAIM = """
+local held = redis.call('LRANGE', KEYS[2], 0, -1)
+if #held > 0 then
+  redis.call('SADD', KEYS[3], ARGV[2])
+  redis.call('SET', KEYS[4], '1', 'EX', tonumber(ARGV[3]))
+  return held
+end
 local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #items == 0 then return items end
 redis.call('LTRIM', KEYS[1], #items, -1)
@@ -102,7 +108,12 @@ class ReliableQueue:
         return int(self.client.llen(self.name))
 
     def claim(self, consumer: str, batch: int, *, lease_s: int = LEASE_S) -> list[bytes]:
-        """Move up to ``batch`` items from the queue into ``consumer``'s processing list."""
+        """Move up to ``batch`` items from the queue into ``consumer``'s processing list.
+
+        A consumer that still holds an unacknowledged batch (its last attempt
+        failed) gets that batch again instead of new items: an ack can then
+        never drop items the consumer did not process.
+        """
         if batch < 1:
             raise ValueError("batch must be at least 1")
         keys = [

@@ -136,3 +136,16 @@ def test_serial_queue_gives_the_holder_its_own_batch_again(redis_client: redis.R
     assert held is not None and again is not None
     assert (again.id, again.items, again.resumed) == (held.id, held.items, True)
     assert queue.claim("other", 2) is None
+
+
+def test_a_consumer_gets_its_unacknowledged_batch_again_not_new_items(
+    redis_client: redis.Redis,
+) -> None:
+    fill(redis_client, 5)
+    queue = ReliableQueue(redis_client, "q")
+    assert queue.claim("me", 2) == [b"0", b"1"]
+    # The attempt failed before its ack: the next claim resumes it, so the
+    # ack that follows cannot drop items nobody processed.
+    assert queue.claim("me", 2) == [b"0", b"1"]
+    queue.ack("me")
+    assert queue.claim("me", 2) == [b"2", b"3"]

@@ -125,7 +125,14 @@ def export_queue(
         queue.renew(consumer, lease_s=lease_s)
 
     partition = partition_of(queue_name)
-    if not items or send_with_retries(exporter, items, partition, metrics=metrics, sleep=wait):
+    try:
+        sent = not items or send_with_retries(
+            exporter, items, partition, metrics=metrics, sleep=wait
+        )
+    except Exception as exc:
+        count_reliable_failure(queue, consumer, raw_items, exc)
+        raise
+    if sent:
 
         def done(pipe: Pipeline) -> None:
             set_aside(pipe)
@@ -211,37 +218,71 @@ def raw_letter(queue: str, raw_items: Sequence[bytes], error: str) -> bytes:
     )
 
 
-def count_failure(serial: SerialQueue, claimed: Batch, owner: str, exc: Exception) -> None:
-    """Count a failed attempt; park the batch in a dead letter after MAX_BATCH_FAILURES.
+def count_failure(
+    client: redis.Redis,
+    queue: str,
+    batch_id: str,
+    raw_items: Sequence[bytes],
+    exc: Exception,
+    ack: Callable[[Callable[[Pipeline], object]], None],
+) -> None:
+    """Count a failed attempt at a batch; park it as a dead letter after MAX_BATCH_FAILURES.
 
     A batch that fails every time (a bug, data the code cannot handle) must
-    not hold its shard forever: after the last attempt it moves, whole and
+    not hold its queue forever: after the last attempt it moves, whole and
     verbatim, to ``dead_letter:<queue>`` (``ichnaea deadletter`` lists and
-    re-queues it) and the shard goes on.
+    re-queues it), through ``ack`` (the queue's acknowledgement, which
+    applies the move atomically), and the queue goes on.
     """
     if isinstance(exc, TRANSIENT_ERRORS):
         return  # the database or Redis is unreachable: wait for it, park nothing
-    counter = f"{serial.name}:failures:{claimed.id}"
-    failures = int(serial.client.incr(counter))
-    serial.client.expire(counter, 86400)
+    counter = f"{queue}:failures:{batch_id}"
+    failures = int(client.incr(counter))
+    client.expire(counter, 86400)
     if failures < MAX_BATCH_FAILURES:
         return
-    letter = raw_letter(serial.name, claimed.items, f"{type(exc).__name__}: {exc}")
+    letter = raw_letter(queue, raw_items, f"{type(exc).__name__}: {exc}")
     log.error(
         "%s: batch %s failed %d times; parked in %s",
-        serial.name,
-        claimed.id,
+        queue,
+        batch_id,
         failures,
-        dead_letter_key(serial.name),
+        dead_letter_key(queue),
     )
 
     def park(pipe: Pipeline) -> None:
-        pipe.rpush(dead_letter_key(serial.name), letter)
+        pipe.rpush(dead_letter_key(queue), letter)
         pipe.delete(counter)
 
     # LostLease: another worker holds the batch now and counts its own tries.
     with contextlib.suppress(LostLease):
-        serial.ack(owner, park)
+        ack(park)
+
+
+def count_serial_failure(serial: SerialQueue, claimed: Batch, owner: str, exc: Exception) -> None:
+    """:func:`count_failure` for a batch of a :class:`SerialQueue`."""
+    count_failure(
+        serial.client,
+        serial.name,
+        claimed.id,
+        claimed.items,
+        exc,
+        lambda effects: serial.ack(owner, effects),
+    )
+
+
+def count_reliable_failure(
+    queue: ReliableQueue, consumer: str, raw_items: Sequence[bytes], exc: Exception
+) -> None:
+    """:func:`count_failure` for a consumer's batch of a :class:`ReliableQueue`."""
+    count_failure(
+        queue.client,
+        queue.name,
+        consumer,
+        raw_items,
+        exc,
+        lambda effects: queue.ack(consumer, effects),
+    )
 
 
 def dead_letters(client: redis.Redis) -> Iterator[tuple[str, int, dict[str, Any]]]:

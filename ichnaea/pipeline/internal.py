@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from ichnaea.geocode import Geocoder
 from ichnaea.metrics import Metrics
 from ichnaea.models.api_key import ApiKey
+from ichnaea.pipeline.export import count_reliable_failure
 from ichnaea.pipeline.observations import InternalBatch, transform_batch
 from ichnaea.pipeline.station import encode_observation
 from ichnaea.queue import decode_items, undecodable_key
@@ -96,7 +97,11 @@ def process_internal(
     if not raw_items:
         return 0
     items, _, bad = decode_items(queue_name, raw_items)
-    result = transform_batch(items, geocoder)
+    try:
+        result = transform_batch(items, geocoder)
+    except Exception as exc:
+        count_reliable_failure(queue, consumer, raw_items, exc)
+        raise
 
     def push(pipe: Pipeline) -> None:
         push_outputs(pipe, result)

@@ -41,7 +41,7 @@ from ichnaea.models.cell import CELL_TABLES
 from ichnaea.models.pipeline import PipelineBatch
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
 from ichnaea.pipeline.dbretry import with_lock_retry
-from ichnaea.pipeline.export import count_failure
+from ichnaea.pipeline.export import count_serial_failure
 from ichnaea.pipeline.incoming import since_key
 from ichnaea.pipeline.station_plan import (
     StationPlan,
@@ -280,7 +280,7 @@ def process_station_queue(
             transaction, metrics=metrics, tags={"type": queue.stype.name}
         )
     except Exception as exc:
-        count_failure(serial, claimed, owner, exc)
+        count_serial_failure(serial, claimed, owner, exc)
         raise
     try:
         serial.ack(owner, acknowledge)

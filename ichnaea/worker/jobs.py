@@ -39,7 +39,7 @@ from ichnaea.pipeline.datamap import cleanup_datamap, update_datamap
 from ichnaea.pipeline.export import (
     ExporterCache,
     clear_timer_if_empty,
-    count_failure,
+    count_serial_failure,
     export_all,
     ready,
 )
@@ -209,7 +209,7 @@ def _serial_batch(
     try:
         apply(claimed.items)
     except Exception as exc:
-        count_failure(queue, claimed, res.owner, exc)
+        count_serial_failure(queue, claimed, res.owner, exc)
         raise
     queue.ack(res.owner, lambda pipe: clear_timer_if_empty(pipe, res.redis, name))
     return len(claimed.items)

@@ -62,3 +62,35 @@ def test_a_batch_that_keeps_failing_is_parked_and_the_shard_goes_on(pipeline: Pi
     # An operator puts the parked batch back, verbatim.
     assert requeue_dead_letters(pipeline.redis, QUEUE.name) == 1
     assert pipeline.redis.lrange(QUEUE.name, 0, -1) == [poison]
+
+
+def test_a_report_batch_that_keeps_failing_is_parked(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ichnaea.pipeline.internal as internal
+    from ichnaea.pipeline.internal import process_internal
+    from ichnaea.queue import encode_item
+
+    def broken(items: object, geocoder: object) -> object:
+        raise RuntimeError("a bug in the transform")
+
+    monkeypatch.setattr(internal, "transform_batch", broken)
+    queue = "queue_export_internal"
+    raw = [encode_item({"api_key": None, "report": {"n": i}}) for i in range(3)]
+    pipeline.redis.rpush(queue, *raw)
+    for _ in range(MAX_BATCH_FAILURES):
+        with pytest.raises(RuntimeError):
+            process_internal(
+                pipeline.redis,
+                queue_name=queue,
+                geocoder=pipeline.resources.geocoder,
+                metrics=pipeline.metrics,
+                known_keys=pipeline.resources.known_keys,
+                consumer="worker-1",
+            )
+    ((key, _, letter),) = list(dead_letters(pipeline.redis))
+    assert key == dead_letter_key(queue)
+    assert letter["error"] == "RuntimeError: a bug in the transform"
+    assert pipeline.redis.llen(queue) == 0
+    assert requeue_dead_letters(pipeline.redis, queue) == 3
+    assert pipeline.redis.lrange(queue, 0, -1) == raw
