@@ -10,8 +10,8 @@ Two kinds of jobs:
 * **Periodic jobs** have a period; the single scheduler adds their names
   to the set ``scheduler:due`` when due (a job not yet run is never queued
   twice) and whichever worker pops a name runs it. Stat counters, region
-  statistics, clean-ups, the reclaim of batches whose consumer died, and
-  the queue-size gauges are periodic.
+  statistics, clean-ups, the reclaim of batches whose consumer died, the
+  queue-size gauges and the locate sample-rate controller are periodic.
 
 Each job is a thin wrapper over testable logic in :mod:`ichnaea.pipeline`.
 """
@@ -45,6 +45,7 @@ from ichnaea.pipeline.export import (
 )
 from ichnaea.pipeline.incoming import ExportTarget, process_incoming
 from ichnaea.pipeline.internal import KnownKeys, process_internal
+from ichnaea.pipeline.ratecontrol import control_sample_rate
 from ichnaea.pipeline.station import (
     AREA_QUEUE,
     cleanup_batches,
@@ -285,6 +286,17 @@ def _cleanup(res: Resources) -> int:
     return 0
 
 
+def _rate_control(res: Resources) -> int:
+    """Steer the locate query-report sample rate by the station backlog (spec section 17)."""
+    names = [queue.name for queue in station_queues()]
+    with res.redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.llen(name)
+        backlog = sum(int(size) for size in pipe.execute())
+    control_sample_rate(res.redis, res.db, res.metrics, backlog=backlog)
+    return 0
+
+
 def _monitor_queues(res: Resources) -> int:
     names = [INCOMING_QUEUE, AREA_QUEUE, *(q.name for q in station_queues())]
     names += [f"update_datamap_{shard}" for shard in DATAMAP_SHARD_IDS]
@@ -331,6 +343,7 @@ RECLAIM = Job("reclaim", _reclaim, period_s=30)
 PERIODIC_JOBS: tuple[Job, ...] = (
     RECLAIM,
     Job("monitor_queues", _monitor_queues, period_s=60),
+    Job("rate_control", _rate_control, period_s=60),
     Job("update_statcounter", _statcounter, period_s=600),
     Job("update_statregion", _statregion, period_s=86400),
     Job("cleanup", _cleanup, period_s=86400),

@@ -105,3 +105,20 @@ def test_queue_gauges_carry_the_data_type(
     assert gauges["update_cellarea"] == (0, "cellarea")
     assert gauges["update_cell_lte"] == (0, "cell")
     assert gauges["update_datamap_ne"] == (0, "datamap")
+
+
+def test_rate_control_job_steers_the_locate_sample_rate_by_the_station_backlog(
+    redis_client: redis.Redis, make_settings
+) -> None:  # type: ignore[no-untyped-def]
+    import ichnaea.worker.jobs as jobs
+    from ichnaea.api.locate.service import GLOBAL_SAMPLE_RATE_KEY
+
+    redis_client.mset({"rate_controller_enabled": "1", "rate_controller_target": "10",
+                       "rate_controller_kp": "1"})  # fmt: skip
+    redis_client.rpush("update_wifi_3", *[b"{}"] * 15)  # backlog 15 > target 10
+    res = jobs.Resources(make_settings(), None, redis_client)
+    jobs.run_job(jobs.periodic_job("rate_control"), res)
+    assert float(redis_client.get(GLOBAL_SAMPLE_RATE_KEY)) == 0.0
+    redis_client.delete("update_wifi_3")
+    jobs.run_job(jobs.periodic_job("rate_control"), res)
+    assert float(redis_client.get(GLOBAL_SAMPLE_RATE_KEY)) == 100.0

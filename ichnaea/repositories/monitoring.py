@@ -1,0 +1,33 @@
+"""SQL for the server's own health figures (read by the rate controller)."""
+
+from __future__ import annotations
+
+import sqlalchemy
+from sqlalchemy.exc import DBAPIError
+
+HISTORY_LENGTH_SQL = (
+    "SELECT count FROM information_schema.innodb_metrics WHERE name = 'trx_rseg_history_len'"
+)
+# ER_SPECIFIC_ACCESS_DENIED_ERROR: the account lacks the PROCESS privilege.
+MYSQL_ACCESS_DENIED = 1227
+
+
+def read_history_length(engine: sqlalchemy.Engine | None) -> int | None:
+    """InnoDB's transaction history length, or None where there is none to read.
+
+    None for SQLite, without an engine, when the server has no row for the
+    metric, and when the account lacks the PROCESS privilege (MySQL error
+    1227, expected on managed databases: skipped without a log line every
+    minute). Any other database error propagates.
+    """
+    if engine is None or engine.dialect.name not in ("mysql", "mariadb"):
+        return None
+    try:
+        with engine.connect() as connection:
+            value = connection.execute(sqlalchemy.text(HISTORY_LENGTH_SQL)).scalar()
+    except DBAPIError as exc:
+        args = getattr(exc.orig, "args", ())
+        if args and args[0] == MYSQL_ACCESS_DENIED:
+            return None
+        raise
+    return None if value is None else int(value)
