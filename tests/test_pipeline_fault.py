@@ -128,7 +128,9 @@ def claim_holders(client: redis.Redis) -> set[int]:
     return {int(owner.split(b":")[1]) for owner in owners}
 
 
-def test_sigkilled_workers_leave_the_same_stations(backend: Backend, tmp_path: Path) -> None:
+def test_sigkilled_workers_leave_the_same_stations_quirk_11_fixed(
+    backend: Backend, tmp_path: Path
+) -> None:
     reports, seen = make_reports()
     env = role_env(backend, tmp_path / "data", QUEUE_LEASE_S="2", STATION_BATCH="40")
     client = redis.Redis.from_url(backend.redis_url)

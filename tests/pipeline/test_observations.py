@@ -673,7 +673,7 @@ def test_cell_asu_holding_a_dbm_value_is_swapped_into_signal(
     assert (obs.get("asu"), obs.get("signal")) == expected
 
 
-def test_cell_with_only_psc_is_rejected() -> None:
+def test_cell_with_only_psc_is_rejected_quirk_7_kept() -> None:
     assert validate_cell({"radio": "lte", "psc": 5}) is None
     assert validate_cell({"radio": "lte", "mcc": 262, "mnc": 1, "psc": 5}) is None
 
@@ -753,7 +753,7 @@ def test_duplicated_cell_keeps_better_one(
         ("AB:CD:EF:01:23:45", "e"),
     ],
 )
-def test_wifi_and_blue_queues_use_fifth_hex_character(
+def test_wifi_and_blue_queues_use_fifth_hex_character_quirk_3_kept(
     geocoder: Geocoder, mac: str, shard: str
 ) -> None:
     batch = run(geocoder, report(wifi=[{"macAddress": mac}], blue=[{"macAddress": mac}]))

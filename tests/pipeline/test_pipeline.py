@@ -145,8 +145,15 @@ def test_nr_cells_are_learned_end_to_end(pipeline: Pipeline) -> None:
     assert (row["lac"], row["cid"], row["lat"]) == (70000, 2**35 + 5, 51.5)
 
 
-def test_datamap_grid_cells_are_recorded(pipeline: Pipeline) -> None:
-    """Section 7.6 through the whole pipeline: one grid cell per report position."""
+def test_datamap_grid_cells_are_recorded_without_a_map_token_quirk_1_fixed(
+    pipeline: Pipeline,
+) -> None:
+    """Section 7.6 through the whole pipeline: one grid cell per report position.
+
+    The datamap queues are filled and drained whatever MAP_TOKEN says (the
+    original filled them always and drained them only with a token).
+    """
+    assert not pipeline.settings.map_token
     wifi = [{"macAddress": WIFI}]
     pipeline.submit(
         [report(50.0, 10.0, wifiAccessPoints=wifi)]

@@ -84,14 +84,17 @@ def test_a_worker_runs_due_jobs_and_ignores_unknown_names(
     assert redis_client.scard(jobs.DUE_KEY) == 0
 
 
-def test_queue_gauges_carry_the_data_type(
+def test_queue_gauges_carry_the_data_type_and_cover_export_queues_quirk_20_fixed(
     redis_client: redis.Redis, make_settings, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     import ichnaea.worker.jobs as jobs
+    from ichnaea.pipeline.incoming import ExportTarget
     from tests._support import RecordingMetrics
 
-    monkeypatch.setattr(jobs.Resources, "targets", lambda self: ([], {}))
+    backup = ExportTarget("backup", "dummy", frozenset(), frozenset())
+    monkeypatch.setattr(jobs.Resources, "targets", lambda self: ([backup], {}))
     redis_client.rpush("update_wifi_3", b"{}", b"{}")
+    redis_client.rpush("queue_export_backup", b"{}")
     metrics = RecordingMetrics()
     res = jobs.Resources(make_settings(), None, redis_client, metrics=metrics)
     jobs.run_job(jobs.periodic_job("monitor_queues"), res)
@@ -101,10 +104,23 @@ def test_queue_gauges_carry_the_data_type(
         if kind == "g"
     }
     assert gauges["update_wifi_3"] == (2, "wifi")
+    assert gauges["queue_export_backup"] == (1, "exports")
     assert gauges["update_incoming"] == (0, "report")
     assert gauges["update_cellarea"] == (0, "cellarea")
     assert gauges["update_cell_lte"] == (0, "cell")
     assert gauges["update_datamap_ne"] == (0, "datamap")
+
+
+def test_region_stats_are_scheduled_without_a_map_token_quirk_2_fixed(
+    make_settings,
+) -> None:  # type: ignore[no-untyped-def]
+    from ichnaea.worker.jobs import PERIODIC_JOBS, registered_jobs
+
+    settings = make_settings()
+    assert not settings.map_token
+    names = {job.name for job in registered_jobs(settings) if job.period_s}
+    assert {"update_statregion", "cleanup"} <= names
+    assert names == {job.name for job in PERIODIC_JOBS}
 
 
 def test_rate_control_job_steers_the_locate_sample_rate_by_the_station_backlog(
