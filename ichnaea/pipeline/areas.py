@@ -78,8 +78,6 @@ from ichnaea.repositories.upsert import upsert_rows
 
 log = logging.getLogger(__name__)
 
-# The batch size of one run (spec section 10).
-AREA_BATCH = 100
 DBERROR_TAGS = {"type": "cellarea"}
 
 _NAN = float("nan")

@@ -35,7 +35,7 @@ from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
 from ichnaea.metrics import Metrics
 from ichnaea.pipeline.areas import update_areas
-from ichnaea.pipeline.datamap import cleanup_datamap, update_datamap
+from ichnaea.pipeline.datamap import DATAMAP_BATCH, cleanup_datamap, update_datamap
 from ichnaea.pipeline.export import (
     ExporterCache,
     clear_timer_if_empty,
@@ -63,10 +63,10 @@ log = logging.getLogger(__name__)
 DUE_KEY = "scheduler:due"
 # Cell areas are recomputed from all their cells, and every station batch
 # that moves a cell queues its area again: waiting for a big batch (or
-# AREA_MAX_AGE_S) lets one recomputation serve many queued copies.
+# AREA_MAX_AGE_S) lets one recomputation serve many queued copies. (The
+# original took 100 ids every 44 s.)
 AREA_BATCH = 5000
 AREA_MAX_AGE_S = 30
-DATAMAP_BATCH = 500
 TARGETS_TTL_S = 10.0
 
 
