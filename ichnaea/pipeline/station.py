@@ -217,10 +217,17 @@ def _apply_batch(
     observations: Sequence[Mapping[str, Any]],
     geocoder: Geocoder,
     now: datetime,
+    *,
+    resumed: bool,
 ) -> tuple[dict[str, Any], StationPlan | None]:
-    done = conn.execute(
-        sa.select(PipelineBatch.effects).where(PipelineBatch.batch_id == batch_id)
-    ).scalar()
+    # A freshly claimed batch has a new id, so only a resumed one can have
+    # been committed before. (Should an ambiguous commit be retried, the
+    # ledger's primary key still refuses to apply a batch twice.)
+    done = None
+    if resumed:
+        done = conn.execute(
+            sa.select(PipelineBatch.effects).where(PipelineBatch.batch_id == batch_id)
+        ).scalar()
     if done is not None:
         log.info(
             "%s: batch %s was committed before; applying its effects only", queue.name, batch_id
@@ -268,7 +275,9 @@ def process_station_queue(
 
     def transaction() -> tuple[dict[str, Any], StationPlan | None]:
         with engine.begin() as conn:
-            return _apply_batch(conn, queue, claimed.id, observations, geocoder, when)
+            return _apply_batch(
+                conn, queue, claimed.id, observations, geocoder, when, resumed=claimed.resumed
+            )
 
     def acknowledge(pipe: Pipeline) -> None:
         apply_effects(pipe, effects)
