@@ -8,6 +8,8 @@ from typing import NoReturn
 
 import pytest
 
+from ichnaea.metrics import Metrics
+
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
@@ -25,7 +27,7 @@ def xdist_index(worker_id: str) -> int:
     return int(worker_id[2:]) if worker_id.startswith("gw") else 0
 
 
-class RecordingMetrics:
+class RecordingMetrics(Metrics):
     """A metrics client that keeps every counter, timer and gauge it is given."""
 
     def __init__(self) -> None:
@@ -40,13 +42,38 @@ class RecordingMetrics:
     def gauge(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
         self.lines.append(("g", name, value, dict(tags or {})))
 
-    def close(self) -> None:
-        pass
+    def _of(self, kind: str) -> list[tuple[str, float, dict[str, str]]]:
+        return [(name, value, tags) for k, name, value, tags in self.lines if k == kind]
+
+    @property
+    def counts(self) -> list[tuple[str, float, dict[str, str]]]:
+        """Every counter increment: (name, value, tags)."""
+        return self._of("c")
+
+    @property
+    def gauges(self) -> list[tuple[str, float, dict[str, str]]]:
+        """Every gauge: (name, value, tags)."""
+        return self._of("g")
+
+    def counted(self, name: str) -> list[dict[str, str]]:
+        """The tags of each increment of counter ``name``."""
+        return [tags for got, _, tags in self.counts if got == name]
+
+    def timed(self, name: str) -> list[dict[str, str]]:
+        """The tags of each timing of ``name``."""
+        return [tags for got, _, tags in self._of("ms") if got == name]
 
     def total(self, name: str, **tags: str) -> float:
         """The sum of counter ``name`` over lines carrying exactly ``tags``."""
         return sum(
-            value
-            for kind, metric, value, got in self.lines
-            if kind == "c" and metric == name and got == tags
+            value for got, value, got_tags in self.counts if got == name and got_tags == tags
         )
+
+    def gauge_names(self) -> set[str]:
+        return {name for name, _, _ in self.gauges}
+
+    def gauge_value(self, name: str) -> float:
+        """The value of gauge ``name``, which must have been sent exactly once."""
+        values = [value for got, value, _ in self.gauges if got == name]
+        assert len(values) == 1, f"{name}: {values}"
+        return values[0]

@@ -38,7 +38,7 @@ class Pipeline:
             settings,
             self.engine,
             self.redis,
-            metrics=self.metrics,  # type: ignore[arg-type]  # duck-typed Metrics
+            metrics=self.metrics,
             drain=True,
         )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -14,23 +13,15 @@ from ichnaea import geo
 from ichnaea.codecs import encode_areaid, encode_cellid
 from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
-from ichnaea.metrics import Metrics
 from ichnaea.models.cell import CELL_TABLES, CellArea
 from ichnaea.pipeline.areas import update_areas
 from ichnaea.regions import RegionTable
+from tests._support import RecordingMetrics
 
 NOW = datetime(2024, 5, 6, 12, 30, 0)
 TODAY = NOW.date()
 YESTERDAY = TODAY - timedelta(days=1)
 LAT, LON = 51.5, -0.1
-
-
-class RecordingMetrics(Metrics):
-    def __init__(self) -> None:
-        self.counts: list[tuple[str, int, dict[str, str]]] = []
-
-    def incr(self, name: str, value: int = 1, tags: Mapping[str, str] | None = None) -> None:
-        self.counts.append((name, value, dict(tags or {})))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ the codecs in ``tests/test_codecs.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, timedelta
 
 import pytest
@@ -14,20 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ichnaea.codecs import datamap_grid, datamap_shard_id, decode_datamap_grid, encode_datamap_grid
-from ichnaea.metrics import Metrics
 from ichnaea.models.stats import DATAMAP_SHARDS
 from ichnaea.pipeline.datamap import cleanup_datamap, update_datamap
+from tests._support import RecordingMetrics
 
 TODAY = date(2024, 5, 6)
 YESTERDAY = TODAY - timedelta(days=1)
-
-
-class RecordingMetrics(Metrics):
-    def __init__(self) -> None:
-        self.counts: list[tuple[str, int, dict[str, str]]] = []
-
-    def incr(self, name: str, value: int = 1, tags: Mapping[str, str] | None = None) -> None:
-        self.counts.append((name, value, dict(tags or {})))
 
 
 @pytest.fixture

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ichnaea.metrics import Metrics
 from ichnaea.pipeline.dbretry import lock_error_code, with_lock_retry
 from ichnaea.repositories.session import create_engine
-
-
-class RecordingMetrics(Metrics):
-    def __init__(self) -> None:
-        self.counts: list[tuple[str, int, dict[str, str]]] = []
-
-    def incr(self, name: str, value: int = 1, tags: Mapping[str, str] | None = None) -> None:
-        self.counts.append((name, value, dict(tags or {})))
+from tests._support import RecordingMetrics
 
 
 class MySQLError(Exception):

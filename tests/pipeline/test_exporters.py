@@ -32,26 +32,11 @@ from ichnaea.pipeline.exporters import (
     object_key,
     send_with_retries,
 )
+from tests._support import RecordingMetrics
 from tests.fixtures_provider import Provider
 from tests.fixtures_s3 import S3Bucket
 
 SPEC_TEMPLATE = "backups/{source}/{api_key}/{year}/{month}/{day}"
-
-
-class RecordingMetrics(Metrics):
-    """Keeps every metric instead of sending it."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str, dict[str, str]]] = []
-
-    def _emit(self, name: str, body: str, tags: Mapping[str, str] | None) -> None:
-        self.lines.append((name, body, dict(tags or {})))
-
-    def counted(self, name: str) -> list[dict[str, str]]:
-        return [tags for n, body, tags in self.lines if n == name and body.endswith("|c")]
-
-    def timed(self, name: str) -> list[dict[str, str]]:
-        return [tags for n, body, tags in self.lines if n == name and body.endswith("|ms")]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +22,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from ichnaea.api.locate.service import GLOBAL_SAMPLE_RATE_KEY
-from ichnaea.metrics import Metrics
 from ichnaea.pipeline.ratecontrol import (
     SAMPLE_RATE_KEY,
     PidState,
@@ -31,6 +30,7 @@ from ichnaea.pipeline.ratecontrol import (
     step_rate_controller,
 )
 from ichnaea.repositories.monitoring import read_history_length
+from tests._support import RecordingMetrics
 from tests.fixtures_db import db_prefix
 
 NOW = 10_000.0  # monotonic seconds
@@ -52,23 +52,6 @@ PID_GAUGES = {
     for name in ("target", "kp", "ki", "kd", "pterm", "iterm", "dterm")
 }
 TRX_GAUGES = {"trx_history.min", "trx_history.max", "trx_history.purging"}
-
-
-class GaugeRecorder(Metrics):
-    def __init__(self) -> None:
-        self.gauges: list[tuple[str, float, dict[str, str]]] = []
-
-    def gauge(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
-        self.gauges.append((name, value, dict(tags or {})))
-
-    def names(self) -> set[str]:
-        return {name for name, _, _ in self.gauges}
-
-    def value(self, name: str) -> float:
-        """The value of gauge ``name``, which must have been sent exactly once."""
-        values = [value for got, value, _ in self.gauges if got == name]
-        assert len(values) == 1, f"{name}: {values}"
-        return values[0]
 
 
 def configure(client: redis.Redis, **overrides: str | None) -> None:
@@ -110,8 +93,8 @@ def is_negative_zero(value: float) -> bool:
 
 def run(
     client: redis.Redis, *, backlog: int = 0, history_length: int | None = None
-) -> GaugeRecorder:
-    metrics = GaugeRecorder()
+) -> RecordingMetrics:
+    metrics = RecordingMetrics()
     step_rate_controller(client, metrics, backlog=backlog, history_length=history_length, now=NOW)
     return metrics
 
@@ -123,7 +106,7 @@ def test_first_run_with_empty_queues_keeps_full_rate_and_saves_state(
     redis_client: redis.Redis,
 ) -> None:
     configure(redis_client)
-    metrics = GaugeRecorder()
+    metrics = RecordingMetrics()
 
     rate = step_rate_controller(redis_client, metrics, backlog=0, history_length=None, now=NOW)
 
@@ -143,17 +126,17 @@ def test_first_run_with_empty_queues_keeps_full_rate_and_saves_state(
         "last_time": NOW,
     }
     assert is_negative_zero(state["d_term"])
-    assert metrics.value("rate_control.locate.target") == 1000
-    assert metrics.value("rate_control.locate.kp") == 1.0
-    assert metrics.value("rate_control.locate.ki") == 0.002
-    assert metrics.value("rate_control.locate.kd") == 0.2
-    assert metrics.value("rate_control.locate.pterm") == 1000.0
-    assert metrics.value("rate_control.locate.iterm") == state["i_term"]
-    assert is_negative_zero(metrics.value("rate_control.locate.dterm"))
-    assert metrics.value("rate_control.locate") == 100.0
+    assert metrics.gauge_value("rate_control.locate.target") == 1000
+    assert metrics.gauge_value("rate_control.locate.kp") == 1.0
+    assert metrics.gauge_value("rate_control.locate.ki") == 0.002
+    assert metrics.gauge_value("rate_control.locate.kd") == 0.2
+    assert metrics.gauge_value("rate_control.locate.pterm") == 1000.0
+    assert metrics.gauge_value("rate_control.locate.iterm") == state["i_term"]
+    assert is_negative_zero(metrics.gauge_value("rate_control.locate.dterm"))
+    assert metrics.gauge_value("rate_control.locate") == 100.0
     assert all(tags == {} for _, _, tags in metrics.gauges)
     # No history length was read, so no trx gauges (and no queue gauges: the caller's job).
-    assert metrics.names() == PID_GAUGES | {"rate_control.locate"}
+    assert metrics.gauge_names() == PID_GAUGES | {"rate_control.locate"}
 
 
 def test_saved_state_resumes_with_small_backlog_at_full_rate(
@@ -174,7 +157,7 @@ def test_saved_state_resumes_with_small_backlog_at_full_rate(
     assert state["last_output"] == 1000.0  # 990 + 118.8 - 0.03, limited to the target
     assert state["last_time"] == NOW
     assert get(redis_client, SAMPLE_RATE_KEY) == "100.0"
-    assert metrics.value("rate_control.locate") == 100.0
+    assert metrics.gauge_value("rate_control.locate") == 100.0
 
 
 def test_target_lowered_below_backlog_stops_sampling(redis_client: redis.Redis) -> None:
@@ -189,8 +172,8 @@ def test_target_lowered_below_backlog_stops_sampling(redis_client: redis.Redis) 
     assert state["d_term"] == 0.0  # the backlog did not change
     assert state["last_output"] == 0.0
     assert get(redis_client, SAMPLE_RATE_KEY) == "0.0"
-    assert metrics.value("rate_control.locate") == 0.0
-    assert metrics.value("rate_control.locate.target") == 5
+    assert metrics.gauge_value("rate_control.locate") == 0.0
+    assert metrics.gauge_value("rate_control.locate.target") == 5
 
 
 def test_output_between_limits_gives_proportional_rate(redis_client: redis.Redis) -> None:
@@ -200,7 +183,7 @@ def test_output_between_limits_gives_proportional_rate(redis_client: redis.Redis
 
     assert saved_state(redis_client)["last_output"] == 400.0
     assert get(redis_client, SAMPLE_RATE_KEY) == "40.0"
-    assert metrics.value("rate_control.locate") == 40.0
+    assert metrics.gauge_value("rate_control.locate") == 40.0
 
 
 def test_incomplete_state_restarts_pid(redis_client: redis.Redis) -> None:
@@ -303,12 +286,12 @@ def test_history_above_max_starts_purging(redis_client: redis.Redis) -> None:
     assert get(redis_client, "rate_controller_trx_purging") == "1"
     assert get(redis_client, SAMPLE_RATE_KEY) == "0.0"
     assert get(redis_client, "rate_controller_state") == before  # not saved while purging
-    assert metrics.value("rate_control.locate") == 0.0
-    assert metrics.value("trx_history.length") == 123
-    assert metrics.value("trx_history.min") == 10
-    assert metrics.value("trx_history.max") == 100
-    assert metrics.value("trx_history.purging") == 1
-    assert metrics.names() >= PID_GAUGES
+    assert metrics.gauge_value("rate_control.locate") == 0.0
+    assert metrics.gauge_value("trx_history.length") == 123
+    assert metrics.gauge_value("trx_history.min") == 10
+    assert metrics.gauge_value("trx_history.max") == 100
+    assert metrics.gauge_value("trx_history.purging") == 1
+    assert metrics.gauge_names() >= PID_GAUGES
 
 
 def test_purging_continues_above_min(redis_client: redis.Redis) -> None:
@@ -323,8 +306,8 @@ def test_purging_continues_above_min(redis_client: redis.Redis) -> None:
 
     assert get(redis_client, "rate_controller_trx_purging") == "1"
     assert get(redis_client, SAMPLE_RATE_KEY) == "0.0"
-    assert metrics.value("trx_history.purging") == 1
-    assert metrics.value("rate_control.locate") == 0.0
+    assert metrics.gauge_value("trx_history.purging") == 1
+    assert metrics.gauge_value("rate_control.locate") == 0.0
 
 
 def test_purging_ends_below_min(redis_client: redis.Redis) -> None:
@@ -340,9 +323,9 @@ def test_purging_ends_below_min(redis_client: redis.Redis) -> None:
     assert get(redis_client, "rate_controller_trx_purging") == "0"
     assert get(redis_client, SAMPLE_RATE_KEY) == "100.0"
     assert saved_state(redis_client)["last_time"] == NOW
-    assert metrics.value("trx_history.purging") == 0
-    assert metrics.value("trx_history.min") == 124
-    assert metrics.value("rate_control.locate") == 100.0
+    assert metrics.gauge_value("trx_history.purging") == 0
+    assert metrics.gauge_value("trx_history.min") == 124
+    assert metrics.gauge_value("rate_control.locate") == 100.0
 
 
 def test_no_history_length_turns_purging_off(redis_client: redis.Redis) -> None:
@@ -353,7 +336,7 @@ def test_no_history_length_turns_purging_off(redis_client: redis.Redis) -> None:
 
     assert get(redis_client, "rate_controller_trx_purging") == "0"
     assert get(redis_client, SAMPLE_RATE_KEY) == "100.0"
-    assert not ({"trx_history.length"} | TRX_GAUGES) & metrics.names()
+    assert not ({"trx_history.length"} | TRX_GAUGES) & metrics.gauge_names()
 
 
 def test_disabled_controller_still_reports_history_length(redis_client: redis.Redis) -> None:
@@ -361,8 +344,8 @@ def test_disabled_controller_still_reports_history_length(redis_client: redis.Re
 
     metrics = run(redis_client, history_length=5000)
 
-    assert metrics.value("trx_history.length") == 5000
-    assert not (TRX_GAUGES | PID_GAUGES) & metrics.names()
+    assert metrics.gauge_value("trx_history.length") == 5000
+    assert not (TRX_GAUGES | PID_GAUGES) & metrics.gauge_names()
     assert get(redis_client, "rate_controller_trx_purging") == "0"
 
 
@@ -383,30 +366,30 @@ def test_control_sample_rate_reads_history_from_engine(
     redis_client: redis.Redis, db_engine: sa.Engine, db_url: str
 ) -> None:
     configure(redis_client)
-    metrics = GaugeRecorder()
+    metrics = RecordingMetrics()
 
     rate = control_sample_rate(redis_client, db_engine, metrics, backlog=0, now=NOW)
 
     assert rate == 100.0
     if make_url(db_url).get_backend_name() == "sqlite":
-        assert not ({"trx_history.length"} | TRX_GAUGES) & metrics.names()
+        assert not ({"trx_history.length"} | TRX_GAUGES) & metrics.gauge_names()
     else:
-        assert metrics.value("trx_history.length") >= 0
-        assert metrics.value("trx_history.max") == 1_000_000
+        assert metrics.gauge_value("trx_history.length") >= 0
+        assert metrics.gauge_value("trx_history.max") == 1_000_000
 
 
 def test_control_sample_rate_without_engine(redis_client: redis.Redis) -> None:
     configure(redis_client)
-    metrics = GaugeRecorder()
+    metrics = RecordingMetrics()
     before = time.monotonic()
 
     rate = control_sample_rate(redis_client, None, metrics, backlog=600)
 
     assert read_history_length(None) is None
-    assert "trx_history.length" not in metrics.names()
+    assert "trx_history.length" not in metrics.gauge_names()
     # The default clock is time.monotonic(); the saved state records it.
     assert before <= saved_state(redis_client)["last_time"] <= time.monotonic()
-    assert rate == metrics.value("rate_control.locate")
+    assert rate == metrics.gauge_value("rate_control.locate")
 
 
 @pytest.fixture
@@ -470,15 +453,15 @@ def test_disabled_controller_leaves_manual_rate(redis_client: redis.Redis) -> No
     configure(redis_client, rate_controller_enabled="0")
     redis_client.set(SAMPLE_RATE_KEY, "56.4")
     save_state(redis_client)
-    metrics = GaugeRecorder()
+    metrics = RecordingMetrics()
 
     rate = step_rate_controller(redis_client, metrics, backlog=10**6, history_length=None)
 
     assert rate == 56.4
     assert get(redis_client, SAMPLE_RATE_KEY) == "56.4"
     assert get(redis_client, "rate_controller_state") == "{}"
-    assert metrics.value("rate_control.locate") == 56.4
-    assert metrics.names() == {"rate_control.locate"}
+    assert metrics.gauge_value("rate_control.locate") == 56.4
+    assert metrics.gauge_names() == {"rate_control.locate"}
 
 
 @pytest.mark.parametrize("raw", ["abc", "nan", "inf"])
@@ -488,7 +471,7 @@ def test_invalid_manual_rate_reads_as_full_rate(redis_client: redis.Redis, raw: 
 
     metrics = run(redis_client)
 
-    assert metrics.value("rate_control.locate") == 100.0
+    assert metrics.gauge_value("rate_control.locate") == 100.0
     assert get(redis_client, SAMPLE_RATE_KEY) == raw  # the operator's value, left alone
 
 
@@ -506,7 +489,7 @@ def test_empty_redis_gets_every_default_and_stays_disabled(redis_client: redis.R
         "rate_controller_trx_max": "1000000",
         "rate_controller_state": "{}",
     }
-    assert metrics.value("rate_control.locate") == 100.0
+    assert metrics.gauge_value("rate_control.locate") == 100.0
 
 
 # --- step 2: parameter validation ---------------------------------------------------------
@@ -523,8 +506,8 @@ def test_invalid_target_disables_controller(redis_client: redis.Redis, value: st
     assert get(redis_client, "rate_controller_target") == "0"
     assert get(redis_client, "rate_controller_state") == "{}"
     assert get(redis_client, SAMPLE_RATE_KEY) is None
-    assert metrics.value("rate_control.locate") == 100.0
-    assert not PID_GAUGES & metrics.names()
+    assert metrics.gauge_value("rate_control.locate") == 100.0
+    assert not PID_GAUGES & metrics.gauge_names()
 
 
 def test_target_zero_disables_controller_quirk_fixed(redis_client: redis.Redis) -> None:
@@ -532,7 +515,7 @@ def test_target_zero_disables_controller_quirk_fixed(redis_client: redis.Redis) 
     configure(redis_client, rate_controller_target="0")
     redis_client.set(SAMPLE_RATE_KEY, "56.4")
 
-    rate = run(redis_client, backlog=10).value("rate_control.locate")
+    rate = run(redis_client, backlog=10).gauge_value("rate_control.locate")
 
     assert rate == 56.4
     assert get(redis_client, SAMPLE_RATE_KEY) == "56.4"
@@ -552,7 +535,7 @@ def test_invalid_enabled_flag_disables_controller(
 
     assert get(redis_client, "rate_controller_enabled") == "0"
     assert get(redis_client, "rate_controller_state") == "{}"
-    assert not PID_GAUGES & metrics.names()
+    assert not PID_GAUGES & metrics.gauge_names()
 
 
 @pytest.mark.parametrize(
@@ -570,7 +553,7 @@ def test_missing_gain_gets_default_and_controller_runs(
     assert get(redis_client, "rate_controller_enabled") == "1"
     assert saved_state(redis_client)["state"] == "running"
     gauge = "rate_control.locate." + key.removeprefix("rate_controller_")
-    assert metrics.value(gauge) == default
+    assert metrics.gauge_value(gauge) == default
 
 
 @pytest.mark.parametrize(
@@ -589,8 +572,8 @@ def test_invalid_gain_is_reset_and_disables_controller(
     assert get(redis_client, key) == default
     assert get(redis_client, "rate_controller_enabled") == "0"
     assert get(redis_client, "rate_controller_state") == "{}"
-    assert metrics.value("rate_control.locate") == 100.0
-    assert not PID_GAUGES & metrics.names()
+    assert metrics.gauge_value("rate_control.locate") == 100.0
+    assert not PID_GAUGES & metrics.gauge_names()
 
 
 @pytest.mark.parametrize(
@@ -624,7 +607,7 @@ def test_invalid_trx_min_disables_controller_quirk_fixed(redis_client: redis.Red
     assert get(redis_client, "rate_controller_trx_min") == "1000"
     assert get(redis_client, "rate_controller_trx_max") == "200000"
     assert get(redis_client, "rate_controller_enabled") == "0"
-    assert not TRX_GAUGES & metrics.names()
+    assert not TRX_GAUGES & metrics.gauge_names()
 
 
 def test_trx_max_not_above_min_is_reset(redis_client: redis.Redis) -> None:
