@@ -113,22 +113,27 @@ def encode_observation(observation: Mapping[str, Any]) -> bytes:
 
 def _decode(
     queue: StationQueue, raw_items: Sequence[bytes]
-) -> tuple[list[dict[str, Any]], list[bytes]]:
-    """The usable observations, and the raw items that are not (set aside, not lost)."""
+) -> tuple[list[dict[str, Any]], list[bytes], list[bytes]]:
+    """The usable observations, their station keys, and the raw items that are not usable.
+
+    The unusable ones are set aside by the caller, not lost.
+    """
     observations: list[dict[str, Any]] = []
+    keys: list[bytes] = []
     bad: list[bytes] = []
     for raw in raw_items:
         try:
             value = json.loads(raw)
             if not isinstance(value, dict):
                 raise ValueError("not a JSON object")
-            station_key(queue.stype, value)  # an observation the table can key
+            key = station_key(queue.stype, value)  # an observation the table can key
         except (ValueError, TypeError, KeyError) as exc:
             log.error("%s: unusable observation set aside (%s): %r", queue.name, exc, raw[:200])
             bad.append(raw)
             continue
         observations.append(value)
-    return observations, bad
+        keys.append(key)
+    return observations, keys, bad
 
 
 def _key_column(table: sa.Table) -> sa.Column[Any]:
@@ -215,6 +220,7 @@ def _apply_batch(
     queue: StationQueue,
     batch_id: str,
     observations: Sequence[Mapping[str, Any]],
+    keys: Sequence[bytes],
     geocoder: Geocoder,
     now: datetime,
     *,
@@ -235,10 +241,9 @@ def _apply_batch(
         return json.loads(done), None
     today = now.date()
     table = queue.table
-    keys = sorted({station_key(queue.stype, obs) for obs in observations})
-    existing = _read_existing(conn, table, keys)
+    existing = _read_existing(conn, table, sorted(set(keys)))
     plan = plan_station_updates(
-        queue.stype, observations, existing, now=now, today=today, geocoder=geocoder
+        queue.stype, observations, existing, now=now, today=today, geocoder=geocoder, keys=keys
     )
     rows = _rows_to_write(table, plan, existing, today)
     upsert_rows(conn, table, [c.name for c in table.columns], rows)
@@ -271,12 +276,19 @@ def process_station_queue(
     if claimed.resumed:
         log.warning("%s: resuming batch %s left by a stopped worker", queue.name, claimed.id)
     when = now or datetime.now(UTC).replace(microsecond=0, tzinfo=None)
-    observations, bad = _decode(queue, claimed.items)
+    observations, keys, bad = _decode(queue, claimed.items)
 
     def transaction() -> tuple[dict[str, Any], StationPlan | None]:
         with engine.begin() as conn:
             return _apply_batch(
-                conn, queue, claimed.id, observations, geocoder, when, resumed=claimed.resumed
+                conn,
+                queue,
+                claimed.id,
+                observations,
+                keys,
+                geocoder,
+                when,
+                resumed=claimed.resumed,
             )
 
     def acknowledge(pipe: Pipeline) -> None:

@@ -289,10 +289,11 @@ def _choose_groups(
     existing: Mapping[bytes, Row],
     today: date,
     plan: StationPlan,
+    keys: Sequence[bytes],
 ) -> list[_Group]:
     members: dict[bytes, list[int]] = {}
     for i in usable.tolist():
-        members.setdefault(station_key(stype, observations[i]), []).append(i)
+        members.setdefault(keys[i], []).append(i)
     groups = []
     for key, indices in members.items():
         plan.obs_count += len(indices)
@@ -341,6 +342,7 @@ def plan_station_updates(
     now: datetime,
     today: date,
     geocoder: RegionLookup,
+    keys: Sequence[bytes] | None = None,
 ) -> StationPlan:
     """Decide the row changes for one batch of observations of one station type.
 
@@ -363,6 +365,9 @@ def plan_station_updates(
         The run's date, for ``last_seen`` and the block dates.
     geocoder : RegionLookup
         Region lookups for new positions (:class:`ichnaea.geocode.Geocoder`).
+    keys : sequence of bytes, optional
+        :func:`station_key` of each observation, when the caller has them
+        already (the station stage computes them to validate its batch).
 
     Returns
     -------
@@ -391,7 +396,11 @@ def plan_station_updates(
     usable = np.flatnonzero(
         (weights > 0.0) & np.isfinite(weights) & np.isfinite(lat) & np.isfinite(lon)
     )
-    groups = _choose_groups(stype, observations, usable, existing, today, plan)
+    if keys is None:
+        keys = [station_key(stype, observation) for observation in observations]
+    elif len(keys) != len(observations):
+        raise ValueError(f"{len(keys)} keys for {len(observations)} observations")
+    groups = _choose_groups(stype, observations, usable, existing, today, plan, keys)
     if not groups:
         return plan
 
@@ -429,14 +438,14 @@ def plan_station_updates(
                 continue  # already confirmed today: no write, no count
             plan.confirms.append(group.key)
         else:
-            keys = _key_columns(stype, group, observations)
+            ident = _key_columns(stype, group, observations)
             values = _row_values(
                 action, group, k, agg_values, merged, now, today, geocoder, fresh_regions
             )
-            (plan.inserts if group.row is None else plan.updates).append({**keys, **values})
-            if stype is StationType.cell and keys["lac"] <= MAX_AREA_LAC:
+            (plan.inserts if group.row is None else plan.updates).append({**ident, **values})
+            if stype is StationType.cell and ident["lac"] <= MAX_AREA_LAC:
                 plan.area_ids.add(
-                    encode_areaid(keys["radio"], keys["mcc"], keys["mnc"], keys["lac"])
+                    encode_areaid(ident["radio"], ident["mcc"], ident["mnc"], ident["lac"])
                 )
         plan.actions[group.key] = action
         if action in (Action.change, Action.replace, Action.confirm):

@@ -772,3 +772,18 @@ def test_now_must_be_naive_utc(geocoder: Geocoder) -> None:
         plan_station_updates(
             StationType.wifi, [], {}, now=NOW.replace(tzinfo=UTC), today=TODAY, geocoder=geocoder
         )
+
+
+def test_keys_given_by_the_caller_give_the_same_plan(geocoder: Geocoder) -> None:
+    stype = StationType.wifi
+    observations = [obs(stype, n=i % 2) for i in range(4)]
+    keys = [station_key(stype, o) for o in observations]
+    given = plan_station_updates(
+        stype, observations, {}, now=NOW, today=TODAY, geocoder=geocoder, keys=keys
+    )
+    assert given == run(stype, observations, geocoder)
+    assert len(given.inserts) == 2
+    with pytest.raises(ValueError, match="3 keys for 4 observations"):
+        plan_station_updates(
+            stype, observations, {}, now=NOW, today=TODAY, geocoder=geocoder, keys=keys[:3]
+        )
