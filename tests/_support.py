@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -20,6 +22,20 @@ def backend_unavailable(message: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"{message} (CI=true: real backends are required)", pytrace=False)
     pytest.skip(message)
+
+
+def pool_workers(parent: int) -> list[int]:
+    """The job-running processes of an ``ichnaea worker`` pool (not the resource tracker)."""
+    found = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
+    workers = []
+    for pid in map(int, found.stdout.split()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue  # exited meanwhile
+        if b"spawn_main" in cmdline:
+            workers.append(pid)
+    return workers
 
 
 def xdist_index(worker_id: str) -> int:

@@ -39,6 +39,7 @@ from ichnaea.models.all import metadata
 from ichnaea.queue import INCOMING_QUEUE, encode_item
 from ichnaea.repositories.session import create_engine
 from ichnaea.worker.jobs import Resources, claimed_elsewhere, run_periodic_jobs, run_queue_jobs
+from tests._support import pool_workers
 from tests.fixtures_app import Backend
 from tests.test_pipeline_end_to_end import role_env, stop, wipe
 
@@ -102,20 +103,6 @@ def snapshot(db_url: str) -> dict[tuple[str, bytes], dict[str, Any]]:
     return rows
 
 
-def worker_children(parent: int) -> list[int]:
-    """The pool's worker processes (not multiprocessing's resource tracker)."""
-    found = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
-    pids = []
-    for pid in map(int, found.stdout.split()):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"resource_tracker" not in cmdline:
-            pids.append(pid)
-    return pids
-
-
 def claim_holders(client: redis.Redis) -> set[int]:
     """Pids of the consumers holding claimed batches (consumer ids are host:pid:time)."""
     owners: set[bytes] = set()
@@ -170,7 +157,7 @@ def test_sigkilled_workers_leave_the_same_stations_quirk_11_fixed(
         while kills < KILLS and time.monotonic() < deadline:
             assert pool.poll() is None, log.read_text()
             # A killed process keeps its lease (and stays a zombie) for a while.
-            holding = sorted((claim_holders(client) & set(worker_children(pool.pid))) - killed)
+            holding = sorted((claim_holders(client) & set(pool_workers(pool.pid))) - killed)
             if holding:
                 victim = random.choice(holding)
                 os.kill(victim, signal.SIGKILL)

@@ -11,12 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests._support import pool_workers
+
 pytestmark = pytest.mark.slow
-
-
-def children(pid: int) -> list[int]:
-    done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
-    return [int(line) for line in done.stdout.split()]
 
 
 def alive(pid: int) -> bool:
@@ -44,11 +41,7 @@ def test_workers_exit_when_the_pool_parent_is_killed(tmp_path: Path, redis_serve
         while len(workers) < 2:
             assert time.monotonic() < deadline, "the pool never started its processes"
             time.sleep(0.2)
-            # Skip multiprocessing's resource tracker: only spawn children run jobs.
-            workers = [
-                pid for pid in children(parent.pid)
-                if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
-            ]  # fmt: skip
+            workers = pool_workers(parent.pid)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 15
