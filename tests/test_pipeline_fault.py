@@ -185,10 +185,10 @@ def test_sigkilled_workers_leave_the_same_stations_quirk_11_fixed(
     )
     assert finished.returncode == 0, finished.stderr
     # The batches of the killed processes were taken up again by someone.
-    recovered = (
-        log.read_text().count("left by a stopped worker")
-        + finished.stderr.count("reclaimed")
-        + finished.stderr.count("left by a stopped worker")
+    # The pool's own periodic reclaim or `ichnaea process` may do it; both log it.
+    recovered = sum(
+        text.count("reclaimed") + text.count("left by a stopped worker")
+        for text in (log.read_text(), finished.stderr)
     )
     assert recovered >= 1, log.read_text() + finished.stderr
     assert claimed_elsewhere(checker) == 0
