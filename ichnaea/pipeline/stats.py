@@ -19,14 +19,21 @@ previous day can still arrive just after midnight). With ``v`` the counter:
 ``stat.value`` is thus a running total: all observations ever, all distinct
 stations ever. Rows are written even when ``v`` is 0, so every day has one.
 
-The database transaction commits before Redis is told, and Redis is told by
-``DECRBY v`` with exactly the value read, never by resetting the counter:
-increments that arrive while the run is in progress stay in Redis for the
-next run. A crash between the commit and the ``DECRBY`` counts ``v`` twice
-(at-least-once, as in the original). Two overlapping runs would both read
-the same ``v`` and count it twice, so a run takes a Redis lock
-(``statcounter:lock``, expiring after five minutes) and a run that finds the
-lock held does nothing; the next scheduled run catches up.
+Each value is moved exactly once, whatever stops a run (the original
+counted a value twice when it died between its commit and its ``DECRBY``):
+
+1. One Lua script moves every counter's value ``v`` into the hash
+   ``statcounter:pending`` (``DECRBY v``, never a reset, so increments
+   arriving meanwhile stay for the next run) together with a fresh run id.
+2. One database transaction adds the pending values to ``stat`` and records
+   the run id in ``pipeline_batch`` (queue ``statcounter``).
+3. The pending hash is deleted.
+
+A run that finds a pending hash (its predecessor stopped) first finishes
+it: step 2 unless the run id is already recorded, then step 3. Overlapping
+runs are kept apart by a Redis lock (``statcounter:lock``, expiring after
+five minutes); a run that finds the lock held does nothing and the next
+scheduled run catches up.
 
 :func:`cleanup_stat` deletes rows older than two years (730 days).
 
@@ -48,8 +55,9 @@ is dropped. The original scheduled this only when a map token was set
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import redis
@@ -60,6 +68,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ichnaea.enums import Radio, StatKey
 from ichnaea.models.cell import CellArea
+from ichnaea.models.pipeline import PipelineBatch
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS, MacStation
 from ichnaea.models.stats import RegionStat, Stat
 
@@ -69,6 +78,7 @@ log = logging.getLogger(__name__)
 # pick up yesterday's tail.
 STAT_COUNTER_TTL_S = 172_800
 STAT_COUNTER_LOCK_KEY = "statcounter:lock"
+STAT_COUNTER_PENDING_KEY = "statcounter:pending"
 STAT_COUNTER_LOCK_TTL_S = 300
 STAT_RETENTION_DAYS = 730
 REGION_STATS_CACHE_KEY = "cache:stats_regions:4"
@@ -133,6 +143,53 @@ def _persist_counter(connection: Connection, stat_key: StatKey, day: date, value
         )
 
 
+# Moves the counters (KEYS[2..]) into the pending hash (KEYS[1]) with the
+# run id (ARGV[1]); does nothing if a pending hash is already there.
+_TAKE_COUNTERS = """
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+redis.call('hset', KEYS[1], '_run', ARGV[1])
+for i = 2, #KEYS do
+  local value = tonumber(redis.call('get', KEYS[i]) or '0')
+  if value ~= 0 then
+    redis.call('decrby', KEYS[i], value)
+    redis.call('hset', KEYS[1], KEYS[i], value)
+  end
+end
+return 1
+"""
+
+
+def _parse_counter_key(key: str) -> tuple[StatKey, date]:
+    name, day = key.removeprefix("statcounter_").rsplit("_", 1)
+    return StatKey[name], datetime.strptime(day, "%Y%m%d").date()
+
+
+def _apply_pending(
+    engine: Engine, pending: Mapping[str, str], slots: list[tuple[StatKey, date]], now: datetime
+) -> None:
+    """Step 2: add the pending values (and a row for every slot) to ``stat``, once."""
+    run_id = f"statcounter:{pending['_run']}"
+    values = {
+        _parse_counter_key(key): int(value) for key, value in pending.items() if key != "_run"
+    }
+    for slot in slots:
+        values.setdefault(slot, 0)
+    with engine.begin() as connection:
+        done = connection.execute(
+            select(PipelineBatch.batch_id).where(PipelineBatch.batch_id == run_id)
+        ).scalar()
+        if done is not None:
+            log.info("stat counters of run %s were already stored", run_id)
+            return
+        for (stat_key, day), value in sorted(values.items()):
+            _persist_counter(connection, stat_key, day, value)
+        connection.execute(
+            insert(PipelineBatch).values(
+                batch_id=run_id, queue="statcounter", effects="{}", created=now
+            )
+        )
+
+
 def update_stat_counters(engine: Engine, redis_client: redis.Redis, *, today: date) -> None:
     """Move the Redis day counters of yesterday and today into ``stat`` (module docstring)."""
     lock = redis_client.lock(STAT_COUNTER_LOCK_KEY, timeout=STAT_COUNTER_LOCK_TTL_S, blocking=False)
@@ -142,21 +199,29 @@ def update_stat_counters(engine: Engine, redis_client: redis.Redis, *, today: da
     try:
         slots = [(stat_key, day) for stat_key in StatKey for day in (today - timedelta(1), today)]
         keys = [stat_counter_key(stat_key, day) for stat_key, day in slots]
-        values = [int(raw) if raw is not None else 0 for raw in redis_client.mget(keys)]
-        with engine.begin() as connection:
-            for (stat_key, day), value in zip(slots, values, strict=True):
-                _persist_counter(connection, stat_key, day, value)
-        with redis_client.pipeline(transaction=True) as pipe:
-            for key, value in zip(keys, values, strict=True):
-                if value:
-                    pipe.decrby(key, value)
-            pipe.execute()
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        # A pending move left by a stopped run is finished first, then ours.
+        for _ in range(2):
+            taken = redis_client.eval(
+                _TAKE_COUNTERS, len(keys) + 1, STAT_COUNTER_PENDING_KEY, *keys, uuid.uuid4().hex
+            )
+            raw = redis_client.hgetall(STAT_COUNTER_PENDING_KEY)
+            pending = {_text(key): _text(value) for key, value in raw.items()}
+            if "_run" in pending:
+                _apply_pending(engine, pending, slots, now)
+            redis_client.delete(STAT_COUNTER_PENDING_KEY)
+            if taken:
+                break
     finally:
         try:
             lock.release()
         except LockError as exc:
             # The lock expired mid-run; another run may have started.
             log.warning("stat counter lock lost before release: %s", exc)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def cleanup_stat(engine: Engine, *, today: date) -> int:

@@ -287,3 +287,47 @@ def test_region_stats_unchanged_when_nothing_is_counted(
     update_region_stats(engine, redis_client)
     assert region_rows(engine) == {"FR": (1, None, None, None, 2)}
     assert redis_client.get(REGION_STATS_CACHE_KEY) == b"cached"
+
+
+def test_a_run_stopped_before_its_commit_is_finished_by_the_next_one(
+    engine: Engine, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ichnaea.pipeline.stats as stats
+
+    redis_client.set(stat_counter_key(StatKey.wifi, TODAY), 5)
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("worker killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stats, "_apply_pending", crash)
+        with pytest.raises(RuntimeError):
+            update_stat_counters(engine, redis_client, today=TODAY)
+    # The value left the counter but is kept, pending.
+    assert counter(redis_client, StatKey.wifi, TODAY) == 0
+    assert stat_values(engine, StatKey.wifi) == {}
+    redis_client.incrby(stat_counter_key(StatKey.wifi, TODAY), 2)  # meanwhile
+    update_stat_counters(engine, redis_client, today=TODAY)
+    assert stat_values(engine, StatKey.wifi) == {YESTERDAY: 0, TODAY: 7}
+    assert redis_client.exists("statcounter:pending") == 0
+
+
+def test_a_run_stopped_after_its_commit_counts_nothing_twice_original_quirk_fixed(
+    engine: Engine, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redis_client.set(stat_counter_key(StatKey.blue, TODAY), 4)
+    real_delete = redis_client.delete
+
+    def crash_on_pending(*names: str) -> int:
+        if "statcounter:pending" in names:
+            raise redis.ConnectionError("worker killed after the commit")
+        return int(real_delete(*names))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(redis_client, "delete", crash_on_pending)
+        with pytest.raises(redis.ConnectionError):
+            update_stat_counters(engine, redis_client, today=TODAY)
+    assert stat_values(engine, StatKey.blue) == {YESTERDAY: 0, TODAY: 4}
+    update_stat_counters(engine, redis_client, today=TODAY)
+    assert stat_values(engine, StatKey.blue) == {YESTERDAY: 0, TODAY: 4}  # the original: 8
+    assert counter(redis_client, StatKey.blue, TODAY) == 0
