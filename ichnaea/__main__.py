@@ -9,6 +9,8 @@
     ichnaea process      run every pipeline stage until the queues are empty
     ichnaea replay ...   re-ingest archived reports (.json.gz) through the pipeline
     ichnaea deadletter   list or re-queue export batches that kept failing
+    ichnaea export ...   the public cell export (CSV) or a station dump
+    ichnaea import ...   load cell CSV files (MLS export format)
     ichnaea apikey ...   manage API keys
     ichnaea shell        a Python shell with settings, engine and Redis
     ichnaea check-build  verify the compiled core imports and computes
@@ -26,6 +28,7 @@ from pathlib import Path
 import click
 
 from ichnaea.cli.apikey import apikey
+from ichnaea.cli.exchange import export_group, import_group
 from ichnaea.cli.pipeline import deadletter, replay
 from ichnaea.cli.roles import map_command, process, scheduler, serve, shell, web, worker
 from ichnaea.cli.setup import check_build, migrate
@@ -62,6 +65,8 @@ for command in (
     process,
     replay,
     deadletter,
+    export_group,
+    import_group,
     apikey,
     shell,
     check_build,

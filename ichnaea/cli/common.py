@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+import time
 
 import click
 
@@ -36,3 +38,44 @@ def log_embedded_defaults(settings: Settings) -> None:
         log.info("no embedded defaults in use")
     for default in used:
         log.info("embedded default in use: %s", default)
+
+
+class Progress:
+    """Progress of a long command on stderr: a live line on a tty, else a line every 10 s.
+
+    ``advance(n, position=None)`` adds ``n`` units; ``position`` (e.g. bytes
+    read of ``total``) gives the percentage when the total is known.
+    """
+
+    def __init__(self, label: str, *, unit: str = "rows", total: int | None = None) -> None:
+        self.label = label
+        self.unit = unit
+        self.total = total
+        self.done = 0
+        self.position = 0
+        self._started = time.monotonic()
+        self._shown = 0.0
+        self._live = sys.stderr.isatty()
+
+    def _line(self) -> str:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        text = f"{self.label}: {self.done:,} {self.unit} ({self.done / elapsed:,.0f}/s)"
+        if self.total:
+            text += f", {min(self.position / self.total, 1.0):.0%}"
+        return text
+
+    def advance(self, n: int, position: int | None = None) -> None:
+        self.done += n
+        if position is not None:
+            self.position = position
+        now = time.monotonic()
+        if now - self._shown >= (0.2 if self._live else 10.0):
+            self._shown = now
+            click.echo(("\r" if self._live else "") + self._line(), err=True, nl=not self._live)
+
+    def finish(self) -> str:
+        """End the live line; return the final summary line."""
+        if self._live and self._shown:
+            click.echo("", err=True)
+        elapsed = time.monotonic() - self._started
+        return f"{self.label}: {self.done:,} {self.unit} in {elapsed:.1f} s"

@@ -11,7 +11,8 @@ Two kinds of jobs:
   to the set ``scheduler:due`` when due (a job not yet run is never queued
   twice) and whichever worker pops a name runs it. Stat counters, region
   statistics, clean-ups, the reclaim of batches whose consumer died, the
-  queue-size gauges and the locate sample-rate controller are periodic.
+  queue-size and API-usage gauges, the locate sample-rate controller and
+  the public cell exports are periodic.
 
 Each job is a thin wrapper over testable logic in :mod:`ichnaea.pipeline`.
 """
@@ -35,6 +36,7 @@ from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
 from ichnaea.metrics import Metrics
 from ichnaea.pipeline.areas import update_areas
+from ichnaea.pipeline.cellexport import ExportWindow, asset_store, diff_window, full_window, publish
 from ichnaea.pipeline.datamap import DATAMAP_BATCH, cleanup_datamap, update_datamap
 from ichnaea.pipeline.export import (
     ExporterCache,
@@ -45,6 +47,7 @@ from ichnaea.pipeline.export import (
 )
 from ichnaea.pipeline.incoming import ExportTarget, process_incoming
 from ichnaea.pipeline.internal import KnownKeys, process_internal
+from ichnaea.pipeline.monitor import monitor_api_key_limits, monitor_api_users
 from ichnaea.pipeline.ratecontrol import control_sample_rate
 from ichnaea.pipeline.station import (
     AREA_QUEUE,
@@ -118,6 +121,19 @@ class Job:
     run: Callable[[Resources], int]
     # Seconds between runs for periodic jobs; None for queue jobs.
     period_s: float | None = None
+    # Periodic jobs run when UTC wall time passes offset_s + k * period_s:
+    # (86400, 420) is daily at 00:07, (3600, 180) hourly at :03.
+    offset_s: float = 0.0
+    # Whether the scheduler enqueues it under these settings.
+    enabled: Callable[[Settings], bool] = lambda settings: True
+    # Whether `ichnaea process` runs it while draining the pipeline (the
+    # public exports are publications, not pipeline stages).
+    drains: bool = True
+
+    def slot(self, epoch_s: float) -> int:
+        """The number of this job's period that ``epoch_s`` (Unix seconds) falls in."""
+        assert self.period_s, f"{self.name} is not periodic"
+        return int((epoch_s - self.offset_s) // self.period_s)
 
 
 # -- queue jobs ----------------------------------------------------------------
@@ -286,6 +302,25 @@ def _cleanup(res: Resources) -> int:
     return 0
 
 
+def _cell_export(window: Callable[[datetime], ExportWindow]) -> Callable[[Resources], int]:
+    def run(res: Resources) -> int:
+        store = asset_store(res.settings.asset_bucket, endpoint_url=res.settings.s3_endpoint_url)
+        if store is None:
+            raise RuntimeError("ASSET_BUCKET is not set in this worker: no cell export")
+        _, count = publish(res.db, store, window(utcnow()))
+        return count
+
+    return run
+
+
+def _api_key_limits(res: Resources) -> int:
+    return monitor_api_key_limits(res.redis, res.metrics, today=_today())
+
+
+def _api_users(res: Resources) -> int:
+    return monitor_api_users(res.redis, res.metrics, today=_today())
+
+
 def _rate_control(res: Resources) -> int:
     """Steer the locate query-report sample rate by the station backlog (spec section 17)."""
     names = [queue.name for queue in station_queues()]
@@ -340,19 +375,38 @@ QUEUE_JOBS: tuple[Job, ...] = (
 
 RECLAIM = Job("reclaim", _reclaim, period_s=30)
 
+DAY_S = 86400
+
+
+def _has_asset_bucket(settings: Settings) -> bool:
+    return bool(settings.asset_bucket)
+
+
+# Times of day are the original's (spec section 4), in UTC.
 PERIODIC_JOBS: tuple[Job, ...] = (
     RECLAIM,
     Job("monitor_queues", _monitor_queues, period_s=60),
     Job("rate_control", _rate_control, period_s=60),
     Job("update_statcounter", _statcounter, period_s=600),
-    Job("update_statregion", _statregion, period_s=86400),
-    Job("cleanup", _cleanup, period_s=86400),
-)
+    Job("monitor_api_key_limits", _api_key_limits, period_s=600),
+    Job("monitor_api_users", _api_users, period_s=600),
+    Job("update_statregion", _statregion, period_s=DAY_S, offset_s=7 * 60),
+    Job("cleanup", _cleanup, period_s=DAY_S, offset_s=17 * 60),
+    Job("cell_export_diff", _cell_export(diff_window), period_s=3600, offset_s=3 * 60,
+        enabled=_has_asset_bucket, drains=False),
+    Job("cell_export_full", _cell_export(full_window), period_s=DAY_S, offset_s=37 * 60,
+        enabled=_has_asset_bucket, drains=False),
+)  # fmt: skip
+
+
+def scheduled_jobs(settings: Settings) -> tuple[Job, ...]:
+    """The periodic jobs the scheduler enqueues under ``settings``."""
+    return tuple(job for job in PERIODIC_JOBS if job.enabled(settings))
 
 
 def registered_jobs(settings: Settings) -> tuple[Job, ...]:
-    """Every job (queue jobs first); the scheduler enqueues those with a period."""
-    return QUEUE_JOBS + PERIODIC_JOBS
+    """Every job a worker runs: the queue jobs, then the scheduled periodic ones."""
+    return QUEUE_JOBS + scheduled_jobs(settings)
 
 
 def periodic_job(name: str) -> Job | None:
@@ -412,6 +466,7 @@ def claimed_elsewhere(res: Resources) -> int:
 
 
 def run_periodic_jobs(res: Resources) -> None:
-    """Run every periodic job once, now (``ichnaea process``)."""
-    for job in PERIODIC_JOBS:
-        run_job(job, res)
+    """Run every periodic pipeline job once, now (``ichnaea process``)."""
+    for job in scheduled_jobs(res.settings):
+        if job.drains:
+            run_job(job, res)

@@ -4,6 +4,13 @@ Leadership is a Redis lock (``SET scheduler:lock <id> NX PX``) renewed well
 before it expires. A second scheduler started by mistake waits for the lock
 instead of doubling the schedule, and takes over within one lock period if
 the leader dies.
+
+Each job runs once per slot of UTC wall time (``Job.slot``: its period,
+shifted by its offset, so daily jobs run at their time of day). The last
+slot marked due is kept per job in the hash ``scheduler:slots``, so a
+restarted or new leader neither repeats a daily job nor skips one whose
+time came while no scheduler ran: a job is marked due when the current
+slot differs from the stored one (including the first time it is seen).
 """
 
 from __future__ import annotations
@@ -16,12 +23,13 @@ import time
 import redis
 
 from ichnaea.config import Settings
-from ichnaea.worker.jobs import DUE_KEY, PERIODIC_JOBS
+from ichnaea.worker.jobs import DUE_KEY, Job, scheduled_jobs
 from ichnaea.worker.shutdown import StopSignal
 
 log = logging.getLogger(__name__)
 
 LOCK_KEY = "scheduler:lock"
+SLOTS_KEY = "scheduler:slots"
 LOCK_TTL_MS = 30_000
 TICK_S = 1.0
 
@@ -52,10 +60,27 @@ class SchedulerLock:
             self.client.delete(LOCK_KEY)
 
 
+def mark_due(client: redis.Redis, jobs: tuple[Job, ...], epoch_s: float) -> list[str]:
+    """Add the jobs whose slot at ``epoch_s`` has not been marked yet to the due set."""
+    stored = client.hmget(SLOTS_KEY, [job.name for job in jobs]) if jobs else []
+    due = {
+        job.name: job.slot(epoch_s)
+        for job, last in zip(jobs, stored, strict=True)
+        if last is None or int(last) != job.slot(epoch_s)
+    }
+    if due:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.sadd(DUE_KEY, *due)
+            for name, slot in due.items():
+                pipe.hset(SLOTS_KEY, name, slot)
+            pipe.execute()
+    return list(due)
+
+
 def run_scheduler(settings: Settings, client: redis.Redis, stop: StopSignal) -> None:
     """Wait for leadership, then tick the schedule until ``stop`` is set."""
     lock = SchedulerLock(client)
-    jobs = PERIODIC_JOBS
+    jobs = scheduled_jobs(settings)
     waiting_logged = False
     while not stop.is_set():
         try:
@@ -66,14 +91,8 @@ def run_scheduler(settings: Settings, client: redis.Redis, stop: StopSignal) -> 
                 stop.wait(lock.ttl_ms / 3000)
                 continue
             log.info("scheduler is the leader (%d periodic jobs)", len(jobs))
-            last_run: dict[str, float] = {}
             while not stop.is_set() and lock.renew():
-                now = time.monotonic()
-                for job in jobs:
-                    period = job.period_s or 0.0
-                    if now - last_run.get(job.name, -period) >= period:
-                        last_run[job.name] = now
-                        client.sadd(DUE_KEY, job.name)
+                mark_due(client, jobs, time.time())
                 stop.wait(TICK_S)
             if not stop.is_set():
                 log.warning("scheduler lost the lock; waiting to take it again")

@@ -50,22 +50,78 @@ def test_run_scheduler_takes_and_releases_the_lock(
 
 
 def test_leader_marks_every_periodic_job_due_once(redis_client: redis.Redis, make_settings) -> None:  # type: ignore[no-untyped-def]
-    from ichnaea.worker.jobs import DUE_KEY, PERIODIC_JOBS
+    from ichnaea.worker.jobs import DUE_KEY, scheduled_jobs
     from ichnaea.worker.scheduler import run_scheduler
 
+    settings = make_settings()
+    jobs = scheduled_jobs(settings)
     stop = threading.Event()
-    thread = threading.Thread(target=run_scheduler, args=(make_settings(), redis_client, stop))
+    thread = threading.Thread(target=run_scheduler, args=(settings, redis_client, stop))
     thread.start()
     try:
         deadline = time.monotonic() + 5
-        while redis_client.scard(DUE_KEY) < len(PERIODIC_JOBS):
+        while redis_client.scard(DUE_KEY) < len(jobs):
             assert time.monotonic() < deadline, redis_client.smembers(DUE_KEY)
             time.sleep(0.02)
         time.sleep(1.5)  # more ticks: jobs not yet due are not added again
     finally:
         stop.set()
         thread.join(10)
-    assert redis_client.smembers(DUE_KEY) == {job.name.encode() for job in PERIODIC_JOBS}
+    assert redis_client.smembers(DUE_KEY) == {job.name.encode() for job in jobs}
+
+
+def _epoch(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text + "+00:00").timestamp()
+
+
+def test_daily_jobs_run_at_their_utc_time_of_day_not_at_scheduler_start() -> None:
+    from ichnaea.worker.jobs import periodic_job
+
+    statregion = periodic_job("update_statregion")  # daily 00:07 UTC
+    export_diff = periodic_job("cell_export_diff")  # hourly at :03
+    assert statregion is not None and export_diff is not None
+    before = statregion.slot(_epoch("2026-11-30T00:06:59"))
+    assert statregion.slot(_epoch("2026-11-30T00:07:00")) == before + 1
+    assert statregion.slot(_epoch("2026-12-01T00:06:59")) == before + 1
+    assert statregion.slot(_epoch("2026-12-01T00:07:00")) == before + 2
+    hour = export_diff.slot(_epoch("2026-11-30T10:02:59"))
+    assert export_diff.slot(_epoch("2026-11-30T10:03:00")) == hour + 1
+    assert export_diff.slot(_epoch("2026-11-30T11:02:59")) == hour + 1
+
+
+def test_slots_survive_a_scheduler_restart(redis_client: redis.Redis, make_settings) -> None:  # type: ignore[no-untyped-def]
+    from ichnaea.worker.jobs import DUE_KEY, scheduled_jobs
+    from ichnaea.worker.scheduler import mark_due
+
+    jobs = scheduled_jobs(make_settings())
+    names = {job.name for job in jobs}
+    start = _epoch("2026-11-30T00:06:30")
+    assert set(mark_due(redis_client, jobs, start)) == names  # first sight: all due
+    redis_client.delete(DUE_KEY)  # the workers ran them
+    # A new leader (the state is in Redis) 20 s later: nothing repeats.
+    assert mark_due(redis_client, jobs, start + 20) == []
+    # 00:07:30: the minute jobs and the 00:07 daily job, not the 00:17 one.
+    due = set(mark_due(redis_client, jobs, start + 60))
+    assert due == {"reclaim", "monitor_queues", "rate_control", "update_statregion"}
+    assert redis_client.smembers(DUE_KEY) == {name.encode() for name in due}
+    # 00:10:30: the ten-minute jobs too.
+    due = set(mark_due(redis_client, jobs, _epoch("2026-11-30T00:10:30")))
+    assert {"update_statcounter", "monitor_api_users", "monitor_api_key_limits"} < due
+    # A scheduler down from 00:08 to 00:30 catches up once on return.
+    due = set(mark_due(redis_client, jobs, _epoch("2026-11-30T00:30:00")))
+    assert "cleanup" in due and "update_statregion" not in due
+
+
+def test_cell_exports_are_scheduled_only_with_an_asset_bucket(make_settings) -> None:  # type: ignore[no-untyped-def]
+    from ichnaea.worker.jobs import registered_jobs, scheduled_jobs
+
+    exports = {"cell_export_diff", "cell_export_full"}
+    assert not exports & {job.name for job in scheduled_jobs(make_settings())}
+    with_bucket = make_settings(ASSET_BUCKET="public-assets")
+    assert exports <= {job.name for job in scheduled_jobs(with_bucket)}
+    assert exports <= {job.name for job in registered_jobs(with_bucket)}
 
 
 def test_a_worker_runs_due_jobs_and_ignores_unknown_names(
@@ -114,13 +170,13 @@ def test_queue_gauges_carry_the_data_type_and_cover_export_queues_quirk_20_fixed
 def test_region_stats_are_scheduled_without_a_map_token_quirk_2_fixed(
     make_settings,
 ) -> None:  # type: ignore[no-untyped-def]
-    from ichnaea.worker.jobs import PERIODIC_JOBS, registered_jobs
+    from ichnaea.worker.jobs import registered_jobs, scheduled_jobs
 
     settings = make_settings()
     assert not settings.map_token
     names = {job.name for job in registered_jobs(settings) if job.period_s}
     assert {"update_statregion", "cleanup"} <= names
-    assert names == {job.name for job in PERIODIC_JOBS}
+    assert names == {job.name for job in scheduled_jobs(settings)}
 
 
 def test_rate_control_job_steers_the_locate_sample_rate_by_the_station_backlog(

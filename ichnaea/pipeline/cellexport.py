@@ -1,0 +1,294 @@
+"""The public cell export: MLS-format CSV files of the learned cells (spec section 14.1).
+
+File format (what the published MLS exports held, which downstream tools
+parse):
+
+* gzip (level 5) of UTF-8 text with CRLF line ends;
+* header ``radio,mcc,net,area,cell,unit,lon,lat,range,samples,changeable,
+  created,updated,averageSignal``;
+* one row per cell with a position: ``radio`` is ``GSM``, ``UMTS`` (wcdma),
+  ``LTE`` or ``NR``; ``unit`` the psc or empty; ``lon``/``lat`` with seven
+  decimals (``-0.1000000``); ``range`` the radius and ``samples``, 0 when
+  unknown; ``changeable`` always ``1``; ``created``/``updated`` Unix
+  seconds (UTC) or empty; ``averageSignal`` always empty.
+* tables in the order gsm, wcdma, lte, nr, each in cell id order, read in
+  pages of ``page_size`` rows by key (not OFFSET, which rescans).
+
+NR rows are our addition (the original had no 5G table); they come last,
+so a reader that stops at unknown radios still gets every older one.
+
+Two windows (``full_window``, ``diff_window``):
+
+* full: cells modified on or after the day 365 days before today, file
+  ``MLS-full-cell-export-YYYY-MM-DDT000000.csv.gz``;
+* diff: the last whole hour, ``start <= modified < end`` with ``end`` = now
+  truncated to the hour, file ``MLS-diff-cell-export-YYYY-MM-DDTHH0000.csv.gz``
+  (HH the end hour).
+
+``publish`` writes the file to a temporary path and hands it to an
+:class:`AssetStore` under ``export/<filename>``: an S3 bucket (``ASSET_BUCKET``
+is a bucket name or ``s3://bucket``) or, for a single host, a local
+directory (``ASSET_BUCKET=file:///abs/dir``), where the file appears
+atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+from urllib.parse import urlsplit
+
+import boto3
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ichnaea.enums import Radio
+from ichnaea.models.cell import CELL_TABLES
+
+log = logging.getLogger(__name__)
+
+CSV_HEADER = (
+    "radio",
+    "mcc",
+    "net",
+    "area",
+    "cell",
+    "unit",
+    "lon",
+    "lat",
+    "range",
+    "samples",
+    "changeable",
+    "created",
+    "updated",
+    "averageSignal",
+)
+# Export order and the radio names of the CSV (wcdma is "UMTS").
+EXPORT_RADIOS: tuple[tuple[Radio, str], ...] = (
+    (Radio.gsm, "GSM"),
+    (Radio.wcdma, "UMTS"),
+    (Radio.lte, "LTE"),
+    (Radio.nr, "NR"),
+)
+PAGE_SIZE = 25_000
+GZIP_LEVEL = 5
+EXPORT_PREFIX = "export/"
+FULL_DAYS = 365
+
+
+@dataclass(frozen=True)
+class ExportWindow:
+    """Which cells one export holds (by ``modified``, naive UTC) and its file name."""
+
+    kind: str
+    start: datetime
+    end: datetime | None
+    filename: str
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def full_window(now: datetime) -> ExportWindow:
+    """Cells modified since the day 365 days before ``now``'s day (UTC)."""
+    today = _naive_utc(now).date()
+    start = datetime.combine(today - timedelta(days=FULL_DAYS), time())
+    return ExportWindow("full", start, None, f"MLS-full-cell-export-{today:%Y-%m-%d}T000000.csv.gz")
+
+
+def diff_window(now: datetime) -> ExportWindow:
+    """Cells modified in the last whole hour before ``now`` (UTC)."""
+    end = _naive_utc(now).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=1)
+    return ExportWindow("diff", start, end, f"MLS-diff-cell-export-{end:%Y-%m-%dT%H}0000.csv.gz")
+
+
+def _coordinate(value: float) -> str:
+    # round() then format: the text MySQL's ROUND(x, 7) gives; + 0.0 turns
+    # a rounded -0.0 into 0.0.
+    return f"{round(value, 7) + 0.0:.7f}"
+
+
+def _seconds(moment: datetime | None) -> str:
+    return "" if moment is None else str(int(moment.replace(tzinfo=UTC).timestamp()))
+
+
+def _rows(engine: Engine, window: ExportWindow, page_size: int) -> Iterator[list[Any]]:
+    """Pages of CSV rows, table by table in cell id order."""
+    for radio, name in EXPORT_RADIOS:
+        table = CELL_TABLES[radio].__table__
+        c = table.c
+        query = (
+            sa.select(
+                c.cellid,
+                c.mcc,
+                c.mnc,
+                c.lac,
+                c.cid,
+                c.psc,
+                c.lon,
+                c.lat,
+                c.radius,
+                c.samples,
+                c.created,
+                c.modified,
+            )
+            .where(c.lat.is_not(None), c.lon.is_not(None), c.modified >= window.start)
+            .order_by(c.cellid)
+            .limit(page_size)
+        )
+        if window.end is not None:
+            query = query.where(c.modified < window.end)
+        last: bytes | None = None
+        while True:
+            page_query = query if last is None else query.where(c.cellid > last)
+            with engine.connect() as connection:
+                page = connection.execute(page_query).all()
+            if not page:
+                break
+            last = page[-1].cellid
+            yield [
+                [
+                    name,
+                    row.mcc,
+                    row.mnc,
+                    row.lac,
+                    row.cid,
+                    "" if row.psc is None else row.psc,
+                    _coordinate(row.lon),
+                    _coordinate(row.lat),
+                    row.radius or 0,
+                    row.samples or 0,
+                    1,
+                    _seconds(row.created),
+                    _seconds(row.modified),
+                    "",
+                ]
+                for row in page
+            ]
+            if len(page) < page_size:
+                break
+
+
+def write_cells(
+    engine: Engine,
+    out: BinaryIO,
+    window: ExportWindow,
+    *,
+    page_size: int = PAGE_SIZE,
+    progress: Callable[[int], object] | None = None,
+) -> int:
+    """Write the gzip CSV of ``window`` to ``out``; return the number of cells."""
+    if page_size < 1:
+        raise ValueError(f"page_size must be positive, got {page_size}")
+    count = 0
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as zipped:
+        text = io.TextIOWrapper(zipped, encoding="utf-8", newline="")
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow(CSV_HEADER)
+        for page in _rows(engine, window, page_size):
+            writer.writerows(page)
+            count += len(page)
+            if progress is not None:
+                progress(len(page))
+        text.flush()
+        text.detach()  # the gzip stream is closed by its own with, `out` by the caller
+    return count
+
+
+class AssetStore(Protocol):
+    """Where public files go (``ASSET_BUCKET``)."""
+
+    def put(self, key: str, path: Path) -> str:
+        """Store the file ``path`` as ``key``; return where it went, for the log."""
+        ...
+
+
+class S3AssetStore:
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "") -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self._client = boto3.client("s3", endpoint_url=endpoint_url or None)
+
+    def put(self, key: str, path: Path) -> str:
+        full_key = self.prefix + key
+        self._client.upload_file(
+            str(path), self.bucket, full_key, ExtraArgs={"ContentType": "application/gzip"}
+        )
+        return f"s3://{self.bucket}/{full_key}"
+
+
+class DirectoryAssetStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def put(self, key: str, path: Path) -> str:
+        target = self.directory / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Copy under a hidden name in the target directory, then rename: a
+        # reader never sees half a file.
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as tmp, path.open("rb") as source:
+                shutil.copyfileobj(source, tmp)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return str(target)
+
+
+def asset_store(asset_bucket: str, *, endpoint_url: str = "") -> AssetStore | None:
+    """The store ``ASSET_BUCKET`` names, or None when it is empty (exports disabled).
+
+    Raises ``ValueError`` for a value that is neither a bucket name, an
+    ``s3://bucket[/prefix]`` URL nor a ``file:///absolute/dir`` URL.
+    """
+    value = asset_bucket.strip()
+    if not value:
+        return None
+    if "://" not in value:
+        if "/" in value:
+            raise ValueError(f"ASSET_BUCKET {value!r}: a bucket name has no '/'")
+        return S3AssetStore(value, endpoint_url=endpoint_url)
+    parts = urlsplit(value)
+    if parts.scheme == "s3" and parts.netloc:
+        prefix = parts.path.strip("/")
+        return S3AssetStore(parts.netloc, prefix + "/" if prefix else "", endpoint_url=endpoint_url)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path.startswith("/"):
+        return DirectoryAssetStore(Path(parts.path))
+    raise ValueError(
+        f"ASSET_BUCKET {value!r} is not a bucket name, s3://bucket[/prefix] or file:///abs/dir"
+    )
+
+
+def publish(
+    engine: Engine,
+    store: AssetStore,
+    window: ExportWindow,
+    *,
+    page_size: int = PAGE_SIZE,
+    progress: Callable[[int], object] | None = None,
+) -> tuple[str, int]:
+    """Export ``window`` and store it as ``export/<filename>``; return (location, cells)."""
+    with tempfile.TemporaryDirectory(prefix="ichnaea-export-") as tmp:
+        path = Path(tmp) / window.filename
+        with path.open("wb") as out:
+            count = write_cells(engine, out, window, page_size=page_size, progress=progress)
+        location = store.put(EXPORT_PREFIX + window.filename, path)
+    log.info("%s cell export: %d cells to %s", window.kind, count, location)
+    return location, count
