@@ -54,8 +54,9 @@ class Progress:
         self.done = 0
         self.position = 0
         self._started = time.monotonic()
-        self._shown = 0.0
         self._live = sys.stderr.isatty()
+        # A terminal line shows at once; log lines start after the first interval.
+        self._shown = 0.0 if self._live else self._started
 
     def _line(self) -> str:
         elapsed = max(time.monotonic() - self._started, 1e-9)

@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -88,9 +89,36 @@ def scheduler() -> None:
 
 
 @click.command("map")
-def map_command() -> None:
-    """Render the coverage map tiles."""
-    raise click.ClickException("coverage tile rendering is not available in this version yet")
+@click.option("--max-zoom", type=click.IntRange(0, 20), default=11, show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Render into this new or empty directory and keep it [default: a temporary one].",
+)
+@click.option(
+    "--upload/--no-upload",
+    default=True,
+    help="Mirror the tiles to tiles/ in ASSET_BUCKET [default: on].",
+)
+def map_command(max_zoom: int, output: Path | None, upload: bool) -> None:
+    """Render the coverage map tiles from the datamap and publish them.
+
+    Tiles of zooms 0..--max-zoom go to tiles/<z>/<x>/<y>.png in ASSET_BUCKET:
+    new and changed ones are uploaded, unchanged ones left alone, tiles no
+    longer drawn deleted, and tiles/data.json records the run. Run it once a
+    day (cron, or a scheduled container: it exits when done).
+    """
+    from ichnaea.cli.tiles import publish_map
+
+    settings = start_role("map")
+    if upload and not settings.asset_bucket:
+        if output is None:
+            raise click.ClickException("ASSET_BUCKET is not set: give --output DIR (or set it)")
+        log.info("ASSET_BUCKET is not set: the tiles stay in %s", output)
+        upload = False
+    if output is not None and output.exists() and any(output.iterdir()):
+        raise click.ClickException(f"{output} is not empty; give a new or empty directory")
+    click.echo(publish_map(settings, max_zoom=max_zoom, output=output, upload=upload))
 
 
 @click.command()

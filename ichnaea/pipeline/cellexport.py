@@ -25,11 +25,8 @@ Two windows (``full_window``, ``diff_window``):
   truncated to the hour, file ``MLS-diff-cell-export-YYYY-MM-DDTHH0000.csv.gz``
   (HH the end hour).
 
-``publish`` writes the file to a temporary path and hands it to an
-:class:`AssetStore` under ``export/<filename>``: an S3 bucket (``ASSET_BUCKET``
-is a bucket name or ``s3://bucket``) or, for a single host, a local
-directory (``ASSET_BUCKET=file:///abs/dir``), where the file appears
-atomically.
+``publish`` writes the file to a temporary path and hands it to the
+:mod:`ichnaea.assets` store of ``ASSET_BUCKET`` as ``export/<filename>``.
 """
 
 from __future__ import annotations
@@ -38,20 +35,17 @@ import csv
 import gzip
 import io
 import logging
-import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
-from urllib.parse import urlsplit
+from typing import Any, BinaryIO
 
-import boto3
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ichnaea.assets import AssetStore
 from ichnaea.enums import Radio
 from ichnaea.models.cell import CELL_TABLES
 
@@ -205,75 +199,6 @@ def write_cells(
         text.flush()
         text.detach()  # the gzip stream is closed by its own with, `out` by the caller
     return count
-
-
-class AssetStore(Protocol):
-    """Where public files go (``ASSET_BUCKET``)."""
-
-    def put(self, key: str, path: Path) -> str:
-        """Store the file ``path`` as ``key``; return where it went, for the log."""
-        ...
-
-
-class S3AssetStore:
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "") -> None:
-        self.bucket = bucket
-        self.prefix = prefix
-        self._client = boto3.client("s3", endpoint_url=endpoint_url or None)
-
-    def put(self, key: str, path: Path) -> str:
-        full_key = self.prefix + key
-        self._client.upload_file(
-            str(path), self.bucket, full_key, ExtraArgs={"ContentType": "application/gzip"}
-        )
-        return f"s3://{self.bucket}/{full_key}"
-
-
-class DirectoryAssetStore:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def put(self, key: str, path: Path) -> str:
-        target = self.directory / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Copy under a hidden name in the target directory, then rename: a
-        # reader never sees half a file.
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as tmp, path.open("rb") as source:
-                shutil.copyfileobj(source, tmp)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return str(target)
-
-
-def asset_store(asset_bucket: str, *, endpoint_url: str = "") -> AssetStore | None:
-    """The store ``ASSET_BUCKET`` names, or None when it is empty (exports disabled).
-
-    Raises ``ValueError`` for a value that is neither a bucket name, an
-    ``s3://bucket[/prefix]`` URL nor a ``file:///absolute/dir`` URL.
-    """
-    value = asset_bucket.strip()
-    if not value:
-        return None
-    if "://" not in value:
-        if "/" in value:
-            raise ValueError(f"ASSET_BUCKET {value!r}: a bucket name has no '/'")
-        return S3AssetStore(value, endpoint_url=endpoint_url)
-    parts = urlsplit(value)
-    if parts.scheme == "s3" and parts.netloc:
-        prefix = parts.path.strip("/")
-        return S3AssetStore(parts.netloc, prefix + "/" if prefix else "", endpoint_url=endpoint_url)
-    if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path.startswith("/"):
-        return DirectoryAssetStore(Path(parts.path))
-    raise ValueError(
-        f"ASSET_BUCKET {value!r} is not a bucket name, s3://bucket[/prefix] or file:///abs/dir"
-    )
 
 
 def publish(

@@ -31,12 +31,13 @@ import redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from ichnaea.assets import asset_store
 from ichnaea.codecs import DATAMAP_SHARD_IDS
 from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
 from ichnaea.metrics import Metrics
 from ichnaea.pipeline.areas import update_areas
-from ichnaea.pipeline.cellexport import ExportWindow, asset_store, diff_window, full_window, publish
+from ichnaea.pipeline.cellexport import ExportWindow, diff_window, full_window, publish
 from ichnaea.pipeline.datamap import DATAMAP_BATCH, cleanup_datamap, update_datamap
 from ichnaea.pipeline.export import (
     ExporterCache,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,3 +120,44 @@ def test_export_stations_dumps_cells_and_refuses_half_an_area(
     out.unlink()
     result = CliRunner().invoke(cli, [*args, "--lat", "1"], env=env)
     assert result.exit_code == 2 and "--lat, --lon and --radius go together" in result.output
+
+
+def add_datamap(pipeline: Pipeline, lat_deg: float, lon_deg: float) -> None:
+    from ichnaea.codecs import datamap_shard_id, encode_datamap_grid
+    from ichnaea.models.stats import DATAMAP_SHARDS
+
+    lat, lon = round(lat_deg * 1000), round(lon_deg * 1000)
+    today = datetime.now(UTC).date()
+    with pipeline.engine.begin() as conn:
+        conn.execute(
+            DATAMAP_SHARDS[datamap_shard_id(lat, lon)].__table__.insert(),
+            [{"grid": encode_datamap_grid(lat, lon), "created": today, "modified": today}],
+        )
+
+
+def test_map_renders_into_a_directory_and_publishes_to_the_asset_bucket(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    add_datamap(pipeline, 51.5, 0.1)
+    add_datamap(pipeline, 40.7, -74.0)
+    env = cli_env(pipeline)
+    kept = tmp_path / "kept"
+    args = ["map", "--max-zoom", "3", "--output", str(kept), "--no-upload"]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 grid cells, 12 points, 9 tiles (zoom 0-3)" in result.output
+    assert (kept / "3" / "4" / "2.png").exists()  # London at zoom 3
+    assert (kept / "3" / "3" / "2.png").exists()  # its dot reaching over the x=4 edge
+    again = CliRunner().invoke(cli, args, env=env)
+    assert again.exit_code == 1 and "is not empty" in again.output
+
+    public = {**env, "ASSET_BUCKET": f"file://{tmp_path}/public"}
+    result = CliRunner().invoke(cli, ["map", "--max-zoom", "3"], env=public)
+    assert result.exit_code == 0, result.output
+    assert "9 new, 0 changed, 0 unchanged, 0 deleted" in result.output
+    tiles = tmp_path / "public" / "tiles"
+    assert (tiles / "3" / "4" / "2.png").read_bytes() == (kept / "3" / "4" / "2.png").read_bytes()
+    record = json.loads((tiles / "data.json").read_text())
+    assert (record["tiles"], record["points"], record["new"]) == (9, 12, 9)
+    result = CliRunner().invoke(cli, ["map", "--max-zoom", "2"], env=public)
+    assert "0 new, 0 changed, 6 unchanged, 3 deleted" in result.output

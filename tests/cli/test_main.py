@@ -67,7 +67,7 @@ def test_check_build_runs_as_a_module() -> None:
     assert "compiled core OK" in done.stdout
 
 
-def test_map_says_it_is_not_available_yet() -> None:
-    result = CliRunner().invoke(cli, ["map"])
+def test_map_without_asset_bucket_or_output_says_what_to_give() -> None:
+    result = CliRunner().invoke(cli, ["map"], env={"ASSET_BUCKET": ""})
     assert result.exit_code == 1
-    assert "not available" in result.output
+    assert "ASSET_BUCKET is not set: give --output DIR" in result.output

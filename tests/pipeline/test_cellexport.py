@@ -12,14 +12,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ichnaea.assets import DirectoryAssetStore, S3AssetStore, asset_store
 from ichnaea.codecs import encode_cellid
 from ichnaea.enums import Radio
 from ichnaea.models.cell import CELL_TABLES
 from ichnaea.pipeline.cellexport import (
     CSV_HEADER,
-    DirectoryAssetStore,
-    S3AssetStore,
-    asset_store,
     diff_window,
     full_window,
     publish,

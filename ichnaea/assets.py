@@ -1,0 +1,240 @@
+"""Where public files go (``ASSET_BUCKET``): the cell exports and the map tiles.
+
+``ASSET_BUCKET`` is a bucket name or ``s3://bucket[/prefix]`` (boto3, with
+``S3_ENDPOINT_URL`` for S3-compatible stores), or ``file:///abs/dir`` for a
+single host, where files appear atomically (written under a hidden name,
+then renamed). Empty means no store: the scheduled exports are off.
+
+A store can ``put`` one file, ``put_bytes``, list what it holds under a
+prefix (key → size), give the MD5 of a stored object and delete keys.
+:func:`sync_directory` mirrors a local directory to a prefix with those:
+new and changed files (size first, then MD5) are uploaded, unchanged ones
+left alone, and keys no longer present locally deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import boto3
+
+DELETE_BATCH = 1000
+
+
+class AssetStore(Protocol):
+    def put(
+        self, key: str, path: Path, *, content_type: str = ..., cache_control: str = ...
+    ) -> str:
+        """Store the file ``path`` as ``key``; return where it went, for the log."""
+        ...
+
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, cache_control: str = ...
+    ) -> str: ...
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Key → size in bytes of everything stored under ``prefix``."""
+        ...
+
+    def md5(self, key: str) -> str:
+        """The hex MD5 of a stored object."""
+        ...
+
+    def delete(self, keys: Iterable[str]) -> None: ...
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class S3AssetStore:
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "") -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self._client: Any = boto3.client("s3", endpoint_url=endpoint_url or None)
+        self._etags: dict[str, str] = {}
+
+    def put(
+        self,
+        key: str,
+        path: Path,
+        *,
+        content_type: str = "application/gzip",
+        cache_control: str = "",
+    ) -> str:
+        extra = {"ContentType": content_type}
+        if cache_control:
+            extra["CacheControl"] = cache_control
+        self._client.upload_file(str(path), self.bucket, self.prefix + key, ExtraArgs=extra)
+        return f"s3://{self.bucket}/{self.prefix + key}"
+
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str, cache_control: str = ""
+    ) -> str:
+        extra = {"CacheControl": cache_control} if cache_control else {}
+        self._client.put_object(
+            Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type, **extra
+        )
+        return f"s3://{self.bucket}/{self.prefix + key}"
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
+        for page in pages:
+            for entry in page.get("Contents", []):
+                key = entry["Key"][len(self.prefix) :]
+                found[key] = int(entry["Size"])
+                self._etags[key] = entry["ETag"].strip('"')
+        return found
+
+    def md5(self, key: str) -> str:
+        # A single-part upload's ETag is the MD5 of its body; put_bytes is
+        # single-part, so tiles compare correctly.
+        if key not in self._etags:
+            reply = self._client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+            self._etags[key] = reply["ETag"].strip('"')
+        return self._etags[key]
+
+    def delete(self, keys: Iterable[str]) -> None:
+        batch = [self.prefix + key for key in keys]
+        for start in range(0, len(batch), DELETE_BATCH):
+            objects = [{"Key": key} for key in batch[start : start + DELETE_BATCH]]
+            self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
+
+
+class DirectoryAssetStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _write(self, key: str, fill: Callable[[Any], object]) -> str:
+        target = self.directory / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                fill(tmp)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return str(target)
+
+    def put(self, key: str, path: Path, *, content_type: str = "", cache_control: str = "") -> str:
+        def copy(out: Any) -> None:
+            with path.open("rb") as source:
+                shutil.copyfileobj(source, out)
+
+        return self._write(key, copy)
+
+    def put_bytes(
+        self, key: str, data: bytes, *, content_type: str = "", cache_control: str = ""
+    ) -> str:
+        return self._write(key, lambda out: out.write(data))
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        base = self.directory / prefix
+        if not base.is_dir():
+            return {}
+        return {
+            path.relative_to(self.directory).as_posix(): path.stat().st_size
+            for path in base.rglob("*")
+            if path.is_file() and not path.name.startswith(".")
+        }
+
+    def md5(self, key: str) -> str:
+        return _md5_file(self.directory / key)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            (self.directory / key).unlink(missing_ok=True)
+
+
+def asset_store(asset_bucket: str, *, endpoint_url: str = "") -> AssetStore | None:
+    """The store ``ASSET_BUCKET`` names, or None when it is empty.
+
+    Raises ``ValueError`` for a value that is neither a bucket name, an
+    ``s3://bucket[/prefix]`` URL nor a ``file:///absolute/dir`` URL.
+    """
+    value = asset_bucket.strip()
+    if not value:
+        return None
+    if "://" not in value:
+        if "/" in value:
+            raise ValueError(f"ASSET_BUCKET {value!r}: a bucket name has no '/'")
+        return S3AssetStore(value, endpoint_url=endpoint_url)
+    parts = urlsplit(value)
+    if parts.scheme == "s3" and parts.netloc:
+        prefix = parts.path.strip("/")
+        return S3AssetStore(parts.netloc, prefix + "/" if prefix else "", endpoint_url=endpoint_url)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path.startswith("/"):
+        return DirectoryAssetStore(Path(parts.path))
+    raise ValueError(
+        f"ASSET_BUCKET {value!r} is not a bucket name, s3://bucket[/prefix] or file:///abs/dir"
+    )
+
+
+@dataclass
+class SyncSummary:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+
+def sync_directory(
+    store: AssetStore,
+    local: Path,
+    prefix: str,
+    *,
+    content_type: str,
+    cache_control: str = "",
+    keep: Iterable[str] = (),
+    progress: Callable[[int], object] | None = None,
+) -> SyncSummary:
+    """Make ``prefix`` in ``store`` hold exactly the files under ``local`` (module docstring).
+
+    Keys in ``keep`` (relative to ``prefix``) are never deleted.
+    """
+    summary = SyncSummary()
+    remote = store.sizes(prefix)
+    seen: set[str] = set()
+    for path in sorted(local.rglob("*")):
+        if not path.is_file():
+            continue
+        key = prefix + path.relative_to(local).as_posix()
+        seen.add(key)
+        size = path.stat().st_size
+        if key in remote and remote[key] == size and store.md5(key) == _md5_file(path):
+            summary.unchanged += 1
+        else:
+            if key in remote:
+                summary.changed += 1
+            else:
+                summary.new += 1
+            store.put_bytes(
+                key, path.read_bytes(), content_type=content_type, cache_control=cache_control
+            )
+        if progress is not None:
+            progress(1)
+    kept = {prefix + name for name in keep}
+    orphans = sorted(set(remote) - seen - kept)
+    store.delete(orphans)
+    summary.deleted = len(orphans)
+    return summary
