@@ -78,6 +78,8 @@ class Settings:
     logging_level: str = "INFO"
     local_dev_env: bool = False
     testing: bool = False
+    # One JSON log line per HTTP request (ichnaea.request logger).
+    request_log: bool = True
     # Request bodies: the limit on what arrives and on what gzip inflates to.
     max_body_bytes: int = 2 * 1024 * 1024
     max_decompressed_bytes: int = 20 * 1024 * 1024
@@ -320,6 +322,7 @@ def load_settings(
         logging_level=level,
         local_dev_env=env.boolean("LOCAL_DEV_ENV"),
         testing=env.boolean("TESTING"),
+        request_log=env.boolean("REQUEST_LOG", True),
         max_body_bytes=max_body,
         max_decompressed_bytes=env.integer(
             "MAX_DECOMPRESSED_BYTES", 10 * max_body, lo=max_body, hi=1 << 32

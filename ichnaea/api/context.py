@@ -23,10 +23,11 @@ from ichnaea.api.keys import (
     ApiKey,
     ApiKeyCache,
     api_key_from_row,
-    count_and_check_limit,
+    count_request,
     is_valid_key_text,
 )
 from ichnaea.api.locate.service import LocateService
+from ichnaea.api.logfields import note
 from ichnaea.config import Settings
 from ichnaea.errors import DailyLimitExceededError
 from ichnaea.geoip import GeoIPReader
@@ -105,14 +106,47 @@ async def find_api_key(state: ApiState, text: str | None) -> tuple[KeyOutcome, A
 
 
 async def enforce_daily_limit(
-    state: ApiState, api_key: ApiKey, *, ip: str | None, path: str, api_type: str, today: date
+    state: ApiState,
+    api_key: ApiKey,
+    *,
+    ip: str | None,
+    path: str,
+    api_type: str,
+    today: date,
+    request_state: Any = None,
 ) -> None:
-    """Count the request for a known key; raise ``DailyLimitExceededError`` past the limit."""
-    exceeded = await count_and_check_limit(
+    """Count the request for a known key; raise ``DailyLimitExceededError`` past the limit.
+
+    The count and quota go into the request's log line (``request_state``).
+    """
+    count = await count_request(
         state.service.redis, api_key, ip=ip, path=path, api_type=api_type, today=today
     )
+    if count is None:
+        return
+    fields: dict[str, Any] = {"api_key_count": count}
+    exceeded = bool(api_key.maxreq) and count > (api_key.maxreq or 0)
+    if api_key.maxreq:
+        fields.update(
+            rate_quota=api_key.maxreq,
+            rate_remaining=max(api_key.maxreq - count, 0),
+            rate_allowed=not exceeded,
+        )
+    note(request_state, **fields)
     if exceeded:
         raise DailyLimitExceededError()
+
+
+def note_key(
+    request_state: Any, outcome: KeyOutcome, text: str | None, api_key: ApiKey | None
+) -> None:
+    """The API key part of the request's log line."""
+    if outcome is KeyOutcome.found and api_key is not None:
+        note(request_state, api_key=api_key.valid_key)
+    elif outcome is KeyOutcome.unavailable:
+        note(request_state, api_key_db_fail=True)
+    elif text:
+        note(request_state, invalid_api_key=text)
 
 
 async def read_json(request: Request, state: ApiState) -> tuple[Any, bool]:

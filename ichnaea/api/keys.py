@@ -157,7 +157,7 @@ return count
 """
 
 
-async def count_and_check_limit(
+async def count_request(
     client: redis.asyncio.Redis,
     api_key: ApiKey,
     *,
@@ -165,15 +165,16 @@ async def count_and_check_limit(
     path: str,
     api_type: str,
     today: date,
-) -> bool:
-    """Count the request and its client IP; True when the daily limit is exceeded.
+) -> int | None:
+    """Count the request and its client IP; return the key's count of the day.
 
-    The counter is incremented before the comparison, so with ``maxreq=5`` the
-    sixth request of the day is the first refused, and refused requests keep
-    counting. A Redis failure lets the request through.
+    None when there is no key or Redis failed (the request goes through).
+    The counter is incremented before any comparison, so with ``maxreq=5``
+    the sixth request of the day is the first refused, and refused requests
+    keep counting.
     """
     if api_key.valid_key is None:
-        return False
+        return None
     user_key = apiuser_key(api_type, api_key.valid_key, today)
     limit_key = apilimit_key(api_key.valid_key, path, today)
     try:
@@ -183,8 +184,8 @@ async def count_and_check_limit(
     except (redis.RedisError, OSError) as exc:
         log.warning("daily limit not checked, redis unavailable: %s", exc.__class__.__name__)
         sentry_sdk.capture_exception(exc)
-        return False
-    return bool(api_key.maxreq) and int(count) > api_key.maxreq
+        return None
+    return int(count)
 
 
 async def rate_limit_exceeded(

@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> Starlette:
             RequestMetricsMiddleware,
             paths=[route.path for route in routes],
             get_metrics=metrics_of,
+            log_requests=settings.request_log,
         ),
         Middleware(ApiCorsMiddleware, paths=API_PATHS),
         Middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes),

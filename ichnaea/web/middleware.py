@@ -1,4 +1,14 @@
-"""Pure-ASGI middleware: request body size limit and CORS for the API routes.
+"""Pure-ASGI middleware: request metrics and log, body size limit, CORS for the API routes.
+
+* ``RequestMetricsMiddleware`` counts and times every request and, unless
+  ``REQUEST_LOG=false``, writes one JSON line per request (the original's
+  "canonical log line") on the ``ichnaea.request`` logger: ``event`` (``POST
+  /v2/geosubmit - 200``), ``http_method``, ``http_path``, ``http_status``,
+  ``duration_s``, ``log_level`` and what the API handlers noted with
+  :func:`ichnaea.api.logfields.note` (``api_key``, ``api_path``, ``api_type``, ``api_key_count``,
+  ``rate_quota``, ``rate_remaining``, ``rate_allowed``, ``invalid_api_key``,
+  ``api_key_allowed``, ``api_key_db_fail``). Load-balancer checks
+  (``/__lbheartbeat__``) are not logged.
 
 * ``BodySizeLimitMiddleware`` refuses a body larger than the limit with 413,
   early when ``Content-Length`` says so, otherwise as soon as the streamed
@@ -11,14 +21,23 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable, Collection
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ichnaea.api.logfields import LOG_FIELDS_KEY
 from ichnaea.errors import PayloadTooLargeError
 from ichnaea.metrics import Metrics
 from ichnaea.web.errors import error_response
+
+request_log = logging.getLogger("ichnaea.request")
+
+UNLOGGED_PATHS = frozenset(("/__lbheartbeat__",))
+
 
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
@@ -81,7 +100,7 @@ class ApiCorsMiddleware:
 
 
 class RequestMetricsMiddleware:
-    """``request`` counter and ``request.timing`` per path, method and status.
+    """``request`` counter and ``request.timing`` per path, method and status, and the log line.
 
     The path tag is the route with dots (``v1.geolocate``); requests to paths
     that are not routes share ``path:unknown`` so scanners cannot blow up the
@@ -95,10 +114,12 @@ class RequestMetricsMiddleware:
         *,
         paths: Collection[str],
         get_metrics: Callable[[Scope], Metrics | None],
+        log_requests: bool = True,
     ) -> None:
         self.app = app
         self.paths = frozenset(paths)
         self.get_metrics = get_metrics
+        self.log_requests = log_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,6 +127,9 @@ class RequestMetricsMiddleware:
             return
         start = time.perf_counter()
         status = 500
+        fields: dict[str, Any] = {}
+        # Per request: servers hand each request its own copy of the state.
+        scope.setdefault("state", {})[LOG_FIELDS_KEY] = fields
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
@@ -116,13 +140,30 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
+            elapsed = time.perf_counter() - start
+            path = scope["path"]
             metrics = self.get_metrics(scope)
             if metrics is not None:
-                path = scope["path"]
                 tags = {
                     "path": path.strip("/").replace("/", ".") if path in self.paths else "unknown",
                     "method": scope["method"].lower(),
                     "status": str(status),
                 }
                 metrics.incr("request", tags=tags)
-                metrics.timing("request.timing", (time.perf_counter() - start) * 1000, tags=tags)
+                metrics.timing("request.timing", elapsed * 1000, tags=tags)
+            if (
+                self.log_requests
+                and path not in UNLOGGED_PATHS
+                and request_log.isEnabledFor(logging.INFO)
+            ):
+                method = scope["method"]
+                line = {
+                    "event": f"{method} {path} - {status}",
+                    "http_method": method,
+                    "http_path": path,
+                    "http_status": status,
+                    "duration_s": round(elapsed, 4),
+                    "log_level": "info",
+                    **fields,
+                }
+                request_log.info(json.dumps(line, sort_keys=True, separators=(",", ":")))

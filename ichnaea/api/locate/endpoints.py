@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +23,7 @@ from ichnaea.api.context import (
     client_ip,
     enforce_daily_limit,
     find_api_key,
+    note_key,
     read_json,
 )
 from ichnaea.api.keys import ApiKey
@@ -29,6 +31,7 @@ from ichnaea.api.locate.constants import DataAccuracy
 from ichnaea.api.locate.query import Query
 from ichnaea.api.locate.result import DataSource
 from ichnaea.api.locate.schemas import parse_locate_request
+from ichnaea.api.logfields import note
 from ichnaea.errors import InvalidApiKeyError, LocationNotFoundError
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,9 @@ log = logging.getLogger(__name__)
 API_PATHS = {"locate": "v1.geolocate", "region": "v1.country"}
 
 
-async def resolve_api_key(state: ApiState, text: str | None, api_type: str) -> ApiKey:
+async def resolve_api_key(
+    state: ApiState, text: str | None, api_type: str, request_state: Any = None
+) -> ApiKey:
     """The key's permissions; raises ``InvalidApiKeyError`` for a bad or unknown key.
 
     A database error skips the check: the request continues with the default
@@ -46,11 +51,15 @@ async def resolve_api_key(state: ApiState, text: str | None, api_type: str) -> A
     """
     tags = {"path": API_PATHS[api_type], "key": "none"}
     outcome, api_key = await find_api_key(state, text)
+    note(request_state, api_path=API_PATHS[api_type], api_type=api_type)
+    note_key(request_state, outcome, text, api_key)
     if outcome is KeyOutcome.unavailable:
         return ApiKey()
     if outcome is KeyOutcome.found and api_key is not None and api_key.allowed(api_type):
         state.metrics.incr(f"{api_type}.request", tags={**tags, "key": api_key.valid_key or ""})
         return api_key
+    if outcome is KeyOutcome.found:
+        note(request_state, api_key_allowed=False)
     if outcome is not KeyOutcome.malformed:
         tags["key"] = "invalid"
     state.metrics.incr(f"{api_type}.request", tags=tags)
@@ -100,12 +109,18 @@ def _result_metrics(
 async def _prepare(request: Request, api_type: str) -> tuple[ApiState, ApiKey, Query, datetime]:
     state = api_state(request)
     keys = request.query_params.getlist("key")
-    api_key = await resolve_api_key(state, keys[-1] if keys else None, api_type)
+    api_key = await resolve_api_key(state, keys[-1] if keys else None, api_type, request.state)
     ip = client_ip(request)
     now = datetime.now(UTC).replace(tzinfo=None)
     if api_type == "locate":
         await enforce_daily_limit(
-            state, api_key, ip=ip, path="v1.geolocate", api_type=api_type, today=now.date()
+            state,
+            api_key,
+            ip=ip,
+            path="v1.geolocate",
+            api_type=api_type,
+            today=now.date(),
+            request_state=request.state,
         )
     data, _ = await read_json(request, state)
     parsed = parse_locate_request(data)

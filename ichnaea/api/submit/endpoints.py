@@ -26,9 +26,11 @@ from ichnaea.api.context import (
     client_ip,
     enforce_daily_limit,
     find_api_key,
+    note_key,
     read_json,
 )
 from ichnaea.api.keys import ApiKey
+from ichnaea.api.logfields import note
 from ichnaea.api.submit.schemas import Report, parse_v0, parse_v1, parse_v2
 from ichnaea.errors import ParseError, ServiceUnavailableError
 from ichnaea.queue import INCOMING_QUEUE, push_items
@@ -39,8 +41,11 @@ log = logging.getLogger(__name__)
 async def _submit(request: Request, path: str, parse: Callable[[Any], list[Report]]) -> None:
     state = api_state(request)
     keys = request.query_params.getlist("key")
-    outcome, found = await find_api_key(state, keys[-1] if keys else None)
+    text = keys[-1] if keys else None
+    outcome, found = await find_api_key(state, text)
     api_key = found if found is not None else ApiKey()
+    note(request.state, api_path=path, api_type="submit")
+    note_key(request.state, outcome, text, found)
     if outcome is not KeyOutcome.unavailable:
         tag = {"found": api_key.valid_key or "", "unknown": "invalid", "malformed": "none"}
         state.metrics.incr("submit.request", tags={"path": path, "key": tag[outcome.value]})
@@ -52,6 +57,7 @@ async def _submit(request: Request, path: str, parse: Callable[[Any], list[Repor
             path=path,
             api_type="submit",
             today=datetime.now(UTC).date(),
+            request_state=request.state,
         )
     data, empty = await read_json(request, state)
     if empty:

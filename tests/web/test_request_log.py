@@ -1,0 +1,98 @@
+"""The per-request JSON log line (spec pipeline.md section 18, "canonical-log-line")."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from ichnaea.config import Settings
+from ichnaea.web.app import create_app
+from tests.fixtures_app import Seeder
+
+REPORT = {"items": [{"position": {"latitude": 51.5, "longitude": -0.1},
+                     "wifiAccessPoints": [{"macAddress": "3680873e9b83"}]}]}  # fmt: skip
+
+
+@pytest.fixture
+def lines(caplog: pytest.LogCaptureFixture) -> Callable[[], list[dict[str, Any]]]:
+    caplog.set_level("INFO", logger="ichnaea.request")
+
+    def read() -> list[dict[str, Any]]:
+        return [json.loads(r.getMessage()) for r in caplog.records if r.name == "ichnaea.request"]
+
+    return read
+
+
+@pytest.fixture
+def flushed(app_settings: Settings) -> Iterator[None]:
+    client = redis.Redis.from_url(str(app_settings.redis_url))
+    client.flushdb()
+    yield
+    client.flushdb()
+    client.close()
+
+
+def test_spec_example_submit_with_a_known_key(
+    client: TestClient, seed: Seeder, lines: Callable[[], list[dict[str, Any]]], flushed: None
+) -> None:
+    seed.api_key("test")
+    assert client.post("/v2/geosubmit?key=test", json=REPORT).status_code == 200
+    (line,) = lines()
+    assert isinstance(line.pop("duration_s"), float)
+    assert line == {
+        "api_key": "test",
+        "api_key_count": 1,
+        "api_path": "v2.geosubmit",
+        "api_type": "submit",
+        "event": "POST /v2/geosubmit - 200",
+        "http_method": "POST",
+        "http_path": "/v2/geosubmit",
+        "http_status": 200,
+        "log_level": "info",
+    }
+
+
+def test_locate_with_a_quota_unknown_keys_and_refused_keys(
+    client: TestClient, seed: Seeder, lines: Callable[[], list[dict[str, Any]]], flushed: None
+) -> None:
+    seed.api_key("limited", maxreq=1)
+    seed.api_key("noregion", allow_region=False)
+    client.post("/v1/geolocate?key=limited", json={})
+    client.post("/v1/geolocate?key=limited", json={})
+    client.post("/v1/geolocate?key=nosuchkey", json={})
+    client.post("/v1/country?key=noregion", json={})
+    client.get("/__lbheartbeat__")
+    first, second, unknown, refused = lines()
+    assert (first["rate_quota"], first["rate_remaining"], first["rate_allowed"]) == (1, 0, True)
+    assert (second["api_key_count"], second["rate_allowed"], second["http_status"]) == (
+        2,
+        False,
+        403,
+    )
+    assert (unknown["invalid_api_key"], unknown["http_status"]) == ("nosuchkey", 400)
+    assert "api_key" not in unknown
+    assert (refused["api_key"], refused["api_key_allowed"], refused["api_path"]) == (
+        "noregion",
+        False,
+        "v1.country",
+    )
+
+
+def test_request_log_can_be_switched_off(
+    make_settings: Callable[..., Settings],
+    app_settings: Settings,
+    lines: Callable[[], list[dict[str, Any]]],
+) -> None:
+    quiet = make_settings(
+        DB_READONLY_URI=app_settings.db_readonly_url,
+        REDIS_URI=str(app_settings.redis_url),
+        REQUEST_LOG="false",
+    )
+    with TestClient(create_app(quiet)) as client:
+        assert client.get("/__heartbeat__").status_code in (200, 503)
+    assert lines() == []
