@@ -94,6 +94,13 @@ def test_worker_concurrency_alias_of_the_original_is_accepted() -> None:
     )
 
 
+def test_map_token_under_either_name_quirk_22_both_accepted() -> None:
+    """The docs said MAP_TOKEN, the code read MAPBOX_TOKEN: both work here."""
+    assert load_settings({"MAP_TOKEN": "a"}).map_token == "a"
+    assert load_settings({"MAPBOX_TOKEN": "b"}).map_token == "b"
+    assert load_settings({}).map_token == ""
+
+
 def test_env_file_is_read_like_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FROM_HOST", "host-value")
     env_file = tmp_path / "ichnaea.env"

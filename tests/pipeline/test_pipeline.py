@@ -41,6 +41,20 @@ def today_key(name: str) -> str:
     return f"statcounter_{name}_{datetime.now(UTC):%Y%m%d}"
 
 
+def test_a_report_with_a_single_wifi_teaches_it_quirk_9_kept(pipeline: Pipeline) -> None:
+    """The docs asked for two Wi-Fi networks per report; the code, and we, take one."""
+    pipeline.submit([report(wifiAccessPoints=[{"macAddress": WIFI}])], api_key=None)
+    pipeline.run()
+    assert [row["samples"] for row in pipeline.rows("wifi_shard_8")] == [1]
+
+
+def test_cell_region_comes_from_its_position_not_its_mcc_quirk_8_kept(pipeline: Pipeline) -> None:
+    """A British (MCC 234) cell observed in Paris is stored with region FR, as in the original."""
+    pipeline.submit([report(48.8566, 2.3522, cellTowers=[CELL])], api_key=None)
+    pipeline.run()
+    assert [row["region"] for row in pipeline.rows("cell_gsm")] == ["FR"]
+
+
 def test_one_report_creates_one_cell_and_one_wifi_station(pipeline: Pipeline) -> None:
     """Section 23, item 1."""
     pipeline.api_key("test")

@@ -50,7 +50,8 @@ def decode_png(data: bytes) -> tuple[bytes, bytes, np.ndarray]:
     return chunks[b"PLTE"], chunks[b"tRNS"], rows[:, 1:]
 
 
-def test_points_per_grid_fade_by_month_with_mysql_rounding() -> None:
+def test_points_per_grid_fade_by_month_at_most_six_quirk_21_kept() -> None:
+    """At most 6 points per grid cell, as the code did (the docs said 0 to 13)."""
     days = np.array([-3, 0, 14, 15, 45, 89, 90, 330, 344, 345, 400])
     assert points_per_grid(days).tolist() == [6, 6, 6, 6, 5, 5, 5, 1, 1, 0, 0]
 

@@ -205,7 +205,7 @@ def test_unknown_and_malformed_keys_store_anonymously(
     assert backend_redis.keys("apiuser:*") == []
 
 
-def test_submit_is_limited_per_key(client: TestClient, seed: Seeder) -> None:
+def test_submit_is_limited_per_key_quirk_15_kept(client: TestClient, seed: Seeder) -> None:
     seed.api_key("tiny", maxreq=2)
     body = {"items": [{"wifiAccessPoints": [WIFI]}]}
     codes = [client.post("/v2/geosubmit?key=tiny", json=body).status_code for _ in range(3)]
@@ -342,3 +342,43 @@ def test_backlog_over_the_limit_refuses_with_503_and_keeps_the_queue(
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "30"
     assert backend_redis.llen(INCOMING_QUEUE) == 3  # nothing evicted, nothing added
+
+
+def test_null_store_sample_submit_on_a_known_key_stores_everything_quirk_14_fixed(
+    client: TestClient, seed: Seeder, backend_redis: redis.Redis
+) -> None:
+    """The original read NULL as "never store" for known keys (unknown keys: 100 %)."""
+    seed.api_key("nullsample", store_sample_submit=None)
+    body = {"items": [{"wifiAccessPoints": [WIFI]}]}
+    assert client.post("/v2/geosubmit?key=nullsample", json=body).status_code == 200
+    assert [item["api_key"] for item in queued(backend_redis)] == ["nullsample"]
+
+
+def test_batch_upload_is_counted_even_when_every_report_was_dropped_quirk_10_kept(
+    backend: Backend, make_settings: Any, seed: Seeder, backend_redis: redis.Redis
+) -> None:
+    """Kept: ``data.batch.upload`` counts accepted uploads, not stored reports."""
+    import socket
+
+    from ichnaea.web.app import create_app
+
+    seed.api_key("test")
+    collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    collector.bind(("127.0.0.1", 0))
+    collector.settimeout(5)
+    settings = make_settings(
+        DB_READONLY_URI=backend.db_url,
+        REDIS_URI=backend.redis_url,
+        STATSD_HOST="127.0.0.1",
+        STATSD_PORT=str(collector.getsockname()[1]),
+    )
+    lines: list[str] = []
+    with TestClient(create_app(settings)) as client:
+        # Neither report has a network: both are dropped at the API.
+        body = {"items": [{"wifiAccessPoints": []}, {"position": {"latitude": 1, "longitude": 2}}]}
+        assert client.post("/v2/geosubmit?key=test", json=body).status_code == 200
+        while not any(line.startswith("location.data.batch.upload:") for line in lines):
+            lines.extend(collector.recv(65536).decode().splitlines())
+    collector.close()
+    assert queued(backend_redis) == []
+    assert "location.data.batch.upload:1|c|#key:test" in lines
