@@ -34,6 +34,7 @@ MAC_BYTES = 6
 CELLID_BYTES = 11
 NR_CELLID_BYTES = 17
 AREAID_BYTES = 7
+NR_AREAID_BYTES = 9
 DATAMAP_GRID_BYTES = 8
 
 # Scaled-degree bounds of the datamap grid and the quadrant split points.
@@ -50,6 +51,7 @@ _HEX_DIGITS = frozenset(string.hexdigits)
 _CELLID = struct.Struct("!bHHHI")
 _NR_CELLID = struct.Struct("!bHHIQ")
 _AREAID = struct.Struct("!bHHH")
+_NR_AREAID = struct.Struct("!bHHI")
 _DATAMAP_GRID = struct.Struct("!II")
 
 
@@ -137,21 +139,32 @@ def decode_cellid(value: bytes) -> CellId:
 
 
 def encode_areaid(radio: int, mcc: int, mnc: int, lac: int) -> bytes:
-    """Return the 7-byte binary area key (``lac`` must fit 16 bits)."""
-    _radio(radio)
+    """Return the binary area key.
+
+    7 bytes (``!bHHH``, a 16-bit LAC/TAC) for gsm, wcdma and lte, as in the
+    original; 9 bytes (``!bHHI``) for 5G NR, whose tracking area codes have
+    24 bits.
+    """
+    layout = _NR_AREAID if _radio(radio) is Radio.nr else _AREAID
     try:
-        return _AREAID.pack(radio, mcc, mnc, lac)
+        return layout.pack(radio, mcc, mnc, lac)
     except struct.error as exc:
         raise ValueError(
-            f"area ({radio}, {mcc}, {mnc}, {lac}) does not fit {_AREAID.format}: {exc}"
+            f"area ({radio}, {mcc}, {mnc}, {lac}) does not fit {layout.format}: {exc}"
         ) from None
 
 
 def decode_areaid(value: bytes) -> AreaId:
-    """Return the area identity of a 7-byte binary area key."""
-    if len(value) != AREAID_BYTES:
-        raise ValueError(f"area key must be {AREAID_BYTES} bytes, got {len(value)}")
-    radio, mcc, mnc, lac = _AREAID.unpack(value)
+    """Return the area identity of a 7-byte (or, for NR, 9-byte) binary area key."""
+    if len(value) == AREAID_BYTES:
+        radio, mcc, mnc, lac = _AREAID.unpack(value)
+    elif len(value) == NR_AREAID_BYTES and value[0] == Radio.nr:
+        radio, mcc, mnc, lac = _NR_AREAID.unpack(value)
+    else:
+        raise ValueError(
+            f"area key must be {AREAID_BYTES} bytes (or {NR_AREAID_BYTES} for NR), "
+            f"got {len(value)}"
+        )
     return AreaId(_radio(radio), mcc, mnc, lac)
 
 

@@ -131,9 +131,14 @@ def test_areaid_layout_is_big_endian_radio_mcc_mnc_lac() -> None:
     assert codecs.encode_areaid(Radio.wcdma, 262, 2, 513).hex() == "02010600020201"
 
 
-def test_encode_areaid_rejects_lac_beyond_sixteen_bits() -> None:
+def test_encode_areaid_rejects_lac_beyond_sixteen_bits_except_for_nr() -> None:
     with pytest.raises(ValueError):
-        codecs.encode_areaid(Radio.nr, 310, 410, 65536)
+        codecs.encode_areaid(Radio.lte, 310, 410, 65536)
+    nr = codecs.encode_areaid(Radio.nr, 310, 410, 0xFFFFFF)
+    assert nr.hex() == "040136019a00ffffff"
+    assert codecs.decode_areaid(nr) == (Radio.nr, 310, 410, 0xFFFFFF)
+    with pytest.raises(ValueError):
+        codecs.decode_areaid(b"\x03" + nr[1:])  # nine bytes, but not NR
 
 
 def test_decode_areaid_rejects_wrong_length() -> None:

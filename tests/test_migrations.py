@@ -196,3 +196,33 @@ def test_migration_file_names_carry_date_and_revision() -> None:
         match = pattern.match(path.name)
         assert match, path.name
         assert f'revision: str = "{match["rev"]}"' in path.read_text(encoding="utf-8")
+
+
+def test_nr_areas_move_to_their_own_table_with_nine_byte_keys(empty_db_url: str) -> None:
+    import struct
+    from datetime import datetime
+
+    import sqlalchemy as sa
+
+    run_alembic(empty_db_url, "upgrade", "5b1f0c7d2e41")
+    engine = create_engine(empty_db_url, pooled=False)
+    row = {"radio": 4, "mcc": 310, "mnc": 410, "lac": 513, "lat": 1.5, "lon": 2.5,
+           "num_cells": 3, "created": datetime(2026, 1, 2, 3, 4, 5)}  # fmt: skip
+    lte = {**row, "radio": 3}
+    try:
+        with engine.begin() as conn:
+            for values in (row, lte):
+                key = struct.pack("!bHHH", values["radio"], 310, 410, 513)
+                conn.execute(sa.text(
+                    "INSERT INTO cell_area (areaid, radio, mcc, mnc, lac, lat, lon, num_cells, "
+                    "created) VALUES (:areaid, :radio, :mcc, :mnc, :lac, :lat, :lon, :num_cells, "
+                    ":created)"), {**values, "areaid": key})  # fmt: skip
+        run_alembic(empty_db_url, "upgrade", "head")
+        with engine.connect() as conn:
+            moved = conn.execute(sa.text("SELECT areaid, lac, lat, num_cells FROM cell_area_nr"))
+            assert [tuple(r) for r in moved] == [(struct.pack("!bHHI", 4, 310, 410, 513), 513,
+                                                  1.5, 3)]  # fmt: skip
+            kept = conn.execute(sa.text("SELECT radio FROM cell_area")).scalars().all()
+            assert kept == [3]
+    finally:
+        engine.dispose()

@@ -94,7 +94,7 @@ def snapshot(db_url: str) -> dict[tuple[str, bytes], dict[str, Any]]:
     with engine.connect() as conn:
         for table in metadata.sorted_tables:
             if table.name.startswith(("wifi_shard_", "blue_shard_", "cell_")) and (
-                table.name != "cell_area"
+                not table.name.startswith("cell_area")
             ):
                 (key,) = table.primary_key.columns
                 for row in conn.execute(sa.select(table)).mappings():

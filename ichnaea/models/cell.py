@@ -18,9 +18,10 @@ The encodings are implemented in :mod:`ichnaea.codecs`. ``(radio, mcc, mnc,
 lac, cid)`` is also unique on its own (``<table>_cellid_unique``).
 
 ``cell_area`` aggregates the cells of one location/tracking area, keyed by
-the 7-byte ``areaid`` (``!bHHH``: radio, mcc, mnc, 16-bit lac). Its ``lac``
-column is 16 bits as in the original schema, so NR areas whose TAC exceeds
-65535 cannot be stored there yet.
+the 7-byte ``areaid`` (``!bHHH``: radio, mcc, mnc, 16-bit lac), as in the
+original schema. 5G NR tracking areas (24-bit TAC) live in ``cell_area_nr``,
+keyed by the 9-byte ``!bHHI``, with the same columns; :func:`area_table`
+picks the table of a radio.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
-from ichnaea.codecs import AREAID_BYTES, CELLID_BYTES, NR_CELLID_BYTES
+from ichnaea.codecs import AREAID_BYTES, CELLID_BYTES, NR_AREAID_BYTES, NR_CELLID_BYTES
 from ichnaea.enums import Radio
 from ichnaea.models.base import (
     Base,
@@ -103,23 +104,12 @@ def _make_cell_table(radio: Radio) -> type[Cell]:
 CELL_TABLES: dict[Radio, type[Cell]] = {radio: _make_cell_table(radio) for radio in _CELL_LAYOUTS}
 
 
-class CellArea(Base):
-    """A location/tracking area: the aggregate of its cells."""
+class _AreaColumns:
+    """The columns every cell-area table has besides its key and LAC/TAC."""
 
-    __tablename__ = "cell_area"
-    __table_args__ = table_args(
-        UniqueConstraint("radio", "mcc", "mnc", "lac", name="cell_area_areaid_unique"),
-        Index("cell_area_region_radio_idx", "region", "radio"),
-        Index("cell_area_created_idx", "created"),
-        Index("cell_area_modified_idx", "modified"),
-        Index("cell_area_latlon_idx", "lat", "lon"),
-    )
-
-    areaid: Mapped[bytes] = mapped_column(fixed_binary(AREAID_BYTES), primary_key=True)
     radio: Mapped[int] = mapped_column(TinyInt)
     mcc: Mapped[int] = mapped_column(SmallInteger)
     mnc: Mapped[int] = mapped_column(SmallInteger)
-    lac: Mapped[int] = mapped_column(SmallUnsigned)
     lat: Mapped[float | None] = mapped_column(Double)
     lon: Mapped[float | None] = mapped_column(Double)
     # Metres; signed in the original schema.
@@ -130,3 +120,41 @@ class CellArea(Base):
     created: Mapped[datetime | None] = mapped_column(DateTime)
     modified: Mapped[datetime | None] = mapped_column(DateTime)
     last_seen: Mapped[date | None] = mapped_column(Date)
+
+
+def _area_table_args(table: str) -> Any:
+    return table_args(
+        UniqueConstraint("radio", "mcc", "mnc", "lac", name=f"{table}_areaid_unique"),
+        Index(f"{table}_region_radio_idx", "region", "radio"),
+        Index(f"{table}_created_idx", "created"),
+        Index(f"{table}_modified_idx", "modified"),
+        Index(f"{table}_latlon_idx", "lat", "lon"),
+    )
+
+
+class CellArea(_AreaColumns, Base):
+    """A GSM/WCDMA/LTE location or tracking area: the aggregate of its cells."""
+
+    __tablename__ = "cell_area"
+    __table_args__ = _area_table_args("cell_area")
+
+    areaid: Mapped[bytes] = mapped_column(fixed_binary(AREAID_BYTES), primary_key=True)
+    lac: Mapped[int] = mapped_column(SmallUnsigned)
+
+
+class CellAreaNr(_AreaColumns, Base):
+    """A 5G NR tracking area (24-bit TAC, 9-byte key); new in this implementation."""
+
+    __tablename__ = "cell_area_nr"
+    __table_args__ = _area_table_args("cell_area_nr")
+
+    areaid: Mapped[bytes] = mapped_column(fixed_binary(NR_AREAID_BYTES), primary_key=True)
+    lac: Mapped[int] = mapped_column(IntUnsigned)
+
+
+AREA_TABLES: tuple[type[CellArea] | type[CellAreaNr], ...] = (CellArea, CellAreaNr)
+
+
+def area_table(radio: int) -> type[CellArea] | type[CellAreaNr]:
+    """The area table of a radio: ``cell_area_nr`` for NR, ``cell_area`` otherwise."""
+    return CellAreaNr if radio == Radio.nr else CellArea

@@ -1,7 +1,8 @@
 """Cell areas: recompute ``cell_area`` rows from the cells of each area.
 
 An area is one location/tracking area of one network, ``(radio, mcc, mnc,
-lac)``, keyed by its 7-byte area id (:func:`ichnaea.codecs.encode_areaid`).
+lac)``, keyed by its area id (:func:`ichnaea.codecs.encode_areaid`: 7 bytes,
+or 9 for a 5G NR tracking area, whose rows live in ``cell_area_nr``).
 The cell updater queues the ids of the areas whose cells changed;
 :func:`update_areas` rebuilds those rows from the cells.
 
@@ -43,13 +44,6 @@ The aggregate of the cells of one area:
   :meth:`ichnaea.geocode.Geocoder.region_for_cell` of the centre and the
   MCC when that finds a region.
 
-5G NR: ``cell_area.lac`` is 16 bits, like the area id, so an area id can
-only name an NR tracking area whose TAC is below 65536. Larger TACs are
-skipped before they get here: :func:`ichnaea.codecs.encode_areaid` refuses
-them, so no caller can queue them. Areas that fit are aggregated from
-``cell_nr`` like any other; NR cells with larger TACs have no area row
-until the schema grows.
-
 Malformed ids (wrong length, unknown radio, or CDMA, which has no cell
 table) are logged and skipped rather than failing the batch.
 """
@@ -72,7 +66,7 @@ from ichnaea.codecs import AreaId, decode_areaid
 from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
 from ichnaea.metrics import Metrics
-from ichnaea.models.cell import CELL_TABLES, CellArea
+from ichnaea.models.cell import CELL_TABLES, area_table
 from ichnaea.pipeline.dbretry import with_lock_retry
 from ichnaea.repositories.upsert import upsert_rows
 
@@ -223,9 +217,13 @@ def _fetch_cells(
 
 
 def _update_batch(
-    connection: Connection, areas: dict[bytes, AreaId], *, geocoder: Geocoder, now: datetime
+    connection: Connection,
+    areas: dict[bytes, AreaId],
+    table: Table,
+    *,
+    geocoder: Geocoder,
+    now: datetime,
 ) -> None:
-    table: Table = CellArea.__table__  # type: ignore[assignment]
     existing = {
         bytes(row["areaid"]): dict(row)
         for row in connection.execute(
@@ -289,9 +287,15 @@ def update_areas(
         return 0
     moment = _naive_utc(now)
 
+    by_table: dict[Table, dict[bytes, AreaId]] = {}
+    for area_id, area in areas.items():
+        table: Table = area_table(area.radio).__table__  # type: ignore[assignment]
+        by_table.setdefault(table, {})[area_id] = area
+
     def run() -> None:
         with engine.begin() as connection:
-            _update_batch(connection, areas, geocoder=geocoder, now=moment)
+            for table, group in by_table.items():
+                _update_batch(connection, group, table, geocoder=geocoder, now=moment)
 
     with_lock_retry(run, metrics=metrics, tags=DBERROR_TAGS)
     return len(areas)

@@ -81,8 +81,6 @@ OLD_POSITION_DAYS = 365
 # Blocked "today or yesterday", and one more block allowed per 30 days of age.
 RECENT_BLOCK_DAYS = 2
 BLOCK_AGE_STEP_DAYS = 30
-# cell_area.lac is 16 bits.
-MAX_AREA_LAC = 65_535
 
 # The non-key columns every station table has, in table order.
 STATION_COLUMNS = (
@@ -443,7 +441,7 @@ def plan_station_updates(
                 action, group, k, agg_values, merged, now, today, geocoder, fresh_regions
             )
             (plan.inserts if group.row is None else plan.updates).append({**ident, **values})
-            if stype is StationType.cell and ident["lac"] <= MAX_AREA_LAC:
+            if stype is StationType.cell:
                 plan.area_ids.add(
                     encode_areaid(ident["radio"], ident["mcc"], ident["mnc"], ident["lac"])
                 )

@@ -23,9 +23,9 @@ from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from ichnaea.codecs import mac_shard_id
+from ichnaea.codecs import NR_AREAID_BYTES, mac_shard_id
 from ichnaea.enums import Radio
-from ichnaea.models.cell import CELL_TABLES, CellArea
+from ichnaea.models.cell import CELL_TABLES, CellArea, CellAreaNr
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
 
 Float = NDArray[np.float64]
@@ -248,17 +248,23 @@ class AreaRows:
 
 
 def fetch_areas(conn: StationReader, areaids: Iterable[bytes]) -> AreaRows:
-    """Cell areas by 7-byte areaid (areas are never blocked)."""
-    ids = tuple(areaids)
-    rows: Sequence[Any] = []
-    if ids:
+    """Cell areas by areaid: 7-byte ids in ``cell_area``, 9-byte NR ids in ``cell_area_nr``.
+
+    Areas are never blocked.
+    """
+    by_table: dict[str, list[bytes]] = {}
+    for areaid in areaids:
+        table = CellAreaNr if len(areaid) == NR_AREAID_BYTES else CellArea
+        by_table.setdefault(table.__tablename__, []).append(areaid)
+    rows: list[Any] = []
+    for table_name, ids in by_table.items():
         markers = ", ".join([conn.marker] * len(ids))
         sql = (
             "SELECT areaid, lat, lon, radius, region, num_cells, created, modified, last_seen "
-            f"FROM {CellArea.__tablename__} "
+            f"FROM {table_name} "
             f"WHERE lat IS NOT NULL AND lon IS NOT NULL AND areaid IN ({markers})"
         )
-        rows = conn.rows(sql, ids)
+        rows.extend(conn.rows(sql, tuple(ids)))
     return AreaRows(
         keys=[bytes(r[0]) for r in rows],
         lat=np.array([r[1] for r in rows], dtype=np.float64),

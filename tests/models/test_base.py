@@ -12,6 +12,7 @@ EXPECTED_TABLES = {
     "cell_lte",
     "cell_nr",
     "cell_area",
+    "cell_area_nr",
     "datamap_ne",
     "datamap_nw",
     "datamap_se",

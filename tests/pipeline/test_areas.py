@@ -13,7 +13,7 @@ from ichnaea import geo
 from ichnaea.codecs import encode_areaid, encode_cellid
 from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
-from ichnaea.models.cell import CELL_TABLES, CellArea
+from ichnaea.models.cell import CELL_TABLES, CellArea, CellAreaNr, area_table
 from ichnaea.pipeline.areas import update_areas
 from ichnaea.regions import RegionTable
 from tests._support import RecordingMetrics
@@ -36,6 +36,7 @@ def engine(db_engine: Engine) -> Engine:
         for table in CELL_TABLES.values():
             connection.execute(sa.delete(table))
         connection.execute(sa.delete(CellArea))
+        connection.execute(sa.delete(CellAreaNr))
     return db_engine
 
 
@@ -78,9 +79,10 @@ def add_cell(
 
 
 def read_area(engine: Engine, area: tuple[Radio, int, int, int]) -> Any:
+    table = area_table(area[0])
     with engine.connect() as connection:
         return connection.execute(
-            sa.select(CellArea).where(CellArea.areaid == encode_areaid(*area))
+            sa.select(table).where(table.areaid == encode_areaid(*area))
         ).one_or_none()
 
 
@@ -259,15 +261,23 @@ def test_batch_with_duplicates_and_several_radios(engine: Engine, geocoder: Geoc
     assert wcdma.lat == pytest.approx(LAT + 1)
 
 
-def test_nr_area_is_built_from_nr_cells(engine: Engine, geocoder: Geocoder) -> None:
-    nr_area = (Radio.nr, 234, 10, 65535)
-    add_cell(engine, nr_area, 2**35, radius=80, region="GB")
-    # A TAC beyond 16 bits has no area id and stays out of the area.
-    add_cell(engine, (Radio.nr, 234, 10, 65535 + 65536), 5, lat=LAT + 1)
-    run(engine, geocoder, nr_area)
-    area = read_area(engine, nr_area)
+def test_nr_areas_with_24_bit_tacs_are_built_in_their_own_table(
+    engine: Engine, geocoder: Geocoder
+) -> None:
+    small, large = (Radio.nr, 234, 10, 65535), (Radio.nr, 234, 10, 65535 + 65536)
+    add_cell(engine, small, 2**35, radius=80, region="GB")
+    add_cell(engine, large, 5, lat=LAT + 1, radius=90)
+    add_cell(engine, large, 6, lat=LAT + 1.002, radius=110)
+    add_cell(engine, (Radio.lte, 234, 10, 65535), 7)  # same numbers, other radio
+    assert run(engine, geocoder, small, large) == 2
+    area = read_area(engine, small)
     assert (area.num_cells, area.avg_cell_radius, area.region) == (1, 80, "GB")
     assert area.lat == pytest.approx(LAT)
+    wide = read_area(engine, large)
+    assert (wide.lac, wide.num_cells, wide.avg_cell_radius) == (131071, 2, 100)
+    assert len(wide.areaid) == 9 and wide.lat == pytest.approx(LAT + 1.001)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(CellArea)).scalar() == 0
 
 
 def test_malformed_area_ids_are_skipped(engine: Engine, geocoder: Geocoder) -> None:

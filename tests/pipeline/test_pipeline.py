@@ -55,6 +55,27 @@ def test_cell_region_comes_from_its_position_not_its_mcc_quirk_8_kept(pipeline: 
     assert [row["region"] for row in pipeline.rows("cell_gsm")] == ["FR"]
 
 
+def test_nr_tracking_area_with_a_24_bit_tac_is_learned_and_located(pipeline: Pipeline) -> None:
+    """5G NR areas (TAC above 65535) get an area row and answer locate queries."""
+    pipeline.api_key("test")
+    nr = {"radioType": "nr", "mobileCountryCode": 234, "mobileNetworkCode": 30,
+          "locationAreaCode": 70000, "newRadioCellId": 2**35 + 1}  # fmt: skip
+    pipeline.submit([report(cellTowers=[nr])], api_key="test")
+    pipeline.run()
+    (area,) = pipeline.rows("cell_area_nr")
+    assert (area["lac"], area["num_cells"], area["lat"], area["lon"]) == (70000, 1, 51.5, -0.1)
+    assert pipeline.rows("cell_area") == []
+    # A cell of that area the service has never seen: the area answers.
+    other = {**nr, "newRadioCellId": 12345}
+    response = pipeline.client.post(
+        "/v1/geolocate?key=test", json={"cellTowers": [other], "considerIp": False}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["location"] == {"lat": 51.5, "lng": -0.1}
+    assert body["fallback"] == "lacf"
+
+
 def test_one_report_creates_one_cell_and_one_wifi_station(pipeline: Pipeline) -> None:
     """Section 23, item 1."""
     pipeline.api_key("test")

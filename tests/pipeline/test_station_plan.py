@@ -734,7 +734,7 @@ def test_cell_rows_carry_the_cell_identity(geocoder: Geocoder) -> None:
     assert len(row["cellid"]) == 11
 
 
-def test_nr_cell_area_is_queued_only_when_its_tac_fits_16_bits(geocoder: Geocoder) -> None:
+def test_nr_cell_areas_are_queued_with_24_bit_tacs(geocoder: Geocoder) -> None:
     cell = StationType.cell
     small = {"radio": int(Radio.nr), "mcc": 234, "mnc": 30, "lac": 65535, "cid": 2**35}
     large = {**small, "lac": 65536}
@@ -742,7 +742,10 @@ def test_nr_cell_area_is_queued_only_when_its_tac_fits_16_bits(geocoder: Geocode
     plan = run(cell, batch, geocoder)
     assert len(plan.inserts) == 2
     assert {len(row["cellid"]) for row in plan.inserts} == {17}
-    assert plan.area_ids == {encode_areaid(Radio.nr, 234, 30, 65535)}
+    assert plan.area_ids == {
+        encode_areaid(Radio.nr, 234, 30, 65535),
+        encode_areaid(Radio.nr, 234, 30, 65536),
+    }
 
 
 def test_cdma_cell_observations_are_dropped(geocoder: Geocoder) -> None:

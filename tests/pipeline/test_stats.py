@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ichnaea.codecs import encode_areaid, encode_mac, mac_shard_id
 from ichnaea.enums import Radio, StatKey
-from ichnaea.models.cell import CellArea
+from ichnaea.models.cell import CellArea, CellAreaNr, area_table
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS, MacStation
 from ichnaea.models.stats import RegionStat, Stat
 from ichnaea.pipeline.stats import (
@@ -37,6 +37,7 @@ def engine(db_engine: Engine) -> Engine:
         connection.execute(sa.delete(Stat))
         connection.execute(sa.delete(RegionStat))
         connection.execute(sa.delete(CellArea))
+        connection.execute(sa.delete(CellAreaNr))
         for table in (*BLUE_SHARDS.values(), *WIFI_SHARDS.values()):
             connection.execute(sa.delete(table))
     return db_engine
@@ -218,7 +219,7 @@ def add_stations(
 def add_area(engine: Engine, radio: Radio, lac: int, region: str | None, num_cells: int) -> None:
     with engine.begin() as connection:
         connection.execute(
-            sa.insert(CellArea).values(
+            sa.insert(area_table(radio)).values(
                 areaid=encode_areaid(radio, 1, 1, lac),
                 radio=int(radio),
                 mcc=1,

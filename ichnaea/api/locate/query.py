@@ -269,11 +269,8 @@ def _cells(entry: Entry) -> tuple[CellLookup | None, CellLookup | None]:
     age = _within(entry["age"], MIN_AGE_MS, MAX_AGE_MS)
     signal = _cell_signal(radio, entry["signalStrength"])
     ta = None if radio is Radio.wcdma else _within(entry["timingAdvance"], MIN_CELL_TA, MAX_CELL_TA)
-    # Cell areas keep the 16-bit LAC of the original keys; 5G NR tracking
-    # areas (24-bit TAC) have no area table, so NR cells never fall back to one.
-    area = (
-        None if radio is Radio.nr else CellLookup(radio, mcc, mnc, lac, None, None, age, signal, ta)
-    )
+    # 5G NR tracking areas (24-bit TAC) have their own table (9-byte keys).
+    area = CellLookup(radio, mcc, mnc, lac, None, None, age, signal, ta)
 
     if radio is Radio.nr:
         cid = _within(entry["newRadioCellId"] or entry["cellId"], MIN_CID, MAX_NR_CID)

@@ -164,7 +164,8 @@ def test_nr_cells_carry_a_36_bit_cell_id() -> None:
     query = build({"cellTowers": [cell]})
     assert query.cell[0].cid == 68719476735
     assert len(query.cell[0].cellid) == 17
-    assert query.cell_area == []  # NR tracking areas have no area table
+    (area,) = query.cell_area  # NR tracking areas: 24-bit TAC, 9-byte keys
+    assert (area.lac, len(area.areaid)) == (70000, 9)
 
 
 def test_json_lists_only_known_fields() -> None:
