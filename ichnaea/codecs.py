@@ -162,8 +162,7 @@ def decode_areaid(value: bytes) -> AreaId:
         radio, mcc, mnc, lac = _NR_AREAID.unpack(value)
     else:
         raise ValueError(
-            f"area key must be {AREAID_BYTES} bytes (or {NR_AREAID_BYTES} for NR), "
-            f"got {len(value)}"
+            f"area key must be {AREAID_BYTES} bytes (or {NR_AREAID_BYTES} for NR), got {len(value)}"
         )
     return AreaId(_radio(radio), mcc, mnc, lac)
 

@@ -58,8 +58,8 @@ from ichnaea.models.cell import CELL_TABLES
 from ichnaea.pipeline.areas import update_areas
 from ichnaea.pipeline.cellexport import CSV_HEADER
 from ichnaea.pipeline.dbretry import with_lock_retry
-from ichnaea.pipeline.observations import validate_cell
 from ichnaea.pipeline.stats import update_region_stats
+from ichnaea.pipeline.validation import validate_cell
 
 log = logging.getLogger(__name__)
 

@@ -43,12 +43,8 @@ from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
 from ichnaea.pipeline.dbretry import with_lock_retry
 from ichnaea.pipeline.export import count_serial_failure
 from ichnaea.pipeline.incoming import since_key
-from ichnaea.pipeline.station_plan import (
-    StationPlan,
-    StationType,
-    plan_station_updates,
-    station_key,
-)
+from ichnaea.pipeline.station_plan import StationPlan, plan_station_updates
+from ichnaea.pipeline.station_state import StationType, station_key
 from ichnaea.pipeline.stats import incr_stat_counters
 from ichnaea.queue import undecodable_key
 from ichnaea.reliable_queue import LEASE_S, LostLease, SerialQueue

@@ -38,33 +38,34 @@ Decisions the spec leaves open or where we differ
   reproduces the radii of spec 9.7 (38, 9, 278, 12, 168).
 * Quirk 17 is fixed: ``block_count`` saturates at 255 (its column is a
   TINYINT UNSIGNED) instead of overflowing.
-* Quirk 18 is kept: the block age rule rounds half to even, like Python's
-  ``round`` (45 days after creation, round(1.5) = 2 blocks are needed).
-* A ``block_count`` of 0 counts as "never blocked" for the age rule (the
-  original tested it for truth), otherwise any row created in the last 15
-  days with a count of 0 would be blocked.
-* A station whose ``modified`` is null is not "old" (9.4): a disagreeing
-  observation group blocks it rather than replacing it.
-* "Older than a year" means ``modified.date() < today - 365 days``.
+* States, blocking and the transition table: :mod:`ichnaea.pipeline.station_state`.
 * Cell radios without a signal rule (CDMA) get weight 0 and are dropped.
-* Area ids are queued for every written cell action except confirm, but not
-  for NR cells whose TAC exceeds the 16 bits of ``cell_area.lac``.
+* Area ids are queued for every written cell action except confirm (NR
+  areas too: their 9-byte ids name ``cell_area_nr`` rows).
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ichnaea import _fast, geo
-from ichnaea.codecs import encode_areaid, encode_cellid, encode_mac
-from ichnaea.enums import ReportSource
+from ichnaea.codecs import encode_areaid
+from ichnaea.pipeline.station_state import (
+    GNSS,
+    QUERY,
+    TRANSITIONS,
+    Action,
+    StationType,
+    is_blocked,
+    station_key,
+    station_state,
+)
 
 Row = Mapping[str, Any]
 Float64Array = NDArray[np.float64]
@@ -76,12 +77,6 @@ MAX_WEIGHT = 1e9
 MAX_OLD_WEIGHT = 10_000.0
 # block_count is TINYINT UNSIGNED (quirk 17: saturate instead of overflow).
 MAX_BLOCK_COUNT = 255
-# A position not modified for longer than this may be replaced (9.4).
-OLD_POSITION_DAYS = 365
-# Blocked "today or yesterday", and one more block allowed per 30 days of age.
-RECENT_BLOCK_DAYS = 2
-BLOCK_AGE_STEP_DAYS = 30
-
 # The non-key columns every station table has, in table order.
 STATION_COLUMNS = (
     "lat", "lon", "max_lat", "min_lat", "max_lon", "min_lon", "radius", "region", "samples",
@@ -94,85 +89,6 @@ _POSITION_COLUMNS = {
     "max_lon": "max_lon_deg", "min_lon": "min_lon_deg", "radius": "radius_m",
 }  # fmt: skip
 _BLOCK_COLUMNS = ("block_first", "block_last", "block_count")
-
-_GNSS = int(ReportSource.gnss)
-_QUERY = int(ReportSource.query)
-
-
-class StationType(enum.Enum):
-    """A kind of station: Bluetooth beacon, Wi-Fi access point or cell."""
-
-    blue = "blue"
-    wifi = "wifi"
-    cell = "cell"
-
-    @property
-    def kind(self) -> int:
-        """The ``kind`` argument of the ``observation_weights`` kernel."""
-        return _KINDS[self]
-
-    @property
-    def max_dist_m(self) -> float:
-        """Largest consistent spread of observations and station, metres (9.3)."""
-        return _MAX_DIST_M[self]
-
-    @property
-    def key_column(self) -> str:
-        """The primary-key column of the type's tables."""
-        return "cellid" if self is StationType.cell else "mac"
-
-
-_KINDS: dict[StationType, int] = {
-    StationType.blue: int(_fast.KIND_BLUE),
-    StationType.wifi: int(_fast.KIND_WIFI),
-    StationType.cell: int(_fast.KIND_CELL),
-}
-_MAX_DIST_M = {StationType.blue: 100.0, StationType.wifi: 5_000.0, StationType.cell: 100_000.0}
-
-
-class StationState(enum.Enum):
-    """A station's state relative to an observation group (9.4)."""
-
-    none = "none"
-    no_position = "no_position"
-    agree_gnss_position = "agree_gnss_position"
-    agree_query_position = "agree_query_position"
-    disagree_position = "disagree_position"
-    disagree_old_position = "disagree_old_position"
-
-
-class Action(enum.Enum):
-    """What happens to a station's row (9.6)."""
-
-    new = "new"
-    new_block = "new_block"
-    change = "change"
-    replace = "replace"
-    confirm = "confirm"
-    block = "block"
-
-
-def _table() -> dict[tuple[StationState, int, bool], Action | None]:
-    s, a = StationState, Action
-    # state: (gnss consistent, query consistent, gnss inconsistent, query inconsistent)
-    rows: dict[StationState, tuple[Action | None, ...]] = {
-        s.none: (a.new, a.new, a.new_block, a.new_block),
-        s.no_position: (a.change, a.change, None, None),
-        s.agree_gnss_position: (a.change, a.confirm, a.block, a.block),
-        s.agree_query_position: (a.replace, a.change, a.block, a.block),
-        s.disagree_position: (a.block, a.block, a.block, a.block),
-        s.disagree_old_position: (a.replace, a.replace, a.block, a.block),
-    }
-    groups = ((_GNSS, True), (_QUERY, True), (_GNSS, False), (_QUERY, False))
-    return {
-        (state, source, consistent): action
-        for state, actions in rows.items()
-        for (source, consistent), action in zip(groups, actions, strict=True)
-    }
-
-
-# (station state, group source 3 or 9, group consistent) -> action; None = nothing.
-TRANSITIONS: Mapping[tuple[StationState, int, bool], Action | None] = _table()
 
 
 class RegionLookup(Protocol):
@@ -210,54 +126,6 @@ class StationPlan:
     area_ids: set[bytes] = field(default_factory=set)
 
 
-def station_key(stype: StationType, obs: Row) -> bytes:
-    """The primary key of an observation's station: MAC bytes or binary cell id."""
-    if stype is StationType.cell:
-        return encode_cellid(
-            int(obs["radio"]), int(obs["mcc"]), int(obs["mnc"]), int(obs["lac"]), int(obs["cid"])
-        )
-    return encode_mac(str(obs["mac"]))
-
-
-def _as_date(value: date | datetime) -> date:
-    return value.date() if isinstance(value, datetime) else value
-
-
-def is_blocked(row: Row | None, today: date) -> bool:
-    """Whether a station row is blocked on ``today`` (9.2).
-
-    Blocked if ``block_last`` is today or yesterday (or later), or if it has
-    been blocked at least ``round(age_days / 30)`` times, age counted from
-    ``created`` and rounded half to even (quirk 18, kept).
-    """
-    if row is None:
-        return False
-    block_last = row.get("block_last")
-    if block_last is not None and (today - _as_date(block_last)).days < RECENT_BLOCK_DAYS:
-        return True
-    created = row.get("created")
-    block_count = row.get("block_count")
-    if created is None or not block_count:
-        return False
-    age_days = abs((_as_date(created) - today).days)
-    return bool(block_count >= round(age_days / BLOCK_AGE_STEP_DAYS))
-
-
-def _state(row: Row | None, farthest_m: float, stype: StationType, today: date) -> StationState:
-    if row is None:
-        return StationState.none
-    if row.get("lat") is None or row.get("lon") is None:
-        return StationState.no_position
-    if farthest_m <= stype.max_dist_m:
-        if row.get("source") == _QUERY:
-            return StationState.agree_query_position
-        return StationState.agree_gnss_position
-    modified = row.get("modified")
-    if modified is not None and _as_date(modified) < today - timedelta(days=OLD_POSITION_DAYS):
-        return StationState.disagree_old_position
-    return StationState.disagree_position
-
-
 @dataclass
 class _Group:
     """The chosen observations of one station."""
@@ -265,7 +133,7 @@ class _Group:
     key: bytes
     row: Row | None
     members: list[int]  # indices into the batch, queue order
-    source: int  # _GNSS or _QUERY
+    source: int  # GNSS or QUERY
 
 
 def _column(observations: Sequence[Row], name: str) -> Float64Array:
@@ -298,11 +166,11 @@ def _choose_groups(
         row = existing.get(key)
         if is_blocked(row, today):
             continue
-        gnss = [i for i in indices if observations[i].get("source") != _QUERY]
+        gnss = [i for i in indices if observations[i].get("source") != QUERY]
         if gnss:
-            groups.append(_Group(key, row, gnss, _GNSS))
+            groups.append(_Group(key, row, gnss, GNSS))
         else:
-            groups.append(_Group(key, row, indices, _QUERY))
+            groups.append(_Group(key, row, indices, QUERY))
     return groups
 
 
@@ -412,7 +280,7 @@ def plan_station_updates(
 
     actions: list[Action | None] = []
     for k, group in enumerate(groups):
-        state = _state(group.row, float(farthest[k]), stype, today)
+        state = station_state(group.row, float(farthest[k]), stype, today)
         actions.append(TRANSITIONS[state, group.source, bool(agg["consistent"][k])])
     changes = [k for k, action in enumerate(actions) if action is Action.change]
     merged = _merge_changes(groups, changes, agg, station_lat, station_lon)

@@ -12,11 +12,9 @@ from hypothesis import strategies as st
 
 from ichnaea.codecs import decode_datamap_grid
 from ichnaea.geocode import Geocoder
-from ichnaea.pipeline.observations import (
-    InternalBatch,
-    flatten_report,
+from ichnaea.pipeline.observations import InternalBatch, flatten_report, transform_batch
+from ichnaea.pipeline.validation import (
     normalize_mac,
-    transform_batch,
     validate_blue,
     validate_cell,
     validate_report,

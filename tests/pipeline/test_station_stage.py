@@ -34,7 +34,7 @@ from ichnaea.pipeline.station import (
     process_station_queue,
     queue_for_name,
 )
-from ichnaea.pipeline.station_plan import StationType
+from ichnaea.pipeline.station_state import StationType
 from ichnaea.regions import RegionTable
 from ichnaea.reliable_queue import SerialQueue
 from ichnaea.repositories.session import create_engine
