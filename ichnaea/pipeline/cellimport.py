@@ -71,6 +71,8 @@ RADIOS: Mapping[str, Radio] = {
 }
 MAX_RADIUS_M = 100_000
 CHUNK_ROWS = 1000
+# Skipped rows named one by one; a bad file must not flood the log.
+MAX_ROW_WARNINGS = 20
 AREA_BATCH = 1000
 _UPDATED_COLUMNS = ("psc", "lat", "lon", "radius", "samples", "region", "created", "modified")
 
@@ -329,6 +331,15 @@ class _Run:
             self.areas = set()
 
 
+def _skipped(run: _Run, message: str, *args: Any) -> None:
+    """Log a skipped row; after MAX_ROW_WARNINGS only the summary counts them."""
+    shown = run.summary.skipped + run.summary.invalid
+    if shown <= MAX_ROW_WARNINGS:
+        log.warning(message, *args)
+    if shown == MAX_ROW_WARNINGS:
+        log.warning("further skipped rows are only counted (see the summary)")
+
+
 def _read(path: Path, text: IO[str], run: _Run, progress: Progress | None) -> None:
     first_data = True
     try:
@@ -336,7 +347,7 @@ def _read(path: Path, text: IO[str], run: _Run, progress: Progress | None) -> No
             name = row["radio"].strip()
             if not name:
                 run.summary.skipped += 1
-                log.warning("%s:%d: no radio; row skipped", path, line)
+                _skipped(run, "%s:%d: no radio; row skipped", path, line)
                 continue
             if name not in RADIOS:
                 raise InvalidCSV(f"{path}:{line}: radio {name!r} is not one of {', '.join(RADIOS)}")
@@ -346,7 +357,7 @@ def _read(path: Path, text: IO[str], run: _Run, progress: Progress | None) -> No
                 if first_data:
                     raise InvalidCSV(f"{path}:{line}: {exc} (the first row must be valid)") from exc
                 run.summary.invalid += 1
-                log.warning("%s:%d: %s; row skipped", path, line, exc)
+                _skipped(run, "%s:%d: %s; row skipped", path, line, exc)
                 continue
             first_data = False
             if len(run.chunk) >= run.chunk_rows:

@@ -202,3 +202,15 @@ def test_a_file_that_is_not_gzip_csv_is_named(
     path.write_bytes(gzip.compress(HEADER.encode() + b"\r\n")[:-12])
     with pytest.raises(InvalidCSV, match=r"broken\.csv\.gz: unreadable"):
         run_import(pipeline, path, geocoder)
+
+
+def test_a_file_of_bad_rows_names_the_first_twenty_and_counts_the_rest(
+    pipeline: Pipeline, geocoder: Geocoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = [SPEC_ROWS[0].replace("38.8574351", "95") for _ in range(25)]
+    path = write_csv(tmp_path / "noisy.csv", [HEADER, SPEC_ROWS[1], *bad])
+    summary = run_import(pipeline, path, geocoder)
+    assert (summary.new, summary.invalid) == ({"GSM": 1}, 25)
+    named = [r for r in caplog.records if "row skipped" in r.getMessage()]
+    assert [r.getMessage().split(":")[1] for r in named] == [str(n) for n in range(3, 23)]
+    assert "further skipped rows are only counted" in caplog.text
