@@ -165,7 +165,7 @@ def station_samples(engine: sa.Engine) -> int:
         for table in metadata.sorted_tables:
             if (
                 table.name.startswith(("wifi_shard_", "blue_shard_", "cell_"))
-                and table.name != "cell_area"
+                and not table.name.startswith("cell_area")
             ):
                 total += int(
                     conn.execute(
