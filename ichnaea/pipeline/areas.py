@@ -59,6 +59,7 @@ from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Table, delete, select
 from sqlalchemy.engine import Connection, Engine
 
@@ -100,42 +101,80 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def aggregate_area(cells: Sequence[Any], *, mcc: int, geocoder: Geocoder) -> AreaAggregate:
-    """The aggregate of the positioned cells of one area (module docstring).
+def aggregate_areas(
+    groups: Sequence[Sequence[Any]], mccs: Sequence[int], *, geocoder: Geocoder
+) -> list[AreaAggregate]:
+    """The aggregates of many areas at once (module docstring), one per group of cells.
 
-    ``cells`` are rows with ``lat, lon, max_lat, min_lat, max_lon, min_lon,
-    radius, region, last_seen`` attributes; ``lat`` and ``lon`` non-null;
-    at least one row.
+    ``groups[i]`` are the positioned cells of an area of MCC ``mccs[i]``:
+    rows with ``lat, lon, max_lat, min_lat, max_lon, min_lon, radius,
+    region, last_seen`` attributes, ``lat`` and ``lon`` non-null, at least
+    one row. The numbers are computed over all the cells in one pass of
+    NumPy reductions per column; only the region vote loops per area.
     """
+    if len(groups) != len(mccs):
+        raise ValueError(f"{len(groups)} groups but {len(mccs)} MCCs")
+    if not groups:
+        return []
+    counts = np.array([len(group) for group in groups], dtype=np.intp)
+    if not counts.all():
+        raise ValueError("an area aggregate needs at least one cell")
+    cells = [cell for group in groups for cell in group]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+
+    def column(name: str) -> NDArray[np.float64]:
+        return np.array([_float(getattr(cell, name)) for cell in cells], dtype=np.float64)
+
+    lat, lon = column("lat"), column("lon")
+    centre_lat = np.add.reduceat(lat, starts) / counts
+    centre_lon = np.add.reduceat(lon, starts) / counts
+    # Centres join the boxes (see the module docstring): fmax/fmin skip a
+    # missing side, and every cell has a centre.
+    max_lat = np.maximum.reduceat(np.fmax(lat, column("max_lat")), starts)
+    min_lat = np.minimum.reduceat(np.fmin(lat, column("min_lat")), starts)
+    max_lon = np.maximum.reduceat(np.fmax(lon, column("max_lon")), starts)
+    min_lon = np.minimum.reduceat(np.fmin(lon, column("min_lon")), starts)
+    radius = np.atleast_1d(
+        geo.circle_radius_m(centre_lat, centre_lon, max_lat, max_lon, min_lat, min_lon)
+    )
+    radii = column("radius")
+    known = ~np.isnan(radii)
+    radius_sum = np.add.reduceat(np.where(known, radii, 0.0), starts)
+    radius_count = np.add.reduceat(known.astype(np.int64), starts)
+    # Half to even, as Python's round.
+    avg_radius = np.rint(radius_sum / np.maximum(radius_count, 1))
+    seen = np.array(
+        [-1 if cell.last_seen is None else cell.last_seen.toordinal() for cell in cells],
+        dtype=np.int64,
+    )
+    last_seen = np.maximum.reduceat(seen, starts)
+
+    return [
+        AreaAggregate(
+            lat=float(centre_lat[i]),
+            lon=float(centre_lon[i]),
+            radius=int(radius[i]),
+            avg_cell_radius=int(avg_radius[i]) if radius_count[i] else None,
+            num_cells=int(counts[i]),
+            last_seen=date.fromordinal(int(last_seen[i])) if last_seen[i] > 0 else None,
+            region=_area_region(
+                [cell.region for cell in group],
+                float(centre_lat[i]),
+                float(centre_lon[i]),
+                mcc=mcc,
+                geocoder=geocoder,
+            ),
+        )
+        for i, (group, mcc) in enumerate(zip(groups, mccs, strict=True))
+    ]
+
+
+def aggregate_area(cells: Sequence[Any], *, mcc: int, geocoder: Geocoder) -> AreaAggregate:
+    """The aggregate of the positioned cells of one area (see :func:`aggregate_areas`)."""
     if not cells:
         raise ValueError("an area aggregate needs at least one cell")
-    lat = np.array([c.lat for c in cells], dtype=np.float64)
-    lon = np.array([c.lon for c in cells], dtype=np.float64)
-    # Centres join the boxes (see the module docstring), so each column has
-    # a finite value and nanmax/nanmin never see an all-NaN slice.
-    max_lat = float(np.nanmax(np.concatenate([lat, [_float(c.max_lat) for c in cells]])))
-    min_lat = float(np.nanmin(np.concatenate([lat, [_float(c.min_lat) for c in cells]])))
-    max_lon = float(np.nanmax(np.concatenate([lon, [_float(c.max_lon) for c in cells]])))
-    min_lon = float(np.nanmin(np.concatenate([lon, [_float(c.min_lon) for c in cells]])))
-    centre_lat = float(lat.mean())
-    centre_lon = float(lon.mean())
-    radius = geo.circle_radius_m(centre_lat, centre_lon, max_lat, max_lon, min_lat, min_lon)
-
-    radii = [c.radius for c in cells if c.radius is not None]
-    avg_cell_radius = round(sum(radii) / len(radii)) if radii else None
-    seen = [c.last_seen for c in cells if c.last_seen is not None]
-
-    return AreaAggregate(
-        lat=centre_lat,
-        lon=centre_lon,
-        radius=radius,
-        avg_cell_radius=avg_cell_radius,
-        num_cells=len(cells),
-        last_seen=max(seen) if seen else None,
-        region=_area_region(
-            [c.region for c in cells], centre_lat, centre_lon, mcc=mcc, geocoder=geocoder
-        ),
-    )
+    (aggregate,) = aggregate_areas([cells], [mcc], geocoder=geocoder)
+    return aggregate
 
 
 def _area_region(
@@ -254,14 +293,20 @@ def _update_batch(
     cells = _fetch_cells(connection, areas)
 
     to_delete: list[bytes] = []
-    rows: list[dict[str, Any]] = []
+    present: list[tuple[bytes, AreaId, list[_CellRow]]] = []
     for area_id, area in areas.items():
         area_cells = cells.get((int(area.radio), area.mcc, area.mnc, area.lac))
-        if not area_cells:
-            if area_id in existing:
-                to_delete.append(area_id)
-            continue
-        aggregate = aggregate_area(area_cells, mcc=area.mcc, geocoder=geocoder)
+        if area_cells:
+            present.append((area_id, area, area_cells))
+        elif area_id in existing:
+            to_delete.append(area_id)
+    aggregates = aggregate_areas(
+        [area_cells for _, _, area_cells in present],
+        [area.mcc for _, area, _ in present],
+        geocoder=geocoder,
+    )
+    rows: list[dict[str, Any]] = []
+    for (area_id, area, _), aggregate in zip(present, aggregates, strict=True):
         row = existing.get(area_id) or {
             "areaid": area_id,
             "radio": int(area.radio),

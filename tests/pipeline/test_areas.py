@@ -298,3 +298,77 @@ def test_empty_batch_touches_nothing(engine: Engine, geocoder: Geocoder) -> None
     assert run(engine, geocoder) == 0
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(CellArea)).scalar() == 0
+
+
+def reference_aggregate(cells: list[Any], mcc: int, geocoder: Geocoder) -> Any:
+    """The aggregate of one area in plain Python, the obviously right version."""
+    from ichnaea.pipeline.areas import AreaAggregate, _area_region
+
+    lat = sum(c.lat for c in cells) / len(cells)
+    lon = sum(c.lon for c in cells) / len(cells)
+
+    def side(name: str, pick: Any, centre: str) -> float:
+        known = [getattr(c, name) for c in cells if getattr(c, name) is not None]
+        return float(pick([getattr(c, centre) for c in cells] + known))
+
+    box = (side("max_lat", max, "lat"), side("max_lon", max, "lon"),
+           side("min_lat", min, "lat"), side("min_lon", min, "lon"))  # fmt: skip
+    radii = [c.radius for c in cells if c.radius is not None]
+    seen = [c.last_seen for c in cells if c.last_seen is not None]
+    return AreaAggregate(
+        lat=lat,
+        lon=lon,
+        radius=geo.circle_radius_m(lat, lon, *box),
+        avg_cell_radius=round(sum(radii) / len(radii)) if radii else None,
+        num_cells=len(cells),
+        last_seen=max(seen) if seen else None,
+        region=_area_region([c.region for c in cells], lat, lon, mcc=mcc, geocoder=geocoder),
+    )
+
+
+def test_batched_aggregates_agree_with_a_plain_reference(geocoder: Geocoder) -> None:
+    import random
+    from types import SimpleNamespace
+
+    from ichnaea.pipeline.areas import aggregate_areas
+
+    rng = random.Random(7)
+    groups, mccs = [], []
+    for _ in range(200):
+        base_lat, base_lon = rng.uniform(-60, 60), rng.uniform(-170, 170)
+        cells = []
+        for _ in range(rng.randint(1, 9)):
+            lat, lon = base_lat + rng.uniform(-0.2, 0.2), base_lon + rng.uniform(-0.2, 0.2)
+            maybe = lambda value: None if rng.random() < 0.2 else value  # noqa: E731
+            spread = [rng.uniform(0, 0.05) for _ in range(4)]
+            cells.append(SimpleNamespace(
+                lat=lat, lon=lon,
+                max_lat=maybe(lat + spread[0]), min_lat=maybe(lat - spread[1]),
+                max_lon=maybe(lon + spread[2]), min_lon=maybe(lon - spread[3]),
+                radius=maybe(rng.randint(0, 20_000)), region=rng.choice(["GB", "FR", None]),
+                last_seen=maybe(TODAY - timedelta(days=rng.randint(0, 900))),
+            ))  # fmt: skip
+        groups.append(cells)
+        mccs.append(rng.choice([234, 208, 262]))
+    got = aggregate_areas(groups, mccs, geocoder=geocoder)
+    want = [reference_aggregate(g, m, geocoder) for g, m in zip(groups, mccs, strict=True)]
+    for mine, plain in zip(got, want, strict=True):
+        assert mine.lat == pytest.approx(plain.lat, abs=1e-12)
+        assert mine.lon == pytest.approx(plain.lon, abs=1e-12)
+        assert abs(mine.radius - plain.radius) <= 1  # summation order may move a .5 case
+        assert (mine.avg_cell_radius, mine.num_cells, mine.last_seen, mine.region) == (
+            plain.avg_cell_radius,
+            plain.num_cells,
+            plain.last_seen,
+            plain.region,
+        )
+
+
+def test_batched_aggregates_refuse_an_empty_group(geocoder: Geocoder) -> None:
+    from ichnaea.pipeline.areas import aggregate_areas
+
+    assert aggregate_areas([], [], geocoder=geocoder) == []
+    with pytest.raises(ValueError, match="at least one cell"):
+        aggregate_areas([[]], [234], geocoder=geocoder)
+    with pytest.raises(ValueError, match="MCCs"):
+        aggregate_areas([[]], [], geocoder=geocoder)
