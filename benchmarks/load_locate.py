@@ -272,6 +272,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--scenarios", default="ip-only,3-wifi,1-cell,mixed")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="LOGGING_LEVEL of the server; INFO adds the per-request log line, to stderr",
+    )
     args = parser.parse_args()
     rng = random.Random(42)
 
@@ -303,7 +308,8 @@ def main() -> None:
             "--processes",
             str(args.processes),
         ],
-        env={**env, "DB_READONLY_URI": args.db, "LOGGING_LEVEL": "WARNING"},
+        env={**env, "DB_READONLY_URI": args.db, "LOGGING_LEVEL": args.log_level},
+        stderr=subprocess.DEVNULL if args.log_level != "WARNING" else None,
     )
     results: dict[str, object] = {}
     try:

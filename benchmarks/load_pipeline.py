@@ -163,10 +163,9 @@ def station_samples(engine: sa.Engine) -> int:
     total = 0
     with engine.connect() as conn:
         for table in metadata.sorted_tables:
-            if (
-                table.name.startswith(("wifi_shard_", "blue_shard_", "cell_"))
-                and not table.name.startswith("cell_area")
-            ):
+            if table.name.startswith(
+                ("wifi_shard_", "blue_shard_", "cell_")
+            ) and not table.name.startswith("cell_area"):
                 total += int(
                     conn.execute(
                         sa.select(sa.func.coalesce(sa.func.sum(table.c.samples), 0))
