@@ -38,6 +38,7 @@ from ichnaea.repositories.session import make_sessionmaker
 log = logging.getLogger(__name__)
 
 STATE_KEY = "api"
+MAX_LOGGED_KEY_CHARS = 64
 
 
 @dataclass(slots=True)
@@ -146,7 +147,8 @@ def note_key(
     elif outcome is KeyOutcome.unavailable:
         note(request_state, api_key_db_fail=True)
     elif text:
-        note(request_state, invalid_api_key=text)
+        # Whatever the client sent: cut, so a junk parameter cannot bloat the log.
+        note(request_state, invalid_api_key=text[:MAX_LOGGED_KEY_CHARS])
 
 
 async def read_json(request: Request, state: ApiState) -> tuple[Any, bool]:

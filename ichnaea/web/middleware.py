@@ -37,6 +37,7 @@ from ichnaea.web.errors import error_response
 request_log = logging.getLogger("ichnaea.request")
 
 UNLOGGED_PATHS = frozenset(("/__lbheartbeat__",))
+MAX_LOGGED_PATH_CHARS = 256
 
 
 CORS_HEADERS = [
@@ -157,6 +158,7 @@ class RequestMetricsMiddleware:
                 and request_log.isEnabledFor(logging.INFO)
             ):
                 method = scope["method"]
+                path = path[:MAX_LOGGED_PATH_CHARS]  # scanners send very long paths
                 line = {
                     "event": f"{method} {path} - {status}",
                     "http_method": method,

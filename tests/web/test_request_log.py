@@ -96,3 +96,13 @@ def test_request_log_can_be_switched_off(
     with TestClient(create_app(quiet)) as client:
         assert client.get("/__heartbeat__").status_code in (200, 503)
     assert lines() == []
+
+
+def test_junk_keys_and_paths_are_cut_in_the_log(
+    client: TestClient, lines: Callable[[], list[dict[str, Any]]], flushed: None
+) -> None:
+    client.post("/v1/geolocate?key=" + "x" * 500, json={})
+    client.get("/" + "a" * 1000)
+    refused, scanner = lines()
+    assert refused["invalid_api_key"] == "x" * 64
+    assert scanner["http_path"] == "/" + "a" * 255 and scanner["http_status"] == 404
