@@ -7,6 +7,7 @@
     ichnaea map          render the coverage map tiles
     ichnaea migrate      create/upgrade the database schema (and users)
     ichnaea process      run every pipeline stage until the queues are empty
+    ichnaea status       queues, claimed batches, dead letters, scheduler
     ichnaea replay ...   re-ingest archived reports (.json.gz) through the pipeline
     ichnaea deadletter   list or re-queue export batches that kept failing
     ichnaea export ...   the public cell export (CSV) or a station dump
@@ -29,7 +30,7 @@ import click
 
 from ichnaea.cli.apikey import apikey
 from ichnaea.cli.exchange import export_group, import_group
-from ichnaea.cli.pipeline import deadletter, replay
+from ichnaea.cli.pipeline import deadletter, replay, status
 from ichnaea.cli.roles import map_command, process, scheduler, serve, shell, web, worker
 from ichnaea.cli.setup import check_build, migrate
 from ichnaea.config import ConfigError, read_env_file
@@ -63,6 +64,7 @@ for command in (
     map_command,
     migrate,
     process,
+    status,
     replay,
     deadletter,
     export_group,

@@ -1,7 +1,8 @@
-"""Operator commands of the data pipeline: replay archives, dead letters."""
+"""Operator commands of the data pipeline: status, replay archives, dead letters."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,3 +152,33 @@ def deadletter_requeue(queue: str | None) -> None:
     settings = start_role("deadletter")
     moved = requeue_dead_letters(connect(settings), queue)
     click.echo(f"requeued {moved} items")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+def status(as_json: bool) -> None:
+    """Queues, claimed batches, dead letters, the scheduler and the sample rate.
+
+    Read-only. Exits 1 when Redis or the database cannot be reached, so it
+    also serves as a check for the worker side.
+    """
+    from ichnaea.redis_client import connect
+    from ichnaea.repositories.session import create_engine
+    from ichnaea.worker.jobs import Resources
+    from ichnaea.worker.status import pipeline_status, render
+
+    settings = start_role("status")
+    client = connect(settings)
+    engine = create_engine(settings.db_readonly_url, pooled=False)
+    try:
+        found = pipeline_status(Resources(settings, engine, client))
+    finally:
+        engine.dispose()
+        client.close()
+    if as_json:
+        click.echo(json.dumps(found.as_dict(), indent=2, sort_keys=True))
+    else:
+        for line in render(found):
+            click.echo(line)
+    if any("unreachable" in problem for problem in found.problems):
+        raise SystemExit(1)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -333,12 +333,22 @@ def _rate_control(res: Resources) -> int:
     return 0
 
 
-def _monitor_queues(res: Resources) -> int:
+def data_queue_names(res: Resources, targets: Sequence[ExportTarget] | None = None) -> list[str]:
+    """Every data queue: incoming, export queues (per export_config), shards, areas, datamap.
+
+    ``targets`` defaults to the export configs of ``res``.
+    """
     names = [INCOMING_QUEUE, AREA_QUEUE, *(q.name for q in station_queues())]
     names += [f"update_datamap_{shard}" for shard in DATAMAP_SHARD_IDS]
-    targets, _ = res.targets()
+    if targets is None:
+        targets, _ = res.targets()
     for target in targets:
         names.extend(target.queues(res.redis))
+    return names
+
+
+def _monitor_queues(res: Resources) -> int:
+    names = data_queue_names(res)
     with res.redis.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.llen(name)
@@ -445,9 +455,10 @@ def run_due_jobs(res: Resources, *, limit: int = 10) -> int:
     return ran
 
 
-def claimed_elsewhere(res: Resources) -> int:
+def claimed_elsewhere(res: Resources, targets: Sequence[ExportTarget] | None = None) -> int:
     """Items claimed by consumers and not yet acknowledged (in progress or orphaned)."""
-    targets, _ = res.targets()
+    if targets is None:
+        targets, _ = res.targets()
     reliable = [INCOMING_QUEUE]
     for target in targets:
         reliable.extend(target.queues(res.redis))

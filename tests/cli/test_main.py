@@ -9,7 +9,7 @@ from ichnaea.__main__ import cli
 
 COMMANDS = [
     "serve", "web", "worker", "scheduler", "map", "migrate", "process", "apikey", "shell",
-    "check-build",
+    "check-build", "status", "replay", "deadletter", "export", "import",
 ]  # fmt: skip
 
 

@@ -70,3 +70,40 @@ def test_deadletter_list_and_requeue(pipeline: Pipeline) -> None:
     assert "requeued 1 items" in requeued.output
     assert [decode_item(raw) for raw in pipeline.redis.lrange(queue, 0, -1)] == letter["items"]
     assert not pipeline.redis.exists(dead_letter_key(queue))
+
+
+def test_status_lists_busy_queues_dead_letters_and_the_missing_scheduler(
+    pipeline: Pipeline,
+) -> None:
+    import json as json_module
+
+    from ichnaea.worker.jobs import data_queue_names
+
+    pipeline.redis.rpush("update_wifi_3", b"{}", b"{}")
+    pipeline.redis.rpush(dead_letter_key("queue_export_backup"), encode_item({"items": []}))
+    pipeline.redis.rpush("update_incoming:undecodable", b"junk")
+    pipeline.redis.hset("scheduler:slots", "reclaim", 59_000_000)
+    env = cli_env(pipeline)
+    result = CliRunner().invoke(cli, ["status"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:3] == [
+        "queues (waiting items):",
+        "  update_wifi_3" + " " * 27 + "          2",
+        f"  ({len(data_queue_names(pipeline.resources)) - 1} other queues empty)",
+    ]
+    assert "other queues empty)" in result.output
+    assert "dead letters: dead_letter:queue_export_backup 1" in result.output
+    assert "undecodable: update_incoming:undecodable 1" in result.output
+    assert "PROBLEM: no scheduler holds the lock" in result.output
+    assert "reclaim                  last due 2026-02-02T02:40:00+00:00" in result.output
+    found = json_module.loads(CliRunner().invoke(cli, ["status", "--json"], env=env).output)
+    assert found["queues"]["update_wifi_3"] == 2 and found["queues"]["update_incoming"] == 0
+    assert found["claimed"] == 0 and found["last_runs"]["cleanup"] is None
+
+
+def test_status_fails_when_redis_is_down(pipeline: Pipeline) -> None:
+    env = {**cli_env(pipeline), "REDIS_URI": "redis://127.0.0.1:1/0"}
+    result = CliRunner().invoke(cli, ["status"], env=env)
+    assert result.exit_code == 1
+    assert "PROBLEM: redis unreachable" in result.output
