@@ -11,7 +11,8 @@ country. Timed:
 * ``render_tile`` + ``encode_png`` of one dense zoom-9 tile, and the same
   tile through a plain reference (float density, ``np.add.at`` splatting
   per point of the disc, zlib level 9 as a PNG tool would default to);
-* ``render_tiles`` of all zooms 0..8 into a temporary directory.
+* ``render_tiles`` of all zooms 0..8 into a temporary directory, and of
+  zooms 0..11 with 1 and with 2 processes.
 
 Each benchmark checks the image against the reference, so a fast renderer
 drawing something else fails instead of winning.
@@ -104,3 +105,15 @@ def test_render_all_tiles_to_zoom_8(benchmark, points, tmp_path: Path) -> None: 
 
     written = benchmark.pedantic(run, rounds=3, iterations=1)
     assert written > 100
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_render_all_tiles_to_zoom_11(benchmark, points, tmp_path: Path, processes: int) -> None:  # type: ignore[no-untyped-def]
+    counter = iter(range(1_000_000))
+
+    def run() -> int:
+        out = tmp_path / str(next(counter))
+        return render_tiles(*points, out, max_zoom=11, processes=processes)
+
+    written = benchmark.pedantic(run, rounds=2, iterations=1)
+    assert written > 2000

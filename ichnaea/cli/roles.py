@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ichnaea.cli.common import log_embedded_defaults, start_role
-from ichnaea.config import Settings
+from ichnaea.config import Settings, usable_cpu_count
 from ichnaea.embedded import EmbeddedRedis, EmbeddedRedisError, ensure_embedded_redis
 from ichnaea.worker.shutdown import ShutdownFlag
 
@@ -100,7 +100,12 @@ def scheduler() -> None:
     default=True,
     help="Mirror the tiles to tiles/ in ASSET_BUCKET [default: on].",
 )
-def map_command(max_zoom: int, output: Path | None, upload: bool) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="Rendering processes [default: the usable CPU cores].",
+)
+def map_command(max_zoom: int, output: Path | None, upload: bool, processes: int | None) -> None:
     """Render the coverage map tiles from the datamap and publish them.
 
     Tiles of zooms 0..--max-zoom go to tiles/<z>/<x>/<y>.png in ASSET_BUCKET:
@@ -118,7 +123,10 @@ def map_command(max_zoom: int, output: Path | None, upload: bool) -> None:
         upload = False
     if output is not None and output.exists() and any(output.iterdir()):
         raise click.ClickException(f"{output} is not empty; give a new or empty directory")
-    click.echo(publish_map(settings, max_zoom=max_zoom, output=output, upload=upload))
+    workers = processes or usable_cpu_count()
+    click.echo(
+        publish_map(settings, max_zoom=max_zoom, output=output, upload=upload, processes=workers)
+    )
 
 
 @click.command()

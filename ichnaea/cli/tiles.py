@@ -17,7 +17,9 @@ TILES_PREFIX = "tiles/"
 CACHE_CONTROL = "max-age=3600, public"
 
 
-def publish_map(settings: Settings, *, max_zoom: int, output: Path | None, upload: bool) -> str:
+def publish_map(
+    settings: Settings, *, max_zoom: int, output: Path | None, upload: bool, processes: int = 1
+) -> str:
     """Render (and with ``upload`` publish) the tiles; return a one-line summary."""
     started = datetime.now(UTC)
     engine = create_engine(settings.db_readonly_url)
@@ -31,7 +33,9 @@ def publish_map(settings: Settings, *, max_zoom: int, output: Path | None, uploa
         out = output or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         rendering = Progress("render", unit="tiles")
-        tiles = render_tiles(lat, lon, out, max_zoom=max_zoom, progress=rendering.advance)
+        tiles = render_tiles(
+            lat, lon, out, max_zoom=max_zoom, processes=processes, progress=rendering.advance
+        )
         line = f"{cells:,} grid cells, {len(lat):,} points, {tiles:,} tiles (zoom 0-{max_zoom})"
         line = f"{rendering.finish()}: {line}"
         if not upload:

@@ -30,7 +30,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import multiprocessing
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -186,12 +188,24 @@ def render_tile(
 
 
 def tiles_of_zoom(
-    lat: NDArray[np.float64], lon: NDArray[np.float64], zoom: int, *, size: int = TILE_PX
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    zoom: int,
+    *,
+    size: int = TILE_PX,
+    columns: tuple[int, int] | None = None,
 ) -> Iterator[tuple[int, int, NDArray[np.uint8]]]:
-    """(x, y, alpha image) of every tile of ``zoom`` that a point's dot touches."""
+    """(x, y, alpha image) of every tile of ``zoom`` that a point's dot touches.
+
+    With ``columns = (x0, x1)`` only the tiles with ``x0 <= x < x1``.
+    """
     tiles = 1 << zoom
     radius = dot_radius(zoom)
     gx, gy = mercator_px(lat, lon, size * tiles)
+    x0, x1 = columns if columns is not None else (0, tiles)
+    if columns is not None:  # only the points whose dots reach the stripe
+        near = (gx >= x0 * size - radius) & (gx < x1 * size + radius)
+        gx, gy = gx[near], gy[near]
     tx, ty = gx // size, gy // size
     # Each point in its own tile, and in the neighbours its dot reaches.
     parts_x, parts_y, parts_px, parts_py = [], [], [], []
@@ -200,7 +214,7 @@ def tiles_of_zoom(
             nx, ny = tx + sx, ty + sy
             lx, ly = gx - nx * size, gy - ny * size
             keep = (
-                (nx >= 0) & (nx < tiles) & (ny >= 0) & (ny < tiles)
+                (nx >= x0) & (nx < x1) & (ny >= 0) & (ny < tiles)
                 & (lx >= -radius) & (lx < size + radius)
                 & (ly >= -radius) & (ly < size + radius)
             )  # fmt: skip
@@ -246,28 +260,85 @@ def encode_png(alpha: NDArray[np.uint8], color: tuple[int, int, int] = COLOR) ->
     ))  # fmt: skip
 
 
+def _render_stripe(
+    lat: NDArray[np.float64], lon: NDArray[np.float64], out: Path, zoom: int, x0: int, x1: int
+) -> int:
+    """Write the tiles of one zoom whose column is in ``x0..x1-1``; return how many."""
+    written = 0
+    for x, y, image in tiles_of_zoom(lat, lon, zoom, columns=(x0, x1)):
+        path = out / str(zoom) / str(x) / f"{y}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_png(image))
+        written += 1
+    return written
+
+
+# The points and output of a rendering pool process (set once per process).
+_pool_args: tuple[NDArray[np.float64], NDArray[np.float64], Path] | None = None
+
+
+def _pool_init(lat: NDArray[np.float64], lon: NDArray[np.float64], out: Path) -> None:
+    global _pool_args
+    _pool_args = (lat, lon, out)
+
+
+def _pool_task(task: tuple[int, int, int]) -> int:
+    assert _pool_args is not None, "the pool initializer did not run"
+    return _render_stripe(*_pool_args, *task)
+
+
+def _stripes(max_zoom: int, per_zoom: int) -> list[tuple[int, int, int]]:
+    """(zoom, x0, x1) work units: each zoom's columns cut into up to ``per_zoom`` stripes."""
+    tasks = []
+    for zoom in range(max_zoom + 1):
+        tiles = 1 << zoom
+        count = min(tiles, per_zoom)
+        edges = [tiles * i // count for i in range(count + 1)]
+        tasks += [(zoom, a, b) for a, b in itertools.pairwise(edges) if a < b]
+    # The deepest zooms first: they hold most of the work.
+    return sorted(tasks, key=lambda task: -task[0])
+
+
 def render_tiles(
     lat: NDArray[np.float64],
     lon: NDArray[np.float64],
     out: Path,
     *,
     max_zoom: int,
+    processes: int = 1,
     progress: Callable[[int], object] | None = None,
 ) -> int:
-    """Write every tile of zooms 0..``max_zoom`` (and ``0/0/0@2x.png``); return the count."""
+    """Write every tile of zooms 0..``max_zoom`` (and ``0/0/0@2x.png``); return the count.
+
+    With ``processes > 1`` the columns of each zoom are cut into stripes that
+    a pool of processes renders (the files are the same either way). The
+    pool comes from the forkserver, so a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard.
+    ``progress(n)`` gets the tiles of each finished stripe.
+    """
     if not 0 <= max_zoom <= 20:
         raise ValueError(f"max_zoom must be within 0..20, got {max_zoom}")
-    written = 0
+    if processes < 1:
+        raise ValueError(f"processes must be at least 1, got {processes}")
     if len(lat) == 0:
         return 0
-    for zoom in range(max_zoom + 1):
-        for x, y, image in tiles_of_zoom(lat, lon, zoom):
-            path = out / str(zoom) / str(x) / f"{y}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(encode_png(image))
-            written += 1
+    # One stripe per zoom alone (each stripe projects every point again);
+    # several per process in a pool, so that the processes stay busy.
+    tasks = _stripes(max_zoom, 1 if processes == 1 else 4 * processes)
+    written = 0
+    if processes == 1:
+        for task in tasks:
+            done = _render_stripe(lat, lon, out, *task)
+            written += done
             if progress is not None:
-                progress(1)
+                progress(done)
+    else:
+        context = multiprocessing.get_context("forkserver")
+        with context.Pool(processes, initializer=_pool_init, initargs=(lat, lon, out)) as pool:
+            for done in pool.imap_unordered(_pool_task, tasks):
+                written += done
+                if progress is not None:
+                    progress(done)
     for _, _, image in tiles_of_zoom(lat, lon, 0, size=2 * TILE_PX):
         (out / "0" / "0" / "0@2x.png").write_bytes(encode_png(image))
         written += 1

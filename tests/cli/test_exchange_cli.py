@@ -142,7 +142,7 @@ def test_map_renders_into_a_directory_and_publishes_to_the_asset_bucket(
     add_datamap(pipeline, 40.7, -74.0)
     env = cli_env(pipeline)
     kept = tmp_path / "kept"
-    args = ["map", "--max-zoom", "3", "--output", str(kept), "--no-upload"]
+    args = ["map", "--max-zoom", "3", "--output", str(kept), "--no-upload", "--processes", "2"]
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 0, result.output
     assert "2 grid cells, 12 points, 9 tiles (zoom 0-3)" in result.output

@@ -173,3 +173,28 @@ def test_sync_to_s3_compares_etags_and_sets_the_headers(
     (local / "0/0/0.png").unlink()
     assert sync_directory(store, local, "tiles/", **args).deleted == 1
     assert s3_bucket.objects() == {}
+
+
+def test_a_pool_of_processes_writes_the_same_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    lat = rng.normal(48.85, 0.3, 3000)
+    lon = rng.normal(2.35, 0.5, 3000)
+    one, two = tmp_path / "one", tmp_path / "two"
+    seen: list[int] = []
+    single = render_tiles(lat, lon, one, max_zoom=7)
+    pooled = render_tiles(lat, lon, two, max_zoom=7, processes=2, progress=seen.append)
+    assert single == pooled == sum(seen) > 8
+    files = sorted(p.relative_to(one) for p in one.rglob("*.png"))
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*.png"))
+    assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
+
+
+def test_stripes_cover_every_column_once() -> None:
+    from ichnaea.pipeline.tiles import _stripes
+
+    tasks = _stripes(5, 8)
+    for zoom in range(6):
+        columns = [x for z, a, b in tasks if z == zoom for x in range(a, b)]
+        assert columns == list(range(1 << zoom))
+    with pytest.raises(ValueError, match="processes"):
+        render_tiles(np.zeros(1), np.zeros(1), Path("unused"), max_zoom=1, processes=0)
