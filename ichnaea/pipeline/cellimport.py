@@ -101,10 +101,6 @@ class ImportSummary:
     invalid: int = 0
     areas: int = 0
 
-    @property
-    def rows(self) -> int:
-        return sum(self.new.values()) + sum(self.updated.values()) + sum(self.found.values())
-
     def lines(self) -> list[str]:
         out = [
             f"{name}: {self.new[name]} new, {self.updated[name]} updated, {self.found[name]} found"
