@@ -198,7 +198,22 @@ def _effects(queue: StationQueue, plan: StationPlan, today: date) -> dict[str, A
         "day": today.isoformat(),
         "stats": {obs_key.name: plan.obs_count, unique_key.name: plan.new},
         "areas": sorted(area.hex() for area in plan.area_ids),
+        "metrics": {
+            "data.observation.insert": plan.obs_count,
+            "data.station.blocklist": plan.block,
+            "data.station.confirm": plan.confirm,
+            "data.station.new": plan.new,
+        },
     }
+
+
+def emit_metrics(metrics: Metrics, effects: Mapping[str, Any], stype: StationType) -> None:
+    """Count an acknowledged batch's station metrics (from its recorded effects)."""
+    tags = {"type": stype.name}
+    # Batches recorded before the metrics were part of the effects have none.
+    for metric, value in effects.get("metrics", {}).items():
+        if value:
+            metrics.incr(metric, value, tags=tags)
 
 
 def apply_effects(pipe: Pipeline, effects: Mapping[str, Any]) -> None:
@@ -221,7 +236,7 @@ def _apply_batch(
     now: datetime,
     *,
     resumed: bool,
-) -> tuple[dict[str, Any], StationPlan | None]:
+) -> dict[str, Any]:
     # A freshly claimed batch has a new id, so only a resumed one can have
     # been committed before. (Should an ambiguous commit be retried, the
     # ledger's primary key still refuses to apply a batch twice.)
@@ -234,7 +249,8 @@ def _apply_batch(
         log.info(
             "%s: batch %s was committed before; applying its effects only", queue.name, batch_id
         )
-        return json.loads(done), None
+        effects: dict[str, Any] = json.loads(done)
+        return effects
     today = now.date()
     table = queue.table
     existing = _read_existing(conn, table, sorted(set(keys)))
@@ -249,7 +265,7 @@ def _apply_batch(
             batch_id=batch_id, queue=queue.name, effects=json.dumps(effects), created=now
         )
     )
-    return effects, plan
+    return effects
 
 
 def process_station_queue(
@@ -274,7 +290,7 @@ def process_station_queue(
     when = now or datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     observations, keys, bad = _decode(queue, claimed.items)
 
-    def transaction() -> tuple[dict[str, Any], StationPlan | None]:
+    def transaction() -> dict[str, Any]:
         with engine.begin() as conn:
             return _apply_batch(
                 conn,
@@ -293,29 +309,22 @@ def process_station_queue(
             pipe.rpush(undecodable_key(queue.name), *bad)
 
     try:
-        effects, plan = with_lock_retry(
-            transaction, metrics=metrics, tags={"type": queue.stype.name}
-        )
+        effects = with_lock_retry(transaction, metrics=metrics, tags={"type": queue.stype.name})
     except Exception as exc:
         count_serial_failure(serial, claimed, owner, exc)
         raise
     try:
         serial.ack(owner, acknowledge)
     except LostLease:
-        # Committed and recorded: whoever holds the batch now applies the effects.
+        # Committed and recorded: whoever holds the batch now applies the
+        # effects and counts the metrics.
         log.warning(
             "%s: lease lost after commit of %s; the next holder acks it", queue.name, claimed.id
         )
-    if plan is not None:
-        tags = {"type": queue.stype.name}
-        for metric, value in (
-            ("data.observation.insert", plan.obs_count),
-            ("data.station.blocklist", plan.block),
-            ("data.station.confirm", plan.confirm),
-            ("data.station.new", plan.new),
-        ):
-            if value:
-                metrics.incr(metric, value, tags=tags)
+    else:
+        # Counted by the worker that acknowledges, so a batch resumed after a
+        # crash between commit and ack is counted too, and only once.
+        emit_metrics(metrics, effects, queue.stype)
     return len(claimed.items)
 
 

@@ -689,9 +689,13 @@ def test_batch_committed_before_a_crash_is_applied_once(
     assert queued_areas(pipeline) == []
     assert [row["batch_id"] for row in pipeline.rows("pipeline_batch")] == [batch_id.decode()]
 
+    assert counted(pipeline, cell) == metrics()  # the crashed run counted nothing
+
     pipeline.redis.delete(serial.lease_key)
     assert process(pipeline, cell) == 2
     _assert_applied_once(pipeline)
+    # The resuming worker counts the batch's metrics, from its recorded effects.
+    assert counted(pipeline, cell) == metrics(insert=2, new=1, confirm=1)
 
 
 def test_batch_whose_lease_ran_out_during_the_commit_is_applied_once(
@@ -721,5 +725,5 @@ def test_batch_whose_lease_ran_out_during_the_commit_is_applied_once(
 
     assert process(pipeline, cell) == 2
     _assert_applied_once(pipeline)
-    # Metrics come from the run that planned the batch, not from the resumption.
+    # Counted once, by the worker that acknowledged (the second one).
     assert counted(pipeline, cell) == metrics(insert=2, new=1, confirm=1)
