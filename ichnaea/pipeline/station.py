@@ -15,7 +15,10 @@ Exactly-once: the transaction also records the batch id in
 areas to refresh). The effects are applied in the same Redis transaction
 that acknowledges the batch. A worker killed anywhere in between leaves the
 batch in flight; the next worker finds the id committed and applies only
-the effects. Deadlocks and lock-wait timeouts retry the transaction.
+the effects. The station metrics (``data.observation.insert``,
+``data.station.new/confirm/blocklist``) are recorded with the effects and
+counted by the worker whose acknowledgement succeeds. Deadlocks and
+lock-wait timeouts retry the transaction.
 """
 
 from __future__ import annotations
