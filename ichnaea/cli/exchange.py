@@ -61,8 +61,12 @@ def export_cells(kind: str, at: str | None, output: Path | None) -> None:
             path = output / window.filename if output.is_dir() else output
             if path.exists():
                 raise click.ClickException(f"{path} exists; not overwriting it")
-            with path.open("wb") as out:
-                write_cells(engine, out, window, progress=progress.advance)
+            with path.open("xb") as out:
+                try:
+                    write_cells(engine, out, window, progress=progress.advance)
+                except BaseException:
+                    path.unlink(missing_ok=True)  # no half-written export left behind
+                    raise
             location = str(path)
         else:
             try:
@@ -112,10 +116,11 @@ def export_stations(
     progress = Progress(f"{datatype} dump", unit="stations")
     try:
         with filename.open("xb") as out:
-            dump_stations(engine, datatype, out, bounds=bounds, progress=progress.advance)
-    except BaseException:
-        filename.unlink(missing_ok=True)
-        raise
+            try:
+                dump_stations(engine, datatype, out, bounds=bounds, progress=progress.advance)
+            except BaseException:
+                filename.unlink(missing_ok=True)  # no half-written dump left behind
+                raise
     finally:
         engine.dispose()
     click.echo(f"{progress.finish()} -> {filename}")

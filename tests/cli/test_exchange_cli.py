@@ -161,3 +161,11 @@ def test_map_renders_into_a_directory_and_publishes_to_the_asset_bucket(
     assert (record["tiles"], record["points"], record["new"]) == (9, 12, 9)
     result = CliRunner().invoke(cli, ["map", "--max-zoom", "2"], env=public)
     assert "0 new, 0 changed, 6 unchanged, 3 deleted" in result.output
+
+
+def test_a_failed_export_leaves_no_partial_file(pipeline: Pipeline, tmp_path: Path) -> None:
+    env = {**cli_env(pipeline), "DB_READONLY_URI": "mysql://root@127.0.0.1:1/nothing"}
+    out = tmp_path / "cells.csv.gz"
+    result = CliRunner().invoke(cli, ["export", "cells", "--output", str(out)], env=env)
+    assert result.exit_code != 0
+    assert not out.exists()
