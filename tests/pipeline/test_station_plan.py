@@ -121,6 +121,111 @@ def assert_no_position(row: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------
+# The inputs of the spec 9.7 examples, shared with test_station_stage.py
+# (which runs the same examples against real storage)
+# ---------------------------------------------------------------------------
+
+
+def new_station_batch(stype: StationType, source: int | None = None) -> list[dict[str, Any]]:
+    """9.7 example 1: five observations within 44 m of the base point."""
+    offsets = [(0, 0), (0.0001, 0), (-0.0003, 0), (0, 0.0002), (0, -0.0004)]
+    return [obs(stype, LAT + dlat, LON + dlon, source=source) for dlat, dlon in offsets]
+
+
+def split_batch(stype: StationType, source: int | None = None) -> list[dict[str, Any]]:
+    """One observation at the base point and one MAX_DIST + 10 m north and south of it."""
+    far = MAX_DIST_M[stype] + 10.0
+    return [
+        obs(stype, source=source),
+        obs(stype, *north(far), source=source),
+        obs(stype, *north(-far), source=source),
+    ]
+
+
+def year_old_far_station(stype: StationType) -> dict[str, Any]:
+    """9.7 example 5: a station MAX_DIST + 10 m north, not modified for 367 days."""
+    lat, lon = north(MAX_DIST_M[stype] + 10.0)
+    return station(
+        stype,
+        lat=lat,
+        lon=lon,
+        max_lat=lat,
+        min_lat=lat,
+        max_lon=lon,
+        min_lon=lon,
+        radius=0,
+        samples=40,
+        weight=80.0,
+        created=time_ago(400),
+        modified=time_ago(367),
+    )
+
+
+def no_position_station(stype: StationType) -> dict[str, Any]:
+    """9.7 example 8: blocked 50 days ago (count 1, so no longer blocked), no position."""
+    return station(
+        stype,
+        lat=None,
+        lon=None,
+        region=None,
+        samples=None,
+        source=None,
+        weight=None,
+        created=time_ago(50),
+        modified=time_ago(50),
+        last_seen=None,
+        block_first=days_ago(50),
+        block_last=days_ago(50),
+        block_count=1,
+    )
+
+
+def blocked_station(stype: StationType) -> dict[str, Any]:
+    """9.7 example 9: station n=1, blocked today."""
+    return station(
+        stype, n=1, lat=None, lon=None, block_first=TODAY, block_last=TODAY, block_count=1
+    )
+
+
+def wifi_change_batch() -> list[dict[str, Any]]:
+    """9.7 example 10, with each observation's weight."""
+    wifi = StationType.wifi
+    return [
+        obs(wifi, lon=LON - 0.002, accuracy=20, signal=-30),  # 11.3137
+        obs(wifi, lon=LON - 0.004, age=-8000, accuracy=40, signal=-60),  # 0.6104
+        obs(wifi, lon=LON - 0.006, age=1000, accuracy=10, signal=-90),  # 0.6830
+        obs(wifi, lon=LON - 0.006, accuracy=10, speed=20),  # 0.5
+        obs(wifi, lon=LON - 0.008, age=40000),  # 0
+        obs(wifi, lon=LON - 0.008, speed=50.1),  # 0
+        obs(wifi, lon=LON - 0.010, accuracy=200.1),  # 0
+    ]
+
+
+def blue_change_batch() -> list[dict[str, Any]]:
+    """9.7 example 11, with each observation's weight."""
+    blue = StationType.blue
+    return [
+        obs(blue, lon=LON - 0.0001, accuracy=20, signal=-30),  # 0.7071
+        obs(blue, lon=LON - 0.0002, age=-8000, accuracy=40),  # 0.25
+        obs(blue, lon=LON - 0.0003, accuracy=100.1),  # 0
+    ]
+
+
+def cell_change_inputs() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """9.7 example 12: the stored gsm cell and the batch, with each observation's weight."""
+    cell = StationType.cell
+    existing = station(
+        cell, samples=1, weight=2.0, max_lat=LAT, min_lat=LAT, max_lon=LON, min_lon=LON, radius=0
+    )
+    batch = [
+        obs(cell, lon=LON - 0.002, accuracy=20, signal=-51),  # 7.1901
+        obs(cell, lon=LON - 0.004, accuracy=1000, signal=-111),  # 0.0552
+        obs(cell, lon=LON - 0.004, accuracy=1000.1),  # 0
+    ]
+    return existing, batch
+
+
+# ---------------------------------------------------------------------------
 # 9.7 examples 1-3: new stations
 # ---------------------------------------------------------------------------
 
@@ -132,9 +237,7 @@ def assert_no_position(row: dict[str, Any]) -> None:
 def test_five_observations_create_a_new_station(
     geocoder: Geocoder, stype: StationType, source: int | None, stored: int
 ) -> None:
-    offsets = [(0, 0), (0.0001, 0), (-0.0003, 0), (0, 0.0002), (0, -0.0004)]
-    batch = [obs(stype, LAT + dlat, LON + dlon, source=source) for dlat, dlon in offsets]
-    plan = run(stype, batch, geocoder)
+    plan = run(stype, new_station_batch(stype, source), geocoder)
     row = only(plan.inserts)
     assert row["lat"] == pytest.approx(51.49996, abs=1e-7)
     assert row["lon"] == pytest.approx(-0.10004, abs=1e-7)
@@ -182,13 +285,7 @@ def test_three_points_give_their_mean_and_radius_rounded_to_nine(
 def test_inconsistent_observations_create_a_blocked_station(
     geocoder: Geocoder, stype: StationType, source: int
 ) -> None:
-    far = MAX_DIST_M[stype] + 10.0
-    batch = [
-        obs(stype, source=source),
-        obs(stype, *north(far), source=source),
-        obs(stype, *north(-far), source=source),
-    ]
-    plan = run(stype, batch, geocoder)
+    plan = run(stype, split_batch(stype, source), geocoder)
     row = only(plan.inserts)
     assert (row["block_first"], row["block_last"], row["block_count"]) == (TODAY, TODAY, 1)
     assert (row["created"], row["modified"]) == (NOW, NOW)
@@ -245,21 +342,7 @@ def test_consistent_observations_far_from_a_recent_station_block_it(
 def test_consistent_observations_far_from_a_year_old_station_replace_it(
     geocoder: Geocoder, stype: StationType, obs_source: int
 ) -> None:
-    lat, lon = north(MAX_DIST_M[stype] + 10.0)
-    existing = station(
-        stype,
-        lat=lat,
-        lon=lon,
-        max_lat=lat,
-        min_lat=lat,
-        max_lon=lon,
-        min_lon=lon,
-        radius=0,
-        samples=40,
-        weight=80.0,
-        created=time_ago(400),
-        modified=time_ago(367),
-    )
+    existing = year_old_far_station(stype)
     plan = run(stype, [obs(stype, source=obs_source) for _ in range(3)], geocoder, existing)
     row = only(plan.updates)
     assert (row["lat"], row["lon"]) == (pytest.approx(LAT, abs=1e-7), pytest.approx(LON, abs=1e-7))
@@ -309,20 +392,7 @@ def test_query_observation_for_a_gnss_station_seen_today_changes_nothing(
 def test_consistent_observations_give_a_station_without_position_one(
     geocoder: Geocoder, stype: StationType
 ) -> None:
-    existing = station(
-        stype,
-        lat=None,
-        lon=None,
-        region=None,
-        samples=None,
-        source=None,
-        weight=None,
-        created=time_ago(50),
-        last_seen=None,
-        block_first=days_ago(50),
-        block_last=days_ago(50),
-        block_count=1,
-    )
+    existing = no_position_station(stype)
     plan = run(stype, [obs(stype) for _ in range(3)], geocoder, existing)
     row = only(plan.updates)
     assert (row["lat"], row["lon"]) == (pytest.approx(LAT, abs=1e-7), pytest.approx(LON, abs=1e-7))
@@ -342,18 +412,8 @@ def test_consistent_observations_give_a_station_without_position_one(
 def test_inconsistent_observations_leave_a_station_without_position_alone(
     geocoder: Geocoder, stype: StationType
 ) -> None:
-    existing = station(
-        stype,
-        lat=None,
-        lon=None,
-        created=time_ago(50),
-        block_first=days_ago(50),
-        block_last=days_ago(50),
-        block_count=1,
-    )
-    far = MAX_DIST_M[stype] + 10.0
-    batch = [obs(stype), obs(stype, *north(far)), obs(stype, *north(-far))]
-    assert run(stype, batch, geocoder, existing) == StationPlan(obs_count=3)
+    existing = no_position_station(stype)
+    assert run(stype, split_batch(stype), geocoder, existing) == StationPlan(obs_count=3)
 
 
 # ---------------------------------------------------------------------------
@@ -365,10 +425,7 @@ def test_inconsistent_observations_leave_a_station_without_position_alone(
 def test_observations_of_a_blocked_station_are_counted_but_ignored(
     geocoder: Geocoder, stype: StationType
 ) -> None:
-    blocked = station(
-        stype, n=1, lat=None, lon=None, block_first=TODAY, block_last=TODAY, block_count=1
-    )
-    plan = run(stype, [obs(stype, n=n) for n in range(3)], geocoder, blocked)
+    plan = run(stype, [obs(stype, n=n) for n in range(3)], geocoder, blocked_station(stype))
     assert plan.actions == {key_of(stype, 0): Action.new, key_of(stype, 2): Action.new}
     assert len(plan.inserts) == 2 and plan.updates == []
     assert (plan.obs_count, plan.new) == (3, 2)
@@ -381,17 +438,7 @@ def test_observations_of_a_blocked_station_are_counted_but_ignored(
 
 def test_wifi_change_merges_weighted_observations(geocoder: Geocoder) -> None:
     wifi = StationType.wifi
-    existing = station(wifi, samples=2, weight=3.0)
-    batch = [
-        obs(wifi, lon=LON - 0.002, accuracy=20, signal=-30),  # 11.3137
-        obs(wifi, lon=LON - 0.004, age=-8000, accuracy=40, signal=-60),  # 0.6104
-        obs(wifi, lon=LON - 0.006, age=1000, accuracy=10, signal=-90),  # 0.6830
-        obs(wifi, lon=LON - 0.006, accuracy=10, speed=20),  # 0.5
-        obs(wifi, lon=LON - 0.008, age=40000),  # 0
-        obs(wifi, lon=LON - 0.008, speed=50.1),  # 0
-        obs(wifi, lon=LON - 0.010, accuracy=200.1),  # 0
-    ]
-    plan = run(wifi, batch, geocoder, existing)
+    plan = run(wifi, wifi_change_batch(), geocoder, station(wifi, samples=2, weight=3.0))
     row = only(plan.updates)
     assert row["lat"] == pytest.approx(LAT, abs=1e-7)
     assert row["lon"] == pytest.approx(-0.1019971, abs=1e-7)
@@ -408,11 +455,7 @@ def test_wifi_change_merges_weighted_observations(geocoder: Geocoder) -> None:
 
 def test_bluetooth_change_merges_weighted_observations(geocoder: Geocoder) -> None:
     blue = StationType.blue
-    batch = [
-        obs(blue, lon=LON - 0.0001, accuracy=20, signal=-30),  # 0.7071
-        obs(blue, lon=LON - 0.0002, age=-8000, accuracy=40),  # 0.25
-        obs(blue, lon=LON - 0.0003, accuracy=100.1),  # 0
-    ]
+    batch = blue_change_batch()
     row = only(run(blue, batch, geocoder, station(blue, samples=2, weight=3.0)).updates)
     assert row["lon"] == pytest.approx(-0.1000305, abs=1e-7)
     assert row["min_lon"] == pytest.approx(-0.1002, abs=1e-7)
@@ -425,14 +468,7 @@ def test_gsm_cell_change_merges_weighted_observations_and_queues_its_area(
     geocoder: Geocoder,
 ) -> None:
     cell = StationType.cell
-    existing = station(
-        cell, samples=1, weight=2.0, max_lat=LAT, min_lat=LAT, max_lon=LON, min_lon=LON, radius=0
-    )
-    batch = [
-        obs(cell, lon=LON - 0.002, accuracy=20, signal=-51),  # 7.1901
-        obs(cell, lon=LON - 0.004, accuracy=1000, signal=-111),  # 0.0552
-        obs(cell, lon=LON - 0.004, accuracy=1000.1),  # 0
-    ]
+    existing, batch = cell_change_inputs()
     plan = run(cell, batch, geocoder, existing)
     row = only(plan.updates)
     assert row["lon"] == pytest.approx(-0.1015793, abs=1e-7)

@@ -49,13 +49,21 @@ from tests.pipeline.test_station_plan import (
     QUERY,
     TODAY,
     assert_no_position,
+    blocked_station,
+    blue_change_batch,
+    cell_change_inputs,
     days_ago,
     identity,
     key_of,
+    new_station_batch,
+    no_position_station,
     north,
     obs,
+    split_batch,
     station,
     time_ago,
+    wifi_change_batch,
+    year_old_far_station,
 )
 
 OWNER = "station-stage-test"
@@ -184,9 +192,7 @@ def assert_position(row: dict[str, Any], lat: float = LAT, lon: float = LON) -> 
 def test_five_observations_store_a_new_station_9_7_1(
     pipeline: Pipeline, stype: StationType, source: int
 ) -> None:
-    offsets = [(0, 0), (0.0001, 0), (-0.0003, 0), (0, 0.0002), (0, -0.0004)]
-    batch = [obs(stype, LAT + dlat, LON + dlon, source=source) for dlat, dlon in offsets]
-    rows = run_stage(pipeline, stype, batch)
+    rows = run_stage(pipeline, stype, new_station_batch(stype, source))
     row = rows[key_of(stype)]
     assert list(rows) == [key_of(stype)]
     assert_position(row, 51.49996, -0.10004)
@@ -237,13 +243,7 @@ def test_three_points_store_their_mean_and_radius_nine_9_7_2(
 def test_inconsistent_observations_store_a_blocked_new_station_9_7_3(
     pipeline: Pipeline, stype: StationType, source: int
 ) -> None:
-    far = MAX_DIST_M[stype] + 10.0
-    batch = [
-        obs(stype, source=source),
-        obs(stype, *north(far), source=source),
-        obs(stype, *north(-far), source=source),
-    ]
-    row = run_stage(pipeline, stype, batch)[key_of(stype)]
+    row = run_stage(pipeline, stype, split_batch(stype, source))[key_of(stype)]
     assert_no_position(row)
     assert row["region"] is None
     assert (row["created"], row["modified"]) == (NOW, NOW)
@@ -298,21 +298,7 @@ def test_consistent_observations_far_from_a_recent_station_block_it_9_7_5(
 def test_consistent_observations_far_from_a_year_old_station_replace_it_9_7_5(
     pipeline: Pipeline, stype: StationType, source: int
 ) -> None:
-    lat, lon = north(MAX_DIST_M[stype] + 10.0)
-    existing = station(
-        stype,
-        lat=lat,
-        lon=lon,
-        max_lat=lat,
-        min_lat=lat,
-        max_lon=lon,
-        min_lon=lon,
-        radius=0,
-        samples=40,
-        weight=80.0,
-        created=time_ago(400),
-        modified=time_ago(367),
-    )
+    existing = year_old_far_station(stype)
     row = run_stage(pipeline, stype, [obs(stype, source=source) for _ in range(3)], existing)[
         key_of(stype)
     ]
@@ -369,30 +355,11 @@ def test_query_observation_confirms_a_station_seen_days_ago_9_7_7(
     assert queued_areas(pipeline) == []
 
 
-def _no_position_station(stype: StationType) -> dict[str, Any]:
-    """Blocked 50 days ago (count 1, so no longer blocked), every position field null."""
-    return station(
-        stype,
-        lat=None,
-        lon=None,
-        region=None,
-        samples=None,
-        source=None,
-        weight=None,
-        created=time_ago(50),
-        modified=time_ago(50),
-        last_seen=None,
-        block_first=days_ago(50),
-        block_last=days_ago(50),
-        block_count=1,
-    )
-
-
 @EVERY_TYPE
 def test_consistent_observations_give_a_station_without_position_one_9_7_8(
     pipeline: Pipeline, stype: StationType
 ) -> None:
-    existing = _no_position_station(stype)
+    existing = no_position_station(stype)
     row = run_stage(pipeline, stype, [obs(stype) for _ in range(3)], existing)[key_of(stype)]
     assert_position(row)
     assert row["radius"] == 0
@@ -412,11 +379,9 @@ def test_consistent_observations_give_a_station_without_position_one_9_7_8(
 def test_inconsistent_observations_leave_a_station_without_position_alone_9_7_8(
     pipeline: Pipeline, stype: StationType
 ) -> None:
-    seed(pipeline, stype, _no_position_station(stype))
+    seed(pipeline, stype, no_position_station(stype))
     before = stored(pipeline, stype)
-    far = MAX_DIST_M[stype] + 10.0
-    batch = [obs(stype), obs(stype, *north(far)), obs(stype, *north(-far))]
-    assert run_stage(pipeline, stype, batch) == before
+    assert run_stage(pipeline, stype, split_batch(stype)) == before
     assert counted(pipeline, stype) == metrics(insert=3)
     assert stat_counters(pipeline, stype) == (3, 0)
     assert queued_areas(pipeline) == []
@@ -431,10 +396,7 @@ def test_inconsistent_observations_leave_a_station_without_position_alone_9_7_8(
 def test_blocked_station_is_counted_but_untouched_9_7_9(
     pipeline: Pipeline, stype: StationType
 ) -> None:
-    blocked = station(
-        stype, n=1, lat=None, lon=None, block_first=TODAY, block_last=TODAY, block_count=1
-    )
-    seed(pipeline, stype, blocked)
+    seed(pipeline, stype, blocked_station(stype))
     before = stored(pipeline, stype)[key_of(stype, 1)]
     # Counters already hold earlier batches' increments: the stage adds to them.
     pipeline.redis.set(f"statcounter_{stype.name}_{DAY}", 7)
@@ -456,16 +418,8 @@ def test_blocked_station_is_counted_but_untouched_9_7_9(
 
 def test_wifi_change_merges_weighted_observations_9_7_10(pipeline: Pipeline) -> None:
     wifi = StationType.wifi
-    batch = [
-        obs(wifi, lon=LON - 0.002, accuracy=20, signal=-30),  # 11.3137
-        obs(wifi, lon=LON - 0.004, age=-8000, accuracy=40, signal=-60),  # 0.6104
-        obs(wifi, lon=LON - 0.006, age=1000, accuracy=10, signal=-90),  # 0.6830
-        obs(wifi, lon=LON - 0.006, accuracy=10, speed=20),  # 0.5
-        obs(wifi, lon=LON - 0.008, age=40000),  # 0
-        obs(wifi, lon=LON - 0.008, speed=50.1),  # 0
-        obs(wifi, lon=LON - 0.010, accuracy=200.1),  # 0
-    ]
-    row = run_stage(pipeline, wifi, batch, station(wifi, samples=2, weight=3.0))[key_of(wifi)]
+    existing = station(wifi, samples=2, weight=3.0)
+    row = run_stage(pipeline, wifi, wifi_change_batch(), existing)[key_of(wifi)]
     assert_position(row, LAT, -0.1019971)
     assert (row["max_lat"], row["min_lat"]) == (pytest.approx(LAT), pytest.approx(LAT))
     assert row["max_lon"] == pytest.approx(-0.1, abs=1e-7)
@@ -481,12 +435,8 @@ def test_wifi_change_merges_weighted_observations_9_7_10(pipeline: Pipeline) -> 
 
 def test_bluetooth_change_merges_weighted_observations_9_7_11(pipeline: Pipeline) -> None:
     blue = StationType.blue
-    batch = [
-        obs(blue, lon=LON - 0.0001, accuracy=20, signal=-30),  # 0.7071
-        obs(blue, lon=LON - 0.0002, age=-8000, accuracy=40),  # 0.25
-        obs(blue, lon=LON - 0.0003, accuracy=100.1),  # 0
-    ]
-    row = run_stage(pipeline, blue, batch, station(blue, samples=2, weight=3.0))[key_of(blue)]
+    existing = station(blue, samples=2, weight=3.0)
+    row = run_stage(pipeline, blue, blue_change_batch(), existing)[key_of(blue)]
     assert_position(row, LAT, -0.1000305)
     assert row["min_lon"] == pytest.approx(-0.1002, abs=1e-7)
     assert row["radius"] == 12
@@ -499,14 +449,7 @@ def test_gsm_cell_change_merges_weighted_observations_and_queues_its_area_9_7_12
     pipeline: Pipeline,
 ) -> None:
     cell = StationType.cell
-    existing = station(
-        cell, samples=1, weight=2.0, max_lat=LAT, min_lat=LAT, max_lon=LON, min_lon=LON, radius=0
-    )
-    batch = [
-        obs(cell, lon=LON - 0.002, accuracy=20, signal=-51),  # 7.1901
-        obs(cell, lon=LON - 0.004, accuracy=1000, signal=-111),  # 0.0552
-        obs(cell, lon=LON - 0.004, accuracy=1000.1),  # 0
-    ]
+    existing, batch = cell_change_inputs()
     row = run_stage(pipeline, cell, batch, existing)[key_of(cell)]
     assert_position(row, LAT, -0.1015793)
     assert row["min_lon"] == pytest.approx(-0.104, abs=1e-7)
