@@ -15,16 +15,16 @@ left alone, and keys no longer present locally deleted.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 import boto3
+
+from ichnaea.atomicfile import write_atomically
 
 DELETE_BATCH = 1000
 
@@ -120,24 +120,13 @@ class DirectoryAssetStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def _write(self, key: str, fill: Callable[[Any], object]) -> str:
+    def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> str:
         target = self.directory / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                fill(tmp)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        write_atomically(target, fill, mode=0o644)  # public files
         return str(target)
 
     def put(self, key: str, path: Path, *, content_type: str = "", cache_control: str = "") -> str:
-        def copy(out: Any) -> None:
+        def copy(out: BinaryIO) -> None:
             with path.open("rb") as source:
                 shutil.copyfileobj(source, out)
 

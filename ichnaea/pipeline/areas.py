@@ -54,7 +54,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
@@ -315,16 +315,7 @@ def _update_batch(
             "lac": area.lac,
             "created": now,
         }
-        row.update(
-            lat=aggregate.lat,
-            lon=aggregate.lon,
-            radius=aggregate.radius,
-            avg_cell_radius=aggregate.avg_cell_radius,
-            num_cells=aggregate.num_cells,
-            last_seen=aggregate.last_seen,
-            region=aggregate.region,
-            modified=now,
-        )
+        row.update(asdict(aggregate), modified=now)
         rows.append(row)
 
     if to_delete:

@@ -64,13 +64,10 @@ propagate.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -84,6 +81,7 @@ import boto3
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ichnaea.atomicfile import write_atomically
 from ichnaea.config import Settings
 from ichnaea.metrics import Metrics
 
@@ -266,7 +264,8 @@ class FileExporter:
         path = Path(object_key(self.template, safe, datetime.now(UTC), uuid.uuid4().hex))
         body = encode_batch(items, level=ARCHIVE_GZIP_LEVEL)
         try:
-            _write_atomically(path, body)
+            # Private to the owner: raw reports locate people.
+            write_atomically(path, lambda out: out.write(body), mode=0o600)
         except OSError as exc:
             self._metrics.incr(UPLOAD_METRIC, tags={"key": self.name, "status": "failure"})
             raise ExportError(f"{self.name}: writing {path} failed: {exc}") from exc
@@ -274,30 +273,6 @@ class FileExporter:
 
     def close(self) -> None:
         pass
-
-
-def _write_atomically(path: Path, body: bytes) -> None:
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    # A hidden name that never matches "*.json.gz", in the same directory so
-    # that the rename cannot cross file systems.
-    fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(body)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    # Make the rename itself durable.
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 # (name, schema, reason) already logged by make_exporter: the caller may ask

@@ -134,6 +134,7 @@ def test_publish_to_a_local_directory_and_report_progress(engine: Engine, tmp_pa
     assert (location, count, seen) == (str(target), 5, [2, 2, 1])
     assert gzip.decompress(target.read_bytes()).decode().count("\r\n") == 6
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary left
+    assert target.stat().st_mode & 0o777 == 0o644  # public, unlike the raw report archive
 
 
 def test_publish_to_s3_with_boto3(engine: Engine, s3_bucket: S3Bucket) -> None:
