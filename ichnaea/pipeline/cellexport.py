@@ -31,6 +31,7 @@ Two windows (``full_window``, ``diff_window``):
 
 from __future__ import annotations
 
+import calendar
 import csv
 import gzip
 import io
@@ -38,7 +39,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -108,14 +109,21 @@ def diff_window(now: datetime) -> ExportWindow:
     return ExportWindow("diff", start, end, f"MLS-diff-cell-export-{end:%Y-%m-%dT%H}0000.csv.gz")
 
 
-def _coordinate(value: float) -> str:
-    # round() then format: the text MySQL's ROUND(x, 7) gives; + 0.0 turns
-    # a rounded -0.0 into 0.0.
-    return f"{round(value, 7) + 0.0:.7f}"
+def coordinate_text(value: float | None) -> str:
+    """Seven decimals, the text MySQL's ``ROUND(x, 7)`` gives; "" for NULL.
+
+    ``+ 0.0`` turns a rounded -0.0 into 0.0, as MySQL prints ROUND(-1e-8, 7).
+    """
+    return "" if value is None else f"{round(value, 7) + 0.0:.7f}"
 
 
-def _seconds(moment: datetime | None) -> str:
-    return "" if moment is None else str(int(moment.replace(tzinfo=UTC).timestamp()))
+def unix_text(value: date | None) -> str:
+    """Unix seconds of a naive UTC datetime, or of a date's midnight UTC; "" for NULL."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return str(calendar.timegm(value.utctimetuple()))
+    return str(calendar.timegm(value.timetuple()))
 
 
 def _rows(engine: Engine, window: ExportWindow, page_size: int) -> Iterator[list[Any]]:
@@ -160,13 +168,13 @@ def _rows(engine: Engine, window: ExportWindow, page_size: int) -> Iterator[list
                     row.lac,
                     row.cid,
                     "" if row.psc is None else row.psc,
-                    _coordinate(row.lon),
-                    _coordinate(row.lat),
+                    coordinate_text(row.lon),
+                    coordinate_text(row.lat),
                     row.radius or 0,
                     row.samples or 0,
                     1,
-                    _seconds(row.created),
-                    _seconds(row.modified),
+                    unix_text(row.created),
+                    unix_text(row.modified),
                     "",
                 ]
                 for row in page

@@ -29,12 +29,10 @@ and ``min_lon <= lon <= max_lon`` are written.
 
 from __future__ import annotations
 
-import calendar
 import csv
 import gzip
 import io
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime
 from typing import Any, BinaryIO, cast
 
 import sqlalchemy as sa
@@ -45,6 +43,7 @@ from ichnaea.enums import Radio
 from ichnaea.models.base import Base
 from ichnaea.models.cell import CELL_TABLES
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
+from ichnaea.pipeline.cellexport import coordinate_text, unix_text
 
 DATATYPES = ("blue", "cell", "wifi")
 PAGE_SIZE = 25_000
@@ -55,11 +54,6 @@ RADIO_NAMES: dict[int, str] = {
     Radio.lte: "LTE",
     Radio.nr: "NR",
 }
-
-
-def _coord(value: float | None) -> str:
-    # + 0.0 turns a rounded -0.0 into 0.0, as MySQL prints ROUND(-1e-8, 7).
-    return "" if value is None else f"{round(value, 7) + 0.0:.7f}"
 
 
 def _count(value: int | None) -> str:
@@ -77,32 +71,24 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _unix(value: date | None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return str(calendar.timegm(value.utctimetuple()))
-    return str(calendar.timegm(value.timetuple()))
-
-
 # The columns every station line ends with, and how each is written.
 _STATION_FIELDS: tuple[tuple[str, Callable[[Any], str]], ...] = (
-    ("lat", _coord),
-    ("lon", _coord),
-    ("max_lat", _coord),
-    ("min_lat", _coord),
-    ("max_lon", _coord),
-    ("min_lon", _coord),
+    ("lat", coordinate_text),
+    ("lon", coordinate_text),
+    ("max_lat", coordinate_text),
+    ("min_lat", coordinate_text),
+    ("max_lon", coordinate_text),
+    ("min_lon", coordinate_text),
     ("radius", _count),
     ("region", _text),
     ("samples", _count),
     ("source", _text),
     ("weight", _double),
-    ("created", _unix),
-    ("modified", _unix),
-    ("last_seen", _unix),
-    ("block_first", _unix),
-    ("block_last", _unix),
+    ("created", unix_text),
+    ("modified", unix_text),
+    ("last_seen", unix_text),
+    ("block_first", unix_text),
+    ("block_last", unix_text),
     ("block_count", _count),
 )
 STATION_COLUMNS = tuple(name for name, _ in _STATION_FIELDS)
