@@ -7,6 +7,8 @@ shows up as a quick error the caller can degrade on, not a hung request.
 
 from __future__ import annotations
 
+from typing import overload
+
 import redis
 import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
@@ -47,3 +49,12 @@ def connect_async(settings: Settings, *, max_connections: int = 100) -> redis.as
         # One immediate retry: during an outage requests must fail fast and degrade.
         retry=AsyncRetry(NoBackoff(), 1),
     )
+
+
+@overload
+def decoded(value: None) -> None: ...
+@overload
+def decoded(value: bytes | str) -> str: ...
+def decoded(value: bytes | str | None) -> str | None:
+    """A Redis reply as text: our clients do not decode responses, so keys come as bytes."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 import redis
 from redis.client import Pipeline
 
+from ichnaea.redis_client import decoded
+
 LEASE_S = 60
 
 # KEYS: queue, processing list, consumers set, lease key
@@ -78,10 +80,6 @@ return #items
 
 class LostLease(RuntimeError):
     """The lease ran out and another consumer took the batch over: do not ack it."""
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def consumer_id() -> str:
@@ -176,7 +174,7 @@ class ReliableQueue:
         """
         returned = 0
         for raw in self.client.smembers(self.consumers_key):
-            consumer = raw.decode() if isinstance(raw, bytes) else str(raw)
+            consumer = decoded(raw)
             returned += self._give_back(consumer, only_if_expired=True)
         return returned
 
@@ -269,7 +267,7 @@ class SerialQueue:
         if not result:
             return None
         raw_id, items, resumed = result
-        return Batch(str(_text(raw_id)), list(items), bool(resumed))
+        return Batch(str(decoded(raw_id)), list(items), bool(resumed))
 
     def renew(self, owner: str, *, lease_s: int = LEASE_S) -> None:
         keys = [self.inflight_key, self.batch_id_key, self.lease_key]
@@ -286,7 +284,7 @@ class SerialQueue:
         """
         with self.client.pipeline(transaction=True) as pipe:
             pipe.watch(self.lease_key)  # type: ignore[no-untyped-call]
-            if _text(pipe.get(self.lease_key)) != owner:
+            if decoded(pipe.get(self.lease_key)) != owner:
                 raise LostLease(f"{self.name}: the lease of {owner} ran out before ack")
             pipe.multi()
             if effects is not None:
@@ -301,7 +299,7 @@ class SerialQueue:
         """Give up the lease without acking (graceful stop): the batch stays first in line."""
         with self.client.pipeline(transaction=True) as pipe:
             pipe.watch(self.lease_key)  # type: ignore[no-untyped-call]
-            if _text(pipe.get(self.lease_key)) == owner:
+            if decoded(pipe.get(self.lease_key)) == owner:
                 pipe.multi()
                 pipe.delete(self.lease_key)
                 pipe.execute()

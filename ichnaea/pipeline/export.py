@@ -32,6 +32,7 @@ from ichnaea.metrics import Metrics
 from ichnaea.pipeline.exporters import Exporter, Partition, make_exporter, send_with_retries
 from ichnaea.pipeline.incoming import ExportTarget, since_key
 from ichnaea.queue import decode_item, decode_items, encode_item, undecodable_key
+from ichnaea.redis_client import decoded
 from ichnaea.reliable_queue import LEASE_S, Batch, LostLease, ReliableQueue, SerialQueue
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,7 @@ def count_reliable_failure(
 def dead_letters(client: redis.Redis) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """(dead-letter key, index, letter) for every parked batch."""
     for raw_key in sorted(client.scan_iter(match=f"{DEAD_LETTER_PREFIX}*", count=100)):
-        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+        key = decoded(raw_key)
         for index, raw in enumerate(client.lrange(key, 0, -1)):
             yield key, index, decode_item(_bytes(raw))
 
@@ -297,7 +298,7 @@ def requeue_dead_letters(client: redis.Redis, queue: str | None = None) -> int:
     """Move parked batches back to the end of their queue; return how many items moved."""
     moved = 0
     for raw_key in list(client.scan_iter(match=f"{DEAD_LETTER_PREFIX}*", count=100)):
-        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+        key = decoded(raw_key)
         target = key.removeprefix(DEAD_LETTER_PREFIX)
         if queue is not None and target != queue:
             continue

@@ -31,6 +31,7 @@ from redis.client import Pipeline
 from sqlalchemy.orm import Session
 
 from ichnaea.queue import INCOMING_QUEUE, decode_items, undecodable_key
+from ichnaea.redis_client import decoded
 from ichnaea.reliable_queue import LEASE_S, ReliableQueue
 from ichnaea.repositories.export_configs import list_export_configs
 
@@ -83,7 +84,7 @@ class ExportTarget:
         if not self.partitioned:
             return [self.base_queue]
         members = client.smembers(partitions_key(self.name))
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return sorted(decoded(m) for m in members)
 
 
 def partitions_key(name: str) -> str:

@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 import redis
 
 from ichnaea.metrics import Metrics
+from ichnaea.redis_client import decoded
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,9 @@ USER_DAYS = 7
 _CHUNK = 1000
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
 def _scan(client: redis.Redis, pattern: str) -> Iterator[str]:
     for raw in client.scan_iter(match=pattern, count=_CHUNK):
-        yield _text(raw)
+        yield decoded(raw)
 
 
 def monitor_api_key_limits(client: redis.Redis, metrics: Metrics, *, today: date) -> int:

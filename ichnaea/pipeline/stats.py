@@ -71,6 +71,7 @@ from ichnaea.models.cell import CellArea
 from ichnaea.models.pipeline import PipelineBatch
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS, MacStation
 from ichnaea.models.stats import RegionStat, Stat
+from ichnaea.redis_client import decoded
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def update_stat_counters(engine: Engine, redis_client: redis.Redis, *, today: da
                 _TAKE_COUNTERS, len(keys) + 1, STAT_COUNTER_PENDING_KEY, *keys, uuid.uuid4().hex
             )
             raw = redis_client.hgetall(STAT_COUNTER_PENDING_KEY)
-            pending = {_text(key): _text(value) for key, value in raw.items()}
+            pending = {decoded(key): decoded(value) for key, value in raw.items()}
             if "_run" in pending:
                 _apply_pending(engine, pending, slots, now)
             redis_client.delete(STAT_COUNTER_PENDING_KEY)
@@ -218,10 +219,6 @@ def update_stat_counters(engine: Engine, redis_client: redis.Redis, *, today: da
         except LockError as exc:
             # The lock expired mid-run; another run may have started.
             log.warning("stat counter lock lost before release: %s", exc)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def cleanup_stat(engine: Engine, *, today: date) -> int:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
+from typing import cast
 
 import redis
 from sqlalchemy.engine import Engine
@@ -58,6 +59,7 @@ from ichnaea.pipeline.station import (
 )
 from ichnaea.pipeline.stats import cleanup_stat, update_region_stats, update_stat_counters
 from ichnaea.queue import INCOMING_QUEUE
+from ichnaea.redis_client import decoded
 from ichnaea.regions import RegionTable
 from ichnaea.reliable_queue import ReliableQueue, SerialQueue, consumer_id
 from ichnaea.repositories.export_configs import list_export_configs
@@ -445,7 +447,7 @@ def run_due_jobs(res: Resources, *, limit: int = 10) -> int:
     """Run periodic jobs the scheduler marked due; return how many ran."""
     ran = 0
     while ran < limit and (raw := res.redis.spop(DUE_KEY)) is not None:
-        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        name = decoded(cast(bytes, raw))  # SPOP without a count: one member
         job = periodic_job(name)
         if job is None:
             log.error("unknown periodic job %r in %s ignored", name, DUE_KEY)
@@ -468,7 +470,7 @@ def claimed_elsewhere(res: Resources, targets: Sequence[ExportTarget] | None = N
     for name in reliable:
         queue = ReliableQueue(res.redis, name)
         for raw in res.redis.smembers(queue.consumers_key):
-            consumer = raw.decode() if isinstance(raw, bytes) else str(raw)
+            consumer = decoded(raw)
             held += int(res.redis.llen(queue.processing_key(consumer)))
     with res.redis.pipeline(transaction=False) as pipe:
         for name in serial:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ichnaea.pipeline.export import DEAD_LETTER_PREFIX
 from ichnaea.pipeline.incoming import ExportTarget
 from ichnaea.pipeline.ratecontrol import SAMPLE_RATE_KEY
+from ichnaea.redis_client import decoded
 from ichnaea.worker.jobs import Resources, claimed_elsewhere, data_queue_names, scheduled_jobs
 from ichnaea.worker.scheduler import LOCK_KEY, SLOTS_KEY
 
@@ -57,14 +58,8 @@ class PipelineStatus:
         }
 
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _keys(client: redis.Redis, pattern: str) -> list[str]:
-    return sorted(_text(key) or "" for key in client.scan_iter(match=pattern, count=500))
+    return sorted(decoded(key) for key in client.scan_iter(match=pattern, count=500))
 
 
 def pipeline_status(res: Resources) -> PipelineStatus:
@@ -91,10 +86,10 @@ def pipeline_status(res: Resources) -> PipelineStatus:
         status.dead_letters[key] = int(client.llen(key))
     for key in _keys(client, f"*{UNDECODABLE_SUFFIX}"):
         status.undecodable[key] = int(client.llen(key))
-    status.scheduler_leader = _text(client.get(LOCK_KEY))
+    status.scheduler_leader = decoded(client.get(LOCK_KEY))
     slots = client.hgetall(SLOTS_KEY)
     for job in scheduled_jobs(res.settings):
-        slot = _text(slots.get(job.name.encode()))
+        slot = decoded(slots.get(job.name.encode()))
         if slot is None or not job.period_s:
             status.last_runs[job.name] = None
             continue
@@ -102,7 +97,7 @@ def pipeline_status(res: Resources) -> PipelineStatus:
         status.last_runs[job.name] = datetime.fromtimestamp(start, UTC).isoformat(
             timespec="seconds"
         )
-    status.sample_rate = _text(client.get(SAMPLE_RATE_KEY))
+    status.sample_rate = decoded(client.get(SAMPLE_RATE_KEY))
     if status.scheduler_leader is None:
         status.problems.append("no scheduler holds the lock: periodic jobs are not enqueued")
     if status.dead_letters:
