@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ichnaea.atomicfile import write_atomically
 from ichnaea.cli.common import Progress, start_role
 
 
@@ -61,12 +62,12 @@ def export_cells(kind: str, at: str | None, output: Path | None) -> None:
             path = output / window.filename if output.is_dir() else output
             if path.exists():
                 raise click.ClickException(f"{path} exists; not overwriting it")
-            with path.open("xb") as out:
-                try:
-                    write_cells(engine, out, window, progress=progress.advance)
-                except BaseException:
-                    path.unlink(missing_ok=True)  # no half-written export left behind
-                    raise
+            # Appears whole or not at all (a failed export leaves nothing).
+            write_atomically(
+                path,
+                lambda out: write_cells(engine, out, window, progress=progress.advance),
+                mode=0o644,
+            )
             location = str(path)
         else:
             try:
@@ -115,12 +116,14 @@ def export_stations(
     engine = create_engine(settings.db_readonly_url)
     progress = Progress(f"{datatype} dump", unit="stations")
     try:
-        with filename.open("xb") as out:
-            try:
-                dump_stations(engine, datatype, out, bounds=bounds, progress=progress.advance)
-            except BaseException:
-                filename.unlink(missing_ok=True)  # no half-written dump left behind
-                raise
+        # Appears whole or not at all; private: station positions.
+        write_atomically(
+            filename,
+            lambda out: dump_stations(
+                engine, datatype, out, bounds=bounds, progress=progress.advance
+            ),
+            mode=0o600,
+        )
     finally:
         engine.dispose()
     click.echo(f"{progress.finish()} -> {filename}")
@@ -160,9 +163,13 @@ def import_cells_command(paths: tuple[Path, ...]) -> None:
             progress = Progress(str(path), unit="rows", total=path.stat().st_size)
             try:
                 summary = import_cells(
-                    engine, client, path, geocoder=geocoder, metrics=metrics,
+                    engine,
+                    client,
+                    path,
+                    geocoder=geocoder,
+                    metrics=metrics,
                     progress=progress.advance,
-                )  # fmt: skip
+                )
             except InvalidCSV as exc:
                 progress.finish()
                 raise click.ClickException(str(exc)) from exc
