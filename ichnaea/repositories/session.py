@@ -17,6 +17,11 @@
   avoids "database is locked" failures when two read-modify-write
   transactions race.
 
+MySQL URLs need the optional ``mysqlclient`` driver (the ``mysql`` extra,
+built against the MariaDB client headers); :func:`require_driver` turns its
+absence into a :class:`MissingDriverError` that says what to install, which
+the CLI checks once at start-up for every configured URL.
+
 ``readonly=True`` makes the connection refuse writes (MySQL ``SET SESSION
 TRANSACTION READ ONLY``, SQLite ``PRAGMA query_only``): the web role reads
 only and should not be able to write by mistake.
@@ -24,6 +29,7 @@ only and should not be able to write by mistake.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +45,28 @@ POOL_TIMEOUT_S = 10.0
 POOL_RECYCLE_S = 3600
 MYSQL_CONNECT_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_S = 30
+MYSQL_DRIVER_HINT = (
+    "run `make install-mysql` in the checkout, or install the MariaDB client headers "
+    "(.ci/ensure-mysql-headers) and `pip install 'ichnaea[mysql]'`"
+)
+
+
+class MissingDriverError(RuntimeError):
+    """The database driver a URL needs is not installed."""
+
+
+def require_driver(url: str | URL) -> None:
+    """Raise :class:`MissingDriverError` if the driver ``url`` needs cannot be imported."""
+    if make_url(url).get_backend_name() not in ("mysql", "mariadb"):
+        return
+    try:
+        importlib.import_module("MySQLdb")
+    except ImportError as exc:
+        # Also the case of a driver built against a client library that is gone.
+        raise MissingDriverError(
+            f"MySQL/MariaDB URLs need the mysqlclient driver, which cannot be imported "
+            f"({exc}): {MYSQL_DRIVER_HINT}"
+        ) from exc
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -82,6 +110,7 @@ def create_engine(
         # ROLLBACK round trip.
         pool_args["pool_reset_on_return"] = None
     if backend in ("mysql", "mariadb"):
+        require_driver(parsed)
         engine = sqlalchemy.create_engine(
             parsed,
             isolation_level="AUTOCOMMIT" if readonly else "REPEATABLE READ",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,11 @@ def test_is_sqlite_distinguishes_backends() -> None:
 def test_create_engine_rejects_unsupported_backend() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         create_engine("postgresql://localhost/x")
+
+
+def test_mysql_engine_without_driver_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ichnaea.repositories.session import MissingDriverError
+
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)
+    with pytest.raises(MissingDriverError, match="pip install 'ichnaea\\[mysql\\]'"):
+        create_engine("mysql+mysqldb://root@127.0.0.1:3306/location")
