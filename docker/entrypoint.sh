@@ -1,9 +1,11 @@
 #!/bin/sh
 # Container entrypoint: the first argument is the role.
-#   web | worker | scheduler | map | serve | process | migrate | apikey ... | check-build
-#   shell               a Python shell with settings, db and redis
-#   alembic ...         run alembic in /app (alembic.ini and migrations/ are there)
-# Settings come from the environment (docker run --env-file ...).
+#   alembic ...   run alembic in /app (alembic.ini and migrations/ are there)
+#   anything else an `ichnaea` subcommand with its arguments: web (the default),
+#                 worker, scheduler, migrate, status, export, import, shell, ...
+#                 (`docker run IMAGE --help` lists them); the CLI refuses
+#                 unknown ones
+# Settings come from the environment (docker run --env-file ichnaea.env ...).
 set -e
 role="${1:-web}"
 [ "$#" -gt 0 ] && shift
@@ -12,12 +14,7 @@ case "$role" in
         cd /app
         exec alembic "$@"
         ;;
-    web|worker|scheduler|map|serve|process|migrate|apikey|check-build|shell)
-        exec ichnaea "$role" "$@"
-        ;;
     *)
-        echo "unknown role '$role': use web, worker, scheduler, map, serve, process," \
-             "migrate, apikey, shell, check-build or alembic" >&2
-        exit 64
+        exec ichnaea "$role" "$@"
         ;;
 esac
