@@ -10,6 +10,11 @@ from __future__ import annotations
 import logging
 import sys
 
+# Loggers whose INFO lines say nothing to an operator: alembic logs one
+# "setup plugin" line per built-in autogenerate plugin whenever a role first
+# imports it (seven lines at every start of the web role).
+QUIET_LOGGERS = {"alembic.runtime.plugins": logging.WARNING}
+
 
 def configure_logging(level: str = "INFO", *, role: str = "ichnaea") -> None:
     """Configure the root logger for this process (idempotent)."""
@@ -25,3 +30,5 @@ def configure_logging(level: str = "INFO", *, role: str = "ichnaea") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    for name, quiet_level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet_level)

@@ -44,3 +44,12 @@ def test_readme_mysql_steps_install_the_driver_and_find_the_command() -> None:
     assert steps.index("make install-mysql") < steps.index("ichnaea migrate")
     assert "source .venv/bin/activate" in steps
     assert ".venv/bin" in readme_section("The two commands")
+
+
+def test_readme_documents_where_serve_archives_reports() -> None:
+    from ichnaea.repositories.export_configs import ARCHIVE_BATCH, ARCHIVE_NAME, ARCHIVE_TEMPLATE
+
+    section = " ".join(readme_section("The two commands").split())
+    assert f"$ICHNAEA_DATA_DIR/{ARCHIVE_NAME}/{ARCHIVE_TEMPLATE}/" in section
+    assert f"batches of {ARCHIVE_BATCH:,} reports" in section
+    assert "ichnaea replay" in section
