@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ COUNTRY_SCORE = 0.9
 DEFAULT_CITY_SCORE = 0.3
 # The version the original reports when no database is loaded.
 NULL_VERSION = "2020-02-26T12:17:00Z"
+# Seconds between checks whether GEOIP_PATH was replaced (one stat() each).
+RELOAD_CHECK_INTERVAL_S = 5.0
 
 
 def _scores() -> dict[str, float]:
@@ -98,42 +101,109 @@ class GeoIPRecord:
 
 
 class GeoIPReader:
-    """A City database reader; a "null" reader when no usable database was opened."""
+    """A City database reader; a "null" reader when no usable database was opened.
 
-    def __init__(self, reader: maxminddb.Reader | None, regions: RegionTable) -> None:
+    The file may be replaced while the service runs: write the new database
+    beside it and rename it over ``GEOIP_PATH`` (an atomic replace). At most
+    once every ``check_interval_s`` a lookup compares the file's inode, size
+    and modification time with those of the database in use; when they
+    changed, it opens the new file and swaps it in. Lookups already running
+    keep the reader they started with, and the old one is closed when the
+    last of them lets go of it (garbage collection), so no request fails
+    during the swap. A new file that cannot be used is logged once and the
+    database in use is kept.
+    """
+
+    def __init__(
+        self,
+        reader: maxminddb.Reader | None,
+        regions: RegionTable,
+        *,
+        path: Path | None = None,
+        loaded: tuple[int, int, int] | None = None,
+        check_interval_s: float = RELOAD_CHECK_INTERVAL_S,
+    ) -> None:
         self._reader = reader
         self._regions = regions
+        # The watched file and the signature of the database read from it.
+        self._path = path
+        self._loaded = loaded
+        self._check_interval_s = check_interval_s
+        self._next_check = time.monotonic() + check_interval_s
+        self._reload_lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: str | Path | None, regions: RegionTable) -> GeoIPReader:
-        """Open ``path``; log why and return a null reader if it cannot be used."""
+    def open(
+        cls,
+        path: str | Path | None,
+        regions: RegionTable,
+        *,
+        check_interval_s: float = RELOAD_CHECK_INTERVAL_S,
+    ) -> GeoIPReader:
+        """Open ``path``; log why and return a null reader if it cannot be used.
+
+        A null reader opened for a path still watches it: a database that
+        appears there later is loaded.
+        """
         if path is None:
             return cls(None, regions)
-        try:
-            reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
-        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
-            log.error("GeoIP database %s cannot be opened: %s", path, exc)
-            return cls(None, regions)
-        db_type = reader.metadata().database_type
-        if "City" not in db_type:
-            log.error("GeoIP database %s is a %s database, not a City one", path, db_type)
-            reader.close()
-            return cls(None, regions)
-        return cls(reader, regions)
+        path = Path(path)
+        signature = _file_signature(path)  # before opening: a later replace is seen
+        return cls(
+            _open_city(path),
+            regions,
+            path=path,
+            loaded=signature,
+            check_interval_s=check_interval_s,
+        )
+
+    def _current(self) -> maxminddb.Reader | None:
+        """The reader to use, after swapping in a replaced file when one is due."""
+        path = self._path
+        # One thread checks; the others go on with the reader in use.
+        if (
+            path is not None
+            and time.monotonic() >= self._next_check
+            and self._reload_lock.acquire(blocking=False)
+        ):
+            try:
+                self._reload_if_replaced(path)
+            finally:
+                self._next_check = time.monotonic() + self._check_interval_s
+                self._reload_lock.release()
+        return self._reader
+
+    def _reload_if_replaced(self, path: Path) -> None:
+        signature = _file_signature(path)
+        if signature is None or signature == self._loaded:
+            return
+        # Remembered even when unusable, so a bad file is reported once.
+        self._loaded = signature
+        reader = _open_city(path)
+        if reader is None:
+            if self._reader is not None:
+                log.error("GeoIP database %s: keeping the database in use", path)
+            return
+        log.info(
+            "GeoIP database %s replaced: now using the one built %s",
+            path,
+            _format_epoch(int(reader.metadata().build_epoch)),
+        )
+        # Lookups running now hold the old reader; it is closed when freed.
+        self._reader = reader
 
     def ping(self) -> bool:
-        return self._reader is not None
+        return self._current() is not None
 
     @property
     def build_epoch(self) -> int | None:
-        return None if self._reader is None else int(self._reader.metadata().build_epoch)
+        reader = self._current()
+        return None if reader is None else int(reader.metadata().build_epoch)
 
     @property
     def version(self) -> str:
         epoch = self.build_epoch
-        if epoch is None:
-            return NULL_VERSION
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+        return NULL_VERSION if epoch is None else _format_epoch(epoch)
 
     def age_in_days(self, now: float | None = None) -> int:
         """Days since the database was built, rounded; -1 without a database."""
@@ -145,7 +215,8 @@ class GeoIPReader:
 
     def lookup(self, addr: str) -> GeoIPRecord | None:
         """The record for an IP address, or None when the address is unknown."""
-        if self._reader is None:
+        reader = self._current()
+        if reader is None:
             return None
         try:
             ip = ipaddress.ip_address(addr.strip())
@@ -156,7 +227,7 @@ class GeoIPReader:
         try:
             # The raw record, not geoip2's model objects: this runs on every
             # locate request, and building the models cost more than the lookup.
-            answer: Any = self._reader.get(ip)
+            answer: Any = reader.get(ip)
         except (maxminddb.InvalidDatabaseError, ValueError):
             return None
         if not isinstance(answer, dict):
@@ -194,9 +265,38 @@ class GeoIPReader:
         )
 
     def close(self) -> None:
+        self._path = None  # no reloading after close
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+def _file_signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes when the file is replaced: (inode, size, mtime in ns); None if absent."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _open_city(path: Path) -> maxminddb.Reader | None:
+    """Open a City database; log why and return None if it cannot be used."""
+    try:
+        reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+        log.error("GeoIP database %s cannot be opened: %s", path, exc)
+        return None
+    db_type = reader.metadata().database_type
+    if "City" not in db_type:
+        log.error("GeoIP database %s is a %s database, not a City one", path, db_type)
+        reader.close()
+        return None
+    return reader
+
+
+def _format_epoch(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def default_geoip_path() -> str | None:

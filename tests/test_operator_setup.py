@@ -53,3 +53,12 @@ def test_readme_documents_where_serve_archives_reports() -> None:
     assert f"$ICHNAEA_DATA_DIR/{ARCHIVE_NAME}/{ARCHIVE_TEMPLATE}/" in section
     assert f"batches of {ARCHIVE_BATCH:,} reports" in section
     assert "ichnaea replay" in section
+
+
+def test_readme_says_how_to_replace_the_geoip_database() -> None:
+    from ichnaea.geoip import RELOAD_CHECK_INTERVAL_S
+
+    section = " ".join(readme_section("GeoIP").split())
+    assert "GEOIP_PATH" in section and "age_in_days" in section
+    assert "GeoLite2 City" in section and "DB-IP" in section
+    assert f"within {RELOAD_CHECK_INTERVAL_S:g} s" in section
