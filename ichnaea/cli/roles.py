@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -28,6 +30,10 @@ def _embedded_redis(settings: Settings) -> EmbeddedRedis | None:
         raise click.ClickException(str(exc)) from exc
 
 
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 @click.command()
 @click.option("--host", help="Interface to listen on [default: HOST or 127.0.0.1].")
 @click.option("--port", type=int, help="Port to listen on [default: PORT or 8000].")
@@ -39,6 +45,11 @@ def web(host: str | None, port: int | None, processes: int | None) -> None:
     settings = start_role("web")
     log_embedded_defaults(settings)
     embedded = _embedded_redis(settings)
+    if embedded is not None:
+        # A single uvicorn process re-raises the SIGTERM it handled once it
+        # has shut down; the default action would end this process before
+        # the finally below stops the embedded Redis it started.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(
             "ichnaea.web.asgi:create_app_from_env",

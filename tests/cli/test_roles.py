@@ -1,0 +1,61 @@
+"""Role commands as an operator runs them: real processes, real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.slow
+def test_web_stopped_by_sigterm_stops_the_embedded_redis_it_started(tmp_path: Path) -> None:
+    port = free_port()
+    env = dict(os.environ, ICHNAEA_DATA_DIR=str(tmp_path), PORT=str(port), WEB_PROCESSES="1")
+    for name in ("REDIS_URI", "REDIS_HOST", "DB_READWRITE_URI", "DB_HOST"):
+        env.pop(name, None)
+    web = subprocess.Popen(
+        [sys.executable, "-m", "ichnaea", "web"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/__lbheartbeat__", timeout=1)
+                break
+            except OSError:
+                assert web.poll() is None and time.monotonic() < deadline, "web did not start"
+                time.sleep(0.2)
+        embedded = redis.Redis(unix_socket_path=str(tmp_path / "redis.sock"))
+        assert embedded.ping()
+
+        web.send_signal(signal.SIGTERM)
+        assert web.wait(timeout=30) == 0
+
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis(unix_socket_path=str(tmp_path / "redis.sock"), retry=None).ping()
+    finally:
+        if web.poll() is None:
+            web.kill()
+            web.wait()
+        # Leave no server behind if the test failed.
+        sock = tmp_path / "redis.sock"
+        if sock.exists():
+            redis.Redis(unix_socket_path=str(sock), retry=None).shutdown(nosave=True)
