@@ -125,3 +125,16 @@ def test_forwarded_for_from_trusted_proxy_counts_each_client(
         )
         assert country.json() == {"country_code": "SE", "country_name": "Sweden"}
     assert _users_today(backend_redis) == 3
+
+
+def test_api_key_in_another_case_is_an_unknown_key(client: TestClient, seed: Seeder) -> None:
+    seed.api_key("relkey")
+    refused = client.post(
+        "/v1/geolocate?key=RELKEY", json={}, headers={"X-Forwarded-For": LONDON_IP}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["errors"][0]["reason"] == "keyInvalid"
+    accepted = client.post(
+        "/v1/geolocate?key=relkey", json={}, headers={"X-Forwarded-For": LONDON_IP}
+    )
+    assert accepted.status_code == 200

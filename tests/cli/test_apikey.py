@@ -69,3 +69,11 @@ def test_invalid_key_and_values_are_refused(run: Callable[..., Result]) -> None:
 
 def test_update_without_fields_is_a_usage_error(run: Callable[..., Result]) -> None:
     assert run("update", "whatever").exit_code == 2
+
+
+def test_keys_differing_in_case_are_created_and_shown_apart(run: Callable[..., Result]) -> None:
+    assert run("create", "test-relkey", "--maxreq", "1").exit_code == 0
+    upper = run("create", "TEST-RELKEY", "--maxreq", "2")
+    assert upper.exit_code == 0, upper.output
+    assert "maxreq                      : 2" in run("show", "TEST-RELKEY").output
+    assert "maxreq                      : 1" in run("show", "test-relkey").output
