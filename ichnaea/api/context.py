@@ -118,18 +118,20 @@ async def find_api_key(state: ApiState, text: str | None) -> tuple[KeyOutcome, A
     """Look a key up; a database failure is ``unavailable`` (and opens the breaker)."""
     if text is None or not is_valid_key_text(text):
         return KeyOutcome.malformed, None
+    await state.api_keys.refresh(state.service.redis)
     cached, api_key = state.api_keys.get(text)
     if not cached:
         breaker = state.service.db_breaker
         if not breaker.closed:
             return KeyOutcome.unavailable, None
+        generation = state.api_keys.generation
         try:
             api_key = await state.service.run_blocking(_lookup_key_sync, state, text)
         except SQLAlchemyError as exc:
             breaker.failed()
             log.warning("api key not checked, database unavailable: %s", exc.__class__.__name__)
             return KeyOutcome.unavailable, None
-        state.api_keys.put(text, api_key)
+        state.api_keys.put(text, api_key, generation=generation)
     if api_key is None:
         return KeyOutcome.unknown, None
     return KeyOutcome.found, api_key
