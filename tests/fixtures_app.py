@@ -28,6 +28,9 @@ from ichnaea.repositories.session import create_engine
 from ichnaea.web.app import create_app
 
 TEST_GEOIP = Path(__file__).parent / "data" / "GeoIP2-City-Test.mmdb"
+# Test requests arrive as from a reverse proxy on the same host: the default
+# FORWARDED_ALLOW_IPS trusts it, so a test's X-Forwarded-For names the client.
+PROXY_PEER = ("127.0.0.1", 50000)
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ def app_settings(backend: Backend, make_settings: Callable[..., Settings]) -> Se
 
 @pytest.fixture
 def client(app_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(app_settings)) as test_client:
+    with TestClient(create_app(app_settings), client=PROXY_PEER) as test_client:
         yield test_client
 
 

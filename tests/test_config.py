@@ -1,3 +1,4 @@
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,26 @@ def test_env_file_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_env_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings({}, env_file=tmp_path / "missing.env")
+
+
+def test_forwarded_allow_ips_defaults_to_the_loopback_addresses() -> None:
+    trusted = load_settings({}).forwarded_allow_ips
+    assert ip_address("127.0.0.1") in trusted and ip_address("::1") in trusted
+    assert ip_address("127.0.0.2") not in trusted and ip_address("10.0.0.1") not in trusted
+
+
+def test_forwarded_allow_ips_takes_addresses_networks_and_star() -> None:
+    env = {"FORWARDED_ALLOW_IPS": " 10.0.0.0/8, 192.168.1.1 ,2001:db8::/32"}
+    trusted = load_settings(env).forwarded_allow_ips
+    inside = ("10.255.0.1", "192.168.1.1", "2001:db8::7")
+    outside = ("192.168.1.2", "127.0.0.1", "2001:db9::1")
+    assert all(ip_address(a) in trusted for a in inside)
+    assert not any(ip_address(a) in trusted for a in outside)
+    everyone = load_settings({"FORWARDED_ALLOW_IPS": "*"}).forwarded_allow_ips
+    assert ip_address("203.0.113.7") in everyone and None in everyone
+
+
+@pytest.mark.parametrize("value", ["proxy.example", "10.0.0.1/8", "10.0.0.0/33", "127.0.0.1;::1"])
+def test_bad_forwarded_allow_ips_is_an_error_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^FORWARDED_ALLOW_IPS: .*{value.split(';')[0]}"):
+        load_settings({"FORWARDED_ALLOW_IPS": value})

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from ichnaea.config import Settings
 from ichnaea.metrics import Metrics, StatsdMetrics, make_metrics
 from ichnaea.web.app import create_app
-from tests.fixtures_app import Seeder
+from tests.fixtures_app import PROXY_PEER, Seeder
 
 LONDON = {"X-Forwarded-For": "81.2.69.192"}
 
@@ -71,7 +71,7 @@ def test_api_requests_are_counted_by_key(
         STATSD_HOST="127.0.0.1",
         STATSD_PORT=str(collector.getsockname()[1]),
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), client=PROXY_PEER) as client:
         assert client.post("/v1/geolocate?key=test", json={}, headers=LONDON).status_code == 200
         assert client.post("/v1/geolocate?key=invalid_key", json={}).status_code == 400
         assert client.post("/v1/geolocate?key=abcdefg", json={}).status_code == 400
@@ -100,7 +100,7 @@ def test_24_database_down_counts_no_key(
         STATSD_HOST="127.0.0.1",
         STATSD_PORT=str(collector.getsockname()[1]),
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), client=PROXY_PEER) as client:
         assert client.post("/v1/geolocate?key=test", json={}, headers=LONDON).status_code == 200
     lines = received(collector)
     assert lines, "the request itself is still counted"

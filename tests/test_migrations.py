@@ -21,11 +21,13 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Integer, MetaData, String, inspect, select
+from sqlalchemy import text as sa_text
 from sqlalchemy.orm import Session
 
 from ichnaea.migrate import UNKNOWN_REVISION, alembic_config, current_revision, head_revision
 from ichnaea.models.all import metadata
 from ichnaea.models.api_key import ExportConfig
+from ichnaea.repositories.api_keys import get_api_key
 from ichnaea.repositories.session import create_engine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,6 +123,29 @@ def test_mysql_unsigned_flags_match_models(empty_db_url: str) -> None:
         engine.dispose()
     assert mismatches == []
     assert table_names(empty_db_url)  # the comparison above saw the real tables
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("empty_db_url", ["mysql"], indirect=True)
+def test_mysql_collations_match_models(empty_db_url: str) -> None:
+    # compare_metadata ignores collations too (api_key.valid_key is binary).
+    run_alembic(empty_db_url, "upgrade", "head")
+    engine = create_engine(empty_db_url, pooled=False)
+    try:
+        inspector = inspect(engine)
+        declared, reflected = {}, {}
+        for table in metadata.tables.values():
+            types = {c["name"]: c["type"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                name = f"{table.name}.{column.name}"
+                declared[name] = getattr(
+                    column.type.dialect_impl(engine.dialect), "collation", None
+                )
+                reflected[name] = getattr(types[column.name], "collation", None)
+    finally:
+        engine.dispose()
+    assert reflected == declared
+    assert declared["api_key.valid_key"] == "utf8mb4_bin"
 
 
 def test_downgrade_base_then_upgrade_head_round_trips(empty_db_url: str) -> None:
@@ -224,5 +249,96 @@ def test_nr_areas_move_to_their_own_table_with_nine_byte_keys(empty_db_url: str)
                                                   1.5, 3)]  # fmt: skip
             kept = conn.execute(sa.text("SELECT radio FROM cell_area")).scalars().all()
             assert kept == [3]
+    finally:
+        engine.dispose()
+
+
+def key_collation(url: str) -> str:
+    engine = create_engine(url, pooled=False)
+    try:
+        with engine.connect() as conn:
+            return str(
+                conn.execute(
+                    sa_text(
+                        "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE "
+                        "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'api_key' "
+                        "AND COLUMN_NAME = 'valid_key'"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def insert_keys(url: str, *keys: str) -> None:
+    engine = create_engine(url, pooled=False)
+    try:
+        with engine.begin() as conn:
+            for key in keys:
+                conn.execute(sa_text("INSERT INTO api_key (valid_key) VALUES (:k)"), {"k": key})
+    finally:
+        engine.dispose()
+
+
+def keys_matching(url: str, key: str) -> list[str]:
+    """The previous release's lookup, as plain SQL: it must keep working on the new schema."""
+    engine = create_engine(url, pooled=False)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa_text("SELECT valid_key FROM api_key WHERE valid_key = :k"), {"k": key}
+            )
+            return list(found.scalars())
+    finally:
+        engine.dispose()
+
+
+BEFORE_BINARY_KEYS = "9d3e6a1f4b27"
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("empty_db_url", ["mysql"], indirect=True)
+def test_api_keys_compare_binary_after_upgrade_and_not_after_downgrade(empty_db_url: str) -> None:
+    run_alembic(empty_db_url, "upgrade", BEFORE_BINARY_KEYS)
+    insert_keys(empty_db_url, "relkey")
+    assert keys_matching(empty_db_url, "RELKEY") == ["relkey"]  # the defect
+
+    run_alembic(empty_db_url, "upgrade", "head")
+    assert key_collation(empty_db_url) == "utf8mb4_bin"
+    assert keys_matching(empty_db_url, "RELKEY") == []
+    assert keys_matching(empty_db_url, "relkey") == ["relkey"]
+    insert_keys(empty_db_url, "RELKEY")
+
+    # Two keys that differ only in case cannot both exist under the old collation.
+    with pytest.raises(RuntimeError, match="RELKEY"):
+        run_alembic(empty_db_url, "downgrade", BEFORE_BINARY_KEYS)
+    assert sorted(
+        keys_matching(empty_db_url, "RELKEY") + keys_matching(empty_db_url, "relkey")
+    ) == [
+        "RELKEY",
+        "relkey",
+    ]
+    engine = create_engine(empty_db_url, pooled=False)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa_text("DELETE FROM api_key WHERE valid_key = 'RELKEY'"))
+    finally:
+        engine.dispose()
+    run_alembic(empty_db_url, "downgrade", BEFORE_BINARY_KEYS)
+    assert key_collation(empty_db_url) != "utf8mb4_bin"
+    assert keys_matching(empty_db_url, "RELKEY") == ["relkey"]
+
+
+def test_new_key_lookup_is_exact_on_the_previous_schema(empty_db_url: str) -> None:
+    # Expand/contract: web processes of this release may start before the
+    # migration ran; their lookup must not match another case there either.
+    run_alembic(empty_db_url, "upgrade", BEFORE_BINARY_KEYS)
+    insert_keys(empty_db_url, "relkey")
+    engine = create_engine(empty_db_url, pooled=False)
+    try:
+        with Session(engine) as session:
+            assert get_api_key(session, "RELKEY") is None
+            found = get_api_key(session, "relkey")
+            assert found is not None and found.valid_key == "relkey"
     finally:
         engine.dispose()

@@ -28,7 +28,7 @@ from ichnaea.api.keys import (
 )
 from ichnaea.api.locate.service import LocateService
 from ichnaea.api.logfields import note
-from ichnaea.config import Settings
+from ichnaea.config import IPAddress, Settings
 from ichnaea.errors import DailyLimitExceededError
 from ichnaea.geoip import GeoIPReader
 from ichnaea.metrics import Metrics
@@ -57,18 +57,47 @@ def api_state(request: Request) -> ApiState:
     return state
 
 
-def client_ip(request: Request) -> str | None:
-    """The first ``X-Forwarded-For`` entry, else the peer address; None if not an IP."""
-    forwarded = request.headers.get("x-forwarded-for")
-    text = forwarded.split(",")[0].strip() if forwarded is not None else None
-    if text is None and request.client is not None:
-        text = request.client.host
+def _address(text: str | None) -> IPAddress | None:
+    """An address as a peer or proxy writes it: bare, ``v4:port`` or ``[v6]:port``."""
     if not text:
         return None
+    host = text
+    if text.startswith("["):
+        host = text[1 : text.find("]")]
+    elif text.count(":") == 1:
+        host = text.partition(":")[0]
     try:
-        return str(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(host)
     except ValueError:
         return None
+    # A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return mapped or address
+
+
+def client_ip(request: Request) -> str | None:
+    """The client's address: the peer, or who a trusted proxy says the client is.
+
+    ``X-Forwarded-For`` is believed only when the peer is in
+    ``FORWARDED_ALLOW_IPS``. Each proxy appends the address it received the
+    request from, so the entries are walked from the right, skipping trusted
+    proxies; the first other entry is the client (everything left of it was
+    written by the client and may be forged). If every entry is a trusted
+    proxy, the left-most is the client. None when the address is unknown
+    (not an IP, or an unreadable entry where the client should be).
+    """
+    trusted = api_state(request).settings.forwarded_allow_ips
+    peer = _address(request.client.host if request.client is not None else None)
+    # Several header lines mean the same as one comma-joined line (RFC 9110 5.3).
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
+    if not entries or peer not in trusted:
+        return None if peer is None else str(peer)
+    for entry in reversed(entries):
+        address = _address(entry)
+        if address is None or address not in trusted:
+            return None if address is None else str(address)
+    return str(_address(entries[0]))
 
 
 class KeyOutcome(enum.Enum):
@@ -89,18 +118,20 @@ async def find_api_key(state: ApiState, text: str | None) -> tuple[KeyOutcome, A
     """Look a key up; a database failure is ``unavailable`` (and opens the breaker)."""
     if text is None or not is_valid_key_text(text):
         return KeyOutcome.malformed, None
+    await state.api_keys.refresh(state.service.redis)
     cached, api_key = state.api_keys.get(text)
     if not cached:
         breaker = state.service.db_breaker
         if not breaker.closed:
             return KeyOutcome.unavailable, None
+        generation = state.api_keys.generation
         try:
             api_key = await state.service.run_blocking(_lookup_key_sync, state, text)
         except SQLAlchemyError as exc:
             breaker.failed()
             log.warning("api key not checked, database unavailable: %s", exc.__class__.__name__)
             return KeyOutcome.unavailable, None
-        state.api_keys.put(text, api_key)
+        state.api_keys.put(text, api_key, generation=generation)
     if api_key is None:
         return KeyOutcome.unknown, None
     return KeyOutcome.found, api_key

@@ -5,13 +5,18 @@ Every Redis key format of the API layer is built here:
 * ``apilimit:<key>:<path>:<YYYYMMDD>`` — requests per key, path and UTC day
   (expires after 25 hours);
 * ``apiuser:<type>:<key>:<YYYY-MM-DD>`` — a HyperLogLog of client IPs per key
-  and day (expires after 8 days).
+  and day (expires after 8 days);
+* ``apikey:version`` — a counter that ``ichnaea apikey create/update/delete``
+  increments after each change (never expires).
 
 Lookups go through a small per-process TTL cache (500 keys, 5 minutes ±
 30 s chosen once per process). Unknown keys are cached too (quirk Q11, kept:
-it shields the database from clients hammering with a bad key), so a new key
-can take up to ~5.5 minutes to work on a process that saw it as unknown.
-Database errors are not cached.
+it shields the database from clients hammering with a bad key). So that a
+change still shows at once, each process reads ``apikey:version`` at most
+once a second, on the request that comes due, and empties its cache when
+the number changed: a created, updated or deleted key takes effect within
+about a second everywhere. With Redis unreachable the check is skipped and
+entries live out their TTL. Database errors are not cached.
 """
 
 from __future__ import annotations
@@ -30,11 +35,16 @@ import redis
 import redis.asyncio
 import sentry_sdk
 
+from ichnaea.redis_client import decoded
+
 log = logging.getLogger(__name__)
 
 API_KEY_CACHE_SIZE = 500
 API_KEY_CACHE_TTL_S = 300
 API_KEY_CACHE_JITTER_S = 30
+# How often a process asks Redis whether the keys changed: changes reach
+# every process within this (plus one round trip), for one GET a second.
+API_KEY_VERSION_CHECK_S = 1.0
 APIUSER_TTL_S = 691_200  # 8 days
 APILIMIT_TTL_S = 90_000  # 25 hours
 
@@ -105,20 +115,31 @@ def api_key_from_row(row: object) -> ApiKey:
 
 
 class ApiKeyCache:
-    """A bounded TTL cache of key lookups (hits and misses), for one process."""
+    """A bounded TTL cache of key lookups (hits and misses), for one process.
+
+    ``refresh`` empties it when ``apikey:version`` changed. A lookup that
+    started before that (``generation`` taken before the database read) may
+    carry the old row; ``put`` drops its result instead of caching it.
+    """
 
     def __init__(
         self,
         *,
         size: int = API_KEY_CACHE_SIZE,
         ttl_s: float | None = None,
+        check_interval_s: float = API_KEY_VERSION_CHECK_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         jitter = random.randint(-API_KEY_CACHE_JITTER_S, API_KEY_CACHE_JITTER_S)
         self.ttl_s = API_KEY_CACHE_TTL_S + jitter if ttl_s is None else ttl_s
         self.size = size
+        self.check_interval_s = check_interval_s
+        self.generation = 0  # incremented each time the cache is emptied
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
+        self._version: str | None = None
+        self._next_check = float("-inf")
+        self._redis_failing = False
 
     def get(self, key: str) -> tuple[bool, ApiKey | None]:
         """``(found, value)``; a cached miss is ``(True, None)``."""
@@ -131,11 +152,43 @@ class ApiKeyCache:
             return False, None
         return True, value
 
-    def put(self, key: str, value: ApiKey | None) -> None:
+    def put(self, key: str, value: ApiKey | None, *, generation: int | None = None) -> None:
+        """Cache a lookup; one begun in an older ``generation`` is dropped."""
+        if generation is not None and generation != self.generation:
+            return
         self._entries[key] = (self._clock() + self.ttl_s, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
+
+    async def refresh(self, client: redis.asyncio.Redis) -> None:
+        """Empty the cache if the key version in Redis changed; once per interval at most."""
+        now = self._clock()
+        if now < self._next_check:
+            return
+        # Set before awaiting, so that concurrent requests do not check too.
+        self._next_check = now + self.check_interval_s
+        try:
+            version = decoded(await client.get(apikey_version_key()))
+        except (redis.RedisError, OSError) as exc:
+            if not self._redis_failing:
+                log.warning("api key changes not checked, redis unavailable: %s", exc)
+            self._redis_failing = True
+            return
+        self._redis_failing = False
+        if version != self._version:
+            self._version = version
+            self._entries.clear()
+            self.generation += 1
+
+
+def apikey_version_key() -> str:
+    return "apikey:version"
+
+
+def announce_key_change(client: redis.Redis) -> int:
+    """Tell every web process to drop its cached keys; returns the new version."""
+    return int(client.incr(apikey_version_key()))
 
 
 def apilimit_key(key: str, path: str, day: date) -> str:

@@ -1,4 +1,10 @@
-"""``ichnaea apikey``: create, list, show, update and delete API keys."""
+"""``ichnaea apikey``: create, list, show, update and delete API keys.
+
+After a change is committed, the key version in Redis is incremented
+(``ichnaea.api.keys.announce_key_change``): every web process drops its
+cached keys within about a second. If Redis cannot be reached, the change
+still stands and web processes see it when their cache entries expire.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+import redis
 from sqlalchemy.orm import Session
 
+from ichnaea.api.keys import API_KEY_CACHE_JITTER_S, API_KEY_CACHE_TTL_S, announce_key_change
 from ichnaea.cli.common import start_role
+from ichnaea.config import Settings
+from ichnaea.redis_client import connect
 from ichnaea.repositories import api_keys
 from ichnaea.repositories.session import create_engine, make_sessionmaker
 
@@ -61,12 +71,15 @@ def _key_fields(
 
     def decorate(func: Callable[..., None]) -> Callable[..., None]:
         for flag, column, kwargs in reversed(KEY_OPTIONS):
-            func = click.option(flag, column, default=defaults.get(column), **kwargs)(func)
+            options: dict[str, Any] = {**kwargs, "show_default": column in defaults}
+            func = click.option(flag, column, default=defaults.get(column), **options)(func)
         return func
 
     return decorate
 
 
+# A new key may make 100 requests a day per API path, as with the original's
+# admin script (the table itself has no default: NULL means unlimited).
 CREATE_DEFAULTS = {
     "maxreq": 100,
     "allow_locate": True,
@@ -78,7 +91,8 @@ CREATE_DEFAULTS = {
 
 
 @contextmanager
-def _session() -> Iterator[Session]:
+def _session(*, changes: bool = False) -> Iterator[Session]:
+    """A transaction; with ``changes``, web processes are told once it committed."""
     settings = start_role("apikey")
     engine = create_engine(settings.db_readwrite_url)
     try:
@@ -86,6 +100,25 @@ def _session() -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
+    if changes:
+        _announce(settings)
+
+
+def _announce(settings: Settings) -> None:
+    if settings.redis_embedded and not settings.embedded_redis_socket.exists():
+        return  # no embedded Redis running, so no web process to tell
+    client = connect(settings)
+    try:
+        announce_key_change(client)
+    except (redis.RedisError, OSError) as exc:
+        longest_min = (API_KEY_CACHE_TTL_S + API_KEY_CACHE_JITTER_S) / 60
+        click.echo(
+            f"warning: Redis unreachable ({exc}); running web processes see the change "
+            f"within {longest_min:.1f} minutes, when their cached keys expire",
+            err=True,
+        )
+    finally:
+        client.close()
 
 
 def _check_key(key: str) -> str:
@@ -107,9 +140,14 @@ def apikey() -> None:
 @click.argument("key", required=False)
 @_key_fields(CREATE_DEFAULTS)
 def create(key: str | None, **fields: Any) -> None:
-    """Create KEY (a random UUID when omitted)."""
+    """Create KEY (a random UUID when omitted); keys are case-sensitive.
+
+    A new key may make 100 requests a day per API path (/v1/geolocate,
+    /v2/geosubmit, ...) unless --maxreq says otherwise; --maxreq 0 is
+    unlimited. Running web processes accept it within about a second.
+    """
     key = _check_key(key) if key else str(uuid.uuid4())
-    with _session() as session:
+    with _session(changes=True) as session:
         created = api_keys.create_api_key(session, valid_key=key, **fields)
     if created:
         click.echo(f"Created API key: {key!r}")
@@ -150,7 +188,7 @@ def update(key: str, **fields: Any) -> None:
     changes = {name: value for name, value in fields.items() if value is not None}
     if not changes:
         raise click.UsageError("nothing to update: give at least one field flag")
-    with _session() as session:
+    with _session(changes=True) as session:
         if not api_keys.update_api_key(session, key, **changes):
             raise click.ClickException(f"API key {key!r} does not exist")
     click.echo(f"Updated API key: {key!r} ({', '.join(sorted(changes))})")
@@ -160,7 +198,7 @@ def update(key: str, **fields: Any) -> None:
 @click.argument("key")
 def delete(key: str) -> None:
     """Delete KEY."""
-    with _session() as session:
+    with _session(changes=True) as session:
         if not api_keys.delete_api_key(session, key):
             raise click.ClickException(f"API key {key!r} does not exist")
     click.echo(f"Deleted API key: {key!r}")

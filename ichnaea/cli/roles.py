@@ -60,7 +60,12 @@ def web(host: str | None, port: int | None, processes: int | None) -> None:
             log_config=None,
             access_log=False,
             server_header=False,
-            proxy_headers=False,  # the API reads X-Forwarded-For itself
+            # One source of truth for the client address: ichnaea.api.context
+            # reads X-Forwarded-For against FORWARDED_ALLOW_IPS (Settings). With
+            # uvicorn's own handling on, it would also rewrite the peer from the
+            # same variable, with its own default (127.0.0.1 only) and parser,
+            # and the app would behave differently under another ASGI server.
+            proxy_headers=False,
             timeout_graceful_shutdown=20,
         )
     finally:

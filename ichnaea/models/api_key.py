@@ -1,11 +1,12 @@
 """API keys and export configurations: the two operator-managed tables.
 
-``api_key`` holds one row per client key with its permissions, daily limit,
-optional external fallback provider and the sampling rates at which its
-queries and submissions are stored. The Python-side defaults are those of a
-newly created key (``ichnaea apikey create``): locate and region allowed,
-fallback denied, everything sampled at 100 %. A column left NULL means
-"denied" (``allow_*``) or "unlimited" (``maxreq``) to the API layer.
+``api_key`` holds one row per client key (an exact, case-sensitive string)
+with its permissions, daily limit, optional external fallback provider and
+the sampling rates at which its queries and submissions are stored. The
+Python-side defaults are those of a newly created key (``ichnaea apikey
+create``): locate and region allowed, fallback denied, everything sampled at
+100 %. A column left NULL means "denied" (``allow_*``) or "unlimited"
+(``maxreq``) to the API layer.
 
 ``export_config`` lists the destinations incoming reports are fanned out to
 (``internal`` feeds the station pipeline; ``geosubmit``, ``s3`` and
@@ -16,9 +17,16 @@ row. ``skip_keys`` and ``skip_sources`` are comma-joined sets.
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Integer, String
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ichnaea.models.base import Base, TinyInt, table_args
+
+# Keys are exact strings: a binary collation on MySQL/MariaDB, whose default
+# one is case-insensitive. SQLite compares TEXT exactly already.
+ExactKey = String(40).with_variant(
+    mysql.VARCHAR(40, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 
 class ApiKey(Base):
@@ -27,7 +35,7 @@ class ApiKey(Base):
     __tablename__ = "api_key"
     __table_args__ = table_args()
 
-    valid_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    valid_key: Mapped[str] = mapped_column(ExactKey, primary_key=True)
     # Daily requests per API path; 0 or NULL = unlimited.
     maxreq: Mapped[int | None] = mapped_column(Integer)
     allow_fallback: Mapped[bool | None] = mapped_column(Boolean, default=False)

@@ -18,7 +18,16 @@ from ichnaea.models.api_key import ApiKey
 
 
 def get_api_key(session: Session, key: str) -> ApiKey | None:
-    """Return the row of ``key``, or None if there is none."""
+    """Return the row of exactly ``key`` (case-sensitive), or None if there is none."""
+    row = _matching_row(session, key)
+    # The schema compares keys exactly (migration 9a09a49fd900); until that
+    # migration has run, MySQL's default collation matches any case, and a
+    # web process of this release may already be serving.
+    return row if row is not None and row.valid_key == key else None
+
+
+def _matching_row(session: Session, key: str) -> ApiKey | None:
+    """The row the database considers equal to ``key`` (under its collation)."""
     return session.scalar(select(ApiKey).where(ApiKey.valid_key == key))
 
 
@@ -41,7 +50,7 @@ def create_api_key(session: Session, *, valid_key: str, **fields: Any) -> bool:
         with session.begin_nested():
             session.execute(insert(ApiKey).values(valid_key=valid_key, **fields))
     except IntegrityError:
-        if get_api_key(session, valid_key) is None:
+        if _matching_row(session, valid_key) is None:
             raise
         return False
     return True

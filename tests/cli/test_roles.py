@@ -1,4 +1,4 @@
-"""Role commands as an operator runs them: real processes, real signals."""
+"""Role commands as an operator runs them: server settings, real processes, signals."""
 
 from __future__ import annotations
 
@@ -10,9 +10,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import uvicorn
+from click.testing import CliRunner
+
+from ichnaea.__main__ import cli
 
 
 def free_port() -> int:
@@ -59,3 +64,20 @@ def test_web_stopped_by_sigterm_stops_the_embedded_redis_it_started(tmp_path: Pa
         sock = tmp_path / "redis.sock"
         if sock.exists():
             redis.Redis(unix_socket_path=str(sock), retry=None).shutdown(nosave=True)
+
+
+def test_web_leaves_forwarded_headers_to_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn would otherwise rewrite the peer address from X-Forwarded-For by
+    # its own rules before ichnaea.api.context applies FORWARDED_ALLOW_IPS.
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    env = {
+        "ICHNAEA_DATA_DIR": str(tmp_path),
+        "REDIS_URI": "redis://127.0.0.1:1/0",
+        "FORWARDED_ALLOW_IPS": "10.0.0.0/8",
+    }
+    result = CliRunner().invoke(cli, ["web"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1 and calls[0]["proxy_headers"] is False

@@ -86,3 +86,24 @@ def test_api_key_changes_survive_a_commit_by_the_caller(db_session: Session) -> 
     create_api_key(db_session, valid_key="abc")
     db_session.commit()
     assert get_api_key(db_session, "abc") is not None
+
+
+def test_get_api_key_matches_the_exact_case_only(db_session: Session) -> None:
+    # Keys are exact byte strings: MariaDB's default collation matched RELKEY to relkey.
+    assert create_api_key(db_session, valid_key="relkey", maxreq=1)
+    assert get_api_key(db_session, "RELKEY") is None
+    assert get_api_key(db_session, "RelKey") is None
+    key = get_api_key(db_session, "relkey")
+    assert key is not None and key.valid_key == "relkey"
+
+
+def test_keys_differing_in_case_are_two_keys(db_session: Session) -> None:
+    assert create_api_key(db_session, valid_key="relkey", maxreq=1)
+    assert create_api_key(db_session, valid_key="RELKEY", maxreq=2) is True
+    assert update_api_key(db_session, "RELKEY", maxreq=3)
+    assert [(k.valid_key, k.maxreq) for k in list_api_keys(db_session)] == [
+        ("RELKEY", 3),
+        ("relkey", 1),
+    ]
+    assert delete_api_key(db_session, "RELKEY")
+    assert [k.valid_key for k in list_api_keys(db_session)] == ["relkey"]

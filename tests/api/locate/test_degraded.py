@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from ichnaea.config import Settings
 from ichnaea.models.api_key import ApiKey
 from ichnaea.web.app import create_app
+from tests.fixtures_app import PROXY_PEER
 
 LONDON = {"X-Forwarded-For": "81.2.69.192"}
 DOWN_DB = "mysql://root@127.0.0.1:1/location"
@@ -48,7 +49,7 @@ def test_23_station_tables_missing_falls_back_to_geoip(
         )
     engine.dispose()
     settings = make_settings(DB_READONLY_URI=url, REDIS_URI=redis_server_url)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), client=PROXY_PEER) as client:
         response = client.post("/v1/geolocate?key=test", json=NETWORKS, headers=LONDON)
         assert response.status_code == 200
         assert response.json() == GEOIP_FALLBACK
@@ -60,7 +61,7 @@ def test_24_database_down_uses_default_key_and_geoip(
     make_settings: Callable[..., Settings], redis_server_url: str
 ) -> None:
     settings = make_settings(DB_READONLY_URI=DOWN_DB, REDIS_URI=redis_server_url)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), client=PROXY_PEER) as client:
         ip_only = client.post("/v1/geolocate?key=test", json={}, headers=LONDON)
         assert ip_only.json() == {"location": {"lat": 51.5142, "lng": -0.0931}, "accuracy": 40000.0}
         networks = client.post("/v1/geolocate?key=test", json=NETWORKS, headers=LONDON)
@@ -73,7 +74,9 @@ def test_redis_down_still_answers_without_limits_fixing_q5(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     settings = make_settings(DB_READONLY_URI=DOWN_DB, REDIS_URI=DOWN_REDIS)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(settings), client=PROXY_PEER, raise_server_exceptions=False
+    ) as client:
         for _ in range(3):
             response = client.post("/v1/geolocate?key=test", json=NETWORKS, headers=LONDON)
             assert response.status_code == 200

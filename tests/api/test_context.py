@@ -1,0 +1,140 @@
+"""The client address behind trusted proxies (``client_ip``), alone and through the app.
+
+``X-Forwarded-For`` is believed only when the peer is a proxy listed in
+``FORWARDED_ALLOW_IPS`` (default: the loopback addresses); then the
+right-most entry that is not itself a trusted proxy is the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+import redis
+from starlette.requests import Request
+from starlette.testclient import TestClient
+
+from ichnaea.api.context import STATE_KEY, client_ip
+from ichnaea.config import Settings
+from ichnaea.web.app import create_app
+from tests.fixtures_app import Seeder
+
+LONDON_IP = "81.2.69.192"  # GB in the test GeoIP database
+SWEDEN_IP = "89.160.20.112"  # SE
+NORWAY_V6 = "2a02:cf40::1"  # NO
+
+
+def request_from(settings: Settings, peer: str | None, *forwarded: str) -> Request:
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [(b"x-forwarded-for", value.encode()) for value in forwarded],
+        "client": None if peer is None else (peer, 40000),
+        "state": {STATE_KEY: SimpleNamespace(settings=settings)},
+    }
+    return Request(scope)
+
+
+@pytest.mark.parametrize(
+    ("allow", "peer", "forwarded", "expected"),
+    [
+        # The default trusts only the loopback addresses.
+        (None, "203.0.113.7", [LONDON_IP], "203.0.113.7"),
+        (None, "127.0.0.1", [LONDON_IP], LONDON_IP),
+        (None, "::1", [LONDON_IP], LONDON_IP),
+        # A dual-stack listener reports IPv4 peers as mapped IPv6 addresses.
+        (None, "::ffff:127.0.0.1", [LONDON_IP], LONDON_IP),
+        (None, "::ffff:203.0.113.7", [LONDON_IP], "203.0.113.7"),
+        # The proxy appends the address it saw; what the client wrote is to its left.
+        (None, "127.0.0.1", [f"1.1.1.1, {LONDON_IP}"], LONDON_IP),
+        (None, "127.0.0.1", ["1.1.1.1", LONDON_IP], LONDON_IP),  # two header lines
+        (None, "127.0.0.1", [f" , {LONDON_IP} ,, "], LONDON_IP),  # empty entries
+        # A chain of trusted proxies in a network is walked from the right.
+        ("10.0.0.0/8", "10.1.2.3", [f"1.1.1.1, {LONDON_IP}, 10.0.0.5"], LONDON_IP),
+        ("10.0.0.0/8, 192.168.0.1", "192.168.0.1", [f"{LONDON_IP}, 10.9.9.9"], LONDON_IP),
+        # Every hop trusted (a request from the proxy host itself): the left-most.
+        ("10.0.0.0/8", "10.1.2.3", ["10.0.0.9, 10.0.0.5"], "10.0.0.9"),
+        # "*" trusts every hop, so the left-most entry is the client (as uvicorn does).
+        ("*", "203.0.113.7", [f"{LONDON_IP}, 10.0.0.5"], LONDON_IP),
+        ("*", None, [LONDON_IP], LONDON_IP),
+        # IPv6 proxies and clients.
+        ("2001:db8::/32", "2001:db8::1", [NORWAY_V6], NORWAY_V6),
+        ("2001:db8::/32", "2001:db9::1", [NORWAY_V6], "2001:db9::1"),
+        (None, "::1", [f"{NORWAY_V6}, ::1"], NORWAY_V6),
+        # Ports, as some proxies write them.
+        (None, "127.0.0.1", [f"{LONDON_IP}:5555"], LONDON_IP),
+        (None, "127.0.0.1", [f"[{NORWAY_V6}]:443"], NORWAY_V6),
+        # Garbage: right of the client it makes the client unknown; left of it, it is
+        # what the client wrote and does not matter.
+        (None, "127.0.0.1", [f"{LONDON_IP}, garbage"], None),
+        (None, "127.0.0.1", [f"garbage, {LONDON_IP}"], LONDON_IP),
+        (None, "127.0.0.1", ["unknown"], None),
+        # No header: the peer, if it is an address.
+        (None, "203.0.113.7", [], "203.0.113.7"),
+        (None, "testclient", [], None),
+        (None, "testclient", [LONDON_IP], None),
+        (None, None, [LONDON_IP], None),
+    ],
+)
+def test_client_ip_believes_forwarded_for_only_from_trusted_proxies(
+    make_settings: Callable[..., Settings],
+    allow: str | None,
+    peer: str | None,
+    forwarded: list[str],
+    expected: str | None,
+) -> None:
+    settings = make_settings() if allow is None else make_settings(FORWARDED_ALLOW_IPS=allow)
+    assert client_ip(request_from(settings, peer, *forwarded)) == expected
+
+
+def _users_today(client: redis.Redis) -> int:
+    return int(client.pfcount(f"apiuser:locate:test:{datetime.now(UTC):%Y-%m-%d}"))
+
+
+def test_spoofed_forwarded_for_from_untrusted_peer_is_ignored(
+    app_settings: Settings, seed: Seeder, backend_redis: redis.Redis
+) -> None:
+    seed.api_key("test")
+    with TestClient(create_app(app_settings), client=(SWEDEN_IP, 40000)) as client:
+        for i in range(100):
+            spoofed = {"X-Forwarded-For": f"198.51.100.{i}"}
+            client.post("/v1/geolocate?key=test", json={}, headers=spoofed)
+        # One client, however many addresses it claims.
+        assert _users_today(backend_redis) == 1
+        # GeoIP uses the peer, not the header.
+        country = client.post(
+            "/v1/country?key=test", json={}, headers={"X-Forwarded-For": LONDON_IP}
+        )
+        assert country.json() == {"country_code": "SE", "country_name": "Sweden"}
+
+
+def test_forwarded_for_from_trusted_proxy_counts_each_client(
+    app_settings: Settings, seed: Seeder, backend_redis: redis.Redis
+) -> None:
+    seed.api_key("test")
+    with TestClient(create_app(app_settings), client=("127.0.0.1", 40000)) as client:
+        for ip in (LONDON_IP, SWEDEN_IP, NORWAY_V6):
+            client.post("/v1/geolocate?key=test", json={}, headers={"X-Forwarded-For": ip})
+        country = client.post(
+            "/v1/country?key=test",
+            json={},
+            headers={"X-Forwarded-For": f"{LONDON_IP}, {SWEDEN_IP}"},
+        )
+        assert country.json() == {"country_code": "SE", "country_name": "Sweden"}
+    assert _users_today(backend_redis) == 3
+
+
+def test_api_key_in_another_case_is_an_unknown_key(client: TestClient, seed: Seeder) -> None:
+    seed.api_key("relkey")
+    refused = client.post(
+        "/v1/geolocate?key=RELKEY", json={}, headers={"X-Forwarded-For": LONDON_IP}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["errors"][0]["reason"] == "keyInvalid"
+    accepted = client.post(
+        "/v1/geolocate?key=relkey", json={}, headers={"X-Forwarded-For": LONDON_IP}
+    )
+    assert accepted.status_code == 200
