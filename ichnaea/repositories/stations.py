@@ -2,7 +2,9 @@
 
 All Wi-Fi MACs of a query are fetched with one ``UNION ALL`` over the shard
 tables they touch (one ``SELECT ... WHERE mac IN (...)`` per shard), and the
-same for Bluetooth, cells (one table per radio) and cell areas. Rows without
+same for Bluetooth and cells (one table per radio; the 17-byte NR keys get a
+statement of their own, see :func:`_run`). Cell areas take one statement per
+table (7-byte and 9-byte NR area ids). Rows without
 a position never come back. The result is a set of NumPy columns ready for
 scoring and the positioning kernels; dates are day numbers and datetimes
 seconds since the epoch, NULL is NaN.
@@ -193,19 +195,29 @@ def _station_sql(marker: str, table: str, key: str, count: int) -> str:
 
 
 def _run(conn: StationReader, groups: dict[str, list[bytes]], key: str, today: date) -> StationRows:
-    """One ``UNION ALL`` statement over the tables of ``groups`` (table -> ids).
+    """One ``UNION ALL`` statement per key width over the tables of ``groups`` (table -> ids).
 
     Plain SQL on purpose: building and compiling a SQLAlchemy statement for
     every combination of shards cost several times the query itself on this
     hot path. Table and column names come from the models, never from input.
+
+    Tables whose keys differ in width (11-byte cell keys, 17-byte NR keys)
+    never share a statement: MariaDB types a ``UNION`` column by its widest
+    member and pads the narrower ``BINARY`` keys with zero bytes, so a key
+    would come back unequal to the one asked for.
     """
-    if not groups:
-        return _rows_to_columns([])[0]
-    sql = " UNION ALL ".join(
-        _station_sql(conn.marker, table, key, len(ids)) for table, ids in groups.items()
-    )
-    params = tuple(i for ids in groups.values() for i in ids)
-    rows, block_count = _rows_to_columns(conn.rows(sql, params))
+    by_width: dict[int, dict[str, list[bytes]]] = {}
+    for table, ids in groups.items():
+        if ids:
+            # Every id of one table has the table's key width.
+            by_width.setdefault(len(ids[0]), {})[table] = ids
+    found: list[Any] = []
+    for tables in by_width.values():
+        sql = " UNION ALL ".join(
+            _station_sql(conn.marker, table, key, len(ids)) for table, ids in tables.items()
+        )
+        found += conn.rows(sql, tuple(i for ids in tables.values() for i in ids))
+    rows, block_count = _rows_to_columns(found)
     return rows.take(~blocked(rows, block_count, today))
 
 
