@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, ResourceClosedError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from ichnaea.codecs import NR_AREAID_BYTES, mac_shard_id
 from ichnaea.enums import Radio
@@ -147,29 +148,49 @@ class StationReader:
 
     The lookups bypass SQLAlchemy's ``Connection`` on purpose: with its
     transaction bookkeeping, every request paid a ROLLBACK round trip and
-    more Python than the query itself. Errors are re-raised as SQLAlchemy's
-    ``DBAPIError`` subclasses, and a connection the server dropped is
-    invalidated so the pool replaces it.
+    more Python than the query itself. That also bypasses the wrapping of
+    driver errors ``Connection`` does, so it is done here: every database
+    failure, from the checkout (connect, pre-ping) or from a query, leaves
+    as a SQLAlchemy ``DBAPIError`` subclass, with ``connection_invalidated``
+    set when the connection is gone (see :func:`is_outage`), and a
+    connection the server dropped is invalidated so the pool replaces it.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._dialect = engine.dialect
         self._error: type[Exception] = engine.dialect.loaded_dbapi.Error
-        self._conn = engine.raw_connection()
+        try:
+            # Pool errors (checkout timeout) are SQLAlchemy's own already; a
+            # failed connect or pre-ping reconnect is the driver's error.
+            self._conn = engine.raw_connection()
+        except self._error as exc:
+            disconnect = self._dialect.is_disconnect(exc, None, None)
+            raise DBAPIError.instance(
+                None, None, exc, self._error, connection_invalidated=disconnect
+            ) from exc
         style = engine.dialect.paramstyle
         self.marker = "%s" if style in ("format", "pyformat") else "?"
 
     def rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        cursor = self._conn.cursor()
+        if not self._conn.is_valid:
+            # Invalidated by an earlier lookup of this request.
+            raise ResourceClosedError("the database connection was lost")
         try:
-            cursor.execute(sql, params)
-            return list(cursor.fetchall())
+            cursor = self._conn.cursor()
+            try:
+                cursor.execute(sql, params)
+                return list(cursor.fetchall())
+            finally:
+                # Inside the handler below: on a connection that just broke,
+                # closing the cursor fails too (MySQL 2006 after a 2013).
+                cursor.close()
         except self._error as exc:
-            if self._dialect.is_disconnect(exc, self._conn.dbapi_connection, cursor):  # type: ignore[arg-type]
+            disconnect = self._dialect.is_disconnect(exc, self._conn.dbapi_connection, None)  # type: ignore[arg-type]
+            if disconnect:
                 self._conn.invalidate(exc)
-            raise DBAPIError.instance(sql, params, exc, self._error) from exc
-        finally:
-            cursor.close()
+            raise DBAPIError.instance(
+                sql, params, exc, self._error, connection_invalidated=disconnect
+            ) from exc
 
     def close(self) -> None:
         self._conn.close()
@@ -179,6 +200,19 @@ class StationReader:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def is_outage(exc: SQLAlchemyError) -> bool:
+    """True when ``exc`` says the database is unreachable, not that a statement is wrong.
+
+    A lost or refused connection (``connection_invalidated``, which
+    :class:`StationReader` sets and SQLAlchemy's own ``Connection`` sets
+    alike), a pool that could not hand out a connection in time, or one
+    it found dead on checkout.
+    """
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated
+    return isinstance(exc, (PoolTimeoutError, DisconnectionError, ResourceClosedError))
 
 
 _STATION_COLUMNS = (
