@@ -2,7 +2,9 @@
 
 All Wi-Fi MACs of a query are fetched with one ``UNION ALL`` over the shard
 tables they touch (one ``SELECT ... WHERE mac IN (...)`` per shard), and the
-same for Bluetooth, cells (one table per radio) and cell areas. Rows without
+same for Bluetooth and cells (one table per radio; the 17-byte NR keys get a
+statement of their own, see :func:`_run`). Cell areas take one statement per
+table (7-byte and 9-byte NR area ids). Rows without
 a position never come back. The result is a set of NumPy columns ready for
 scoring and the positioning kernels; dates are day numbers and datetimes
 seconds since the epoch, NULL is NaN.
@@ -21,7 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, ResourceClosedError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from ichnaea.codecs import NR_AREAID_BYTES, mac_shard_id
 from ichnaea.enums import Radio
@@ -145,29 +148,49 @@ class StationReader:
 
     The lookups bypass SQLAlchemy's ``Connection`` on purpose: with its
     transaction bookkeeping, every request paid a ROLLBACK round trip and
-    more Python than the query itself. Errors are re-raised as SQLAlchemy's
-    ``DBAPIError`` subclasses, and a connection the server dropped is
-    invalidated so the pool replaces it.
+    more Python than the query itself. That also bypasses the wrapping of
+    driver errors ``Connection`` does, so it is done here: every database
+    failure, from the checkout (connect, pre-ping) or from a query, leaves
+    as a SQLAlchemy ``DBAPIError`` subclass, with ``connection_invalidated``
+    set when the connection is gone (see :func:`is_outage`), and a
+    connection the server dropped is invalidated so the pool replaces it.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._dialect = engine.dialect
         self._error: type[Exception] = engine.dialect.loaded_dbapi.Error
-        self._conn = engine.raw_connection()
+        try:
+            # Pool errors (checkout timeout) are SQLAlchemy's own already; a
+            # failed connect or pre-ping reconnect is the driver's error.
+            self._conn = engine.raw_connection()
+        except self._error as exc:
+            disconnect = self._dialect.is_disconnect(exc, None, None)
+            raise DBAPIError.instance(
+                None, None, exc, self._error, connection_invalidated=disconnect
+            ) from exc
         style = engine.dialect.paramstyle
         self.marker = "%s" if style in ("format", "pyformat") else "?"
 
     def rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        cursor = self._conn.cursor()
+        if not self._conn.is_valid:
+            # Invalidated by an earlier lookup of this request.
+            raise ResourceClosedError("the database connection was lost")
         try:
-            cursor.execute(sql, params)
-            return list(cursor.fetchall())
+            cursor = self._conn.cursor()
+            try:
+                cursor.execute(sql, params)
+                return list(cursor.fetchall())
+            finally:
+                # Inside the handler below: on a connection that just broke,
+                # closing the cursor fails too (MySQL 2006 after a 2013).
+                cursor.close()
         except self._error as exc:
-            if self._dialect.is_disconnect(exc, self._conn.dbapi_connection, cursor):  # type: ignore[arg-type]
+            disconnect = self._dialect.is_disconnect(exc, self._conn.dbapi_connection, None)  # type: ignore[arg-type]
+            if disconnect:
                 self._conn.invalidate(exc)
-            raise DBAPIError.instance(sql, params, exc, self._error) from exc
-        finally:
-            cursor.close()
+            raise DBAPIError.instance(
+                sql, params, exc, self._error, connection_invalidated=disconnect
+            ) from exc
 
     def close(self) -> None:
         self._conn.close()
@@ -177,6 +200,19 @@ class StationReader:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def is_outage(exc: SQLAlchemyError) -> bool:
+    """True when ``exc`` says the database is unreachable, not that a statement is wrong.
+
+    A lost or refused connection (``connection_invalidated``, which
+    :class:`StationReader` sets and SQLAlchemy's own ``Connection`` sets
+    alike), a pool that could not hand out a connection in time, or one
+    it found dead on checkout.
+    """
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated
+    return isinstance(exc, (PoolTimeoutError, DisconnectionError, ResourceClosedError))
 
 
 _STATION_COLUMNS = (
@@ -193,19 +229,29 @@ def _station_sql(marker: str, table: str, key: str, count: int) -> str:
 
 
 def _run(conn: StationReader, groups: dict[str, list[bytes]], key: str, today: date) -> StationRows:
-    """One ``UNION ALL`` statement over the tables of ``groups`` (table -> ids).
+    """One ``UNION ALL`` statement per key width over the tables of ``groups`` (table -> ids).
 
     Plain SQL on purpose: building and compiling a SQLAlchemy statement for
     every combination of shards cost several times the query itself on this
     hot path. Table and column names come from the models, never from input.
+
+    Tables whose keys differ in width (11-byte cell keys, 17-byte NR keys)
+    never share a statement: MariaDB types a ``UNION`` column by its widest
+    member and pads the narrower ``BINARY`` keys with zero bytes, so a key
+    would come back unequal to the one asked for.
     """
-    if not groups:
-        return _rows_to_columns([])[0]
-    sql = " UNION ALL ".join(
-        _station_sql(conn.marker, table, key, len(ids)) for table, ids in groups.items()
-    )
-    params = tuple(i for ids in groups.values() for i in ids)
-    rows, block_count = _rows_to_columns(conn.rows(sql, params))
+    by_width: dict[int, dict[str, list[bytes]]] = {}
+    for table, ids in groups.items():
+        if ids:
+            # Every id of one table has the table's key width.
+            by_width.setdefault(len(ids[0]), {})[table] = ids
+    found: list[Any] = []
+    for tables in by_width.values():
+        sql = " UNION ALL ".join(
+            _station_sql(conn.marker, table, key, len(ids)) for table, ids in tables.items()
+        )
+        found += conn.rows(sql, tuple(i for ids in tables.values() for i in ids))
+    rows, block_count = _rows_to_columns(found)
     return rows.take(~blocked(rows, block_count, today))
 
 

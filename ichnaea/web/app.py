@@ -20,6 +20,7 @@ from ichnaea.web.lifespan import make_lifespan, metrics_of
 from ichnaea.web.middleware import (
     ApiCorsMiddleware,
     BodySizeLimitMiddleware,
+    InternalErrorMiddleware,
     RequestMetricsMiddleware,
 )
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings) -> Starlette:
             get_metrics=metrics_of,
             log_requests=settings.request_log,
         ),
+        Middleware(InternalErrorMiddleware),
         Middleware(ApiCorsMiddleware, paths=API_PATHS),
         Middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes),
     ]

@@ -3,16 +3,19 @@
 API errors (``ichnaea.errors``) become their Google-style JSON body; routing
 errors (unknown path, wrong method) get the same envelope; anything else is
 logged with its traceback (and sent to Sentry when configured) and answered
-with a generic JSON 500 that reveals nothing.
+with a generic JSON 500 that reveals nothing (:func:`unexpected_error`,
+answered by ``InternalErrorMiddleware`` so that the connection stays usable).
 """
 
 from __future__ import annotations
 
 import logging
 
+import sentry_sdk
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
 
 from ichnaea.errors import ApiError, InternalError, MethodNotAllowedError, RouteNotFoundError
 
@@ -41,9 +44,23 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+# Scanners send very long paths; the log line keeps the start.
+MAX_LOGGED_PATH_CHARS = 256
+
+
+def unexpected_error(scope: Scope, exc: Exception) -> JSONResponse:
+    """Log ``exc`` with its traceback, report it to Sentry, and return the generic 500."""
+    path = str(scope.get("path", ""))[:MAX_LOGGED_PATH_CHARS]
+    log.error("unhandled error on %s %s", scope.get("method"), path, exc_info=exc)
+    # The logging integration would report the record too; Sentry's dedupe
+    # integration drops the second event of the same exception object.
+    sentry_sdk.capture_exception(exc)
     return error_response(InternalError())
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """Starlette's last resort, for an error raised outside ``InternalErrorMiddleware``."""
+    return unexpected_error(request.scope, exc)
 
 
 EXCEPTION_HANDLERS = {

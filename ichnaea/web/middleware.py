@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware: request metrics and log, body size limit, CORS for the API routes.
+"""Pure-ASGI middleware: request metrics and log, error answers, body size limit, CORS.
 
 * ``RequestMetricsMiddleware`` counts and times every request and, unless
   ``REQUEST_LOG=false``, writes one JSON line per request (the original's
@@ -8,7 +8,15 @@
   :func:`ichnaea.api.logfields.note` (``api_key``, ``api_path``, ``api_type``, ``api_key_count``,
   ``rate_quota``, ``rate_remaining``, ``rate_allowed``, ``invalid_api_key``,
   ``api_key_allowed``, ``api_key_db_fail``). Load-balancer checks
-  (``/__lbheartbeat__``) are not logged.
+  (``/__lbheartbeat__``) are not logged. A client that went away before
+  its body was read (``ClientDisconnect``) is status 499 ("client closed
+  request", as nginx names it) in the line and the metrics: not our
+  error, so no traceback and no Sentry event.
+* ``InternalErrorMiddleware`` answers any other unexpected exception with
+  the generic JSON 500 itself (logged with its traceback, reported to
+  Sentry) and does not re-raise: Starlette's own error middleware re-raises
+  after answering, and uvicorn then closes the keep-alive connection, so
+  the client's next, valid request on it would fail.
 
 * ``BodySizeLimitMiddleware`` refuses a body larger than the limit with 413,
   early when ``Content-Length`` says so, otherwise as soon as the streamed
@@ -27,17 +35,19 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ichnaea.api.logfields import LOG_FIELDS_KEY
 from ichnaea.errors import PayloadTooLargeError
 from ichnaea.metrics import Metrics
-from ichnaea.web.errors import error_response
+from ichnaea.web.errors import MAX_LOGGED_PATH_CHARS, error_response, unexpected_error
 
 request_log = logging.getLogger("ichnaea.request")
 
 UNLOGGED_PATHS = frozenset(("/__lbheartbeat__",))
-MAX_LOGGED_PATH_CHARS = 256
+# nginx's "client closed request": the client left before it was answered.
+CLIENT_CLOSED_REQUEST = 499
 
 
 CORS_HEADERS = [
@@ -100,6 +110,41 @@ class ApiCorsMiddleware:
         await self.app(scope, receive, send_with_cors)
 
 
+class InternalErrorMiddleware:
+    """The generic JSON 500 for an unexpected exception, answered here, never re-raised.
+
+    Registered inside ``RequestMetricsMiddleware`` (which sees the 500) and
+    outside the others. ``ClientDisconnect`` passes through: it is the
+    client's doing and ``RequestMetricsMiddleware`` records it as 499. An
+    error after the response started can only be logged; the server then
+    closes the connection, as it must with a response cut short.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_track(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_track)
+        except ClientDisconnect:
+            raise
+        except Exception as exc:  # the last line of defence: logged, reported, answered
+            response = unexpected_error(scope, exc)
+            if not started:
+                await response(scope, receive, send)
+
+
 class RequestMetricsMiddleware:
     """``request`` counter and ``request.timing`` per path, method and status, and the log line.
 
@@ -140,6 +185,9 @@ class RequestMetricsMiddleware:
 
         try:
             await self.app(scope, receive, send_and_record)
+        except ClientDisconnect:
+            # Nothing to answer (nobody listens) and nothing to report.
+            status = CLIENT_CLOSED_REQUEST
         finally:
             elapsed = time.perf_counter() - start
             path = scope["path"]
@@ -158,7 +206,7 @@ class RequestMetricsMiddleware:
                 and request_log.isEnabledFor(logging.INFO)
             ):
                 method = scope["method"]
-                path = path[:MAX_LOGGED_PATH_CHARS]  # scanners send very long paths
+                path = path[:MAX_LOGGED_PATH_CHARS]
                 line = {
                     "event": f"{method} {path} - {status}",
                     "http_method": method,

@@ -1,14 +1,22 @@
 """The pure-ASGI middleware, each over a two-line inline app."""
 
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from ichnaea.web.errors import EXCEPTION_HANDLERS
-from ichnaea.web.middleware import ApiCorsMiddleware, BodySizeLimitMiddleware
+from ichnaea.web.middleware import (
+    ApiCorsMiddleware,
+    BodySizeLimitMiddleware,
+    InternalErrorMiddleware,
+)
 
 
 async def echo_length(request: Request) -> Response:
@@ -81,3 +89,31 @@ def test_unexpected_error_is_a_generic_json_500() -> None:
     assert response.status_code == 500
     assert "secret" not in response.text
     assert response.json()["error"]["code"] == 500
+
+
+async def stream_then_fail(request: Request) -> Response:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"first part"
+        raise RuntimeError("failed mid-response")
+
+    return StreamingResponse(chunks())
+
+
+def test_internal_error_middleware_answers_500_itself_without_reraising() -> None:
+    app = Starlette(routes=[Route("/boom", boom)], middleware=[Middleware(InternalErrorMiddleware)])
+    response = TestClient(app).get("/boom")  # TestClient would re-raise a re-raised error
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == 500
+
+
+def test_internal_error_after_the_response_started_is_logged_not_reraised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Starlette(
+        routes=[Route("/stream", stream_then_fail)],
+        middleware=[Middleware(InternalErrorMiddleware)],
+    )
+    response = TestClient(app).get("/stream")
+    assert (response.status_code, response.content) == (200, b"first part")
+    (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.exc_info is not None and isinstance(error.exc_info[1], RuntimeError)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
+import sentry_sdk
 from starlette.testclient import TestClient
+from starlette.types import Message
 
 from ichnaea.config import Settings
 from ichnaea.web.app import create_app
+from ichnaea.web.lifespan import STATE_KEY
+from tests._support import RecordingMetrics
 from tests.fixtures_app import Seeder
 
 REPORT = {"items": [{"position": {"latitude": 51.5, "longitude": -0.1},
@@ -106,3 +112,55 @@ def test_junk_keys_and_paths_are_cut_in_the_log(
     refused, scanner = lines()
     assert refused["invalid_api_key"] == "x" * 64
     assert scanner["http_path"] == "/" + "a" * 255 and scanner["http_status"] == 404
+
+
+def test_client_disconnect_mid_body_is_logged_as_499_without_traceback(
+    make_settings: Callable[..., Settings],
+    lines: Callable[[], list[dict[str, Any]]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client sent part of the body and went away: its doing, not a 500 of ours."""
+    captured: list[BaseException] = []
+    monkeypatch.setattr(sentry_sdk, "capture_exception", lambda exc=None: captured.append(exc))
+    app = create_app(make_settings())
+    metrics = RecordingMetrics()
+    incoming: list[Message] = [
+        {"type": "http.request", "body": b'{"items": [{"posi', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app) as state:
+            state[STATE_KEY].metrics = metrics
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "POST",
+                "scheme": "http",
+                "path": "/v2/geosubmit",
+                "raw_path": b"/v2/geosubmit",
+                "query_string": b"",
+                "root_path": "",
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"900")],
+                "client": ("192.0.2.1", 50000),
+                "server": ("127.0.0.1", 8000),
+                "state": dict(state),
+            }
+            await app(scope, receive, send)
+
+    asyncio.run(run())
+    (line,) = lines()
+    assert (line["http_status"], line["event"]) == (499, "POST /v2/geosubmit - 499")
+    assert [tags["status"] for name, _, tags in metrics.counts if name == "request"] == ["499"]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+    assert captured == []
+    assert sent == []  # nobody is listening any more

@@ -17,7 +17,12 @@ their score; cells vote for the regions of their MCC (each of n regions
 gets 1/n), and an ambiguous MCC is resolved with the area table's region.
 
 A database error in one network type is logged and reported, and that type
-contributes nothing; the others still answer (and GeoIP still can).
+contributes nothing; the others still answer (and GeoIP still can). A
+database that cannot be reached (connect or checkout failed, or the
+connection broke mid-request) opens the circuit breaker: the remaining
+lookups of the request and every lookup of the next seconds are skipped,
+so requests degrade at once instead of each waiting for a failing
+connection.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import numpy as np
 import sentry_sdk
@@ -70,9 +76,12 @@ from ichnaea.repositories.stations import (
     fetch_areas,
     fetch_cells,
     fetch_macs,
+    is_outage,
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +128,18 @@ def _scores(rows: StationRows, now_s: float) -> np.ndarray:
     )
 
 
-def _guarded(kind: str, search: Callable[[], list[Position]]) -> list[Position]:
+def _guarded(breaker: CircuitBreaker, what: str, kind: str, search: Callable[[], T]) -> T | None:
+    """``search()``, or None when the database failed it (or is known to be down)."""
+    if not breaker.closed:
+        return None
     try:
         return search()
     except SQLAlchemyError as exc:
-        log.error("station lookup failed for %s: %s", kind, exc.__class__.__name__)
+        if is_outage(exc):
+            breaker.failed()
+        log.error("%s lookup failed for %s: %s", what, kind, exc.__class__.__name__)
         sentry_sdk.capture_exception(exc)
-        return []
+        return None
 
 
 def _internal_position(
@@ -254,7 +268,7 @@ def _connect(engine: Engine, breaker: CircuitBreaker) -> StationReader | None:
         return None
     try:
         conn = StationReader(engine)
-    except SQLAlchemyError as exc:
+    except SQLAlchemyError as exc:  # StationReader raises the driver's errors as these
         breaker.failed()
         log.error("database unavailable, skipping station lookups: %s", exc.__class__.__name__)
         sentry_sdk.capture_exception(exc)
@@ -271,13 +285,16 @@ def search_positions(
     conn = _connect(engine, breaker)
     if conn is None:
         return results
+    searches: list[tuple[str, Callable[[], list[Position]]]] = []
+    if query.blue:
+        searches.append(("blue", lambda: _mac_positions(conn, query.blue, BLUE, now)))
+    if query.wifi:
+        searches.append(("wifi", lambda: _mac_positions(conn, query.wifi, WIFI, now)))
+    if query.cell or query.cell_area:
+        searches.append(("cell", lambda: _cell_positions(conn, query, now)))
     with conn:
-        if query.blue:
-            results += _guarded("blue", lambda: _mac_positions(conn, query.blue, BLUE, now))
-        if query.wifi:
-            results += _guarded("wifi", lambda: _mac_positions(conn, query.wifi, WIFI, now))
-        if query.cell or query.cell_area:
-            results += _guarded("cell", lambda: _cell_positions(conn, query, now))
+        for kind, search in searches:
+            results += _guarded(breaker, "station", kind, search) or []
     return results
 
 
@@ -317,28 +334,21 @@ def search_regions(
     engine: Engine, breaker: CircuitBreaker, query: Query, geocoder: Geocoder, now: datetime
 ) -> list[Region]:
     """All internal region results of a query (blocking: run it in a thread)."""
-    totals: dict[str, float] = {}
-
-    def add(kind: str, search: Callable[[], dict[str, float]]) -> None:
-        try:
-            scores = search()
-        except SQLAlchemyError as exc:
-            log.error("region lookup failed for %s: %s", kind, exc.__class__.__name__)
-            sentry_sdk.capture_exception(exc)
-            return
-        for code, score in scores.items():
-            totals[code] = totals.get(code, 0.0) + score
-
     conn = _connect(engine, breaker)
     if conn is None:
         return []
+    searches: list[tuple[str, Callable[[], dict[str, float]]]] = []
+    if query.blue:
+        searches.append(("blue", lambda: _mac_region_scores(conn, query.blue, "blue", now)))
+    if query.wifi:
+        searches.append(("wifi", lambda: _mac_region_scores(conn, query.wifi, "wifi", now)))
+    if query.cell or query.cell_area:
+        searches.append(("cell", lambda: _cell_region_scores(conn, query, geocoder, now)))
+    totals: dict[str, float] = {}
     with conn:
-        if query.blue:
-            add("blue", lambda: _mac_region_scores(conn, query.blue, "blue", now))
-        if query.wifi:
-            add("wifi", lambda: _mac_region_scores(conn, query.wifi, "wifi", now))
-        if query.cell or query.cell_area:
-            add("cell", lambda: _cell_region_scores(conn, query, geocoder, now))
+        for kind, search in searches:
+            for code, score in (_guarded(breaker, "region", kind, search) or {}).items():
+                totals[code] = totals.get(code, 0.0) + score
     results = []
     for code, score in totals.items():
         region = geocoder.region_for_code(code)
