@@ -718,22 +718,36 @@ def teach(client: Any, pool: list[Site], key: str) -> None:
 
 _FRAME = re.compile(r'^\s+File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 _EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\w*)(: .*)?$")
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\dT\S+\s+[A-Z]+\s+\[[^\]]*\] (?P<logger>[\w.]+): ")
+_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 
 
 def log_tracebacks(text: str) -> list[tuple[str, str]]:
-    """The tracebacks of a server log as ("<type> at <last frame>", exception line)."""
+    """The tracebacks of a server log as ("<type> at <frame> (<logger>)", exception line).
+
+    A chained traceback counts once, by its last exception; the frame is
+    the innermost one of our package. The logger tells an error our own
+    handler answered (``ichnaea.web.errors``) from one re-raised into the
+    server (``uvicorn.error``), which closes the connection.
+    """
     found: list[tuple[str, str]] = []
-    frame = "?"
-    in_traceback = False
+    logger, frame, pending = "?", "?", None
     for line in text.splitlines():
-        if line.startswith("Traceback (most recent call last)"):
-            in_traceback, frame = True, "?"
-        elif in_traceback and (match := _FRAME.match(line)):
+        if record := _RECORD.match(line):
+            if pending:
+                found.append(pending)
+            logger, pending = record["logger"], None
+        elif line.startswith("Traceback (most recent call last)"):
+            frame = "?"
+        elif line.startswith(_CHAINED):
+            pending = None
+        elif match := _FRAME.match(line):
             if "/ichnaea/" in match["file"] or frame == "?":
                 frame = _place(match["file"], match["line"], match["func"])
-        elif in_traceback and (match := _EXCEPTION.match(line)):
-            found.append((f"{match['type'].split('.')[-1]} at {frame}", line))
-            in_traceback = False
+        elif match := _EXCEPTION.match(line):
+            pending = (f"{match['type'].split('.')[-1]} at {frame} ({logger})", line)
+    if pending:
+        found.append(pending)
     return found
 
 
