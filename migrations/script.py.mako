@@ -5,7 +5,9 @@ Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 
 Migrations never import ichnaea.models: the models describe the newest
-schema, a migration the schema at its own point in history.
+schema, a migration the schema at its own point in history. Expand only
+(the previous release's web keeps running on this schema); drop or rename
+what it reads one release later (migrations/README.md).
 """
 
 from __future__ import annotations

@@ -60,11 +60,15 @@ def decode_json_body(
         text = raw.decode(_charset(content_type))
     except LookupError as exc:
         raise ParseError({"decode": f"unknown charset: {exc}"}) from exc
-    except UnicodeDecodeError as exc:
+    except UnicodeError as exc:
+        # UnicodeDecodeError, and the plain UnicodeError of codecs such as
+        # punycode or undefined.
         raise ParseError({"decode": str(exc)}) from exc
     if not text:
         return {}, True
     try:
         return json.loads(text), False
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: JSONDecodeError, and an integer past Python's 4,300-digit
+        # int/str conversion limit.
         raise ParseError({"decode": repr(exc)}) from exc

@@ -17,9 +17,11 @@ API::
     object_key(template, partition, when, ident) -> str    # pure, the S3/file naming rule
 
 Items are ``{"api_key": ..., "report": {...}}``; every target receives
-``{"items": [report, ...]}`` with the reports exactly as queued (``ssid``
-included: no ``_nomap`` filtering, spec section 24 item 19) and the API key
-metadata stripped.
+``{"items": [report, ...]}`` with the reports as queued (``ssid``
+included) but without Wi-Fi networks that opt out of mapping (``_nomap``,
+``_optout``: ``ichnaea.privacy``; this replaces spec section 24 item 19,
+and covers items queued before the fan-out filtered them), and with the
+API key metadata stripped.
 
 Schemas (spec section 6.2):
 
@@ -84,6 +86,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ichnaea.atomicfile import write_atomically
 from ichnaea.config import Settings
 from ichnaea.metrics import Metrics
+from ichnaea.privacy import strip_opted_out
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +128,8 @@ class Exporter(Protocol):
 
 def encode_batch(items: Sequence[Mapping[str, Any]], *, level: int) -> bytes:
     """The gzip JSON body ``{"items": [report, ...]}`` every target receives."""
-    body = json.dumps({"items": [item["report"] for item in items]}, separators=(",", ":"))
+    reports = [strip_opted_out(item["report"]) for item in items]
+    body = json.dumps({"items": reports}, separators=(",", ":"))
     return gzip.compress(body.encode("utf-8"), compresslevel=level)
 
 

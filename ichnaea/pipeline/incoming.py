@@ -10,6 +10,13 @@ key and the report): nothing is decoded twice or re-encoded. The queue is
 key, ``queue_export_<name>:<source>:<api_key or no_key>``, so the S3
 exporter can name objects by them. Data is thus duplicated per target.
 
+Wi-Fi networks that opt out of mapping (``_nomap``, ``_optout``; see
+``ichnaea.privacy``) are removed from each report before it is copied, so
+no export or archive receives them whoever queued the report (the submit
+API already drops them; a locate query report, an older web process or a
+script may not have). Only such changed items are re-encoded, and an item
+left without any network is not passed on.
+
 The copies are pushed in the same Redis transaction that acknowledges the
 claimed batch, so each report reaches each export queue exactly once: a
 crash before that transaction leaves the batch to be reclaimed whole.
@@ -30,7 +37,8 @@ import redis
 from redis.client import Pipeline
 from sqlalchemy.orm import Session
 
-from ichnaea.queue import INCOMING_QUEUE, decode_items, undecodable_key
+from ichnaea.privacy import strip_opted_out
+from ichnaea.queue import INCOMING_QUEUE, decode_items, encode_item, undecodable_key
 from ichnaea.redis_client import decoded
 from ichnaea.reliable_queue import LEASE_S, ReliableQueue
 from ichnaea.repositories.export_configs import list_export_configs
@@ -42,6 +50,7 @@ PARTITIONED_SCHEMAS = frozenset({"s3", "file"})
 # Schemas some stage drains. A row with any other schema gets nothing: the
 # original filled its queue forever (spec section 24, item 12).
 KNOWN_SCHEMAS = frozenset({"internal", "dummy", "geosubmit", "s3", "file"})
+NETWORK_LISTS = ("bluetoothBeacons", "cellTowers", "wifiAccessPoints")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +142,29 @@ def route(items: Sequence[dict[str, Any]], targets: Sequence[ExportTarget]) -> d
     return routed
 
 
+def without_opted_out(
+    items: Sequence[dict[str, Any]], raw_items: Sequence[bytes]
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The items and their bytes, with opted-out Wi-Fi networks removed from the reports.
+
+    Items without such a network keep their bytes; a changed item is
+    re-encoded, or left out when its report has no network left.
+    """
+    kept: list[dict[str, Any]] = []
+    kept_raw: list[bytes] = []
+    for item, raw in zip(items, raw_items, strict=True):
+        report = item.get("report")
+        stripped = strip_opted_out(report)
+        if stripped is not report:
+            if not any(stripped.get(name) for name in NETWORK_LISTS):
+                continue
+            item = {**item, "report": stripped}
+            raw = encode_item(item)
+        kept.append(item)
+        kept_raw.append(raw)
+    return kept, kept_raw
+
+
 def process_incoming(
     client: redis.Redis,
     targets: Sequence[ExportTarget],
@@ -147,6 +179,7 @@ def process_incoming(
     if not raw_items:
         return 0
     items, good, bad = decode_items(INCOMING_QUEUE, raw_items)
+    items, good = without_opted_out(items, good)
     routed = route(items, routable(targets))
     partitioned = {t.name for t in targets if t.partitioned}
     # The internal queue is drained whenever it has items: no flush timer.

@@ -51,6 +51,8 @@ Decisions on the spec's quirks (pipeline.md section 24) and open points
   anything else is null, which the station updater treats as gnss.
 * 7 and 8: see :mod:`ichnaea.pipeline.validation`.
 * 9: one Wi-Fi network is enough for a report.
+* 19 (replaced): Wi-Fi networks whose SSID opts out (``_nomap``, ``_optout``,
+  :mod:`ichnaea.privacy`) are left out in the flatten step, as if absent.
 * A non-string or empty ``api_key`` counts as "no key" (``None``).
 * Radio names are read case-insensitively, ``umts`` meaning wcdma; an unknown
   cell radio name falls back to the report's ``radioType``.
@@ -78,6 +80,7 @@ from ichnaea.pipeline.validation import (
     validate_report,
     validate_wifi,
 )
+from ichnaea.privacy import strip_opted_out
 
 # "Better" comparators: (field, whether higher is better).
 _Comparators = tuple[tuple[str, bool], ...]
@@ -223,7 +226,8 @@ def flatten_report(report: Any) -> dict[str, Any] | None:
 
     blue = _entries(report.get("bluetoothBeacons"), _BLUE_FIELDS, gps_age)
     cell = _entries(report.get("cellTowers"), _CELL_FIELDS, gps_age)
-    wifi = _entries(report.get("wifiAccessPoints"), _WIFI_FIELDS, gps_age)
+    # Opted-out networks (ichnaea.privacy) are dropped whoever queued the report.
+    wifi = _entries(strip_opted_out(report).get("wifiAccessPoints"), _WIFI_FIELDS, gps_age)
     if not (blue or cell or wifi):
         return None
     if cell:

@@ -71,3 +71,25 @@ def test_parse_error_body_puts_details_beside_error() -> None:
         },
         "details": {"decode": "x"},
     }
+
+
+def test_integer_past_the_conversion_limit_is_a_parse_error_not_a_crash() -> None:
+    """Found by benchmarks/fuzz_api.py: json.loads raises a plain ValueError for an
+    integer of more than 4,300 digits (Python's int/str conversion limit), which
+    escaped as a 500."""
+    with pytest.raises(ParseError) as info:
+        decode(b'{"cellTowers": [{"cellId": ' + b"1" + b"0" * 5000 + b"}]}")
+    assert info.value.details is not None
+    assert "4300 digits" in info.value.details["decode"]
+
+
+@pytest.mark.parametrize("charset", ["punycode", "undefined"])
+def test_charset_whose_codec_fails_without_unicode_decode_error_is_a_parse_error(
+    charset: str,
+) -> None:
+    """Found by benchmarks/fuzz_api.py: these codecs raise a plain UnicodeError (the
+    base class of UnicodeDecodeError), which escaped as a 500."""
+    with pytest.raises(ParseError) as info:
+        decode(b'{"considerIp": false}', None, f"application/json; charset={charset}")
+    assert info.value.details is not None
+    assert charset in info.value.details["decode"]

@@ -54,7 +54,7 @@ def report(n: int, *, source: str = "gnss", position: bool = True) -> dict[str, 
     body: dict[str, Any] = {
         "timestamp": 1_460_700_010_000 + n,
         "wifiAccessPoints": [
-            {"macAddress": f"01:23:45:67:89:{n:02x}", "ssid": "home_nomap", "signalStrength": -51}
+            {"macAddress": f"01:23:45:67:89:{n:02x}", "ssid": "home", "signalStrength": -51}
         ],
         "cellTowers": [
             {
@@ -215,13 +215,20 @@ def test_geosubmit_posts_one_gzip_batch_spec_23_5(
     assert metrics.timed("data.export.upload.timing") == [{"key": "test"}]
 
 
-def test_geosubmit_forwards_nomap_ssid_unchanged_quirk_19_kept(
+def test_geosubmit_drops_opted_out_networks_and_keeps_other_ssids_quirk_19_replaced(
     provider: Provider, metrics: RecordingMetrics, settings: Settings
 ) -> None:
+    """Issue 8 item 18: a ``_nomap``/``_optout`` network never leaves the service,
+    even when it was queued before the fan-out filtered it; other names go as queued."""
     provider.reply(200, {})
-    geosubmit(provider.url(), metrics, settings).send([item("test", report(0))], Partition())
+    queued = report(0)
+    queued["wifiAccessPoints"] += [
+        {"macAddress": "01:23:45:67:89:ff", "ssid": "home_nomap"},
+        {"macAddress": "01:23:45:67:89:fe", "ssid": "x_OptOut"},
+    ]
+    geosubmit(provider.url(), metrics, settings).send([item("test", queued)], Partition())
     (wifi,) = unzip(provider.requests[0].body)["items"][0]["wifiAccessPoints"]
-    assert wifi["ssid"] == "home_nomap"
+    assert wifi == {"macAddress": "01:23:45:67:89:00", "ssid": "home", "signalStrength": -51}
 
 
 def test_geosubmit_non_2xx_raises_export_error_after_counting_status(

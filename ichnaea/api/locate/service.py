@@ -38,6 +38,7 @@ from ichnaea.api.locate.result import Position, Region, best_position, best_regi
 from ichnaea.api.locate.sources import fallback, geoip, internal
 from ichnaea.breaker import CircuitBreaker
 from ichnaea.geocode import Geocoder
+from ichnaea.privacy import strip_opted_out
 from ichnaea.queue import INCOMING_QUEUE, push_items
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class LocateService:
             # Query reports are the first to go when the pipeline falls behind.
             if await self.redis.llen(INCOMING_QUEUE) >= self.max_queue_backlog // 2:
                 return
-            report = query.json()
+            report = strip_opted_out(query.json())  # never stored: ichnaea.privacy
             report["position"] = {
                 "latitude": best.lat,
                 "longitude": best.lon,

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ichnaea.errors import ParseError
+from ichnaea.privacy import is_opted_out
 
 Report = dict[str, Any]
 
@@ -123,7 +124,7 @@ def _blue(item: dict[str, Any]) -> dict[str, Any] | None:
 
 def _wifi(item: dict[str, Any]) -> dict[str, Any] | None:
     mac = to_str(item.get("macAddress"))
-    if mac is None:
+    if mac is None or is_opted_out(item.get("ssid")):
         return None
     entry: dict[str, Any] = {"macAddress": mac, **_fields(item, WIFI_INTS, to_int)}
     for name in ("radioType", "ssid"):
