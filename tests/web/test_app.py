@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 import sentry_sdk
+from starlette.testclient import TestClient
 
 from ichnaea.config import Settings
 from ichnaea.web import health
 from ichnaea.web.app import create_app
 from tests._server import uvicorn_server
+from tests.fixtures_app import Seeder
 
 
 def test_unexpected_error_answers_500_and_keeps_the_connection_open(
@@ -50,3 +52,25 @@ def test_unexpected_error_answers_500_and_keeps_the_connection_open(
     assert error.getMessage() == "unhandled error on GET /__version__"
     assert error.exc_info is not None and isinstance(error.exc_info[1], RuntimeError)
     assert reported == [error.exc_info[1]]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/geolocate?key=test", '{"bluetoothBeacons": "\\ud800"}'),
+        ("/v1/country?key=test", '{"cellTowers": [{"radioType": "\\udfff"}]}'),
+        ("/v2/geosubmit", '"\\ud800"'),
+    ],
+)
+def test_error_echoing_a_lone_surrogate_is_a_json_error_not_500(
+    client: TestClient, seed: Seeder, path: str, body: str
+) -> None:
+    # Found by benchmarks/fuzz_api.py: a JSON string may hold an unpaired
+    # surrogate escape, which UTF-8 cannot encode; the error message quoting
+    # it made the error body itself fail with UnicodeEncodeError.
+    seed.api_key("test")
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = json.loads(response.content)["error"]
+    assert error["code"] == 400
+    assert error["errors"][0]["reason"] == "parseError"
