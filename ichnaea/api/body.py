@@ -66,5 +66,7 @@ def decode_json_body(
         return {}, True
     try:
         return json.loads(text), False
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: JSONDecodeError, and integers past Python's 4300-digit
+        # conversion limit (sys.set_int_max_str_digits), which are no JSON error.
         raise ParseError({"decode": repr(exc)}) from exc

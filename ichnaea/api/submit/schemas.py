@@ -11,7 +11,11 @@ a batch. Only a body that has no report list at all is a parse error.
 Coercions: integers from JSON numbers (floats truncated toward zero),
 numeric strings and booleans; floats from numbers and numeric strings, NaN
 and infinities dropped; strings must be non-empty strings; vocabulary
-fields are compared lower-case. Range checks happen later, in the pipeline.
+fields are compared lower-case. Range checks happen later, in the pipeline,
+except for one bound here: a number no field can hold (an integer outside
+the signed 64-bit range, a float past the largest double: JSON allows 400
+digits) is dropped like any other unreadable field, so nothing downstream
+has to guard against it.
 
 Decisions on the original's quirks (pipeline.md section 24), each named in
 a test: ``"position": null`` and ``null`` lists count as absent (4, 5);
@@ -24,6 +28,7 @@ schema; 5G NR cells are kept, with ``newRadioCellId`` as their cell id.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -40,6 +45,9 @@ SOURCES = {"fixed": "fixed", "gnss": "gnss", "fused": "fused", "query": "query",
            "gps": "gnss", "manual": "fixed"}  # fmt: skip
 MIN_TIMESTAMP_MS = 10**12
 MAX_TIMESTAMP_MS = 10**13
+# Every integer field fits a signed 64-bit column; wider values are dropped.
+MIN_INT = -(2**63)
+MAX_INT = 2**63 - 1
 
 POSITION_FLOATS = ("latitude", "longitude", "accuracy", "altitude", "altitudeAccuracy",
                    "heading", "pressure", "speed")  # fmt: skip
@@ -70,12 +78,16 @@ def to_int(value: Any) -> int | None:
             result = int(number)
     else:
         return None
-    return None if result in SENTINELS else result
+    if result in SENTINELS or not MIN_INT <= result <= MAX_INT:
+        return None
+    return result
 
 
 def to_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
+    if isinstance(value, int) and not -sys.float_info.max <= value <= sys.float_info.max:
+        return None  # float() would raise OverflowError; int-float comparison is exact
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str):
