@@ -106,32 +106,30 @@ async def push_items(
         await pipe.execute()
 
 
-async def push_within(
-    client: redis.asyncio.Redis,
-    queue: str,
-    items: Sequence[dict[str, Any]],
-    *,
-    limit: int,
-    elsewhere: int = 0,
+def push_within(
+    client: redis.Redis, queue: str, encoded: Sequence[bytes], *, limit: int, elsewhere: int = 0
 ) -> bool:
-    """Append all items to ``queue``, or none if that would pass ``limit``; True if pushed.
+    """Append encoded items to ``queue``, or none if that would pass ``limit``; True if pushed.
 
     ``elsewhere`` is what else counts against the limit (see
     :mod:`ichnaea.pipeline.backlog`). Redis errors propagate to the caller.
     """
-    if not items:
-        return True
-    script = client.register_script(_PUSH_WITHIN)
-    encoded = [encode_item(item) for item in items]
-    result = await script(keys=[queue], args=[limit, elsewhere, *encoded])
-    return int(result) >= 0
-
-
-def push_encoded_within(
-    client: redis.Redis, queue: str, encoded: Sequence[bytes], *, limit: int, elsewhere: int = 0
-) -> bool:
-    """:func:`push_within` for a blocking client and already encoded items."""
     if not encoded:
         return True
     script = client.register_script(_PUSH_WITHIN)
     return int(script(keys=[queue], args=[limit, elsewhere, *encoded])) >= 0
+
+
+async def push_within_async(
+    client: redis.asyncio.Redis,
+    queue: str,
+    encoded: Sequence[bytes],
+    *,
+    limit: int,
+    elsewhere: int = 0,
+) -> bool:
+    """:func:`push_within` for the web role's asyncio client."""
+    if not encoded:
+        return True
+    script = client.register_script(_PUSH_WITHIN)
+    return int(await script(keys=[queue], args=[limit, elsewhere, *encoded])) >= 0

@@ -52,7 +52,7 @@ def replay(
         export_items,
         read_reports,
     )
-    from ichnaea.queue import INCOMING_QUEUE, encode_item, push_encoded_within
+    from ichnaea.queue import INCOMING_QUEUE, encode_item, push_within
     from ichnaea.redis_client import connect
     from ichnaea.repositories.session import create_engine
     from ichnaea.worker.jobs import Resources, run_queue_jobs
@@ -98,7 +98,7 @@ def replay(
             chunk_size = min(REPLAY_CHUNK, settings.max_queue_backlog)
             for start in range(0, len(items), chunk_size):
                 chunk = items[start : start + chunk_size]
-                while not push_encoded_within(
+                while not push_within(
                     client,
                     queue,
                     chunk,

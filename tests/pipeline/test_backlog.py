@@ -9,7 +9,7 @@ import redis.asyncio
 
 from ichnaea.pipeline.backlog import waiting_elsewhere, waiting_elsewhere_async
 from ichnaea.pipeline.incoming import ExportTarget, partitions_key
-from ichnaea.queue import INCOMING_QUEUE, push_encoded_within, push_within
+from ichnaea.queue import INCOMING_QUEUE, encode_item, push_within, push_within_async
 
 TARGETS = [
     ExportTarget("internal", "internal", frozenset(), frozenset()),
@@ -46,9 +46,9 @@ def test_waiting_counts_incoming_export_queues_and_partitions_besides_the_target
 
 
 def test_bounded_push_is_all_or_nothing(redis_client: redis.Redis) -> None:
-    assert push_encoded_within(redis_client, "q", [b"a", b"b"], limit=5, elsewhere=2)
-    assert not push_encoded_within(redis_client, "q", [b"c", b"d"], limit=5, elsewhere=2)
-    assert push_encoded_within(redis_client, "q", [b"c"], limit=5, elsewhere=2)
+    assert push_within(redis_client, "q", [b"a", b"b"], limit=5, elsewhere=2)
+    assert not push_within(redis_client, "q", [b"c", b"d"], limit=5, elsewhere=2)
+    assert push_within(redis_client, "q", [b"c"], limit=5, elsewhere=2)
     assert redis_client.lrange("q", 0, -1) == [b"a", b"b", b"c"]
 
 
@@ -56,16 +56,16 @@ def test_bounded_push_of_more_items_than_lua_can_unpack_keeps_their_order(
     redis_client: redis.Redis,
 ) -> None:
     items = [str(n).encode() for n in range(9000)]  # Lua's unpack stops near 8000
-    assert push_encoded_within(redis_client, "q", items, limit=9000)
+    assert push_within(redis_client, "q", items, limit=9000)
     assert redis_client.lrange("q", 0, -1) == items
 
 
-def test_async_bounded_push_encodes_items(redis_client: redis.Redis, redis_url: str) -> None:
+def test_async_bounded_push_is_all_or_nothing(redis_client: redis.Redis, redis_url: str) -> None:
     async def push() -> tuple[bool, bool]:
         client = redis.asyncio.Redis.from_url(redis_url)
         try:
-            first = await push_within(client, "q", [{"n": 1}], limit=1)
-            second = await push_within(client, "q", [{"n": 2}], limit=1)
+            first = await push_within_async(client, "q", [encode_item({"n": 1})], limit=1)
+            second = await push_within_async(client, "q", [encode_item({"n": 2})], limit=1)
             return first, second
         finally:
             await client.aclose()

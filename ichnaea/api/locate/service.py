@@ -45,7 +45,7 @@ from ichnaea.breaker import CircuitBreaker
 from ichnaea.geocode import Geocoder
 from ichnaea.pipeline.backlog import EXPORT_TARGETS_TTL_S, waiting_elsewhere_async
 from ichnaea.pipeline.incoming import ExportTarget, load_targets
-from ichnaea.queue import INCOMING_QUEUE, push_within
+from ichnaea.queue import INCOMING_QUEUE, encode_item, push_within_async
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +137,16 @@ class LocateService:
             log.warning("export configs not read, database unavailable: %s", type(exc).__name__)
         return self._export_targets
 
-    async def queue_reports(self, items: list[dict[str, Any]], *, limit: int) -> bool:
-        """Queue report items on ``update_incoming``, all or none; False past the limit.
+    async def queue_reports(self, encoded: list[bytes], *, limit: int) -> bool:
+        """Queue encoded report items on ``update_incoming``, all or none; False past the limit.
 
         ``limit`` bounds the waiting reports after the push (see
         ``ichnaea.pipeline.backlog``). Redis errors propagate.
         """
         targets = await self._targets()
         elsewhere = await waiting_elsewhere_async(self.redis, targets, besides=INCOMING_QUEUE)
-        return await push_within(
-            self.redis, INCOMING_QUEUE, items, limit=limit, elsewhere=elsewhere
+        return await push_within_async(
+            self.redis, INCOMING_QUEUE, encoded, limit=limit, elsewhere=elsewhere
         )
 
     async def _store_query(self, query: Query, api_key: ApiKey, found: list[Position]) -> None:
@@ -171,7 +171,7 @@ class LocateService:
             }
             item = {"api_key": api_key.valid_key, "source": "query", "report": report}
             # Query reports are the first to go when the pipeline falls behind.
-            await self.queue_reports([item], limit=self.max_queue_backlog // 2)
+            await self.queue_reports([encode_item(item)], limit=self.max_queue_backlog // 2)
         except (redis.RedisError, OSError) as exc:
             log.warning("query report not stored, redis unavailable: %s", exc.__class__.__name__)
             sentry_sdk.capture_exception(exc)

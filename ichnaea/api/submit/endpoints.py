@@ -35,6 +35,7 @@ from ichnaea.api.keys import ApiKey
 from ichnaea.api.logfields import note
 from ichnaea.api.submit.schemas import Report, parse_v0, parse_v1, parse_v2
 from ichnaea.errors import ParseError, ServiceUnavailableError
+from ichnaea.queue import encode_item
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +61,29 @@ async def _submit(request: Request, path: str, parse: Callable[[Any], list[Repor
             today=datetime.now(UTC).date(),
             request_state=request.state,
         )
-    data, empty = await read_json(request, state)
-    if empty:
-        raise ParseError()
-    reports = parse(data)
-    if not api_key.store_sample("submit"):
+    sampled = api_key.store_sample("submit")
+
+    def prepare(data: Any, empty: bool) -> list[bytes] | None:
+        """The encoded queue items, None when not sampled; off the loop for large bodies."""
+        if empty:
+            raise ParseError()
+        reports = parse(data)
+        if not sampled:
+            return None
+        return [
+            encode_item(
+                {
+                    "api_key": api_key.valid_key,
+                    "source": (report.get("position") or {}).get("source", "gnss"),
+                    "report": report,
+                }
+            )
+            for report in reports
+        ]
+
+    items = await read_json(request, state, prepare)
+    if items is None:
         return
-    items = [
-        {
-            "api_key": api_key.valid_key,
-            "source": (report.get("position") or {}).get("source", "gnss"),
-            "report": report,
-        }
-        for report in reports
-    ]
     if items:
         limit = state.settings.max_queue_backlog
         try:

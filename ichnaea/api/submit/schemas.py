@@ -6,7 +6,9 @@ whole lists, numbers as strings, sentinel values (2147483647, Java's
 heard of. The original answered 400 to a single mistyped field and so lost
 the whole upload. Here every field is coerced on its own: what can be
 understood is kept, what cannot is dropped, and one bad field never rejects
-a batch. Only a body that has no report list at all is a parse error.
+a batch. Only a body that has no report list at all is a parse error, and
+a list of more than ``MAX_REPORTS_PER_SUBMISSION`` reports is refused
+whole (413 ``payloadTooLarge``, nothing queued) so the client splits it.
 
 Coercions: integers from JSON numbers (floats truncated toward zero),
 numeric strings and booleans; floats from numbers and numeric strings, NaN
@@ -34,7 +36,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ichnaea.errors import ParseError
+from ichnaea.errors import ParseError, PayloadTooLargeError
 
 Report = dict[str, Any]
 
@@ -45,6 +47,8 @@ SOURCES = {"fixed": "fixed", "gnss": "gnss", "fused": "fused", "query": "query",
            "gps": "gnss", "manual": "fixed"}  # fmt: skip
 MIN_TIMESTAMP_MS = 10**12
 MAX_TIMESTAMP_MS = 10**13
+# The most reports one submission may hold (NeoStumbler sends at most 999).
+MAX_REPORTS_PER_SUBMISSION = 1000
 # Every integer field fits a signed 64-bit column; wider values are dropped.
 MIN_INT = -(2**63)
 MAX_INT = 2**63 - 1
@@ -203,6 +207,10 @@ def _items(data: Any, name: str) -> list[Any]:
     items = data.get(name)
     if not isinstance(items, list):
         raise ParseError({"validation": {name: "Required" if items is None else "Not a list"}})
+    if len(items) > MAX_REPORTS_PER_SUBMISSION:
+        # 413, not 400: nothing is wrong with the data, the client splits it.
+        message = f"{len(items)} reports; send at most {MAX_REPORTS_PER_SUBMISSION} per request"
+        raise PayloadTooLargeError({name: message})
     return items
 
 
