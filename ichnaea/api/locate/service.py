@@ -73,6 +73,7 @@ class LocateService:
     # The export configs, for the backlog measure (their queues count).
     _export_targets: list[ExportTarget] = field(default_factory=list)
     _export_targets_read_at: float = -math.inf
+    _export_targets_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def run_blocking(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking (database) work in this service's thread pool.
@@ -125,17 +126,26 @@ class LocateService:
         When the database cannot be read, the last ones read are used (none
         before the first read): the submit API keeps working without it.
         """
-        now = time.monotonic()
-        if now - self._export_targets_read_at < EXPORT_TARGETS_TTL_S or not self.db_breaker.closed:
+        if self._export_targets_fresh():
             return self._export_targets
-        # Set first, so concurrent requests do not all read the table at once.
-        self._export_targets_read_at = now
-        try:
-            self._export_targets = await self.run_blocking(_read_targets, self.db)
-        except SQLAlchemyError as exc:
-            self.db_breaker.failed()
-            log.warning("export configs not read, database unavailable: %s", type(exc).__name__)
+        if self._export_targets_lock.locked() and self._export_targets_read_at > -math.inf:
+            return self._export_targets  # being refreshed: the previous ones serve meanwhile
+        # Before the first read completes, requests wait for it: answering
+        # them with no targets would not count the export queues.
+        async with self._export_targets_lock:
+            if self._export_targets_fresh():
+                return self._export_targets
+            try:
+                self._export_targets = await self.run_blocking(_read_targets, self.db)
+                self._export_targets_read_at = time.monotonic()
+            except SQLAlchemyError as exc:
+                self.db_breaker.failed()  # the next try waits for the breaker
+                log.warning("export configs not read, database unavailable: %s", type(exc).__name__)
         return self._export_targets
+
+    def _export_targets_fresh(self) -> bool:
+        age_s = time.monotonic() - self._export_targets_read_at
+        return age_s < EXPORT_TARGETS_TTL_S or not self.db_breaker.closed
 
     async def queue_reports(self, encoded: list[bytes], *, limit: int) -> bool:
         """Queue encoded report items on ``update_incoming``, all or none; False past the limit.

@@ -9,14 +9,17 @@ it, and every accepted report is on the queue.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import redis
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from ichnaea.api.locate import service
 from ichnaea.config import Settings
 from ichnaea.models.api_key import ExportConfig
 from ichnaea.pipeline.incoming import partitions_key
@@ -106,9 +109,22 @@ def test_a_submission_that_would_pass_the_limit_is_refused_whole(
     assert macs_of(backend_redis.lrange(INCOMING_QUEUE, 0, -1)) == ["a82066000001"]
 
 
+@pytest.mark.parametrize("slow_config_read", [False, True])
 def test_concurrent_submissions_never_overrun_the_backlog_and_lose_nothing(
-    make_client: Callable[[int], TestClient], backend_redis: redis.Redis
+    make_client: Callable[[int], TestClient],
+    backend_redis: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    slow_config_read: bool,
 ) -> None:
+    """``slow_config_read``: the submissions arrive while the export configs are being read."""
+    if slow_config_read:
+        read = service._read_targets
+
+        def slow_read(db: Any) -> Any:
+            time.sleep(0.5)  # a window for the other requests, not a measurement
+            return read(db)
+
+        monkeypatch.setattr(service, "_read_targets", slow_read)
     limit, per_request, requests = 50, 7, 40
     backend_redis.rpush(INTERNAL_QUEUE, *[encode_item({"n": n}) for n in range(8)])
     client = make_client(limit)
@@ -128,3 +144,23 @@ def test_concurrent_submissions_never_overrun_the_backlog_and_lose_nothing(
     assert waiting <= limit
     assert sorted(macs_of(backend_redis.lrange(INCOMING_QUEUE, 0, -1))) == sorted(accepted)
     assert len(accepted) == (limit - 8) // per_request * per_request  # as full as it can be
+
+
+def test_submission_with_the_database_down_is_queued_against_incoming_alone(
+    make_settings: Callable[..., Settings], redis_server_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The export configs cannot be read: their queues go uncounted, the data is still taken."""
+    redis_client = redis.Redis.from_url(redis_server_url)
+    redis_client.flushdb()
+    settings = make_settings(
+        DB_READONLY_URI="mysql://root@127.0.0.1:1/location",
+        REDIS_URI=redis_server_url,
+        MAX_QUEUE_BACKLOG="1",
+    )
+    with TestClient(create_app(settings)) as client:
+        body = {"items": [report("a82066000001")]}
+        assert client.post("/v2/geosubmit", json=body).status_code == 200
+        assert client.post("/v2/geosubmit", json=body).status_code == 503
+    assert redis_client.llen(INCOMING_QUEUE) == 1
+    assert "export configs not read, database unavailable" in caplog.text
+    redis_client.close()
