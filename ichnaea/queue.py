@@ -1,9 +1,10 @@
 """Redis data queues: the wire format of queued items, and pushing them.
 
 An item is a JSON object, UTF-8 encoded and gzip-compressed (level 6), so
-queues stay small in Redis memory. Items are pushed in batches of 100 with
-``RPUSH``. The queue consumers (the worker role) own the delivery
-guarantees; this module only defines the format and the producer side.
+queues stay small in Redis memory. Producers push them with ``RPUSH``,
+1000 at a time inside one script. The queue consumers (the worker role)
+own the delivery guarantees; this module only defines the format and the
+producer side.
 
 Unlike the original, a queue never gets an ``EXPIRE``: that would silently
 drop accepted data whenever the workers fall a day behind. Producers bound
@@ -26,7 +27,6 @@ import redis.asyncio
 log = logging.getLogger(__name__)
 
 INCOMING_QUEUE = "update_incoming"
-PUSH_BATCH = 100
 
 # KEYS[1]: the queue. ARGV[1]: the limit, ARGV[2]: items waiting elsewhere
 # (counted by the caller), ARGV[3..]: the items. Pushes all items, or none
@@ -93,17 +93,6 @@ def decode_items(
             log.error("item in %s is not a JSON object; set aside", queue)
             bad.append(raw)
     return items, good, bad
-
-
-async def push_items(
-    client: redis.asyncio.Redis, queue: str, items: Sequence[dict[str, Any]]
-) -> None:
-    """Append items to a queue; Redis errors propagate to the caller."""
-    encoded = [encode_item(item) for item in items]
-    async with client.pipeline(transaction=False) as pipe:
-        for start in range(0, len(encoded), PUSH_BATCH):
-            pipe.rpush(queue, *encoded[start : start + PUSH_BATCH])
-        await pipe.execute()
 
 
 def push_within(
