@@ -11,14 +11,16 @@ from __future__ import annotations
 import enum
 import ipaddress
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 
-from ichnaea.api.body import decode_json_body
+from ichnaea.api.body import large_body_limiter, parse_body
 from ichnaea.api.keys import (
     ApiKey,
     ApiKeyCache,
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 STATE_KEY = "api"
 MAX_LOGGED_KEY_CHARS = 64
 
+T = TypeVar("T")
+
 
 @dataclass(slots=True)
 class ApiState:
@@ -50,6 +54,8 @@ class ApiState:
     geoip: GeoIPReader
     api_keys: ApiKeyCache
     metrics: Metrics
+    # Bounds the large request bodies inflated at once (ichnaea.api.body).
+    body_limiter: anyio.CapacityLimiter = field(default_factory=large_body_limiter)
 
 
 def api_state(request: Request) -> ApiState:
@@ -182,11 +188,17 @@ def note_key(
         note(request_state, invalid_api_key=text[:MAX_LOGGED_KEY_CHARS])
 
 
-async def read_json(request: Request, state: ApiState) -> tuple[Any, bool]:
-    """The decoded JSON body and whether it was empty (see ``ichnaea.api.body``)."""
-    return decode_json_body(
+async def read_json(request: Request, state: ApiState, parse: Callable[[Any, bool], T]) -> T:
+    """``parse(data, was_empty)`` of the decoded JSON body (see ``ichnaea.api.body``).
+
+    For a large body the decoding and ``parse`` run in a worker thread, a
+    few at a time per process, so ``parse`` must not touch the event loop.
+    """
+    return await parse_body(
         await request.body(),
+        parse,
         content_encoding=request.headers.get("content-encoding"),
         content_type=request.headers.get("content-type"),
         max_decompressed_bytes=state.settings.max_decompressed_bytes,
+        limiter=state.body_limiter,
     )

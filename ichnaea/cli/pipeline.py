@@ -11,6 +11,9 @@ import click
 
 from ichnaea.cli.common import start_role
 
+# Reports queued by one push of ``ichnaea replay`` (at most the backlog limit).
+REPLAY_CHUNK = 1000
+
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -34,11 +37,14 @@ def replay(
     """Re-ingest archived reports (the s3/file export's .json.gz files) through the pipeline.
 
     PATHS are files or directories (searched for *.json.gz and *.json). A
-    file that cannot be read is named with the reason and skipped. When the
-    queue backlog reaches MAX_QUEUE_BACKLOG, replay waits for the workers
-    (or, with --process, processes) before queueing more.
+    file that cannot be read is named with the reason and skipped. Reports
+    are queued in chunks of at most 1000; while a chunk would push the
+    waiting reports (update_incoming and the export queues) past
+    MAX_QUEUE_BACKLOG, replay waits for the workers (or, with --process,
+    processes) before queueing it.
     """
     from ichnaea.metrics import make_metrics
+    from ichnaea.pipeline.backlog import waiting_elsewhere
     from ichnaea.pipeline.replay import (
         ReplayFileError,
         ReplaySummary,
@@ -46,7 +52,7 @@ def replay(
         export_items,
         read_reports,
     )
-    from ichnaea.queue import INCOMING_QUEUE, encode_item
+    from ichnaea.queue import INCOMING_QUEUE, encode_item, push_within
     from ichnaea.redis_client import connect
     from ichnaea.repositories.session import create_engine
     from ichnaea.worker.jobs import Resources, run_queue_jobs
@@ -88,13 +94,20 @@ def replay(
                 encode_item(item)
                 for item in export_items(reports, api_key, with_source=through_incoming)
             ]
-            while client.llen(queue) + len(items) > settings.max_queue_backlog:
-                if run_stages:
-                    run_queue_jobs(resources)
-                else:
-                    time.sleep(1)
-            for start in range(0, len(items), 1000):
-                client.rpush(queue, *items[start : start + 1000])
+            # A chunk never exceeds the limit, so it fits once the pipeline drained.
+            chunk_size = min(REPLAY_CHUNK, settings.max_queue_backlog)
+            for start in range(0, len(items), chunk_size):
+                chunk = items[start : start + chunk_size]
+                while not push_within(
+                    client,
+                    queue,
+                    chunk,
+                    limit=settings.max_queue_backlog,
+                    elsewhere=waiting_elsewhere(client, resources.targets()[0], besides=queue),
+                ):
+                    # Nothing processed (an exporter failing, say): do not spin.
+                    if not (run_stages and run_queue_jobs(resources)):
+                        time.sleep(1)
             summary.files += 1
             summary.reports += len(reports)
         click.echo("", err=True)

@@ -1,8 +1,17 @@
 import gzip
+import json
+import threading
 
+import anyio
 import pytest
 
-from ichnaea.api.body import decode_json_body
+from ichnaea.api.body import (
+    LARGE_BODY_BYTES,
+    MAX_LARGE_BODIES,
+    decode_json_body,
+    large_body_limiter,
+    parse_body,
+)
 from ichnaea.errors import ParseError, PayloadTooLargeError
 
 LIMIT = 10_000
@@ -93,3 +102,40 @@ def test_charset_whose_codec_fails_without_unicode_decode_error_is_a_parse_error
         decode(b'{"considerIp": false}', None, f"application/json; charset={charset}")
     assert info.value.details is not None
     assert charset in info.value.details["decode"]
+
+
+def test_large_bodies_are_inflated_at_most_max_large_bodies_at_a_time() -> None:
+    """Issue 8 item 8: 2 MB bodies waiting to be parsed stay bytes, not Python objects."""
+    raw = json.dumps({"pad": "x" * LARGE_BODY_BYTES}).encode()
+    release = threading.Event()
+    parsing: list[int] = []
+
+    def parse(data: object, empty: bool) -> int:
+        parsing.append(1)
+        release.wait(20)
+        return len(parsing)
+
+    async def one(limiter: anyio.CapacityLimiter) -> None:
+        await parse_body(
+            raw,
+            parse,
+            content_encoding=None,
+            content_type=None,
+            max_decompressed_bytes=LIMIT,
+            limiter=limiter,
+        )
+
+    async def main() -> tuple[int, int]:
+        limiter = large_body_limiter()
+        async with anyio.create_task_group() as group:
+            for _ in range(MAX_LARGE_BODIES + 3):
+                group.start_soon(one, limiter)
+            with anyio.fail_after(20):
+                while limiter.statistics().tasks_waiting < 3:
+                    await anyio.sleep(0.01)
+            seen = (len(parsing), limiter.borrowed_tokens)
+            release.set()
+        return seen
+
+    assert anyio.run(main) == (MAX_LARGE_BODIES, MAX_LARGE_BODIES)
+    assert len(parsing) == MAX_LARGE_BODIES + 3

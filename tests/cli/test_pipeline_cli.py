@@ -6,12 +6,13 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from ichnaea.__main__ import cli
 from ichnaea.codecs import encode_mac
 from ichnaea.pipeline.export import dead_letter_key
-from ichnaea.queue import decode_item, encode_item
+from ichnaea.queue import INCOMING_QUEUE, decode_item, encode_item
 from tests.fixtures_pipeline import Pipeline
 
 
@@ -107,3 +108,46 @@ def test_status_fails_when_redis_is_down(pipeline: Pipeline) -> None:
     result = CliRunner().invoke(cli, ["status"], env=env)
     assert result.exit_code == 1
     assert "PROBLEM: redis unreachable" in result.output
+
+
+REPLAY_REPORT = {
+    "timestamp": 1_700_000_000_000,
+    "position": {"latitude": 51.5, "longitude": -0.1, "accuracy": 10, "source": "gnss"},
+    "wifiAccessPoints": [{"macAddress": "3680873e9b83", "ssid": "x"}],
+}
+
+
+def test_replay_waits_while_export_queues_hold_the_backlog(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 8 item 7: replay measures the backlog as submissions do, export queues included."""
+    internal = "queue_export_internal"
+    pipeline.redis.rpush(internal, *[encode_item({"n": n}) for n in range(3)])
+    archive(tmp_path / "one.json.gz", [REPLAY_REPORT, REPLAY_REPORT])
+    waits: list[int] = []
+
+    def worker_catches_up(seconds: float) -> None:
+        # Stands in for a worker: what replay waited for is exported meanwhile.
+        waits.append(pipeline.redis.llen(internal) + pipeline.redis.llen(INCOMING_QUEUE))
+        pipeline.redis.delete(internal)
+
+    monkeypatch.setattr("time.sleep", worker_catches_up)
+    env = {**cli_env(pipeline), "MAX_QUEUE_BACKLOG": "4"}
+    result = CliRunner().invoke(cli, ["replay", str(tmp_path), "--through-incoming"], env=env)
+    assert result.exit_code == 0, result.output
+    assert waits == [3]  # 3 waiting + 2 replayed > 4: it waited once
+    assert pipeline.redis.llen(INCOMING_QUEUE) == 2
+
+
+@pytest.mark.timeout(120)
+def test_replay_of_a_file_larger_than_the_backlog_completes(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The reports go in chunks that fit, so a file never waits for room it cannot get."""
+    archive(tmp_path / "big.json.gz", [REPLAY_REPORT] * 7)
+    env = {**cli_env(pipeline), "MAX_QUEUE_BACKLOG": "3"}
+    result = CliRunner().invoke(cli, ["replay", str(tmp_path), "--process"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "replayed 7 reports from 1 files" in result.output
+    (row,) = pipeline.rows("wifi_shard_8")
+    assert row["samples"] == 7

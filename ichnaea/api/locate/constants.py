@@ -21,6 +21,15 @@ MIN_WEIGHT_AGE_MS: Final = 1000
 
 MIN_WIFIS_IN_QUERY: Final = 2
 MIN_BLUES_IN_QUERY: Final = 2
+# The most networks of one type a query looks up (networks, counted after
+# validation and deduplication): beyond them only the strongest signals are
+# kept. A real scan holds a few dozen; the clustering uses at most 20 Wi-Fi
+# and 10 Bluetooth networks, so these change no answer while bounding the
+# database work of one request (a 2 MB body can hold 35,000 networks).
+MAX_WIFIS_IN_QUERY: Final = 100
+MAX_BLUES_IN_QUERY: Final = 100
+# Full cells and cell areas, each.
+MAX_CELLS_IN_QUERY: Final = 50
 
 MAX_WIFI_CLUSTER_M: Final = 500.0
 MAX_BLUE_CLUSTER_M: Final = 100.0

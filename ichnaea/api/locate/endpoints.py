@@ -122,10 +122,15 @@ async def _prepare(request: Request, api_type: str) -> tuple[ApiState, ApiKey, Q
             today=now.date(),
             request_state=request.state,
         )
-    data, _ = await read_json(request, state)
-    parsed = parse_locate_request(data)
     geoip = state.geoip.lookup(ip) if ip is not None else None
-    query = Query.build(parsed, api_type=api_type, ip=ip, geoip=geoip)
+    # Parsed where the body is decoded: off the event loop for large bodies.
+    query = await read_json(
+        request,
+        state,
+        lambda data, _: Query.build(
+            parse_locate_request(data), api_type=api_type, ip=ip, geoip=geoip
+        ),
+    )
     _query_metrics(state, api_key, query)
     return state, api_key, query, now
 

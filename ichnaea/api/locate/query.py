@@ -7,6 +7,10 @@ raises. Then:
 
 * duplicates (same MAC, cellid or areaid) keep the "better" entry, in the
   position of the first (spec 2.7);
+* beyond ``MAX_WIFIS_IN_QUERY``, ``MAX_BLUES_IN_QUERY`` or
+  ``MAX_CELLS_IN_QUERY`` networks of a type, only the strongest signals are
+  kept (a missing or 0 reading ranks last; ties keep the earlier entry),
+  in request order: a 2 MB body must not cost 35,000 station lookups;
 * fewer than 2 Wi-Fi networks, or fewer than 2 Bluetooth beacons, empty
   that list: one real MAC must not reveal its position (privacy rule);
 * each cell entry is validated twice, as a full cell (needs LAC and CID)
@@ -21,6 +25,7 @@ fallback providers and stored as a report).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -29,8 +34,10 @@ from ichnaea.api.locate.constants import (
     CELL_SIGNAL_RANGE_DBM,
     MAX_AGE_MS,
     MAX_BLUE_SIGNAL_DBM,
+    MAX_BLUES_IN_QUERY,
     MAX_CELL_SIGNAL_DBM,
     MAX_CELL_TA,
+    MAX_CELLS_IN_QUERY,
     MAX_CID,
     MAX_CID_GSM,
     MAX_LAC,
@@ -44,6 +51,7 @@ from ichnaea.api.locate.constants import (
     MAX_WIFI_FREQUENCY_MHZ,
     MAX_WIFI_SIGNAL_DBM,
     MAX_WIFI_SNR,
+    MAX_WIFIS_IN_QUERY,
     MIN_AGE_MS,
     MIN_BLUE_SIGNAL_DBM,
     MIN_BLUES_IN_QUERY,
@@ -304,6 +312,16 @@ def _dedup(items: Iterable[T], key: Callable[[T], object]) -> list[T]:
     return list(kept.values())
 
 
+def _strongest(items: list[T], cap: int) -> list[T]:
+    """At most ``cap`` items, those with the strongest signals, in their original order."""
+    if len(items) <= cap:
+        return items
+    # A 0 reading counts as missing, as in the search (quirk Q9); the sort is
+    # stable, so among equal signals the earlier entry wins.
+    ranked = sorted(range(len(items)), key=lambda i: -(items[i].signal or -math.inf))
+    return [items[i] for i in sorted(ranked[:cap])]
+
+
 @dataclass(slots=True)
 class Query:
     """A normalised locate or region query."""
@@ -334,6 +352,10 @@ class Query:
         pairs = [_cells(e) for e in request.cell]
         cell = _dedup((c for c, _ in pairs if c is not None), lambda c: c.cellid)
         area = _dedup((a for _, a in pairs if a is not None), lambda a: a.areaid)
+        blue = _strongest(blue, MAX_BLUES_IN_QUERY)
+        wifi = _strongest(wifi, MAX_WIFIS_IN_QUERY)
+        cell = _strongest(cell, MAX_CELLS_IN_QUERY)
+        area = _strongest(area, MAX_CELLS_IN_QUERY)
         return cls(
             api_type=api_type,
             ip=ip,

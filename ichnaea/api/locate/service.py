@@ -12,6 +12,9 @@ sampling rates — queued as a ``query``-source report for the data
 pipeline. That path never fails the request: a Redis error only skips the
 report (quirk Q5 fixed: the original answered 500 when reading the global
 sample rate failed).
+
+The service also queues the submit API's reports (:meth:`queue_reports`),
+so both APIs measure the backlog one way (``ichnaea.pipeline.backlog``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import redis
 import redis.asyncio
 import sentry_sdk
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from ichnaea.api.keys import ApiKey
 from ichnaea.api.locate.fallback import FallbackClient
@@ -38,8 +43,10 @@ from ichnaea.api.locate.result import Position, Region, best_position, best_regi
 from ichnaea.api.locate.sources import fallback, geoip, internal
 from ichnaea.breaker import CircuitBreaker
 from ichnaea.geocode import Geocoder
+from ichnaea.pipeline.backlog import EXPORT_TARGETS_TTL_S, waiting_elsewhere_async
+from ichnaea.pipeline.incoming import ExportTarget, load_targets
 from ichnaea.privacy import strip_opted_out
-from ichnaea.queue import INCOMING_QUEUE, push_items
+from ichnaea.queue import INCOMING_QUEUE, encode_item, push_within_async
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,10 @@ class LocateService:
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(20))
     _sample_rate: float = 100.0
     _sample_rate_read_at: float = -math.inf
+    # The export configs, for the backlog measure (their queues count).
+    _export_targets: list[ExportTarget] = field(default_factory=list)
+    _export_targets_read_at: float = -math.inf
+    _export_targets_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def run_blocking(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking (database) work in this service's thread pool.
@@ -110,6 +121,45 @@ class LocateService:
         self._sample_rate, self._sample_rate_read_at = rate, now
         return rate
 
+    async def _targets(self) -> list[ExportTarget]:
+        """The export configs, re-read at most every ``EXPORT_TARGETS_TTL_S``.
+
+        When the database cannot be read, the last ones read are used (none
+        before the first read): the submit API keeps working without it.
+        """
+        if self._export_targets_fresh():
+            return self._export_targets
+        if self._export_targets_lock.locked() and self._export_targets_read_at > -math.inf:
+            return self._export_targets  # being refreshed: the previous ones serve meanwhile
+        # Before the first read completes, requests wait for it: answering
+        # them with no targets would not count the export queues.
+        async with self._export_targets_lock:
+            if self._export_targets_fresh():
+                return self._export_targets
+            try:
+                self._export_targets = await self.run_blocking(_read_targets, self.db)
+                self._export_targets_read_at = time.monotonic()
+            except SQLAlchemyError as exc:
+                self.db_breaker.failed()  # the next try waits for the breaker
+                log.warning("export configs not read, database unavailable: %s", type(exc).__name__)
+        return self._export_targets
+
+    def _export_targets_fresh(self) -> bool:
+        age_s = time.monotonic() - self._export_targets_read_at
+        return age_s < EXPORT_TARGETS_TTL_S or not self.db_breaker.closed
+
+    async def queue_reports(self, encoded: list[bytes], *, limit: int) -> bool:
+        """Queue encoded report items on ``update_incoming``, all or none; False past the limit.
+
+        ``limit`` bounds the waiting reports after the push (see
+        ``ichnaea.pipeline.backlog``). Redis errors propagate.
+        """
+        targets = await self._targets()
+        elsewhere = await waiting_elsewhere_async(self.redis, targets, besides=INCOMING_QUEUE)
+        return await push_within_async(
+            self.redis, INCOMING_QUEUE, encoded, limit=limit, elsewhere=elsewhere
+        )
+
     async def _store_query(self, query: Query, api_key: ApiKey, found: list[Position]) -> None:
         best = best_position(found)
         if best is None:
@@ -123,9 +173,6 @@ class LocateService:
         try:
             if not api_key.store_sample("locate", await self._global_sample_rate()):
                 return
-            # Query reports are the first to go when the pipeline falls behind.
-            if await self.redis.llen(INCOMING_QUEUE) >= self.max_queue_backlog // 2:
-                return
             report = strip_opted_out(query.json())  # never stored: ichnaea.privacy
             report["position"] = {
                 "latitude": best.lat,
@@ -134,7 +181,13 @@ class LocateService:
                 "source": "query",
             }
             item = {"api_key": api_key.valid_key, "source": "query", "report": report}
-            await push_items(self.redis, INCOMING_QUEUE, [item])
+            # Query reports are the first to go when the pipeline falls behind.
+            await self.queue_reports([encode_item(item)], limit=self.max_queue_backlog // 2)
         except (redis.RedisError, OSError) as exc:
             log.warning("query report not stored, redis unavailable: %s", exc.__class__.__name__)
             sentry_sdk.capture_exception(exc)
+
+
+def _read_targets(db: Engine) -> list[ExportTarget]:
+    with Session(db) as session:
+        return load_targets(session)

@@ -5,7 +5,9 @@ is counted and limited per day; an unknown or missing one stores the data
 anonymously), the body, the lenient report parsing, the key's sampling
 rate, then one queue item per report on ``update_incoming``. A Redis
 failure while queueing is a 503 with ``Retry-After``: the client keeps the
-data and sends it again, nothing is silently lost.
+data and sends it again, nothing is silently lost. So is a submission whose
+reports would push the backlog past ``MAX_QUEUE_BACKLOG``
+(``ichnaea.pipeline.backlog``): its reports are queued all or none.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ichnaea.api.keys import ApiKey
 from ichnaea.api.logfields import note
 from ichnaea.api.submit.schemas import Report, parse_v0, parse_v1, parse_v2
 from ichnaea.errors import ParseError, ServiceUnavailableError
-from ichnaea.queue import INCOMING_QUEUE, push_items
+from ichnaea.queue import encode_item
 
 log = logging.getLogger(__name__)
 
@@ -59,32 +61,41 @@ async def _submit(request: Request, path: str, parse: Callable[[Any], list[Repor
             today=datetime.now(UTC).date(),
             request_state=request.state,
         )
-    data, empty = await read_json(request, state)
-    if empty:
-        raise ParseError()
-    reports = parse(data)
-    if not api_key.store_sample("submit"):
+    sampled = api_key.store_sample("submit")
+
+    def prepare(data: Any, empty: bool) -> list[bytes] | None:
+        """The encoded queue items, None when not sampled; off the loop for large bodies."""
+        if empty:
+            raise ParseError()
+        reports = parse(data)
+        if not sampled:
+            return None
+        return [
+            encode_item(
+                {
+                    "api_key": api_key.valid_key,
+                    "source": (report.get("position") or {}).get("source", "gnss"),
+                    "report": report,
+                }
+            )
+            for report in reports
+        ]
+
+    items = await read_json(request, state, prepare)
+    if items is None:
         return
-    items = [
-        {
-            "api_key": api_key.valid_key,
-            "source": (report.get("position") or {}).get("source", "gnss"),
-            "report": report,
-        }
-        for report in reports
-    ]
     if items:
+        limit = state.settings.max_queue_backlog
         try:
-            backlog = await state.service.redis.llen(INCOMING_QUEUE)
-            if backlog >= state.settings.max_queue_backlog:
-                # Refuse rather than evict: the client keeps the data and retries.
-                log.warning("submission refused, %d items waiting in %s", backlog, INCOMING_QUEUE)
-                raise ServiceUnavailableError()
-            await push_items(state.service.redis, INCOMING_QUEUE, items)
+            queued = await state.service.queue_reports(items, limit=limit)
         except (redis.RedisError, OSError) as exc:
             log.error("submission refused, redis unavailable: %s", exc.__class__.__name__)
             sentry_sdk.capture_exception(exc)
             raise ServiceUnavailableError() from exc
+        if not queued:
+            # Refuse rather than evict: the client keeps the data and retries.
+            log.warning("submission of %d reports refused, backlog at %d", len(items), limit)
+            raise ServiceUnavailableError()
     tags = {"key": api_key.valid_key} if api_key.valid_key else None
     state.metrics.incr("data.batch.upload", tags=tags)
 

@@ -6,12 +6,18 @@ whole lists, numbers as strings, sentinel values (2147483647, Java's
 heard of. The original answered 400 to a single mistyped field and so lost
 the whole upload. Here every field is coerced on its own: what can be
 understood is kept, what cannot is dropped, and one bad field never rejects
-a batch. Only a body that has no report list at all is a parse error.
+a batch. Only a body that has no report list at all is a parse error, and
+a list of more than ``MAX_REPORTS_PER_SUBMISSION`` reports is refused
+whole (413 ``payloadTooLarge``, nothing queued) so the client splits it.
 
 Coercions: integers from JSON numbers (floats truncated toward zero),
 numeric strings and booleans; floats from numbers and numeric strings, NaN
 and infinities dropped; strings must be non-empty strings; vocabulary
-fields are compared lower-case. Range checks happen later, in the pipeline.
+fields are compared lower-case. Range checks happen later, in the pipeline,
+except for one bound here: a number no field can hold (an integer outside
+the signed 64-bit range, a float past the largest double: JSON allows 400
+digits) is dropped like any other unreadable field, so nothing downstream
+has to guard against it.
 
 Decisions on the original's quirks (pipeline.md section 24), each named in
 a test: ``"position": null`` and ``null`` lists count as absent (4, 5);
@@ -24,12 +30,13 @@ schema; 5G NR cells are kept, with ``newRadioCellId`` as their cell id.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ichnaea.errors import ParseError
+from ichnaea.errors import ParseError, PayloadTooLargeError
 from ichnaea.privacy import is_opted_out
 
 Report = dict[str, Any]
@@ -41,6 +48,11 @@ SOURCES = {"fixed": "fixed", "gnss": "gnss", "fused": "fused", "query": "query",
            "gps": "gnss", "manual": "fixed"}  # fmt: skip
 MIN_TIMESTAMP_MS = 10**12
 MAX_TIMESTAMP_MS = 10**13
+# The most reports one submission may hold (NeoStumbler sends at most 999).
+MAX_REPORTS_PER_SUBMISSION = 1000
+# Every integer field fits a signed 64-bit column; wider values are dropped.
+MIN_INT = -(2**63)
+MAX_INT = 2**63 - 1
 
 POSITION_FLOATS = ("latitude", "longitude", "accuracy", "altitude", "altitudeAccuracy",
                    "heading", "pressure", "speed")  # fmt: skip
@@ -71,12 +83,16 @@ def to_int(value: Any) -> int | None:
             result = int(number)
     else:
         return None
-    return None if result in SENTINELS else result
+    if result in SENTINELS or not MIN_INT <= result <= MAX_INT:
+        return None
+    return result
 
 
 def to_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
+    if isinstance(value, int) and not -sys.float_info.max <= value <= sys.float_info.max:
+        return None  # float() would raise OverflowError; int-float comparison is exact
     if isinstance(value, int | float):
         number = float(value)
     elif isinstance(value, str):
@@ -192,6 +208,10 @@ def _items(data: Any, name: str) -> list[Any]:
     items = data.get(name)
     if not isinstance(items, list):
         raise ParseError({"validation": {name: "Required" if items is None else "Not a list"}})
+    if len(items) > MAX_REPORTS_PER_SUBMISSION:
+        # 413, not 400: nothing is wrong with the data, the client splits it.
+        message = f"{len(items)} reports; send at most {MAX_REPORTS_PER_SUBMISSION} per request"
+        raise PayloadTooLargeError({name: message})
     return items
 
 

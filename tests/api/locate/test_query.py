@@ -185,3 +185,52 @@ def test_geoip_only_is_three_valued() -> None:
     assert build({}).geoip_only is None
     wifis = [{"macAddress": "a82066010203"}, {"macAddress": "a82066010204"}]
     assert build({"wifiAccessPoints": wifis}, ip="81.2.69.192").geoip_only is False
+
+
+def signals(lookups: Any) -> list[int]:
+    return sorted((lookup.signal for lookup in lookups), reverse=True)
+
+
+def strongest(entries: list[dict[str, Any]], cap: int) -> list[int]:
+    return sorted((e["signalStrength"] for e in entries if "signalStrength" in e), reverse=True)[
+        :cap
+    ]
+
+
+def test_networks_beyond_the_cap_keep_the_strongest_in_request_order() -> None:
+    """Issue 8 item 8: at most MAX_*_IN_QUERY networks of a type are looked up."""
+    from ichnaea.api.locate.constants import (
+        MAX_BLUES_IN_QUERY,
+        MAX_CELLS_IN_QUERY,
+        MAX_WIFIS_IN_QUERY,
+    )
+
+    n = 10_000
+    # Signals -99..-11 repeating; entry 0 has none, which ranks below every reading.
+    wifis = [{"macAddress": f"a820{i:08x}", "signalStrength": -11 - i % 89} for i in range(n)]
+    del wifis[0]["signalStrength"]
+    blues = [{"macAddress": f"b820{i:08x}", "signalStrength": -1 - i % 120} for i in range(n)]
+    cells = [
+        {"radioType": "lte", "mobileCountryCode": 234, "mobileNetworkCode": 30,
+         "locationAreaCode": 1 + i // 100, "cellId": 1 + i, "signalStrength": -44 - i % 90}
+        for i in range(n)
+    ]  # fmt: skip
+    query = build({"wifiAccessPoints": wifis, "bluetoothBeacons": blues, "cellTowers": cells})
+
+    assert len(query.wifi) == MAX_WIFIS_IN_QUERY
+    assert len(query.blue) == MAX_BLUES_IN_QUERY
+    assert len(query.cell) == MAX_CELLS_IN_QUERY
+    assert len(query.cell_area) == MAX_CELLS_IN_QUERY
+    assert signals(query.wifi) == strongest(wifis, MAX_WIFIS_IN_QUERY)
+    assert [w.mac for w in query.wifi] == sorted(w.mac for w in query.wifi)  # request order
+    assert signals(query.blue) == strongest(blues, MAX_BLUES_IN_QUERY)
+    assert signals(query.cell) == strongest(cells, MAX_CELLS_IN_QUERY)
+    assert query.considered == {"blue": n, "cell": n, "wifi": n}
+
+
+def test_networks_without_signals_beyond_the_cap_keep_the_first() -> None:
+    from ichnaea.api.locate.constants import MAX_WIFIS_IN_QUERY
+
+    wifis = [{"macAddress": f"a820{i:08x}"} for i in range(MAX_WIFIS_IN_QUERY + 5)]
+    query = build({"wifiAccessPoints": wifis})
+    assert [w.mac for w in query.wifi] == [f"a820{i:08x}" for i in range(MAX_WIFIS_IN_QUERY)]
