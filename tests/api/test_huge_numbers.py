@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from ichnaea.config import Settings
 from ichnaea.queue import INCOMING_QUEUE, decode_item
 from ichnaea.web.app import create_app
-from tests.fixtures_app import Seeder
+from tests.fixtures_app import PROXY_PEER, Seeder
 
 HUGE = 10**400
 INF = "__inf__"  # replaced by the JSON text 1e400 (which Python reads as infinity)
@@ -152,7 +152,9 @@ LOCATE_FIELDS = [
 def api(app_settings: Settings, seed: Seeder) -> Iterator[TestClient]:
     """The app; a server error is answered as 500 (and collected), not raised into the test."""
     seed.api_key("test")
-    with TestClient(create_app(app_settings), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(app_settings), raise_server_exceptions=False, client=PROXY_PEER
+    ) as client:
         yield client
 
 

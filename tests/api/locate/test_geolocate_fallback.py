@@ -126,3 +126,28 @@ def test_satisfied_query_does_not_ask_the_provider(
     response = api.post(URL, json={"wifiAccessPoints": WIFIS[:2]})
     assert response.status_code == 200
     assert provider.requests == []
+
+
+def test_opted_out_networks_are_not_sent_to_the_provider(
+    api: TestClient, provider: Provider
+) -> None:
+    # Issue 8 item 18: an opted-out network never leaves the service, and an
+    # external fallback provider is outside it.
+    provider.reply(
+        200,
+        {"location": {"lat": 1.0, "lng": 1.0}, "accuracy": 100},
+        path="/v1/geolocate?key=upstream",
+    )
+    wifis = [
+        {"macAddress": "a82066010001", "ssid": "home_nomap"},
+        {"macAddress": "a82066010002", "ssid": "office_optout_5G"},
+        {"macAddress": "a82066010003", "ssid": "cafe"},
+        {"macAddress": "a82066010004"},
+    ]
+    response = api.post(URL, json={"wifiAccessPoints": wifis})
+    assert response.json() == {"location": {"lat": 1.0, "lng": 1.0}, "accuracy": 100.0}
+    (sent,) = provider.requests
+    assert [w["macAddress"] for w in sent.body["wifiAccessPoints"]] == [
+        "a82066010003",
+        "a82066010004",
+    ]

@@ -19,6 +19,7 @@ from ichnaea.api.locate.fallback import (
 )
 from ichnaea.api.locate.query import Query
 from ichnaea.api.locate.result import DataSource, Position, satisfies
+from ichnaea.privacy import is_opted_out, strip_opted_out
 
 
 def fallback_config(api_key: ApiKey) -> FallbackConfig | None:
@@ -51,12 +52,16 @@ async def search(client: FallbackClient, query: Query, api_key: ApiKey) -> list[
     config = fallback_config(api_key)
     if config is None:
         return []
+    # Opted-out networks never leave the service (ichnaea.privacy), so the
+    # provider neither sees them nor do they key its cached answers.
+    body = strip_opted_out(query.json())
+    wifi = [w for w in query.wifi if not is_opted_out(w.ssid)]
     networks = FallbackNetworks(
         blue=tuple(bytes.fromhex(b.mac) for b in query.blue),
         cell=tuple(c.cellid for c in query.cell),
-        wifi=tuple(bytes.fromhex(w.mac) for w in query.wifi),
+        wifi=tuple(bytes.fromhex(w.mac) for w in wifi),
     )
-    answer = await client.locate(config, query.json(), networks)
+    answer = await client.locate(config, body, networks)
     if answer is None:
         return []
     score = FALLBACK_LACF_SCORE if answer.fallback == "lacf" else FALLBACK_SCORE
