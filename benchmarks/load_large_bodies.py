@@ -32,7 +32,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import redis
 import sqlalchemy as sa
+from _servers import free_port, wait_ready
 
 from ichnaea.config import load_settings
 from ichnaea.migrate import migrate
@@ -159,26 +159,6 @@ def peak_rss_mb(pid: int) -> dict[int, float]:
         except OSError:
             continue
     return peaks
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(port: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"GET /__lbheartbeat__ HTTP/1.1\r\nHost: x\r\n\r\n")
-                if sock.recv(100).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("ichnaea web did not start")
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import sqlalchemy as sa
+from _servers import free_port, wait_ready
 
 from ichnaea.codecs import encode_cellid, mac_shard_id
 from ichnaea.config import load_settings
@@ -238,26 +238,6 @@ async def drive(
         "p99_ms": round(float(np.percentile(lat_ms, 99)), 1),
         "statuses": statuses,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(port: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"GET /__lbheartbeat__ HTTP/1.1\r\nHost: x\r\n\r\n")
-                if sock.recv(100).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("ichnaea web did not start")
 
 
 def main() -> None:

@@ -1,0 +1,32 @@
+"""What the load and fuzz scripts share to run a server of their own: a free port, readiness.
+
+The scripts run as ``python benchmarks/<script>.py``, so this folder is on
+``sys.path`` and they import it as ``_servers``.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(port: int, timeout_s: float = 60) -> None:
+    """Wait until ``/__lbheartbeat__`` on ``port`` answers 200."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET /__lbheartbeat__ HTTP/1.1\r\nHost: x\r\n\r\n")
+                if sock.recv(100).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("ichnaea web did not start")
