@@ -112,6 +112,8 @@ class Settings:
     # Request bodies: the limit on what arrives and on what gzip inflates to.
     max_body_bytes: int = 2 * 1024 * 1024
     max_decompressed_bytes: int = 20 * 1024 * 1024
+    # Queries one /v1/geolocate/batch request may carry.
+    max_batch_queries: int = 1000
     # Peers allowed to say who the client is in X-Forwarded-For.
     forwarded_allow_ips: TrustedProxies = LOOPBACK_PROXIES
     version_file: Path | None = None
@@ -375,6 +377,7 @@ def load_settings(
         max_decompressed_bytes=env.integer(
             "MAX_DECOMPRESSED_BYTES", 10 * max_body, lo=max_body, hi=1 << 32
         ),
+        max_batch_queries=env.integer("MAX_BATCH_QUERIES", 1000, lo=1, hi=100_000),
         forwarded_allow_ips=_trusted_proxies(env),
         version_file=Path(version_file) if version_file else None,
         env_file=env_file,

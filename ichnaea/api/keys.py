@@ -199,12 +199,12 @@ def apiuser_key(api_type: str, key: str, day: date) -> str:
     return f"apiuser:{api_type}:{key}:{day:%Y-%m-%d}"
 
 
-# One round trip for the accounting: PFADD + EXPIRE on the users key, INCR +
+# One round trip for the accounting: PFADD + EXPIRE on the users key, INCRBY +
 # EXPIRE on the counter; returns the new count.
 _COUNT_SCRIPT = """
 redis.call('PFADD', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-local count = redis.call('INCR', KEYS[2])
+local count = redis.call('INCRBY', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return count
 """
@@ -218,8 +218,12 @@ async def count_request(
     path: str,
     api_type: str,
     today: date,
+    amount: int = 1,
 ) -> int | None:
     """Count the request and its client IP; return the key's count of the day.
+
+    ``amount`` is the number of queries the request carries (a batch locate
+    counts each of its queries).
 
     None when there is no key or Redis failed (the request goes through).
     The counter is incremented before any comparison, so with ``maxreq=5``
@@ -232,7 +236,14 @@ async def count_request(
     limit_key = apilimit_key(api_key.valid_key, path, today)
     try:
         count = await client.eval(
-            _COUNT_SCRIPT, 2, user_key, limit_key, ip or "127.0.0.1", APIUSER_TTL_S, APILIMIT_TTL_S
+            _COUNT_SCRIPT,
+            2,
+            user_key,
+            limit_key,
+            ip or "127.0.0.1",
+            APIUSER_TTL_S,
+            APILIMIT_TTL_S,
+            amount,
         )
     except (redis.RedisError, OSError) as exc:
         log.warning("daily limit not checked, redis unavailable: %s", exc.__class__.__name__)

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from ichnaea.api.locate import batch as locate_batch
 from ichnaea.api.locate import endpoints as locate
 from ichnaea.api.submit import endpoints as submit
 from ichnaea.config import Settings
@@ -28,12 +29,21 @@ HEALTH_METHODS = ["GET", "HEAD", "POST"]
 API_METHODS = ["GET", "HEAD", "POST"]
 
 # Paths whose responses carry CORS headers (the public API, not health checks).
-API_PATHS = ("/v1/geolocate", "/v1/country", "/v1/submit", "/v1/geosubmit", "/v2/geosubmit")
+API_PATHS = (
+    "/v1/geolocate",
+    "/v1/geolocate/batch",
+    "/v1/country",
+    "/v1/submit",
+    "/v1/geosubmit",
+    "/v2/geosubmit",
+)
 
 
 def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/v1/geolocate", locate.geolocate, methods=API_METHODS),
+        # POST only: a batch needs a body.
+        Route("/v1/geolocate/batch", locate_batch.geolocate_batch, methods=["POST"]),
         Route("/v1/country", locate.country, methods=API_METHODS),
         Route("/v2/geosubmit", submit.geosubmit_v2, methods=API_METHODS),
         Route("/v1/geosubmit", submit.geosubmit_v1, methods=API_METHODS),

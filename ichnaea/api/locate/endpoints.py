@@ -5,6 +5,9 @@ Processing order (spec locate.md 1.3): the API key first (a bad key is
 ``dailyLimitExceeded`` before the body is read), then the body, then the
 search. Only geolocate counts requests and client IPs; country is never
 rate limited.
+
+:func:`locate_one` answers one parsed geolocate query; the single endpoint
+and the batch endpoint (``ichnaea.api.locate.batch``) both answer through it.
 """
 
 from __future__ import annotations
@@ -41,17 +44,24 @@ API_PATHS = {"locate": "v1.geolocate", "region": "v1.country"}
 
 
 async def resolve_api_key(
-    state: ApiState, text: str | None, api_type: str, request_state: Any = None
+    state: ApiState,
+    text: str | None,
+    api_type: str,
+    request_state: Any = None,
+    *,
+    path: str | None = None,
 ) -> ApiKey:
     """The key's permissions; raises ``InvalidApiKeyError`` for a bad or unknown key.
 
-    A database error skips the check: the request continues with the default
-    permissions (locate and region allowed, no fallback, no limit) and is
-    not counted under any key.
+    ``path`` names the endpoint in metrics and the log line (by default the
+    one of ``api_type``). A database error skips the check: the request
+    continues with the default permissions (locate and region allowed, no
+    fallback, no limit) and is not counted under any key.
     """
-    tags = {"path": API_PATHS[api_type], "key": "none"}
+    path = path or API_PATHS[api_type]
+    tags = {"path": path, "key": "none"}
     outcome, api_key = await find_api_key(state, text)
-    note(request_state, api_path=API_PATHS[api_type], api_type=api_type)
+    note(request_state, api_path=path, api_type=api_type)
     note_key(request_state, outcome, text, api_key)
     if outcome is KeyOutcome.unavailable:
         return ApiKey()
@@ -131,12 +141,18 @@ async def _prepare(request: Request, api_type: str) -> tuple[ApiState, ApiKey, Q
             parse_locate_request(data), api_type=api_type, ip=ip, geoip=geoip
         ),
     )
-    _query_metrics(state, api_key, query)
     return state, api_key, query, now
 
 
-async def geolocate(request: Request) -> Response:
-    state, api_key, query, now = await _prepare(request, "locate")
+async def locate_one(
+    state: ApiState, api_key: ApiKey, query: Query, *, now: datetime
+) -> dict[str, object]:
+    """The ``/v1/geolocate`` body for one parsed query; ``LocationNotFoundError`` if none.
+
+    Searches, counts the query and result metrics and (through the service)
+    stores the sampled query report, exactly once per query.
+    """
+    _query_metrics(state, api_key, query)
     result = await state.service.locate(query, api_key, now=now)
     _result_metrics(
         state, api_key, query, *((result.accuracy, result.source) if result else (None, None))
@@ -149,11 +165,17 @@ async def geolocate(request: Request) -> Response:
     }
     if result.fallback:
         body["fallback"] = result.fallback
-    return JSONResponse(body)
+    return body
+
+
+async def geolocate(request: Request) -> Response:
+    state, api_key, query, now = await _prepare(request, "locate")
+    return JSONResponse(await locate_one(state, api_key, query, now=now))
 
 
 async def country(request: Request) -> Response:
     state, api_key, query, now = await _prepare(request, "region")
+    _query_metrics(state, api_key, query)
     result = await state.service.region(query, now=now)
     _result_metrics(
         state, api_key, query, *((result.accuracy, result.source) if result else (None, None))
