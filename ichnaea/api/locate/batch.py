@@ -112,13 +112,15 @@ async def _allowed(
         today=now.date(),
         amount=queries,
     )
-    if count is None or not api_key.maxreq:
-        return queries  # no key, no limit, or Redis down: nothing is refused
+    if count is None:
+        return queries  # no key, or Redis down: nothing is refused
+    note(request.state, api_key_count=count)
+    if not api_key.maxreq:
+        return queries
     # The batch's queries took the counts count - queries + 1 ... count.
     allowed = max(0, min(queries, api_key.maxreq - (count - queries)))
     note(
         request.state,
-        api_key_count=count,
         rate_quota=api_key.maxreq,
         rate_remaining=max(api_key.maxreq - count, 0),
         rate_allowed=allowed == queries,

@@ -217,3 +217,16 @@ def test_batch_answers_post_only(api: TestClient) -> None:
     preflight = api.options(URL)
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "*"
+
+
+def test_batch_item_quoting_a_lone_surrogate_is_answered(api: TestClient) -> None:
+    # The item's parse error quotes the value, which UTF-8 cannot encode.
+    content = b'{"queries": [{"wifiAccessPoints": [{"signalStrength": "\\ud800"}]}, {}]}'
+    response = api.post(URL, content=content, headers=LONDON)
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert reason(results[0]) == "parseError"
+    assert results[0]["details"] == {
+        "validation": {"wifiAccessPoints.0.signalStrength": '"\ud800" is not a number'}
+    }
+    assert results[1]["accuracy"] == 40000.0
