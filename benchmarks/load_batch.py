@@ -1,7 +1,7 @@
 """Locates per second through ``/v1/geolocate/batch`` against the same queries as single calls.
 
     .venv/bin/python benchmarks/load_batch.py \
-        --db mysql://root@127.0.0.1:3306/ichnaea_bench_batch --redis redis://127.0.0.1:6379/5
+        --db mysql://root@127.0.0.1:3306/ichnaea_bench_batch --redis redis://127.0.0.1:6379/11
 
 It (re)creates and seeds the database the way ``load_locate.py`` does
 (``--wifis`` access points in groups of three near each other, around a few
@@ -142,7 +142,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--db", default="mysql://root@127.0.0.1:3306/ichnaea_bench_batch")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/5")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--wifis", type=int, default=100_000)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--batches", type=int, default=10)
