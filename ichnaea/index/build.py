@@ -8,7 +8,8 @@ page per table in memory, never a whole table. The per-table streams are
 merged into global key order with :func:`heapq.merge` (Wi-Fi and Bluetooth
 shards split the key space by the MAC's fifth hex digit, so each shard is
 sorted but their union is not), converted to records a chunk at a time and
-appended to a temporary file in the index directory, which is fsynced and
+appended to a temporary file in the index directory (keys; the values go
+to a scratch file copied after them), which is fsynced and
 renamed over the kind's file (:func:`ichnaea.atomicfile.write_atomically`):
 a reader sees the old file or the new one, never a part. Rows without a
 position are left out, as the database path never returns them.
@@ -26,6 +27,7 @@ import fcntl
 import heapq
 import logging
 import os
+import tempfile
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -44,15 +46,17 @@ from ichnaea.atomicfile import write_atomically
 from ichnaea.codecs import MAC_BYTES
 from ichnaea.index.format import (
     COORD_SCALE,
-    DTYPES,
     HEADER_BYTES,
+    KEY_DTYPES,
     KINDS,
     NULL_I32,
     NULL_U16,
     NULL_U32,
+    VALUE_DTYPES,
     CorruptIndexError,
     Header,
     file_name,
+    record_size,
 )
 from ichnaea.index.reader import StationIndex, open_index
 from ichnaea.models.cell import AREA_TABLES, CELL_TABLES
@@ -64,6 +68,7 @@ DEFAULT_PAGE_ROWS = 5_000
 DEFAULT_CHUNK_ROWS = 65_536
 DEFAULT_LOG_EVERY_ROWS = 1_000_000
 LOCK_NAME = ".lock"
+_COPY_BYTES = 1 << 22
 
 _STATION_COLUMNS = (
     "lat", "lon", "radius", "samples", "created", "modified",
@@ -145,21 +150,20 @@ def _keys(kind: str, values: Sequence[bytes]) -> NDArray[Any]:
         wide = np.zeros((len(values), 8), dtype=np.uint8)
         wide[:, 8 - MAC_BYTES :] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, MAC_BYTES)
         return wide.view(">u8").ravel().astype(np.uint64)
-    return np.array(values, dtype=DTYPES[kind]["key"])
+    return np.array(values, dtype=KEY_DTYPES[kind])
 
 
 def encode_records(
     kind: str, rows: Sequence[Sequence[Any]], regions: dict[str | None, int]
-) -> NDArray[np.void]:
-    """Records of ``kind`` for ``(key, *value columns)`` rows.
+) -> tuple[NDArray[Any], NDArray[np.void]]:
+    """Keys and value records of ``kind`` for ``(key, *value columns)`` rows.
 
     Region codes not yet in ``regions`` are added to it.
     """
-    out = np.zeros(len(rows), dtype=DTYPES[kind])
+    out = np.zeros(len(rows), dtype=VALUE_DTYPES[kind])
     if not rows:
-        return out
+        return np.zeros(0, dtype=KEY_DTYPES[kind]), out
     columns = dict(zip(("key", *_sources(kind)[2]), zip(*rows, strict=True), strict=True))
-    out["key"] = _keys(kind, columns["key"])
     out["lat"] = _coord(columns["lat"])
     out["lon"] = _coord(columns["lon"])
     if kind == "area":
@@ -177,7 +181,7 @@ def encode_records(
     out["modified"] = _seconds(columns["modified"])
     out["last_seen"] = _days(columns["last_seen"])
     out["region"] = [regions.setdefault(r, len(regions)) for r in columns["region"]]
-    return out
+    return _keys(kind, columns["key"]), out
 
 
 def _region_table(regions: dict[str | None, int]) -> bytes:
@@ -190,6 +194,7 @@ def _write_kind(
     kind: str,
     out: BinaryIO,
     *,
+    directory: Path,
     generation: int,
     page_rows: int,
     chunk_rows: int,
@@ -207,30 +212,37 @@ def _write_kind(
     high_water = -1
     last_key: Any = None
     next_log = log_every_rows
-    while chunk := list(islice(merged, chunk_rows)):
-        records = encode_records(kind, chunk, regions)
-        keys = records["key"]
-        if (last_key is not None and keys[0] <= last_key) or np.any(keys[1:] <= keys[:-1]):
-            raise IndexBuildError(f"{kind}: source keys are not strictly increasing")
-        last_key = keys[-1]
-        modified = records["modified"]
-        known = modified[modified != NULL_U32]
-        if known.size:
-            high_water = max(high_water, int(known.max()))
-        data = records.tobytes()
-        crc = zlib.crc32(data, crc)
-        out.write(data)
-        count += len(records)
-        if count >= next_log:
-            log.info("index build: %s, %d rows in %.1f s", kind, count, time.time() - started)
-            next_log += log_every_rows
+    # Keys go straight to the file, values to a scratch file appended after
+    # them: the number of rows is known only at the end.
+    with tempfile.TemporaryFile(dir=directory) as values_out:
+        while chunk := list(islice(merged, chunk_rows)):
+            keys, records = encode_records(kind, chunk, regions)
+            if (last_key is not None and keys[0] <= last_key) or np.any(keys[1:] <= keys[:-1]):
+                raise IndexBuildError(f"{kind}: source keys are not strictly increasing")
+            last_key = keys[-1]
+            modified = records["modified"]
+            known = modified[modified != NULL_U32]
+            if known.size:
+                high_water = max(high_water, int(known.max()))
+            data = keys.tobytes()
+            crc = zlib.crc32(data, crc)
+            out.write(data)
+            values_out.write(records.tobytes())
+            count += len(records)
+            if count >= next_log:
+                log.info("index build: %s, %d rows in %.1f s", kind, count, time.time() - started)
+                next_log += log_every_rows
+        values_out.seek(0)
+        while data := values_out.read(_COPY_BYTES):
+            crc = zlib.crc32(data, crc)
+            out.write(data)
     if len(regions) > np.iinfo(np.uint16).max:
         raise IndexBuildError(f"{kind}: more than 65535 distinct regions")
     region_bytes = _region_table(regions)
     out.write(region_bytes)
     header = Header(
         kind=kind,
-        record_size=DTYPES[kind].itemsize,
+        record_size=record_size(kind),
         count=count,
         generation=generation,
         build_time_s=started,
@@ -268,6 +280,7 @@ def build_index(
                         conn,
                         kind,
                         out,
+                        directory=directory,
                         generation=generation,
                         page_rows=page_rows,
                         chunk_rows=chunk_rows,

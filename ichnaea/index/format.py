@@ -6,8 +6,14 @@ that a batch of query keys is found with one ``np.searchsorted`` over the
 key column of the memory-mapped records::
 
     offset 0    header, HEADER_BYTES (64) bytes, struct ``_HEADER`` below
-    offset 64   count records of the kind's dtype (packed, no padding)
+    offset 64   the key column: count keys of KEY_DTYPES[kind], ascending
+    then        the value records: count records of VALUE_DTYPES[kind]
+                (packed, no padding), in the same order
     then        the region table: region_count codes of 2 ASCII bytes
+
+Keys and values are apart so that the key column is one contiguous array:
+``np.searchsorted`` over a strided field of packed records would first
+copy the whole column, on every lookup.
 
 Header fields: magic, format version, kind, record size, record count, the
 build's generation id (nanoseconds since the epoch when the build started;
@@ -15,14 +21,14 @@ the four files of one build share it), build time (seconds since the
 epoch), the high-water mark of the source rows' ``modified`` (whole seconds
 since the epoch, -1 for an empty build; the later incremental read starts
 there), the number of region codes, the CRC-32 of everything after the
-header (records and region table) and the CRC-32 of the header itself.
+header (keys, values and region table) and the CRC-32 of the header itself.
 CRC-32 (``zlib.crc32``) is there to catch accidental damage (a flipped
 byte, a torn write, a truncated copy), which it detects at more than
 1 GB/s when the file is opened; the directory is the service's own, so
 tampering is not in the threat model and a cryptographic hash would only
 cost open time.
 
-Records (``np.dtype`` with explicit offsets, no alignment padding):
+Stations (key + value record, packed, no alignment padding):
 
 * ``wifi``/``blue``, 37 bytes: ``key`` uint64 (the 6-byte MAC read
   big-endian, so numeric order is byte order), ``lat``/``lon`` int32 in
@@ -30,7 +36,7 @@ Records (``np.dtype`` with explicit offsets, no alignment padding):
   ``created`` uint16 day, ``modified`` uint32 second, ``last_seen`` uint16
   day, ``block_last`` uint16 day, ``block_count`` uint8, ``region`` uint16
   code into the region table.
-* ``cell``, 46 bytes: ``key`` ``S17``, then the same fields. The key is the
+* ``cell``, 46 bytes: ``key`` ``S17``, and the same values. The key is the
   codec's 11-byte key zero-padded to 17, or the 17-byte NR key. Why bytes
   and not two uint64: an NR key is radio, mcc, mnc, a 32-bit TAC and a
   64-bit NCI, 136 bits, which two uint64 hold only by narrowing a field the
@@ -92,11 +98,9 @@ _STATION_FIELDS = [
     ("region", "<u2"),
 ]
 
-MAC_DTYPE: Final = np.dtype([("key", "<u8"), *_STATION_FIELDS])
-CELL_DTYPE: Final = np.dtype([("key", "S17"), *_STATION_FIELDS])
-AREA_DTYPE: Final = np.dtype(
+STATION_VALUES: Final = np.dtype(_STATION_FIELDS)
+AREA_VALUES: Final = np.dtype(
     [
-        ("key", "S9"),
         ("lat", "<i4"),
         ("lon", "<i4"),
         ("radius", "<i4"),
@@ -107,7 +111,23 @@ AREA_DTYPE: Final = np.dtype(
         ("region", "<u2"),
     ]
 )
-DTYPES: Final = {"wifi": MAC_DTYPE, "blue": MAC_DTYPE, "cell": CELL_DTYPE, "area": AREA_DTYPE}
+KEY_DTYPES: Final = {
+    "wifi": np.dtype("<u8"),
+    "blue": np.dtype("<u8"),
+    "cell": np.dtype("S17"),
+    "area": np.dtype("S9"),
+}
+VALUE_DTYPES: Final = {
+    "wifi": STATION_VALUES,
+    "blue": STATION_VALUES,
+    "cell": STATION_VALUES,
+    "area": AREA_VALUES,
+}
+
+
+def record_size(kind: str) -> int:
+    """Bytes per station of a kind: its key plus its values."""
+    return int(KEY_DTYPES[kind].itemsize + VALUE_DTYPES[kind].itemsize)
 
 
 class CorruptIndexError(Exception):
@@ -160,7 +180,7 @@ def unpack_header(data: bytes, *, name: str) -> Header:
     if len(data) < HEADER_BYTES:
         raise CorruptIndexError(f"{name}: {len(data)} bytes, shorter than the header")
     fields = _HEADER.unpack_from(data)
-    magic, version, kind_raw, record_size, count, generation = fields[:6]
+    magic, version, kind_raw, size, count, generation = fields[:6]
     build_time_s, high_water, region_count, payload_crc, header_crc = fields[6:]
     if magic != MAGIC:
         raise CorruptIndexError(f"{name}: not a station index file (magic {magic!r})")
@@ -169,15 +189,15 @@ def unpack_header(data: bytes, *, name: str) -> Header:
     if version != FORMAT_VERSION:
         raise CorruptIndexError(f"{name}: format version {version}, expected {FORMAT_VERSION}")
     kind = kind_raw.rstrip(b"\0").decode("ascii", errors="replace")
-    if kind not in DTYPES:
+    if kind not in KEY_DTYPES:
         raise CorruptIndexError(f"{name}: unknown station kind {kind!r}")
-    if record_size != DTYPES[kind].itemsize:
+    if size != record_size(kind):
         raise CorruptIndexError(
-            f"{name}: records of {record_size} bytes, expected {DTYPES[kind].itemsize} for {kind}"
+            f"{name}: records of {size} bytes, expected {record_size(kind)} for {kind}"
         )
     return Header(
         kind=kind,
-        record_size=record_size,
+        record_size=size,
         count=count,
         generation=generation,
         build_time_s=build_time_s,

@@ -8,8 +8,8 @@ its records; any failure raises :class:`~ichnaea.index.format.CorruptIndexError`
 and nothing of the file is served (the caller rebuilds).
 
 A lookup takes all keys of one kind in a query, sorts and de-duplicates
-them, finds them with one ``np.searchsorted`` over the sorted key column
-and decodes the found records column by column: the number of Python calls
+them, finds them with one ``np.searchsorted`` over the sorted, contiguous
+key column and decodes the found value records field by field: the number of Python calls
 is the same for 1 key as for 100. The answer has the shape the database
 path gives (:class:`~ichnaea.repositories.stations.StationRows`,
 :class:`~ichnaea.repositories.stations.AreaRows`): the same NULL-as-NaN
@@ -41,13 +41,14 @@ from ichnaea.codecs import AREAID_BYTES, CELLID_BYTES, MAC_BYTES
 from ichnaea.enums import Radio
 from ichnaea.index.format import (
     COORD_SCALE,
-    DTYPES,
     HEADER_BYTES,
+    KEY_DTYPES,
     KINDS,
     NULL_I32,
     NULL_U16,
     NULL_U32,
     REGION_BYTES,
+    VALUE_DTYPES,
     CorruptIndexError,
     Header,
     file_name,
@@ -62,10 +63,11 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 @dataclass(frozen=True, slots=True)
 class KindIndex:
-    """The mapped, verified records of one station kind."""
+    """The mapped, verified keys and value records of one station kind."""
 
     header: Header
-    records: NDArray[np.void]  # read-only view of the mapped file
+    keys: NDArray[Any]  # ascending, contiguous, read-only view of the mapped file
+    values: NDArray[np.void]  # the values of keys[i] at values[i], read-only view
     regions: NDArray[np.object_]  # region code -> "DE" / None
 
 
@@ -89,8 +91,11 @@ def _open_kind(path: Path) -> KindIndex:
     view = memoryview(mapped)
     if zlib.crc32(view[HEADER_BYTES:]) != header.payload_crc:
         raise CorruptIndexError(f"{path}: payload checksum mismatch")
-    records = np.frombuffer(
-        mapped, dtype=DTYPES[header.kind], count=header.count, offset=HEADER_BYTES
+    key_dtype = KEY_DTYPES[header.kind]
+    keys = np.frombuffer(mapped, dtype=key_dtype, count=header.count, offset=HEADER_BYTES)
+    values_at = HEADER_BYTES + header.count * key_dtype.itemsize
+    values = np.frombuffer(
+        mapped, dtype=VALUE_DTYPES[header.kind], count=header.count, offset=values_at
     )
     table_at = HEADER_BYTES + header.count * header.record_size
     raw = bytes(view[table_at:size])
@@ -98,7 +103,7 @@ def _open_kind(path: Path) -> KindIndex:
     names = [raw[i : i + REGION_BYTES].rstrip(b"\0").decode("ascii") or None
              for i in range(0, len(raw), REGION_BYTES)]  # fmt: skip
     regions = np.array(names, dtype=object)
-    return KindIndex(header=header, records=records, regions=regions)
+    return KindIndex(header=header, keys=keys, values=values, regions=regions)
 
 
 def _nullable(raw: NDArray[Any], null: int, offset: float = 0.0) -> Float:
@@ -106,30 +111,31 @@ def _nullable(raw: NDArray[Any], null: int, offset: float = 0.0) -> Float:
     return np.where(raw == null, np.nan, values)
 
 
-def _find(records: NDArray[np.void], query: NDArray[Any]) -> NDArray[np.void]:
-    """The records whose keys are in ``query`` (which is sorted and unique)."""
-    keys = records["key"]
+def _find(index: KindIndex, query: NDArray[Any]) -> NDArray[np.intp]:
+    """The positions of the keys of ``query`` (sorted, unique) that the index holds."""
+    keys = index.keys
     if len(keys) == 0 or len(query) == 0:
-        return records[:0]
+        return np.zeros(0, dtype=np.intp)
     at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-    found: NDArray[np.void] = records[at[keys[at] == query]]
+    found: NDArray[np.intp] = at[keys[at] == query]
     return found
 
 
 def _split_keys(
-    records: NDArray[np.void], width: int, short: int
-) -> tuple[NDArray[np.void], list[bytes]]:
-    """Records reordered short keys first, NR keys last, and their keys as bytes.
+    index: KindIndex, at: NDArray[np.intp], short: int
+) -> tuple[NDArray[np.intp], list[bytes]]:
+    """Positions reordered short keys first, NR keys last, and their keys as bytes.
 
-    Keys of ``short`` bytes are stored zero-padded to ``width``; the radio
-    byte says which is which.
+    Keys of ``short`` bytes are stored zero-padded to the column's width;
+    the radio byte says which is which.
     """
-    raw = np.ascontiguousarray(records["key"]).view(np.uint8).reshape(-1, width)
+    width = index.keys.dtype.itemsize
+    raw = np.ascontiguousarray(index.keys[at]).view(np.uint8).reshape(-1, width)
     nr = raw[:, 0] == Radio.nr
     order = np.concatenate([np.flatnonzero(~nr), np.flatnonzero(nr)])
     short_keys = np.ascontiguousarray(raw[~nr, :short]).view(f"V{short}").ravel().tolist()
     long_keys = np.ascontiguousarray(raw[nr]).view(f"V{width}").ravel().tolist()
-    return records[order], short_keys + long_keys
+    return at[order], short_keys + long_keys
 
 
 def _station_rows(
@@ -149,16 +155,16 @@ def _station_rows(
     )
 
 
-def _unblocked(
-    found: NDArray[np.void], regions: NDArray[np.object_], today: date
-) -> NDArray[np.void]:
-    """``found`` without its blocked stations, by the database path's own rule.
+def _unblocked(index: KindIndex, at: NDArray[np.intp], today: date) -> NDArray[np.intp]:
+    """The positions ``at`` without blocked stations, by the database path's own rule.
 
-    The rule is applied to the records before their keys become ``bytes``.
+    The rule is applied before any key becomes ``bytes``.
     """
-    numbers = _station_rows(found, [], regions)
+    found = index.values[at]
+    numbers = _station_rows(found, [], index.regions)
     mask = blocked(numbers, found["block_count"].astype(np.float64), today)
-    return found[~mask]
+    kept: NDArray[np.intp] = at[~mask]
+    return kept
 
 
 class StationIndex:
@@ -177,9 +183,9 @@ class StationIndex:
         """The header of a kind's file (counts, build time, high-water mark)."""
         return self._kinds[kind].header
 
-    def records(self, kind: str) -> NDArray[np.void]:
-        """The read-only, key-sorted records of a kind (dtype :data:`format.DTYPES`)."""
-        return self._kinds[kind].records
+    def columns(self, kind: str) -> tuple[NDArray[Any], NDArray[np.void]]:
+        """The read-only sorted keys of a kind and their value records (format.py dtypes)."""
+        return self._kinds[kind].keys, self._kinds[kind].values
 
     def macs(self, kind: str, macs: Sequence[bytes], *, today: date) -> StationRows:
         """Wi-Fi (``kind="wifi"``) or Bluetooth (``"blue"``) stations by 6-byte MAC,
@@ -191,26 +197,24 @@ class StationIndex:
         wide = np.zeros((len(macs), 8), dtype=np.uint8)
         wide[:, 8 - MAC_BYTES :] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, MAC_BYTES)
         query = np.unique(wide.view(">u8").ravel().astype(np.uint64))
-        found = _unblocked(_find(index.records, query), index.regions, today)
-        raw = found["key"].astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - MAC_BYTES :]
+        at = _unblocked(index, _find(index, query), today)
+        raw = index.keys[at].astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - MAC_BYTES :]
         keys = np.ascontiguousarray(raw).view(f"V{MAC_BYTES}").ravel().tolist()
-        return _station_rows(found, keys, index.regions)
+        return _station_rows(index.values[at], keys, index.regions)
 
     def cells(self, cellids: Sequence[bytes], *, today: date) -> StationRows:
         """Cells by their 11-byte (17 for NR) codec keys, as ``fetch_cells`` gives them."""
         index = self._kinds["cell"]
-        query = np.unique(np.array(cellids, dtype=DTYPES["cell"]["key"]))
-        found = _unblocked(_find(index.records, query), index.regions, today)
-        width = DTYPES["cell"]["key"].itemsize
-        found, keys = _split_keys(found, width, CELLID_BYTES)
-        return _station_rows(found, keys, index.regions)
+        query = np.unique(np.array(cellids, dtype=index.keys.dtype))
+        at, keys = _split_keys(index, _unblocked(index, _find(index, query), today), CELLID_BYTES)
+        return _station_rows(index.values[at], keys, index.regions)
 
     def areas(self, areaids: Sequence[bytes]) -> AreaRows:
         """Cell areas by their 7-byte (9 for NR) keys, as ``fetch_areas`` gives them."""
         index = self._kinds["area"]
-        query = np.unique(np.array(areaids, dtype=DTYPES["area"]["key"]))
-        found = _find(index.records, query)
-        found, keys = _split_keys(found, DTYPES["area"]["key"].itemsize, AREAID_BYTES)
+        query = np.unique(np.array(areaids, dtype=index.keys.dtype))
+        at, keys = _split_keys(index, _find(index, query), AREAID_BYTES)
+        found = index.values[at]
         return AreaRows(
             keys=keys,
             lat=found["lat"] / COORD_SCALE,
