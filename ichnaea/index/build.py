@@ -19,6 +19,11 @@ exclusive ``fcntl.flock`` on ``<directory>/.lock`` it opens the current
 files and builds only if they are missing or damaged, so of several
 processes on one host the first builds and the others wait for the lock,
 then map the finished files.
+
+The package's API for the web role (wired in a later slice of issue 9):
+:func:`ensure_index` here, :class:`ichnaea.index.reader.StationIndex`
+(``macs``, ``cells``, ``areas``, ``header``), and
+:class:`ichnaea.index.format.CorruptIndexError`.
 """
 
 from __future__ import annotations
@@ -315,6 +320,10 @@ def ensure_index(engine: Engine, directory: Path) -> StationIndex:
 
     Several processes may call this at once: the lock lets one build while
     the others wait, and those then find the finished files and map them.
+    A failed build raises (:class:`IndexBuildError`, or the database's
+    error) and leaves the file it was writing as it was (files of kinds
+    already rebuilt keep their new generation); the caller keeps
+    answering from the database.
     """
     with host_lock(directory):
         try:

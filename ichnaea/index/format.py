@@ -51,7 +51,8 @@ Stations (key + value record, packed, no alignment padding):
 
 Precision and ranges: positions are rounded to 1e-7 degree, an error of at
 most 5.6 mm on the ground (half a unit of latitude; less for longitude away
-from the equator) — float32 would lose up to 1.7 m near ±180°. Days are
+from the equator); float32 steps are 1.7 m wide near ±180° (errors up
+to 0.85 m) for the same 4 bytes. Days are
 counted from 1970-01-01 (uint16, up to 2149-06-05), seconds from the epoch
 (uint32, up to 2106); ``modified`` keeps whole seconds (MariaDB ``DATETIME``
 stores no more). A NULL field is stored as the type's largest value (the
