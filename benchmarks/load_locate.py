@@ -1,20 +1,48 @@
-"""Load driver for the locate API: seed stations, start ``ichnaea web``, measure.
+"""Load driver for the API: ``ichnaea web`` beside the framework limit app, same bodies.
 
     .venv/bin/python benchmarks/load_locate.py \
         --db mysql://root@127.0.0.1:3306/ichnaea_bench --redis redis://127.0.0.1:6379/9
+    .venv/bin/python benchmarks/load_locate.py --quick     # a few seconds per scenario
 
-It (re)creates the database, migrates it, seeds ``--wifis`` Wi-Fi access
-points (default 100,000) and ``--cells`` cells (default 10,000) around a few
-cities, starts ``ichnaea web`` with ``--processes`` processes on a free port,
-then for each scenario (IP only, 3 Wi-Fi, 1 cell, mixed) keeps
-``--connections`` keep-alive HTTP/1.1 connections busy for ``--seconds``
-seconds and prints requests/s and p50/p90/p99 latency.
+It (re)creates the database, migrates it and seeds a synthetic city around
+a few real ones: ``--wifis`` Wi-Fi access points (default 100,000) in places
+of 20 (a building's worth, within about 30 m), ``--blues`` Bluetooth beacons
+(default 1,000) in places of 10, and ``--cells`` LTE cells (default 10,000)
+in sites of 6 (within about 1 km); each Wi-Fi place lies near one cell
+site. The Redis database given is flushed. Then it starts ``ichnaea web``
+(default configuration: request log on, query sampling as the key says)
+and ``benchmarks/limit_app.py`` (bare Starlette + orjson: reads and parses
+the body, answers a constant; see its docstring) with ``--processes``
+processes each, on free ports.
 
-The client is a minimal asyncio HTTP/1.1 client (pre-built requests, no
-parsing beyond the status line and Content-Length) so that, on a small
-machine, as much CPU as possible is left to the server under test. Every
-response's status is checked: a scenario with any non-200 answer reports it.
-Only loopback addresses are used; every loop is bounded by time.
+Each scenario's bodies are built once and sent, byte for byte, to both:
+
+* ``wifi``: ``/v1/geolocate`` with 2 to 20 access points of one place (and
+  sometimes one or two unknown ones), with signal strengths;
+* ``cell``: 1 to 6 cells of one site, with signal strengths;
+* ``wifi+cell``: both, the place near the site;
+* ``ip-only``: an empty body (a GeoIP answer);
+* ``country``: ``/v1/country`` with an empty body;
+* ``geosubmit``: ``/v2/geosubmit`` with one report (a GNSS position, the
+  access points, beacons and cells seen there);
+* ``lbheartbeat``: ``GET /__lbheartbeat__``.
+
+Every request comes through ``X-Forwarded-For`` from a public, GeoIP-known
+address (the loopback peer is a trusted proxy by default), as a phone's would.
+
+For each scenario it drives ichnaea, then the limit app, then both again
+(two rounds, after a short warm-up of each), ``--connections`` keep-alive
+HTTP/1.1 connections for ``--seconds`` seconds each time, and prints a table:
+the median requests/s of the two rounds, ichnaea's p50 and p99 latency (the
+two rounds' values), and ichnaea's share of the limit app's requests/s.
+Every answer's status is checked; any non-200 is shown in the table.
+
+The client is a minimal asyncio protocol on uvloop (pre-built requests,
+no parsing beyond the status line and Content-Length) so that, on a small
+machine, as much CPU as possible is left to the servers under test; its own
+CPU use per run is printed (``client_cpu``: CPU seconds per wall second), as
+a client near 1.0 caps the figure. Only loopback addresses are used; every
+loop is bounded by time.
 """
 
 from __future__ import annotations
@@ -25,14 +53,19 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
 
 import numpy as np
+import redis
 import sqlalchemy as sa
+import uvloop
 from _servers import free_port, wait_ready
 
 from ichnaea.codecs import encode_cellid, mac_shard_id
@@ -41,86 +74,100 @@ from ichnaea.enums import Radio
 from ichnaea.migrate import migrate
 from ichnaea.models.api_key import ApiKey
 from ichnaea.models.cell import CELL_TABLES
-from ichnaea.models.station import WIFI_SHARDS
+from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
 
 CITIES = [(51.5, -0.1), (52.52, 13.40), (48.85, 2.35), (40.71, -74.0), (35.68, 139.69)]
 KEY = "bench"
+CLIENT_IP = "81.2.69.192"  # London in the bundled GeoIP database
+WIFI_PER_PLACE = 20
+BLUE_PER_PLACE = 10
+CELLS_PER_SITE = 6
+SCENARIOS = ("wifi", "cell", "wifi+cell", "ip-only", "country", "geosubmit", "lbheartbeat")
+BODIES_PER_SCENARIO = 2000
 
 
 @dataclass
-class Seeded:
-    wifi_groups: list[list[str]]  # 3 MACs of access points near each other
-    cells: list[tuple[int, int, int, int]]  # (mcc, mnc, lac, cid) of LTE cells
+class Site:
+    """One cell site and the places near it (each a list of MACs seen together)."""
+
+    lat: float
+    lon: float
+    cells: list[tuple[int, int, int, int]] = field(default_factory=list)  # LTE (mcc, mnc, lac, cid)
+    wifi_places: list[list[str]] = field(default_factory=list)
+    blue_places: list[list[str]] = field(default_factory=list)
 
 
-def seed(engine: sa.Engine, wifis: int, cells: int, rng: random.Random) -> Seeded:
+def _mac(rng: random.Random) -> str:
+    # A globally administered unicast address, as a real access point has.
+    return f"{rng.getrandbits(48) & ~(0x03 << 40):012x}"
+
+
+def _station(lat: float, lon: float, common: dict[str, object]) -> dict[str, object]:
+    return {"lat": lat, "lon": lon, "max_lat": lat, "min_lat": lat,
+            "max_lon": lon, "min_lon": lon, **common}  # fmt: skip
+
+
+def seed(engine: sa.Engine, wifis: int, blues: int, cells: int, rng: random.Random) -> list[Site]:
+    """Write the stations and the API key; return the sites the queries are drawn from."""
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    created = now.replace(year=now.year - 1)
     common = {
         "region": None,
         "samples": 50,
-        "created": created,
+        "created": now.replace(year=now.year - 1),
         "modified": now,
         "last_seen": now.date(),
         "radius": 50,
         "weight": 50.0,
     }
-    by_shard: dict[str, list[dict[str, object]]] = {}
-    groups: list[list[str]] = []
-    for g in range(wifis // 3):
-        lat0, lon0 = CITIES[g % len(CITIES)]
-        lat0 += rng.uniform(-0.2, 0.2)
-        lon0 += rng.uniform(-0.2, 0.2)
-        group = []
-        for _ in range(3):
-            mac = f"{rng.getrandbits(48):012x}"
-            lat, lon = lat0 + rng.uniform(-5e-4, 5e-4), lon0 + rng.uniform(-5e-4, 5e-4)
-            row = {
-                "mac": bytes.fromhex(mac),
-                "lat": lat,
-                "lon": lon,
-                "max_lat": lat,
-                "min_lat": lat,
-                "max_lon": lon,
-                "min_lon": lon,
-                **common,
-            }
-            by_shard.setdefault(mac_shard_id(mac), []).append(row)
-            group.append(mac)
-        groups.append(group)
-    cell_keys = []
+    sites = []
     cell_rows = []
-    for i in range(cells):
-        lat0, lon0 = CITIES[i % len(CITIES)]
-        mcc, mnc, lac, cid = 234, 30, 1 + i // 100, 1 + i
-        lat, lon = lat0 + rng.uniform(-0.3, 0.3), lon0 + rng.uniform(-0.3, 0.3)
-        cell_rows.append(
-            {
-                "cellid": encode_cellid(Radio.lte, mcc, mnc, lac, cid),
-                "radio": int(Radio.lte),
-                "mcc": mcc,
-                "mnc": mnc,
-                "lac": lac,
-                "cid": cid,
-                "lat": lat,
-                "lon": lon,
-                "max_lat": lat,
-                "min_lat": lat,
-                "max_lon": lon,
-                "min_lon": lon,
-                **common,
-                "radius": 2000,
-            }
-        )
-        cell_keys.append((mcc, mnc, lac, cid))
+    for s in range(max(1, cells // CELLS_PER_SITE)):
+        lat0, lon0 = CITIES[s % len(CITIES)]
+        site = Site(lat0 + rng.uniform(-0.2, 0.2), lon0 + rng.uniform(-0.2, 0.2))
+        for c in range(CELLS_PER_SITE):
+            mcc, mnc, lac, cid = 234, 30, 1 + s // 20, 1 + s * CELLS_PER_SITE + c
+            lat, lon = site.lat + rng.uniform(-0.01, 0.01), site.lon + rng.uniform(-0.01, 0.01)
+            cell_rows.append(
+                {
+                    **_station(lat, lon, common),
+                    "cellid": encode_cellid(Radio.lte, mcc, mnc, lac, cid),
+                    "radio": int(Radio.lte),
+                    "mcc": mcc,
+                    "mnc": mnc,
+                    "lac": lac,
+                    "cid": cid,
+                    "radius": rng.randint(1000, 3000),
+                }
+            )
+            site.cells.append((mcc, mnc, lac, cid))
+        sites.append(site)
+
+    def places(
+        count: int, per_place: int, spread: float, blue: bool
+    ) -> dict[str, list[dict[str, object]]]:
+        by_shard: dict[str, list[dict[str, object]]] = {}
+        for p in range(max(1, count // per_place)):
+            site = sites[p % len(sites)]
+            lat0 = site.lat + rng.uniform(-0.005, 0.005)
+            lon0 = site.lon + rng.uniform(-0.005, 0.005)
+            macs = []
+            for _ in range(per_place):
+                mac = _mac(rng)
+                lat, lon = lat0 + rng.uniform(-spread, spread), lon0 + rng.uniform(-spread, spread)
+                by_shard.setdefault(mac_shard_id(mac), []).append(
+                    {"mac": bytes.fromhex(mac), **_station(lat, lon, common)}
+                )
+                macs.append(mac)
+            (site.blue_places if blue else site.wifi_places).append(macs)
+        return by_shard
+
+    wifi_rows = places(wifis, WIFI_PER_PLACE, 3e-4, blue=False)
+    blue_rows = places(blues, BLUE_PER_PLACE, 1e-4, blue=True) if blues else {}
     with engine.begin() as conn:
-        for shard_id, rows in by_shard.items():
-            table = WIFI_SHARDS[shard_id].__table__
-            for start in range(0, len(rows), 5000):
-                conn.execute(table.insert(), rows[start : start + 5000])  # type: ignore[attr-defined]
-        table = CELL_TABLES[Radio.lte].__table__
-        for start in range(0, len(cell_rows), 5000):
-            conn.execute(table.insert(), cell_rows[start : start + 5000])  # type: ignore[attr-defined]
+        for shards, rows_by_shard in ((WIFI_SHARDS, wifi_rows), (BLUE_SHARDS, blue_rows)):
+            for shard_id, rows in rows_by_shard.items():
+                _insert(conn, shards[shard_id].__table__, rows)  # type: ignore[attr-defined]
+        _insert(conn, CELL_TABLES[Radio.lte].__table__, cell_rows)  # type: ignore[attr-defined]
         conn.execute(
             ApiKey.__table__.insert().values(  # type: ignore[attr-defined]
                 valid_key=KEY,
@@ -132,58 +179,90 @@ def seed(engine: sa.Engine, wifis: int, cells: int, rng: random.Random) -> Seede
                 store_sample_submit=100,
             )
         )
-    return Seeded(groups, cell_keys)
+    return sites
 
 
-def scenario_bodies(name: str, seeded: Seeded, rng: random.Random, n: int = 2000) -> list[bytes]:
+def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, object]]) -> None:
+    for start in range(0, len(rows), 5000):
+        conn.execute(table.insert(), rows[start : start + 5000])
+
+
+def _wifis(site: Site, rng: random.Random) -> list[dict[str, object]]:
+    place = rng.choice(site.wifi_places)
+    seen = rng.sample(place, rng.randint(2, len(place)))
+    if rng.random() < 0.2:  # a phone's hotspot or a new router nobody taught us yet
+        seen[rng.randrange(len(seen)) :] = [_mac(rng) for _ in range(rng.randint(1, 2))]
+        seen = seen[:WIFI_PER_PLACE]
+    return [{"macAddress": m, "signalStrength": rng.randint(-95, -40)} for m in seen]
+
+
+def _cells(site: Site, rng: random.Random, most: int = CELLS_PER_SITE) -> list[dict[str, object]]:
+    return [
+        {
+            "radioType": "lte",
+            "mobileCountryCode": mcc,
+            "mobileNetworkCode": mnc,
+            "locationAreaCode": lac,
+            "cellId": cid,
+            "signalStrength": rng.randint(-120, -70),
+        }
+        for mcc, mnc, lac, cid in rng.sample(site.cells, rng.randint(1, most))
+    ]
+
+
+def _report(site: Site, rng: random.Random) -> dict[str, object]:
+    report: dict[str, object] = {
+        "timestamp": int(time.time() * 1000) - rng.randint(0, 3_600_000),
+        "position": {
+            "latitude": round(site.lat + rng.uniform(-0.005, 0.005), 7),
+            "longitude": round(site.lon + rng.uniform(-0.005, 0.005), 7),
+            "accuracy": round(rng.uniform(3, 30), 1),
+            "source": "gnss",
+        },
+        "wifiAccessPoints": _wifis(site, rng),
+        "cellTowers": _cells(site, rng, 2),
+    }
+    if site.blue_places:
+        blues = rng.choice(site.blue_places)
+        report["bluetoothBeacons"] = [
+            {"macAddress": m, "signalStrength": rng.randint(-100, -60)}
+            for m in rng.sample(blues, rng.randint(1, len(blues)))
+        ]
+    return report
+
+
+def scenario_bodies(name: str, sites: list[Site], rng: random.Random) -> list[bytes]:
+    """The bodies of one scenario, drawn once (an empty list for a GET without body)."""
+    if name in ("ip-only", "country"):
+        return [b"{}"]
+    if name == "lbheartbeat":
+        return [b""]
     bodies = []
-    for _ in range(n):
-        if name == "ip-only":
-            body: dict[str, object] = {}
-        elif name == "3-wifi":
-            group = rng.choice(seeded.wifi_groups)
-            body = {
-                "wifiAccessPoints": [
-                    {"macAddress": m, "signalStrength": rng.randint(-90, -40)} for m in group
-                ]
-            }
-        elif name == "1-cell":
-            mcc, mnc, lac, cid = rng.choice(seeded.cells)
-            body = {
-                "cellTowers": [
-                    {
-                        "radioType": "lte",
-                        "mobileCountryCode": mcc,
-                        "mobileNetworkCode": mnc,
-                        "locationAreaCode": lac,
-                        "cellId": cid,
-                    }
-                ]
-            }
-        else:  # mixed: a cell plus the three access points of one group
-            mcc, mnc, lac, cid = rng.choice(seeded.cells)
-            group = rng.choice(seeded.wifi_groups)
-            body = {
-                "cellTowers": [
-                    {
-                        "radioType": "lte",
-                        "mobileCountryCode": mcc,
-                        "mobileNetworkCode": mnc,
-                        "locationAreaCode": lac,
-                        "cellId": cid,
-                    }
-                ],
-                "wifiAccessPoints": [{"macAddress": m} for m in group],
-            }
+    for _ in range(BODIES_PER_SCENARIO):
+        site = rng.choice(sites)
+        if name == "wifi":
+            body: dict[str, object] = {"wifiAccessPoints": _wifis(site, rng)}
+        elif name == "cell":
+            body = {"cellTowers": _cells(site, rng)}
+        elif name == "wifi+cell":
+            body = {"cellTowers": _cells(site, rng), "wifiAccessPoints": _wifis(site, rng)}
+        elif name == "geosubmit":
+            body = {"items": [_report(site, rng)]}
+        else:
+            raise ValueError(f"unknown scenario {name!r}")
         bodies.append(json.dumps(body).encode())
     return bodies
 
 
-def requests_for(bodies: list[bytes], port: int, ip: str) -> list[bytes]:
+def requests_for(name: str, bodies: list[bytes]) -> list[bytes]:
+    """Whole HTTP/1.1 requests, the same bytes for both servers."""
+    if name == "lbheartbeat":
+        return [b"GET /__lbheartbeat__ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"]
+    path = {"country": "/v1/country", "geosubmit": "/v2/geosubmit"}.get(name, "/v1/geolocate")
     return [
         (
-            f"POST /v1/geolocate?key={KEY} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: application/json\r\nX-Forwarded-For: {ip}\r\n"
+            f"POST {path}?key={KEY} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\nX-Forwarded-For: {CLIENT_IP}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         + body
@@ -191,53 +270,162 @@ def requests_for(bodies: list[bytes], port: int, ip: str) -> list[bytes]:
     ]
 
 
-async def _connection(
-    port: int,
-    requests: list[bytes],
-    deadline: float,
-    latencies: list[float],
-    statuses: dict[int, int],
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    i = random.randrange(len(requests))
-    try:
-        while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            writer.write(requests[i % len(requests)])
-            i += 1
-            status_line = await reader.readline()
-            status = int(status_line.split()[1])
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection: send a request, read its answer, send the next."""
+
+    def __init__(self, run: _Run, first: int) -> None:
+        self.run = run
+        self.next = first
+        self.buffer = b""
+        self.sent_at = 0.0
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._send()
+
+    def _send(self) -> None:
+        assert self.transport is not None
+        requests = self.run.requests
+        self.sent_at = time.perf_counter()
+        self.transport.write(requests[self.next % len(requests)])
+        self.next += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].lower()
             length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - start)
-            statuses[status] = statuses.get(status, 0) + 1
-    finally:
-        writer.close()
+            if (at := head.find(b"\r\ncontent-length:")) >= 0:
+                line_end = head.find(b"\r\n", at + 2)
+                length = int(head[at + 17 : line_end if line_end >= 0 else len(head)])
+            if len(self.buffer) < end + 4 + length:
+                return
+            status = int(head[9:12])
+            self.buffer = self.buffer[end + 4 + length :]
+            now = time.perf_counter()
+            self.run.latencies.append(now - self.sent_at)
+            self.run.statuses[status] = self.run.statuses.get(status, 0) + 1
+            assert self.transport is not None
+            if now >= self.run.deadline:
+                self.transport.close()
+                return
+            self._send()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if time.perf_counter() < self.run.deadline:
+            self.run.broken += 1
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
-async def drive(
-    port: int, requests: list[bytes], connections: int, seconds: float
-) -> dict[str, object]:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    deadline = time.perf_counter() + seconds
-    start = time.perf_counter()
-    await asyncio.gather(
-        *(_connection(port, requests, deadline, latencies, statuses) for _ in range(connections))
-    )
+@dataclass
+class _Run:
+    requests: list[bytes]
+    deadline: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    broken: int = 0
+
+
+async def _keep_busy(port: int, run: _Run, rng: random.Random) -> None:
+    loop = asyncio.get_running_loop()
+    while time.perf_counter() < run.deadline:
+        conn = _Connection(run, rng.randrange(len(run.requests)))
+        transport, _ = await loop.create_connection(lambda: conn, "127.0.0.1", port)  # noqa: B023
+        try:
+            # Bounded: a server that stops answering ends the run, not the script.
+            await asyncio.wait_for(conn.closed, run.deadline - time.perf_counter() + 10)
+        except TimeoutError:
+            transport.abort()
+            run.broken += 1
+            return
+
+
+async def _drive(port: int, requests: list[bytes], connections: int, seconds: float) -> _Run:
+    run = _Run(requests, time.perf_counter() + seconds)
+    rng = random.Random(port)
+    await asyncio.gather(*(_keep_busy(port, run, rng) for _ in range(connections)))
+    return run
+
+
+@dataclass
+class Figures:
+    """One run against one server."""
+
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    statuses: dict[int, int]
+    broken: int  # connections the server closed before the end of the run
+    client_cpu: float  # the load client's CPU seconds per wall second
+
+
+def drive(port: int, requests: list[bytes], connections: int, seconds: float) -> Figures:
+    """Keep ``connections`` connections busy for ``seconds``; requests/s, latency, statuses."""
+    cpu, start = time.process_time(), time.perf_counter()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        run = runner.run(_drive(port, requests, connections, seconds))
     elapsed = time.perf_counter() - start
-    lat_ms = np.array(latencies) * 1000
-    return {
-        "requests": len(latencies),
-        "rps": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(float(np.percentile(lat_ms, 50)), 1),
-        "p90_ms": round(float(np.percentile(lat_ms, 90)), 1),
-        "p99_ms": round(float(np.percentile(lat_ms, 99)), 1),
-        "statuses": statuses,
-    }
+    lat_ms = np.array(run.latencies or [float("nan")]) * 1000
+    return Figures(
+        requests=len(run.latencies),
+        rps=round(len(run.latencies) / elapsed, 1),
+        p50_ms=round(float(np.percentile(lat_ms, 50)), 1),
+        p99_ms=round(float(np.percentile(lat_ms, 99)), 1),
+        statuses=run.statuses,
+        broken=run.broken,
+        client_cpu=round((time.process_time() - cpu) / elapsed, 2),
+    )
+
+
+def _start(
+    command: list[str], env: dict[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen([*command, "--port", str(port)], env=env, stdout=out, stderr=out)
+    try:
+        wait_ready(port)
+    except RuntimeError:
+        proc.terminate()
+        raise
+    return proc, port
+
+
+def _span(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:,.1f}" if low == high else f"{low:,.1f}-{high:,.1f}"
+
+
+def _non_200(runs: list[Figures]) -> str:
+    bad: dict[str, int] = {}
+    for run in runs:
+        for status, count in run.statuses.items():
+            if status != 200:
+                bad[str(status)] = bad.get(str(status), 0) + count
+        if run.broken:
+            bad["broken"] = bad.get("broken", 0) + run.broken
+    return ", ".join(f"{k}: {v:,}" for k, v in sorted(bad.items())) or "none"
+
+
+def table(results: dict[str, dict[str, list[Figures]]]) -> str:
+    """The Markdown table: medians of the rounds, ichnaea's latency span, the share."""
+    lines = [
+        "| workload | ichnaea req/s | p50 ms | p99 ms | limit app req/s | share | non-200 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, by_app in results.items():
+        ours = statistics.median(r.rps for r in by_app["ichnaea"])
+        limit = statistics.median(r.rps for r in by_app["limit"])
+        lines.append(
+            f"| {name} | {ours:,.0f} | {_span([r.p50_ms for r in by_app['ichnaea']])} "
+            f"| {_span([r.p99_ms for r in by_app['ichnaea']])} | {limit:,.0f} "
+            f"| {100 * ours / limit:.1f} % | {_non_200(by_app['ichnaea'] + by_app['limit'])} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -247,73 +435,91 @@ def main() -> None:
     parser.add_argument("--db", default="mysql://root@127.0.0.1:3306/ichnaea_bench")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/9")
     parser.add_argument("--wifis", type=int, default=100_000)
+    parser.add_argument("--blues", type=int, default=1_000)
     parser.add_argument("--cells", type=int, default=10_000)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--scenarios", default="ip-only,3-wifi,1-cell,mixed")
+    parser.add_argument("--seconds", type=float, default=15.0, help="per run (2 rounds per app)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds, per app and scenario")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 2 s per run, 0.5 s warm-up, 5,000 Wi-Fi"
+    )
     parser.add_argument(
         "--log-level",
-        default="WARNING",
-        help="LOGGING_LEVEL of the server; INFO adds the per-request log line, to stderr",
+        help="LOGGING_LEVEL of ichnaea web [default: its own, INFO: request log on]",
     )
+    parser.add_argument(
+        "--server-log",
+        type=Path,
+        default=Path(os.devnull),
+        help="where both servers' output goes (the request log is large) [default: discarded]",
+    )
+    parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.warmup = 2.0, 0.5
+        args.wifis, args.blues, args.cells = 5_000, 200, 600
+    scenarios = args.scenarios.split(",")
+    if unknown := set(scenarios) - set(SCENARIOS):
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     rng = random.Random(42)
 
-    env = {**os.environ, "DB_READWRITE_URI": args.db, "REDIS_URI": args.redis}
+    env = {**os.environ, "DB_READWRITE_URI": args.db, "DB_READONLY_URI": args.db}
+    env["REDIS_URI"] = args.redis
+    if args.log_level:
+        env["LOGGING_LEVEL"] = args.log_level
     settings = load_settings(env)
     engine = sa.create_engine(settings.db_ddl_url.rsplit("/", 1)[0])
     name = settings.db_ddl_url.rsplit("/", 1)[1].split("?")[0]
     with engine.begin() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
     engine.dispose()
+    redis.Redis.from_url(args.redis).flushdb()
     migrate(settings, echo=lambda line: print(line, file=sys.stderr))
     db = sa.create_engine(settings.db_readwrite_url)
     start = time.perf_counter()
-    seeded = seed(db, args.wifis, args.cells, rng)
+    sites = seed(db, args.wifis, args.blues, args.cells, rng)
+    db.dispose()
     print(
-        f"seeded {args.wifis} wifis and {args.cells} cells in {time.perf_counter() - start:.1f}s",
+        f"seeded {args.wifis} Wi-Fi, {args.blues} Bluetooth and {args.cells} cells "
+        f"in {time.perf_counter() - start:.1f} s",
         file=sys.stderr,
     )
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ichnaea",
-            "web",
-            "--port",
-            str(port),
-            "--processes",
-            str(args.processes),
-        ],
-        env={**env, "DB_READONLY_URI": args.db, "LOGGING_LEVEL": args.log_level},
-        stderr=subprocess.DEVNULL if args.log_level != "WARNING" else None,
-    )
-    results: dict[str, object] = {}
+    here = Path(__file__).resolve().parent
+    processes = ["--processes", str(args.processes)]
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    results: dict[str, dict[str, list[Figures]]] = {}
     try:
-        wait_ready(port)
-        for name in args.scenarios.split(","):
-            ip = "81.2.69.192" if name == "ip-only" else "10.0.0.1"
-            requests = requests_for(scenario_bodies(name, seeded, rng), port, ip)
-            asyncio.run(drive(port, requests, args.connections, 2.0))  # warm-up
-            results[name] = asyncio.run(drive(port, requests, args.connections, args.seconds))
-            print(name, results[name], file=sys.stderr)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
-    print(
-        json.dumps(
-            {
-                "machine": os.uname().nodename,
-                "cores": os.cpu_count(),
-                "args": vars(args),
-                "results": results,
-            },
-            indent=2,
+        servers["ichnaea"] = _start(
+            [sys.executable, "-m", "ichnaea", "web", *processes], env, args.server_log
         )
-    )
+        servers["limit"] = _start(
+            [sys.executable, str(here / "limit_app.py"), *processes], env, args.server_log
+        )
+        for scenario in scenarios:
+            requests = requests_for(scenario, scenario_bodies(scenario, sites, rng))
+            results[scenario] = {"ichnaea": [], "limit": []}
+            for _, port in servers.values():
+                drive(port, requests, args.connections, args.warmup)
+            for round_ in (1, 2):
+                for app, (_, port) in servers.items():
+                    run = drive(port, requests, args.connections, args.seconds)
+                    results[scenario][app].append(run)
+                    print(f"{scenario} {app} round {round_}: {run}", file=sys.stderr)
+    finally:
+        for proc, _ in servers.values():
+            proc.send_signal(signal.SIGTERM)
+        for proc, _ in servers.values():
+            proc.wait(30)
+    print(table(results))
+    if args.json:
+        summary = {"machine": os.uname().nodename, "cores": os.cpu_count(), "args": vars(args)}
+        runs = {
+            s: {a: [asdict(r) for r in rs] for a, rs in apps.items()} for s, apps in results.items()
+        }
+        args.json.write_text(json.dumps({**summary, "results": runs}, indent=2, default=str))
 
 
 if __name__ == "__main__":
