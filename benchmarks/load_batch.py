@@ -45,7 +45,7 @@ import numpy as np
 import redis
 import sqlalchemy as sa
 from _servers import free_port, wait_ready
-from load_locate import KEY, Seeded, seed
+from load_locate import KEY, Site, seed
 
 from ichnaea.config import load_settings
 from ichnaea.migrate import migrate
@@ -54,10 +54,11 @@ WEB = [sys.executable, "-m", "ichnaea", "web"]
 CLIENT_IP = "10.0.0.1"  # no GeoIP answer: every position comes from the Wi-Fi data
 
 
-def wifi_queries(seeded: Seeded, rng: random.Random, n: int) -> list[dict[str, object]]:
+def wifi_queries(sites: list[Site], rng: random.Random, n: int) -> list[dict[str, object]]:
+    places = [place for site in sites for place in site.wifi_places]
     queries = []
     for _ in range(n):
-        macs = list(rng.choice(seeded.wifi_groups))
+        macs = rng.sample(rng.choice(places), 3)  # three known networks of one place
         macs += [f"{rng.getrandbits(48):012x}" for _ in range(rng.randint(5, 17))]
         rng.shuffle(macs)
         queries.append(
@@ -162,7 +163,7 @@ def main() -> None:
     redis.Redis.from_url(args.redis).flushdb()
     migrate(settings, echo=lambda line: print(line, file=sys.stderr))
     db = sa.create_engine(settings.db_readwrite_url)
-    seeded = seed(db, args.wifis, 0, rng)
+    seeded = seed(db, args.wifis, 0, 0, rng)
     db.dispose()
 
     queries = wifi_queries(seeded, rng, args.batches * args.batch_size)

@@ -49,7 +49,7 @@ from ichnaea.models.all import metadata
 from ichnaea.models.api_key import ApiKey
 
 sys.path.insert(0, os.path.dirname(__file__))
-from load_locate import free_port, wait_ready
+from _servers import free_port, wait_ready
 
 CITIES = [(51.5, -0.1), (52.52, 13.40), (48.85, 2.35), (40.71, -74.0), (35.68, 139.69)]
 KEY = "bench"
