@@ -18,6 +18,7 @@ import redis
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from ichnaea.api.context import STATE_KEY as API_STATE_KEY
 from ichnaea.codecs import encode_areaid, encode_cellid, mac_shard_id
 from ichnaea.config import Settings, load_settings
 from ichnaea.enums import Radio
@@ -202,3 +203,10 @@ def seed(backend: Backend) -> Iterator[Seeder]:
     finally:
         seeder.cleanup()
         engine.dispose()
+
+
+def flush_usage(client: TestClient) -> None:
+    """Send the app's batched key usage to Redis now (it would within 50 ms)."""
+    state = client.app_state[API_STATE_KEY]
+    assert client.portal is not None, "use the client inside its with block"
+    client.portal.call(state.usage.flush)

@@ -25,11 +25,11 @@ from ichnaea.api.keys import (
     ApiKey,
     ApiKeyCache,
     api_key_from_row,
-    count_request,
     is_valid_key_text,
 )
 from ichnaea.api.locate.service import LocateService
 from ichnaea.api.logfields import note
+from ichnaea.api.usage import UsageRecorder
 from ichnaea.config import IPAddress, Settings
 from ichnaea.errors import DailyLimitExceededError
 from ichnaea.geoip import GeoIPReader
@@ -54,6 +54,8 @@ class ApiState:
     geoip: GeoIPReader
     api_keys: ApiKeyCache
     metrics: Metrics
+    # Daily counts and users of the keys, sent to Redis in batches.
+    usage: UsageRecorder
     # Bounds the large request bodies inflated at once (ichnaea.api.body).
     body_limiter: anyio.CapacityLimiter = field(default_factory=large_body_limiter)
 
@@ -157,9 +159,7 @@ async def enforce_daily_limit(
 
     The count and quota go into the request's log line (``request_state``).
     """
-    count = await count_request(
-        state.service.redis, api_key, ip=ip, path=path, api_type=api_type, today=today
-    )
+    count = await state.usage.count(api_key, ip=ip, path=path, api_type=api_type, today=today)
     if count is None:
         return
     fields: dict[str, Any] = {"api_key_count": count}

@@ -25,6 +25,7 @@ from ichnaea.api.context import ApiState
 from ichnaea.api.keys import ApiKeyCache
 from ichnaea.api.locate.fallback import FallbackClient, make_http_client
 from ichnaea.api.locate.service import LocateService
+from ichnaea.api.usage import UsageRecorder
 from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
 from ichnaea.geoip import GeoIPReader, default_geoip_path
@@ -89,11 +90,12 @@ def open_state(settings: Settings) -> AppState:
         regions=regions,
         http=http,
         metrics=metrics,
-        api=ApiState(settings, service, geoip, ApiKeyCache(), metrics),
+        api=ApiState(settings, service, geoip, ApiKeyCache(), metrics, UsageRecorder(client)),
     )
 
 
 async def close_state(state: AppState) -> None:
+    await state.api.usage.close()  # before Redis closes: nothing counted is lost
     state.api.service.executor.shutdown(wait=False, cancel_futures=True)
     await state.http.aclose()
     await state.redis.aclose()

@@ -45,7 +45,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ichnaea.api.context import ApiState, api_state, client_ip, read_json
-from ichnaea.api.keys import ApiKey, count_request
+from ichnaea.api.keys import ApiKey
 from ichnaea.api.locate.endpoints import API_PATHS, locate_one, resolve_api_key
 from ichnaea.api.locate.query import Query
 from ichnaea.api.locate.schemas import parse_locate_request
@@ -103,8 +103,7 @@ async def _allowed(
     request: Request,
 ) -> int:
     """Count ``queries`` against the key's daily limit; how many of the first ones it allows."""
-    count = await count_request(
-        state.service.redis,
+    count = await state.usage.count(
         api_key,
         ip=ip,
         path=API_PATHS["locate"],

@@ -14,7 +14,7 @@ from ichnaea.config import Settings
 from ichnaea.enums import Radio
 from ichnaea.queue import INCOMING_QUEUE
 from ichnaea.web.app import create_app
-from tests.fixtures_app import PROXY_PEER, Seeder
+from tests.fixtures_app import PROXY_PEER, Seeder, flush_usage
 
 LONDON = {"X-Forwarded-For": "81.2.69.192"}
 URL = "/v1/geolocate/batch?key=test"
@@ -162,6 +162,7 @@ def test_batch_counts_each_query_against_the_daily_limit(
     api.post(SINGLE, json={}, headers=LONDON)
     assert int(backend_redis.get(counter) or 0) == 1
     api.post(URL, json={"queries": MIX}, headers=LONDON)
+    flush_usage(api)  # counted in this process, sent to Redis in batches
     assert int(backend_redis.get(counter) or 0) == 1 + len(MIX)
     assert 0 < backend_redis.ttl(counter) <= 90_000
     users = f"apiuser:locate:test:{datetime.now(UTC):%Y-%m-%d}"
@@ -186,6 +187,7 @@ def test_batch_reaching_the_limit_mid_batch_refuses_the_rest(
     # Past the limit, every query of the next batch is refused and counted.
     again = api.post("/v1/geolocate/batch?key=five", json={"queries": [FOUND_WIFI]}).json()
     assert [reason(r) for r in again["results"]] == ["dailyLimitExceeded"]
+    flush_usage(api)
     assert int(backend_redis.get(counter) or 0) == 8
 
 
