@@ -1,4 +1,4 @@
-"""What the load and fuzz scripts share to run a server of their own: a free port, readiness.
+"""What the load scripts share to run a server: a fresh database, a free port, readiness.
 
 The scripts run as ``python benchmarks/<script>.py``, so this folder is on
 ``sys.path`` and they import it as ``_servers``.
@@ -7,7 +7,23 @@ The scripts run as ``python benchmarks/<script>.py``, so this folder is on
 from __future__ import annotations
 
 import socket
+import sys
 import time
+
+import sqlalchemy as sa
+
+from ichnaea.config import Settings
+from ichnaea.migrate import migrate
+
+
+def fresh_database(settings: Settings) -> None:
+    """Drop the configured MySQL database and migrate a new one (progress on stderr)."""
+    server_url, name = settings.db_ddl_url.rsplit("/", 1)
+    admin = sa.create_engine(server_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name.split('?')[0]}`")
+    admin.dispose()
+    migrate(settings, echo=lambda line: print(line, file=sys.stderr))
 
 
 def free_port() -> int:

@@ -44,11 +44,10 @@ from collections.abc import Iterator
 import numpy as np
 import redis
 import sqlalchemy as sa
-from _servers import free_port, wait_ready
+from _servers import free_port, fresh_database, wait_ready
 from load_locate import KEY, Site, seed
 
 from ichnaea.config import load_settings
-from ichnaea.migrate import migrate
 
 WEB = [sys.executable, "-m", "ichnaea", "web"]
 CLIENT_IP = "10.0.0.1"  # no GeoIP answer: every position comes from the Wi-Fi data
@@ -155,13 +154,8 @@ def main() -> None:
 
     env = {**os.environ, "DB_READWRITE_URI": args.db, "REDIS_URI": args.redis}
     settings = load_settings(env)
-    engine = sa.create_engine(settings.db_ddl_url.rsplit("/", 1)[0])
-    name = settings.db_ddl_url.rsplit("/", 1)[1].split("?")[0]
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-    engine.dispose()
     redis.Redis.from_url(args.redis).flushdb()
-    migrate(settings, echo=lambda line: print(line, file=sys.stderr))
+    fresh_database(settings)
     db = sa.create_engine(settings.db_readwrite_url)
     seeded = seed(db, args.wifis, 0, 0, rng)
     db.dispose()

@@ -40,10 +40,9 @@ from pathlib import Path
 import numpy as np
 import redis
 import sqlalchemy as sa
-from _servers import free_port, wait_ready
+from _servers import free_port, fresh_database, wait_ready
 
 from ichnaea.config import load_settings
-from ichnaea.migrate import migrate
 from ichnaea.models.api_key import ApiKey
 
 KEY = "bench"
@@ -178,12 +177,7 @@ def main() -> None:
 
     env = {**os.environ, "DB_READWRITE_URI": args.db, "REDIS_URI": args.redis}
     settings = load_settings(env)
-    engine = sa.create_engine(settings.db_ddl_url.rsplit("/", 1)[0])
-    name = settings.db_ddl_url.rsplit("/", 1)[1].split("?")[0]
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-    engine.dispose()
-    migrate(settings, echo=lambda line: print(line, file=sys.stderr))
+    fresh_database(settings)
     db = sa.create_engine(settings.db_readwrite_url)
     with db.begin() as conn:
         conn.execute(

@@ -66,12 +66,11 @@ import numpy as np
 import redis
 import sqlalchemy as sa
 import uvloop
-from _servers import free_port, wait_ready
+from _servers import free_port, fresh_database, wait_ready
 
 from ichnaea.codecs import encode_cellid, mac_shard_id
 from ichnaea.config import load_settings
 from ichnaea.enums import Radio
-from ichnaea.migrate import migrate
 from ichnaea.models.api_key import ApiKey
 from ichnaea.models.cell import CELL_TABLES
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
@@ -470,13 +469,8 @@ def main() -> None:
     if args.log_level:
         env["LOGGING_LEVEL"] = args.log_level
     settings = load_settings(env)
-    engine = sa.create_engine(settings.db_ddl_url.rsplit("/", 1)[0])
-    name = settings.db_ddl_url.rsplit("/", 1)[1].split("?")[0]
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-    engine.dispose()
     redis.Redis.from_url(args.redis).flushdb()
-    migrate(settings, echo=lambda line: print(line, file=sys.stderr))
+    fresh_database(settings)
     db = sa.create_engine(settings.db_readwrite_url)
     start = time.perf_counter()
     sites = seed(db, args.wifis, args.blues, args.cells, rng)

@@ -44,12 +44,11 @@ import redis
 import sqlalchemy as sa
 
 from ichnaea.config import load_settings
-from ichnaea.migrate import migrate
 from ichnaea.models.all import metadata
 from ichnaea.models.api_key import ApiKey
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _servers import free_port, wait_ready
+from _servers import free_port, fresh_database, wait_ready
 
 CITIES = [(51.5, -0.1), (52.52, 13.40), (48.85, 2.35), (40.71, -74.0), (35.68, 139.69)]
 KEY = "bench"
@@ -201,12 +200,7 @@ def main() -> None:
            "REDIS_URI": args.redis, "LOGGING_LEVEL": "WARNING",
            "MAX_QUEUE_BACKLOG": str(10 * args.reports)}  # fmt: skip
     settings = load_settings(env)
-    server_url, name = settings.db_ddl_url.rsplit("/", 1)
-    admin = sa.create_engine(server_url)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name.split('?')[0]}`")
-    admin.dispose()
-    migrate(settings, echo=lambda line: print(line, file=sys.stderr))
+    fresh_database(settings)
     db = sa.create_engine(settings.db_readwrite_url)
     with db.begin() as conn:
         conn.execute(sa.insert(ApiKey).values(valid_key=KEY, allow_locate=True))
