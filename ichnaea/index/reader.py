@@ -155,16 +155,13 @@ def _station_rows(
     )
 
 
-def _unblocked(index: KindIndex, at: NDArray[np.intp], today: date) -> NDArray[np.intp]:
-    """The positions ``at`` without blocked stations, by the database path's own rule.
-
-    The rule is applied before any key becomes ``bytes``.
-    """
+def _unblocked_rows(
+    index: KindIndex, at: NDArray[np.intp], keys: list[bytes], today: date
+) -> StationRows:
+    """The stations at ``at`` (keys ``keys``) but the blocked ones, by the database path's rule."""
     found = index.values[at]
-    numbers = _station_rows(found, [], index.regions)
-    mask = blocked(numbers, found["block_count"].astype(np.float64), today)
-    kept: NDArray[np.intp] = at[~mask]
-    return kept
+    rows = _station_rows(found, keys, index.regions)
+    return rows.take(~blocked(rows, found["block_count"].astype(np.float64), today))
 
 
 class StationIndex:
@@ -197,17 +194,17 @@ class StationIndex:
         wide = np.zeros((len(macs), 8), dtype=np.uint8)
         wide[:, 8 - MAC_BYTES :] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, MAC_BYTES)
         query = np.unique(wide.view(">u8").ravel().astype(np.uint64))
-        at = _unblocked(index, _find(index, query), today)
+        at = _find(index, query)
         raw = index.keys[at].astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - MAC_BYTES :]
         keys = np.ascontiguousarray(raw).view(f"V{MAC_BYTES}").ravel().tolist()
-        return _station_rows(index.values[at], keys, index.regions)
+        return _unblocked_rows(index, at, keys, today)
 
     def cells(self, cellids: Sequence[bytes], *, today: date) -> StationRows:
         """Cells by their 11-byte (17 for NR) codec keys, as ``fetch_cells`` gives them."""
         index = self._kinds["cell"]
         query = np.unique(np.array(cellids, dtype=index.keys.dtype))
-        at, keys = _split_keys(index, _unblocked(index, _find(index, query), today), CELLID_BYTES)
-        return _station_rows(index.values[at], keys, index.regions)
+        at, keys = _split_keys(index, _find(index, query), CELLID_BYTES)
+        return _unblocked_rows(index, at, keys, today)
 
     def areas(self, areaids: Sequence[bytes]) -> AreaRows:
         """Cell areas by their 7-byte (9 for NR) keys, as ``fetch_areas`` gives them."""
