@@ -9,9 +9,7 @@ answered by ``InternalErrorMiddleware`` so that the connection stays usable).
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
 
 import sentry_sdk
 from starlette.exceptions import HTTPException
@@ -19,25 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
+from ichnaea.api.responses import AsciiJSONResponse
 from ichnaea.errors import ApiError, InternalError, MethodNotAllowedError, RouteNotFoundError
 
 log = logging.getLogger(__name__)
 
 
-class ErrorResponse(JSONResponse):
-    """A JSON error body escaped to ASCII.
-
-    Error messages may quote the client's input, and a JSON string may hold
-    an unpaired surrogate escape (``"\\ud800"``) that UTF-8 cannot encode:
-    escaped, the body is always valid JSON and never fails to render.
-    """
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-
-
 def error_response(exc: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return ErrorResponse(exc.body(), status_code=exc.code, headers=headers)
+    return AsciiJSONResponse(exc.body(), status_code=exc.code, headers=headers)
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:

@@ -37,7 +37,6 @@ overlap without one batch taking every thread of the process.
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +49,7 @@ from ichnaea.api.locate.endpoints import API_PATHS, locate_one, resolve_api_key
 from ichnaea.api.locate.query import Query
 from ichnaea.api.locate.schemas import parse_locate_request
 from ichnaea.api.logfields import note
+from ichnaea.api.responses import AsciiJSONResponse
 from ichnaea.errors import ApiError, DailyLimitExceededError, ParseError, PayloadTooLargeError
 from ichnaea.geoip import GeoIPRecord
 
@@ -164,7 +164,5 @@ async def geolocate_batch(request: Request) -> Response:
     async with asyncio.TaskGroup() as group:
         for _ in range(min(BATCH_CONCURRENCY, allowed)):
             group.create_task(work())
-    # ASCII-escaped: an item's parse error may quote an unpaired surrogate
-    # of the client's input, which UTF-8 cannot encode.
-    text = json.dumps({"results": results}, ensure_ascii=True, separators=(",", ":"))
-    return Response(text.encode("ascii"), media_type="application/json")
+    # An item's parse error may quote the client's input (ichnaea.api.responses).
+    return AsciiJSONResponse({"results": results})
