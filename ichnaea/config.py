@@ -114,6 +114,14 @@ class Settings:
     max_decompressed_bytes: int = 20 * 1024 * 1024
     # Queries one /v1/geolocate/batch request may carry.
     max_batch_queries: int = 1000
+    # The web role's station index (ichnaea.index.live): on, where, and how
+    # it is kept fresh. None for the directory means data_dir / "index".
+    station_index: bool = True
+    station_index_dir: Path | None = None
+    station_index_refresh_ms: int = 500
+    station_index_catchup_s: int = 60
+    station_index_max_overlay_rows: int = 200_000
+    station_index_rebuild_s: int = 6 * 3600
     # Peers allowed to say who the client is in X-Forwarded-For.
     forwarded_allow_ips: TrustedProxies = LOOPBACK_PROXIES
     version_file: Path | None = None
@@ -122,6 +130,10 @@ class Settings:
     @property
     def db_embedded(self) -> bool:
         return self.db_readwrite_url.startswith("sqlite")
+
+    @property
+    def index_dir(self) -> Path:
+        return self.station_index_dir or self.data_dir / "index"
 
     @property
     def redis_embedded(self) -> bool:
@@ -341,6 +353,7 @@ def load_settings(
     cores = cpus.usable_cpu_count()
     max_body = env.integer("MAX_BODY_BYTES", 2 * 1024 * 1024, lo=1024, hi=1 << 30)
     version_file = env.text("VERSION_FILE")
+    index_dir = env.text("STATION_INDEX_DIR")
     return Settings(
         data_dir=data_dir,
         db_readonly_url=ro,
@@ -378,6 +391,16 @@ def load_settings(
             "MAX_DECOMPRESSED_BYTES", 10 * max_body, lo=max_body, hi=1 << 32
         ),
         max_batch_queries=env.integer("MAX_BATCH_QUERIES", 1000, lo=1, hi=100_000),
+        station_index=env.boolean("STATION_INDEX", True),
+        station_index_dir=Path(index_dir).expanduser().absolute() if index_dir else None,
+        station_index_refresh_ms=env.integer("STATION_INDEX_REFRESH_MS", 500, lo=10, hi=60_000),
+        station_index_catchup_s=env.integer("STATION_INDEX_CATCHUP_S", 60, lo=1, hi=86400),
+        station_index_max_overlay_rows=env.integer(
+            "STATION_INDEX_MAX_OVERLAY_ROWS", 200_000, lo=1, hi=1 << 31
+        ),
+        station_index_rebuild_s=env.integer(
+            "STATION_INDEX_REBUILD_S", 6 * 3600, lo=60, hi=30 * 86400
+        ),
         forwarded_allow_ips=_trusted_proxies(env),
         version_file=Path(version_file) if version_file else None,
         env_file=env_file,

@@ -72,6 +72,10 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "WEB_PROCESSES": "1",
             "WORKER_PROCESSES": "1",
             "TESTING": "true",
+            # Most tests write stations straight into the database and ask at
+            # once; the index tests (tests/index/) turn it on and show how
+            # it follows the pipeline.
+            "STATION_INDEX": "false",
         }
         return load_settings({**base, **env})
 

@@ -4,9 +4,10 @@ A real ``ichnaea web`` process talks to MariaDB through a TCP proxy that
 the test stops for a few seconds mid-load: new connections are refused and
 pooled ones break, as when the database host goes away. Client threads keep
 asking ``/v1/geolocate`` (Wi-Fi and IP), ``/v1/country``, an IP-only
-geolocate and ``/__heartbeat__``. No answer may be a 500: the station
-lookups degrade (GeoIP answers) and the heartbeat says 503; once the proxy
-is back, Wi-Fi locates answer from the stations again.
+geolocate and ``/__heartbeat__``. No answer may be a 500: the heartbeat
+says 503; without the station index the station lookups degrade (GeoIP
+answers) and, once the proxy is back, answer from the stations again; with
+the index every Wi-Fi locate is answered from the stations throughout.
 
 The key is known and cached before the outage on purpose: a lookup of an
 uncached key would open the circuit breaker first and so hide a station
@@ -142,15 +143,18 @@ def proxied_backend(
     wipe(migrated_mysql_url)
 
 
+@pytest.mark.parametrize("index", ["database", "index"])
 def test_database_outage_under_load_gives_no_500_and_locate_recovers(
-    proxied_backend: tuple[Backend, TcpProxy], tmp_path: Path
+    proxied_backend: tuple[Backend, TcpProxy], tmp_path: Path, index: str
 ) -> None:
     backend, proxy = proxied_backend
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "web.log"
+    env = role_env(backend, tmp_path / "data")
+    env["STATION_INDEX"] = "true" if index == "index" else "false"
     with log.open("wb") as out:
-        web = start_web(port, role_env(backend, tmp_path / "data"), out)
+        web = start_web(port, env, out)
     recorder = Recorder()
     done = threading.Event()
     threads = [
@@ -159,6 +163,8 @@ def test_database_outage_under_load_gives_no_500_and_locate_recovers(
     ]
     try:
         wait_until_up(url, web, log)
+        if index == "index":
+            wait_for_index(url)
         warm = httpx.post(f"{url}/v1/geolocate?key={KEY}", json=WIFI, headers=LONDON, timeout=20)
         assert warm.status_code == 200 and "fallback" not in warm.json(), warm.text
         for thread in threads:
@@ -180,10 +186,29 @@ def test_database_outage_under_load_gives_no_500_and_locate_recovers(
     print(report)
     assert recorder.total("500") == 0, f"{report}\n{error_lines(log)}"
     assert recorder.total("error") == 0, report
-    # The outage was real: Wi-Fi locates fell back to GeoIP while the proxy was down...
-    assert recorder.total("200 geoip", "during") > 0, report
-    # ...and answered from the stations again once it was back.
-    assert recovered, report
+    if index == "index":
+        # The index does not need the database to answer: every Wi-Fi
+        # locate of the outage was answered from the stations...
+        assert recorder.total("200 geoip", "during") == 0, report
+        assert recorder.total("200 stations", "during") > 0, report
+        # ...while the outage was real (the heartbeat saw it).
+        assert recorder.total("503", "during") > 0, report
+    else:
+        # The outage was real: Wi-Fi locates fell back to GeoIP while the proxy was down...
+        assert recorder.total("200 geoip", "during") > 0, report
+        # ...and answered from the stations again once it was back.
+        assert recovered, report
+
+
+def wait_for_index(url: str, timeout_s: float = 60.0) -> None:
+    """Wait until the web process reports its station index up."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        body = httpx.get(f"{url}/__heartbeat__", timeout=10).json()
+        if body.get("station_index", {}).get("up"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"station index not up after {timeout_s} s: {body}")
 
 
 def error_lines(log: Path) -> str:

@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-import sqlalchemy as sa
 from numpy.typing import NDArray
 from sqlalchemy.engine import Connection, Engine
 
@@ -64,8 +63,7 @@ from ichnaea.index.format import (
     record_size,
 )
 from ichnaea.index.reader import StationIndex, open_index
-from ichnaea.models.cell import AREA_TABLES, CELL_TABLES
-from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
+from ichnaea.repositories.index_rows import sources, stream_table
 
 log = logging.getLogger(__name__)
 
@@ -75,49 +73,9 @@ DEFAULT_LOG_EVERY_ROWS = 1_000_000
 LOCK_NAME = ".lock"
 _COPY_BYTES = 1 << 22
 
-_STATION_COLUMNS = (
-    "lat", "lon", "radius", "samples", "created", "modified",
-    "last_seen", "block_last", "block_count", "region",
-)  # fmt: skip
-_AREA_COLUMNS = (
-    "lat", "lon", "radius", "num_cells", "created", "modified", "last_seen", "region",
-)  # fmt: skip
-
 
 class IndexBuildError(Exception):
     """The source rows cannot be written as an index (out-of-range or unsorted data)."""
-
-
-def _sources(kind: str) -> tuple[list[sa.Table], str, tuple[str, ...]]:
-    """The tables, key column and value columns of a kind."""
-    if kind == "wifi":
-        return [s.__table__ for s in WIFI_SHARDS.values()], "mac", _STATION_COLUMNS  # type: ignore[misc]
-    if kind == "blue":
-        return [s.__table__ for s in BLUE_SHARDS.values()], "mac", _STATION_COLUMNS  # type: ignore[misc]
-    if kind == "cell":
-        return [c.__table__ for c in CELL_TABLES.values()], "cellid", _STATION_COLUMNS  # type: ignore[misc]
-    return [a.__table__ for a in AREA_TABLES], "areaid", _AREA_COLUMNS  # type: ignore[misc]
-
-
-def _stream_table(
-    conn: Connection, table: sa.Table, key: str, columns: Sequence[str], page_rows: int
-) -> Iterator[Sequence[Any]]:
-    """The located rows of ``table`` in key order, one page in memory at a time."""
-    key_col = table.c[key]
-    base = (
-        sa.select(key_col, *(table.c[c] for c in columns))
-        .where(table.c.lat.is_not(None), table.c.lon.is_not(None))
-        .order_by(key_col)
-        .limit(page_rows)
-    )
-    last: bytes | None = None
-    while True:
-        query = base if last is None else base.where(key_col > last)
-        page = conn.execute(query).all()
-        yield from page
-        if len(page) < page_rows:
-            return
-        last = page[-1][0]
 
 
 def _uint(values: Sequence[Any], null: int) -> NDArray[np.float64]:
@@ -147,7 +105,8 @@ def _coord(values: Sequence[Any]) -> NDArray[np.int32]:
     return raw.astype(np.int32)
 
 
-def _keys(kind: str, values: Sequence[bytes]) -> NDArray[Any]:
+def index_keys(kind: str, values: Sequence[bytes]) -> NDArray[Any]:
+    """The index keys (uint64 MACs, zero-padded cell and area keys) of codec keys."""
     if kind in ("wifi", "blue"):
         joined = b"".join(values)
         if len(joined) != MAC_BYTES * len(values):
@@ -168,7 +127,7 @@ def encode_records(
     out = np.zeros(len(rows), dtype=VALUE_DTYPES[kind])
     if not rows:
         return np.zeros(0, dtype=KEY_DTYPES[kind]), out
-    columns = dict(zip(("key", *_sources(kind)[2]), zip(*rows, strict=True), strict=True))
+    columns = dict(zip(("key", *sources(kind)[2]), zip(*rows, strict=True), strict=True))
     out["lat"] = _coord(columns["lat"])
     out["lon"] = _coord(columns["lon"])
     if kind == "area":
@@ -186,7 +145,7 @@ def encode_records(
     out["modified"] = _seconds(columns["modified"])
     out["last_seen"] = _days(columns["last_seen"])
     out["region"] = [regions.setdefault(r, len(regions)) for r in columns["region"]]
-    return _keys(kind, columns["key"]), out
+    return index_keys(kind, columns["key"]), out
 
 
 def _region_table(regions: dict[str | None, int]) -> bytes:
@@ -205,9 +164,9 @@ def _write_kind(
     chunk_rows: int,
     log_every_rows: int,
 ) -> Header:
-    tables, key, columns = _sources(kind)
+    tables, key, columns = sources(kind)
     merged = heapq.merge(
-        *(_stream_table(conn, t, key, columns, page_rows) for t in tables), key=itemgetter(0)
+        *(stream_table(conn, t, key, columns, page_rows) for t in tables), key=itemgetter(0)
     )
     regions: dict[str | None, int] = {None: 0}
     started = time.time()
@@ -303,13 +262,21 @@ def build_index(
 
 
 @contextmanager
-def host_lock(directory: Path) -> Iterator[None]:
-    """Hold the host-wide exclusive lock of an index directory (blocking until free)."""
+def host_lock(directory: Path, *, blocking: bool = True) -> Iterator[bool]:
+    """Hold the host-wide exclusive lock of an index directory.
+
+    Blocks until it is free, or with ``blocking=False`` yields False at once
+    when another process holds it (and True when this one got it).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         # Closing the descriptor releases the lock.
         os.close(fd)

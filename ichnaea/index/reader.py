@@ -18,9 +18,9 @@ columns, days as ordinals, and the same blocking rule
 back rounded to 1e-7 degree and ``modified_s`` to the whole second. Row
 order is not the query's order (nor is the database's).
 
-The searchsorted here is this slice's stand-in: issue 9 item 2 replaces the
-lookup, scoring and positioning of a request with one compiled kernel call
-per network type fed from these arrays.
+An :class:`Overlay` of stations changed since the build (kept by
+:mod:`ichnaea.index.live`) is searched first: its entries replace the
+mapped records of their keys, or hide them when the station is gone.
 """
 
 from __future__ import annotations
@@ -69,12 +69,14 @@ class KindIndex:
     keys: NDArray[Any]  # ascending, contiguous, read-only view of the mapped file
     values: NDArray[np.void]  # the values of keys[i] at values[i], read-only view
     regions: NDArray[np.object_]  # region code -> "DE" / None
+    file_id: tuple[int, int]  # (st_dev, st_ino) of the mapped file: a rebuild replaces it
 
 
 def _open_kind(path: Path) -> KindIndex:
     try:
         with path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
+            stat = os.fstat(f.fileno())
+            size = stat.st_size
             if size < HEADER_BYTES:
                 raise CorruptIndexError(f"{path}: {size} bytes, shorter than the header")
             # The map outlives the file object; NumPy's views keep it open.
@@ -103,7 +105,13 @@ def _open_kind(path: Path) -> KindIndex:
     names = [raw[i : i + REGION_BYTES].rstrip(b"\0").decode("ascii") or None
              for i in range(0, len(raw), REGION_BYTES)]  # fmt: skip
     regions = np.array(names, dtype=object)
-    return KindIndex(header=header, keys=keys, values=values, regions=regions)
+    return KindIndex(
+        header=header,
+        keys=keys,
+        values=values,
+        regions=regions,
+        file_id=(stat.st_dev, stat.st_ino),
+    )
 
 
 def _nullable(raw: NDArray[Any], null: int, offset: float = 0.0) -> Float:
@@ -111,64 +119,155 @@ def _nullable(raw: NDArray[Any], null: int, offset: float = 0.0) -> Float:
     return np.where(raw == null, np.nan, values)
 
 
-def _find(index: KindIndex, query: NDArray[Any]) -> NDArray[np.intp]:
-    """The positions of the keys of ``query`` (sorted, unique) that the index holds."""
-    keys = index.keys
+@dataclass(frozen=True, slots=True)
+class Overlay:
+    """Stations of one kind changed since the mapped generation was built.
+
+    Sorted unique ``keys`` (the kind's key dtype) with their ``values``;
+    ``present`` is False where the station is gone (deleted, or without a
+    position); ``fetched_ns`` is when each entry was read from the database
+    (``time.time_ns()`` before the read), so that a newer generation can
+    drop the entries it already holds. Region codes in ``values`` index
+    ``regions``, the overlay's own table.
+    """
+
+    keys: NDArray[Any]
+    values: NDArray[np.void]
+    present: NDArray[np.bool_]
+    fetched_ns: NDArray[np.int64]
+    regions: NDArray[np.object_]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def _find(keys: NDArray[Any], query: NDArray[Any]) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """Where ``keys`` holds the ``query`` keys (sorted, unique), and which of them it holds."""
     if len(keys) == 0 or len(query) == 0:
-        return np.zeros(0, dtype=np.intp)
+        return np.zeros(0, dtype=np.intp), np.zeros(len(query), dtype=np.bool_)
     at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-    found: NDArray[np.intp] = at[keys[at] == query]
-    return found
+    hit: NDArray[np.bool_] = keys[at] == query
+    return at[hit], hit
 
 
-def _split_keys(
-    index: KindIndex, at: NDArray[np.intp], short: int
-) -> tuple[NDArray[np.intp], list[bytes]]:
-    """Positions reordered short keys first, NR keys last, and their keys as bytes.
+def _gather(
+    index: KindIndex, overlay: Overlay | None, query: NDArray[Any]
+) -> tuple[NDArray[Any], NDArray[np.void], list[str | None]]:
+    """The keys, value records and region names of the ``query`` keys found.
+
+    An overlay entry replaces the mapped station of its key, or hides it
+    when the entry says the station is gone.
+    """
+    if overlay is None or len(overlay) == 0:
+        at, _ = _find(index.keys, query)
+        values = index.values[at]
+        return index.keys[at], values, index.regions[values["region"]].tolist()
+    over_at, in_overlay = _find(overlay.keys, query)
+    over_at = over_at[overlay.present[over_at]]
+    at, _ = _find(index.keys, query[~in_overlay])
+    base_values = index.values[at]
+    over_values = overlay.values[over_at]
+    regions = (
+        index.regions[base_values["region"]].tolist()
+        + overlay.regions[over_values["region"]].tolist()
+    )
+    keys = np.concatenate([index.keys[at], overlay.keys[over_at]])
+    return keys, np.concatenate([base_values, over_values]), regions
+
+
+def _split_keys(keys: NDArray[Any], short: int) -> tuple[NDArray[np.intp], list[bytes]]:
+    """An order that puts short keys first and NR keys last, and the keys as bytes in it.
 
     Keys of ``short`` bytes are stored zero-padded to the column's width;
     the radio byte says which is which.
     """
-    width = index.keys.dtype.itemsize
-    raw = np.ascontiguousarray(index.keys[at]).view(np.uint8).reshape(-1, width)
+    width = keys.dtype.itemsize
+    raw = np.ascontiguousarray(keys).view(np.uint8).reshape(-1, width)
     nr = raw[:, 0] == Radio.nr
     order = np.concatenate([np.flatnonzero(~nr), np.flatnonzero(nr)])
     short_keys = np.ascontiguousarray(raw[~nr, :short]).view(f"V{short}").ravel().tolist()
     long_keys = np.ascontiguousarray(raw[nr]).view(f"V{width}").ravel().tolist()
-    return at[order], short_keys + long_keys
+    return order, short_keys + long_keys
 
 
-def _station_rows(
-    found: NDArray[np.void], keys: list[bytes], regions: NDArray[np.object_]
+def _mac_bytes(keys: NDArray[Any]) -> list[bytes]:
+    raw = keys.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - MAC_BYTES :]
+    result: list[bytes] = np.ascontiguousarray(raw).view(f"V{MAC_BYTES}").ravel().tolist()
+    return result
+
+
+def mac_query(macs: Sequence[bytes]) -> NDArray[np.uint64]:
+    """The sorted unique index keys of 6-byte MACs."""
+    joined = b"".join(macs)
+    if len(joined) != MAC_BYTES * len(macs):
+        raise ValueError(f"MAC keys must be {MAC_BYTES} bytes long")
+    wide = np.zeros((len(macs), 8), dtype=np.uint8)
+    wide[:, 8 - MAC_BYTES :] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, MAC_BYTES)
+    query: NDArray[np.uint64] = np.unique(wide.view(">u8").ravel().astype(np.uint64))
+    return query
+
+
+def _unblocked(
+    keys: list[bytes], values: NDArray[np.void], regions: list[str | None], today: date
 ) -> StationRows:
-    return StationRows(
+    """Station rows of found records but the blocked ones, by the database path's rule."""
+    rows = StationRows(
         keys=keys,
+        lat=values["lat"] / COORD_SCALE,
+        lon=values["lon"] / COORD_SCALE,
+        radius_m=_nullable(values["radius"], NULL_U32),
+        samples=_nullable(values["samples"], NULL_U32),
+        created_day=_nullable(values["created"], NULL_U16, _EPOCH_ORDINAL),
+        modified_s=_nullable(values["modified"], NULL_U32),
+        last_seen_day=_nullable(values["last_seen"], NULL_U16, _EPOCH_ORDINAL),
+        block_last_day=_nullable(values["block_last"], NULL_U16, _EPOCH_ORDINAL),
+        region=regions,
+    )
+    return rows.take(~blocked(rows, values["block_count"].astype(np.float64), today))
+
+
+def lookup_macs(
+    index: KindIndex, overlay: Overlay | None, macs: Sequence[bytes], today: date
+) -> StationRows:
+    """Wi-Fi or Bluetooth stations by 6-byte MAC, as ``fetch_macs`` gives them."""
+    keys, values, regions = _gather(index, overlay, mac_query(macs))
+    return _unblocked(_mac_bytes(keys), values, regions, today)
+
+
+def lookup_cells(
+    index: KindIndex, overlay: Overlay | None, cellids: Sequence[bytes], today: date
+) -> StationRows:
+    """Cells by their 11-byte (17 for NR) codec keys, as ``fetch_cells`` gives them."""
+    query = np.unique(np.array(cellids, dtype=index.keys.dtype))
+    keys, values, regions = _gather(index, overlay, query)
+    order, key_bytes = _split_keys(keys, CELLID_BYTES)
+    return _unblocked(key_bytes, values[order], [regions[i] for i in order], today)
+
+
+def lookup_areas(index: KindIndex, overlay: Overlay | None, areaids: Sequence[bytes]) -> AreaRows:
+    """Cell areas by their 7-byte (9 for NR) keys, as ``fetch_areas`` gives them."""
+    query = np.unique(np.array(areaids, dtype=index.keys.dtype))
+    keys, values, regions = _gather(index, overlay, query)
+    order, key_bytes = _split_keys(keys, AREAID_BYTES)
+    found = values[order]
+    return AreaRows(
+        keys=key_bytes,
         lat=found["lat"] / COORD_SCALE,
         lon=found["lon"] / COORD_SCALE,
-        radius_m=_nullable(found["radius"], NULL_U32),
-        samples=_nullable(found["samples"], NULL_U32),
+        radius_m=_nullable(found["radius"], NULL_I32),
+        num_cells=_nullable(found["num_cells"], NULL_U32),
         created_day=_nullable(found["created"], NULL_U16, _EPOCH_ORDINAL),
         modified_s=_nullable(found["modified"], NULL_U32),
         last_seen_day=_nullable(found["last_seen"], NULL_U16, _EPOCH_ORDINAL),
-        block_last_day=_nullable(found["block_last"], NULL_U16, _EPOCH_ORDINAL),
-        region=regions[found["region"]].tolist(),
+        region=[regions[i] for i in order],
     )
-
-
-def _unblocked_rows(
-    index: KindIndex, at: NDArray[np.intp], keys: list[bytes], today: date
-) -> StationRows:
-    """The stations at ``at`` (keys ``keys``) but the blocked ones, by the database path's rule."""
-    found = index.values[at]
-    rows = _station_rows(found, keys, index.regions)
-    return rows.take(~blocked(rows, found["block_count"].astype(np.float64), today))
 
 
 class StationIndex:
     """The mapped index of one generation: batch lookups for every station kind."""
 
     def __init__(self, kinds: dict[str, KindIndex]) -> None:
-        self._kinds = kinds
+        self.kinds = kinds
         generations = {k.header.generation for k in kinds.values()}
         # Each file is swapped atomically on its own; a reader that opened
         # in the middle of a swap may hold two generations, which is harmless
@@ -178,51 +277,24 @@ class StationIndex:
 
     def header(self, kind: str) -> Header:
         """The header of a kind's file (counts, build time, high-water mark)."""
-        return self._kinds[kind].header
+        return self.kinds[kind].header
 
     def columns(self, kind: str) -> tuple[NDArray[Any], NDArray[np.void]]:
         """The read-only sorted keys of a kind and their value records (format.py dtypes)."""
-        return self._kinds[kind].keys, self._kinds[kind].values
+        return self.kinds[kind].keys, self.kinds[kind].values
 
     def macs(self, kind: str, macs: Sequence[bytes], *, today: date) -> StationRows:
         """Wi-Fi (``kind="wifi"``) or Bluetooth (``"blue"``) stations by 6-byte MAC,
         as :func:`ichnaea.repositories.stations.fetch_macs` gives them."""
-        index = self._kinds[kind]
-        joined = b"".join(macs)
-        if len(joined) != MAC_BYTES * len(macs):
-            raise ValueError(f"MAC keys must be {MAC_BYTES} bytes long")
-        wide = np.zeros((len(macs), 8), dtype=np.uint8)
-        wide[:, 8 - MAC_BYTES :] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, MAC_BYTES)
-        query = np.unique(wide.view(">u8").ravel().astype(np.uint64))
-        at = _find(index, query)
-        raw = index.keys[at].astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - MAC_BYTES :]
-        keys = np.ascontiguousarray(raw).view(f"V{MAC_BYTES}").ravel().tolist()
-        return _unblocked_rows(index, at, keys, today)
+        return lookup_macs(self.kinds[kind], None, macs, today)
 
     def cells(self, cellids: Sequence[bytes], *, today: date) -> StationRows:
         """Cells by their 11-byte (17 for NR) codec keys, as ``fetch_cells`` gives them."""
-        index = self._kinds["cell"]
-        query = np.unique(np.array(cellids, dtype=index.keys.dtype))
-        at, keys = _split_keys(index, _find(index, query), CELLID_BYTES)
-        return _unblocked_rows(index, at, keys, today)
+        return lookup_cells(self.kinds["cell"], None, cellids, today)
 
     def areas(self, areaids: Sequence[bytes]) -> AreaRows:
         """Cell areas by their 7-byte (9 for NR) keys, as ``fetch_areas`` gives them."""
-        index = self._kinds["area"]
-        query = np.unique(np.array(areaids, dtype=index.keys.dtype))
-        at, keys = _split_keys(index, _find(index, query), AREAID_BYTES)
-        found = index.values[at]
-        return AreaRows(
-            keys=keys,
-            lat=found["lat"] / COORD_SCALE,
-            lon=found["lon"] / COORD_SCALE,
-            radius_m=_nullable(found["radius"], NULL_I32),
-            num_cells=_nullable(found["num_cells"], NULL_U32),
-            created_day=_nullable(found["created"], NULL_U16, _EPOCH_ORDINAL),
-            modified_s=_nullable(found["modified"], NULL_U32),
-            last_seen_day=_nullable(found["last_seen"], NULL_U16, _EPOCH_ORDINAL),
-            region=index.regions[found["region"]].tolist(),
-        )
+        return lookup_areas(self.kinds["area"], None, areaids)
 
 
 def open_index(directory: Path) -> StationIndex:

@@ -53,6 +53,7 @@ from sqlalchemy.engine import Connection, Engine
 from ichnaea.codecs import encode_areaid, encode_cellid
 from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
+from ichnaea.index.changes import announce_changes
 from ichnaea.metrics import Metrics
 from ichnaea.models.cell import CELL_TABLES
 from ichnaea.pipeline.areas import update_areas
@@ -289,6 +290,7 @@ class _Run:
     now: datetime
     chunk_rows: int
     raw: IO[bytes]
+    redis: redis.Redis
     chunk: list[_Cell] = field(default_factory=list)
     areas: set[bytes] = field(default_factory=set)
     summary: ImportSummary = field(default_factory=ImportSummary)
@@ -303,6 +305,8 @@ class _Run:
                 return _write_chunk(connection, cells)
 
         outcome = with_lock_retry(run, metrics=self.metrics, tags={"task": "import_cells"})
+        changed = [cellid for cellid, result in outcome.items() if result != "found"]
+        announce_changes(self.redis, "cell", changed)
         for cell in {cell.cellid: cell for cell in cells}.values():
             result = outcome[cell.cellid]
             getattr(self.summary, result)[cell.name] += 1
@@ -324,6 +328,7 @@ class _Run:
                 now=self.now,
                 metrics=self.metrics,
             )
+            announce_changes(self.redis, "area", self.areas)
             self.areas = set()
 
 
@@ -384,7 +389,7 @@ def import_cells(
     """
     moment = now or datetime.now(UTC).replace(tzinfo=None)
     with path.open("rb") as raw, _open_text(raw) as text:
-        run = _Run(engine, geocoder, metrics, moment, chunk_rows, raw)
+        run = _Run(engine, geocoder, metrics, moment, chunk_rows, raw, redis_client)
         try:
             _read(path, text, run, progress)
         except InvalidCSV:

@@ -39,6 +39,7 @@ from sqlalchemy import Connection, Engine
 from ichnaea.codecs import MAC_SHARD_IDS
 from ichnaea.enums import Radio, StatKey
 from ichnaea.geocode import Geocoder
+from ichnaea.index.changes import announce_changes
 from ichnaea.metrics import Metrics
 from ichnaea.models.cell import CELL_TABLES
 from ichnaea.models.pipeline import PipelineBatch
@@ -316,6 +317,9 @@ def process_station_queue(
     except Exception as exc:
         count_serial_failure(serial, claimed, owner, exc)
         raise
+    # Before the ack: a worker stopped in between leaves the batch to be
+    # resumed, and the resumed batch announces its keys again.
+    announce_changes(client, queue.stype.name, keys)
     try:
         serial.ack(owner, acknowledge)
     except LostLease:

@@ -195,6 +195,15 @@ class StationReader:
     def close(self) -> None:
         self._conn.close()
 
+    def macs(self, kind: str, macs: Sequence[bytes], *, today: date) -> StationRows:
+        return fetch_macs(self, kind, macs, today=today)
+
+    def cells(self, cellids: Sequence[tuple[Radio, bytes]], *, today: date) -> StationRows:
+        return fetch_cells(self, cellids, today=today)
+
+    def areas(self, areaids: Sequence[bytes]) -> AreaRows:
+        return fetch_areas(self, areaids)
+
     def __enter__(self) -> StationReader:
         return self
 

@@ -9,6 +9,14 @@ timeout, and answers 503 with the same body when any of them is down:
 
 ``time`` is milliseconds. A check that fails reports ``up: false``; one that
 raises something unexpected reports ``up: null, time: -1`` (and is logged).
+
+With the station index on, ``station_index`` reports its state without
+deciding the status (the database answers while the index is not up):
+``{"up": true, "state": "ready", "generation": ..., "age_s": 812.4,
+"stations": 123456, "overlay_rows": 17, "refreshed_s_ago": 0.31}``;
+``state`` is ``starting``, ``building``, ``ready`` or ``failed`` (then
+with ``error``), and a ``refreshed_s_ago`` far above the refresh interval
+says the process no longer follows the pipeline's changes.
 """
 
 from __future__ import annotations
@@ -107,6 +115,11 @@ async def heartbeat(request: Request) -> Response:
     results = await asyncio.gather(*(_guarded(n, c) for n, c in zip(names, checks, strict=True)))
     body = dict(zip(names, results, strict=True))
     status = 200 if all(r["up"] is True for r in results) else 503
+    index = state.api.service.index
+    if index is not None:
+        # Reported, never failing the check: until the index is up the
+        # database answers the lookups.
+        body["station_index"] = index.status()
     return JSONResponse(body, status_code=status)
 
 

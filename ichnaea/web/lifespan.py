@@ -29,8 +29,9 @@ from ichnaea.api.usage import UsageRecorder
 from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
 from ichnaea.geoip import GeoIPReader, default_geoip_path
+from ichnaea.index.live import IndexSettings, LiveIndex
 from ichnaea.metrics import Metrics, make_metrics
-from ichnaea.redis_client import connect_async
+from ichnaea.redis_client import connect, connect_async
 from ichnaea.regions import RegionTable
 from ichnaea.repositories.session import create_engine
 
@@ -73,6 +74,20 @@ def open_state(settings: Settings) -> AppState:
     )
     client = connect_async(settings)
     http = make_http_client()
+    index = None
+    if settings.station_index:
+        index = LiveIndex(
+            db,
+            connect(settings),
+            IndexSettings(
+                directory=settings.index_dir,
+                refresh_s=settings.station_index_refresh_ms / 1000,
+                catchup_s=settings.station_index_catchup_s,
+                max_overlay_rows=settings.station_index_max_overlay_rows,
+                rebuild_s=settings.station_index_rebuild_s,
+            ),
+        )
+        index.start()
     metrics = make_metrics(settings)
     service = LocateService(
         db=db,
@@ -81,6 +96,7 @@ def open_state(settings: Settings) -> AppState:
         fallback=FallbackClient(http, client),
         executor=ThreadPoolExecutor(settings.db_pool_size, thread_name_prefix="db"),
         max_queue_backlog=settings.max_queue_backlog,
+        index=index,
     )
     return AppState(
         settings=settings,
@@ -97,6 +113,8 @@ def open_state(settings: Settings) -> AppState:
 async def close_state(state: AppState) -> None:
     await state.api.usage.close()  # before Redis closes: nothing counted is lost
     state.api.service.executor.shutdown(wait=False, cancel_futures=True)
+    if state.api.service.index is not None:
+        state.api.service.index.close()
     await state.http.aclose()
     await state.redis.aclose()
     state.db.dispose()

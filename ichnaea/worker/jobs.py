@@ -36,6 +36,7 @@ from ichnaea.assets import asset_store
 from ichnaea.codecs import DATAMAP_SHARD_IDS
 from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
+from ichnaea.index.changes import announce_changes
 from ichnaea.metrics import Metrics
 from ichnaea.pipeline.areas import update_areas
 from ichnaea.pipeline.cellexport import ExportWindow, diff_window, full_window, publish
@@ -247,10 +248,13 @@ def _cellareas(res: Resources) -> int:
         res,
         AREA_QUEUE,
         AREA_BATCH,
-        lambda ids: update_areas(
-            res.db, ids, geocoder=res.geocoder, now=utcnow(), metrics=res.metrics
-        ),
+        lambda ids: _update_areas(res, ids),
     )
+
+
+def _update_areas(res: Resources, ids: list[bytes]) -> None:
+    update_areas(res.db, ids, geocoder=res.geocoder, now=utcnow(), metrics=res.metrics)
+    announce_changes(res.redis, "area", ids)
 
 
 def _datamap(res: Resources) -> int:

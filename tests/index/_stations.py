@@ -42,12 +42,14 @@ def _maybe(rng: random.Random, value: Any, null_share: float = 0.15) -> Any:
     return None if rng.random() < null_share else value
 
 
-def _station_values(rng: random.Random) -> dict[str, Any]:
+def _station_values(
+    rng: random.Random, centre: tuple[float, float] | None = None, spread_deg: float = 0.01
+) -> dict[str, Any]:
     created = NOW - timedelta(days=rng.randint(0, 900), seconds=rng.randint(0, 86_399))
     blocked_ago = rng.choice([0, 1, 2, 3, 40, 400])
     return {
-        "lat": _maybe(rng, rng.uniform(-90.0, 90.0), 0.1),
-        "lon": _maybe(rng, rng.uniform(-180.0, 180.0), 0.1),
+        "lat": _maybe(rng, _coordinate(rng, centre, 0, 90.0, spread_deg), 0.1),
+        "lon": _maybe(rng, _coordinate(rng, centre, 1, 180.0, spread_deg), 0.1),
         "radius": _maybe(rng, rng.randint(0, 20_000)),
         "region": rng.choice(REGIONS),
         "samples": _maybe(rng, rng.randint(1, 10_000)),
@@ -59,6 +61,15 @@ def _station_values(rng: random.Random) -> dict[str, Any]:
         "block_last": _maybe(rng, TODAY - timedelta(days=blocked_ago), 0.6),
         "block_count": _maybe(rng, rng.choice([0, 0, 1, 2, 5, 255])),
     }
+
+
+def _coordinate(
+    rng: random.Random, centre: tuple[float, float] | None, axis: int, limit: float, spread: float
+) -> float:
+    if centre is None:
+        return rng.uniform(-limit, limit)
+    # On the index's 1e-7 degree grid: both paths then hold the same doubles.
+    return round(centre[axis] + rng.uniform(-spread, spread), 7)
 
 
 def random_mac(rng: random.Random) -> bytes:
@@ -78,22 +89,34 @@ def random_cell(rng: random.Random, radio: Radio) -> tuple[int, int, int, int]:
     return mcc, mnc, lac, cid
 
 
-def seed_stations(engine: Engine, rng: random.Random, *, scale: int = 1) -> Seeded:
-    """Write about ``scale`` times 700 random stations and commit them."""
+def seed_stations(
+    engine: Engine,
+    rng: random.Random,
+    *,
+    scale: int = 1,
+    centre: tuple[float, float] | None = None,
+    spread_deg: float = 0.01,
+) -> Seeded:
+    """Write about ``scale`` times 700 random stations and commit them.
+
+    Positions are anywhere on Earth, or with ``centre`` within
+    ``spread_deg`` of it (so that queries find clusters) and on the index's
+    1e-7 degree grid (so that the index stores them exactly).
+    """
     seeded = Seeded()
     objects: list[Any] = []
     for kind, shards, count in (("wifi", WIFI_SHARDS, 300), ("blue", BLUE_SHARDS, 150)):
         macs = {random_mac(rng) for _ in range(count * scale)}
         for mac in macs:
             shard = shards[mac_shard_id(mac.hex())]
-            objects.append(shard(mac=mac, **_station_values(rng)))
+            objects.append(shard(mac=mac, **_station_values(rng, centre, spread_deg)))
         getattr(seeded, kind).extend(macs)
     for radio in STORED_RADIOS:
         cells = {random_cell(rng, radio) for _ in range(50 * scale)}
         for mcc, mnc, lac, cid in cells:
             key = encode_cellid(radio, mcc, mnc, lac, cid)
             table = CELL_TABLES[radio]
-            values = _station_values(rng)
+            values = _station_values(rng, centre, spread_deg)
             objects.append(
                 table(cellid=key, radio=int(radio), mcc=mcc, mnc=mnc, lac=lac, cid=cid, **values)
             )
@@ -101,7 +124,7 @@ def seed_stations(engine: Engine, rng: random.Random, *, scale: int = 1) -> Seed
         areas = {(mcc, mnc, lac) for mcc, mnc, lac, _ in cells}
         for mcc, mnc, lac in areas:
             key = encode_areaid(radio, mcc, mnc, lac)
-            values = _station_values(rng)
+            values = _station_values(rng, centre, spread_deg)
             objects.append(
                 area_table(radio)(
                     areaid=key,

@@ -43,6 +43,7 @@ from ichnaea.api.locate.result import Position, Region, best_position, best_regi
 from ichnaea.api.locate.sources import fallback, geoip, internal
 from ichnaea.breaker import CircuitBreaker
 from ichnaea.geocode import Geocoder
+from ichnaea.index.live import LiveIndex
 from ichnaea.pipeline.backlog import EXPORT_TARGETS_TTL_S, waiting_elsewhere_async
 from ichnaea.pipeline.incoming import ExportTarget, load_targets
 from ichnaea.privacy import strip_opted_out
@@ -69,6 +70,8 @@ class LocateService:
     max_queue_backlog: int = 1_000_000
     # Database work runs here, off the event loop; sized like the DB pool.
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(20))
+    # The station index; None when disabled. Not ready yet: the database answers.
+    index: LiveIndex | None = None
     _sample_rate: float = 100.0
     _sample_rate_read_at: float = -math.inf
     # The export configs, for the backlog measure (their queues count).
@@ -87,9 +90,12 @@ class LocateService:
     async def locate(self, query: Query, api_key: ApiKey, *, now: datetime) -> Position | None:
         results: list[Position] = []
         if query.has_network_data:
-            found = await self.run_blocking(
-                internal.search_positions, self.db, self.db_breaker, query, now
-            )
+            if self.index is not None and self.index.ready:
+                found = internal.search_positions_in(self.index, query, now)
+            else:
+                found = await self.run_blocking(
+                    internal.search_positions, self.db, self.db_breaker, query, now
+                )
             results += found
             await self._store_query(query, api_key, found)
         if geoip.should_search(query):
@@ -101,9 +107,12 @@ class LocateService:
     async def region(self, query: Query, *, now: datetime) -> Region | None:
         results: list[Region] = []
         if query.has_network_data:
-            results += await self.run_blocking(
-                internal.search_regions, self.db, self.db_breaker, query, self.geocoder, now
-            )
+            if self.index is not None and self.index.ready:
+                results += internal.search_regions_in(self.index, query, self.geocoder, now)
+            else:
+                results += await self.run_blocking(
+                    internal.search_regions, self.db, self.db_breaker, query, self.geocoder, now
+                )
         if geoip.should_search(query):
             results += geoip.search_region(query)
         return best_region(results)

@@ -16,8 +16,14 @@ Regions (4.9): stations vote for the region stored with them, weighted by
 their score; cells vote for the regions of their MCC (each of n regions
 gets 1/n), and an ambiguous MCC is resolved with the area table's region.
 
-A database error in one network type is logged and reported, and that type
-contributes nothing; the others still answer (and GeoIP still can). A
+The stations come from a :class:`StationLookup`: the station index
+(:mod:`ichnaea.index.live`, in memory, so the search runs on the event
+loop: :func:`search_positions_in`, :func:`search_regions_in`) or, while
+the index is off or not ready, the database (:func:`search_positions`,
+:func:`search_regions`, blocking: run in a thread). Both give the same rows.
+
+On the database path, a database error in one network type is logged and
+reported, and that type contributes nothing; the others still answer (and GeoIP still can). A
 database that cannot be reached (connect or checkout failed, or the
 connection broke mid-request) opens the circuit breaker: the remaining
 lookups of the request and every lookup of the next seconds are skipped,
@@ -28,10 +34,10 @@ connection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TypeVar
+from datetime import date, datetime
+from typing import Protocol, TypeVar
 
 import numpy as np
 import sentry_sdk
@@ -69,19 +75,22 @@ from ichnaea.positioning import (
     aggregate_cluster_position,
     cluster_networks,
 )
-from ichnaea.repositories.stations import (
-    AreaRows,
-    StationReader,
-    StationRows,
-    fetch_areas,
-    fetch_cells,
-    fetch_macs,
-    is_outage,
-)
+from ichnaea.repositories.stations import AreaRows, StationReader, StationRows, is_outage
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class StationLookup(Protocol):
+    """Where the stations come from: the database (:class:`StationReader`) or the
+    station index (:class:`ichnaea.index.live.LiveIndex`); both give the same rows."""
+
+    def macs(self, kind: str, macs: Sequence[bytes], *, today: date) -> StationRows: ...
+
+    def cells(self, cellids: Sequence[tuple[Radio, bytes]], *, today: date) -> StationRows: ...
+
+    def areas(self, areaids: Sequence[bytes]) -> AreaRows: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +166,13 @@ def _internal_position(
 
 
 def _mac_positions(
-    conn: StationReader,
+    stations: StationLookup,
     lookups: list[BlueLookup] | list[WifiLookup],
     params: MacParams,
     now: datetime,
 ) -> list[Position]:
     by_mac = {bytes.fromhex(item.mac): item for item in lookups}
-    rows = fetch_macs(conn, params.kind, by_mac, today=now.date())
+    rows = stations.macs(params.kind, list(by_mac), today=now.date())
     if len(rows) < 2:
         return []
     found = [by_mac[key] for key in rows.keys]
@@ -197,11 +206,11 @@ def _area_prefix(cellid: bytes) -> bytes:
     return cellid[:-8] if len(cellid) > 11 else cellid[:-4]
 
 
-def _cell_positions(conn: StationReader, query: Query, now: datetime) -> list[Position]:
+def _cell_positions(stations: StationLookup, query: Query, now: datetime) -> list[Position]:
     by_id = {cell.cellid: cell for cell in query.cell}
-    rows = fetch_cells(conn, ((c.radio, key) for key, c in by_id.items()), today=now.date())
+    rows = stations.cells([(c.radio, key) for key, c in by_id.items()], today=now.date())
     if len(rows) == 0:
-        return _area_positions(conn, query, now)
+        return _area_positions(stations, query, now)
     found = [by_id[key] for key in rows.keys]
     signal = np.array(
         [c.signal or CELL_SIGNAL_RANGE_DBM[c.radio][0] for c in found], dtype=np.float64
@@ -241,10 +250,10 @@ def _area_scores(areas: AreaRows, now: datetime) -> np.ndarray:
     )
 
 
-def _area_positions(conn: StationReader, query: Query, now: datetime) -> list[Position]:
+def _area_positions(stations: StationLookup, query: Query, now: datetime) -> list[Position]:
     if not query.cell_area:
         return []
-    areas = fetch_areas(conn, (area.areaid for area in query.cell_area))
+    areas = stations.areas([area.areaid for area in query.cell_area])
     score = _area_scores(areas, now)
     accuracy = np.clip(np.nan_to_num(areas.radius_m), AREA_MIN_ACCURACY_M, AREA_MAX_ACCURACY_M)
     today = now.date().toordinal()
@@ -277,31 +286,46 @@ def _connect(engine: Engine, breaker: CircuitBreaker) -> StationReader | None:
     return conn
 
 
+def _position_searches(
+    stations: StationLookup, query: Query, now: datetime
+) -> list[tuple[str, Callable[[], list[Position]]]]:
+    searches: list[tuple[str, Callable[[], list[Position]]]] = []
+    if query.blue:
+        searches.append(("blue", lambda: _mac_positions(stations, query.blue, BLUE, now)))
+    if query.wifi:
+        searches.append(("wifi", lambda: _mac_positions(stations, query.wifi, WIFI, now)))
+    if query.cell or query.cell_area:
+        searches.append(("cell", lambda: _cell_positions(stations, query, now)))
+    return searches
+
+
 def search_positions(
     engine: Engine, breaker: CircuitBreaker, query: Query, now: datetime
 ) -> list[Position]:
-    """All internal position results of a query (blocking: run it in a thread)."""
+    """All internal position results of a query from the database (blocking: run it in a thread)."""
     results: list[Position] = []
     conn = _connect(engine, breaker)
     if conn is None:
         return results
-    searches: list[tuple[str, Callable[[], list[Position]]]] = []
-    if query.blue:
-        searches.append(("blue", lambda: _mac_positions(conn, query.blue, BLUE, now)))
-    if query.wifi:
-        searches.append(("wifi", lambda: _mac_positions(conn, query.wifi, WIFI, now)))
-    if query.cell or query.cell_area:
-        searches.append(("cell", lambda: _cell_positions(conn, query, now)))
     with conn:
-        for kind, search in searches:
+        for kind, search in _position_searches(conn, query, now):
             results += _guarded(breaker, "station", kind, search) or []
     return results
 
 
+def search_positions_in(index: StationLookup, query: Query, now: datetime) -> list[Position]:
+    """All internal position results of a query from the station index (in memory: no thread)."""
+    return [found for _, search in _position_searches(index, query, now) for found in search()]
+
+
 def _mac_region_scores(
-    conn: StationReader, lookups: list[BlueLookup] | list[WifiLookup], kind: str, now: datetime
+    stations: StationLookup,
+    lookups: list[BlueLookup] | list[WifiLookup],
+    kind: str,
+    now: datetime,
 ) -> dict[str, float]:
-    rows = fetch_macs(conn, kind, (bytes.fromhex(item.mac) for item in lookups), today=now.date())
+    macs = list({bytes.fromhex(item.mac) for item in lookups})
+    rows = stations.macs(kind, macs, today=now.date())
     totals: dict[str, float] = {}
     for region, score in zip(rows.region, _scores(rows, to_seconds(now)), strict=True):
         if region:
@@ -310,7 +334,7 @@ def _mac_region_scores(
 
 
 def _cell_region_scores(
-    conn: StationReader, query: Query, geocoder: Geocoder, now: datetime
+    stations: StationLookup, query: Query, geocoder: Geocoder, now: datetime
 ) -> dict[str, float]:
     totals: dict[str, float] = {}
     ambiguous: list[CellLookup] = []
@@ -323,32 +347,27 @@ def _cell_region_scores(
         if len(regions) > 1 and entry.radio is not Radio.nr:
             ambiguous.append(entry)
     if ambiguous:
-        areas = fetch_areas(conn, {entry.areaid for entry in ambiguous})
+        areas = stations.areas(list({entry.areaid for entry in ambiguous}))
         for code, score in zip(areas.region, _area_scores(areas, now), strict=True):
             if code is not None and code in totals:
                 totals[code] += float(score)
     return totals
 
 
-def search_regions(
-    engine: Engine, breaker: CircuitBreaker, query: Query, geocoder: Geocoder, now: datetime
-) -> list[Region]:
-    """All internal region results of a query (blocking: run it in a thread)."""
-    conn = _connect(engine, breaker)
-    if conn is None:
-        return []
+def _region_searches(
+    stations: StationLookup, query: Query, geocoder: Geocoder, now: datetime
+) -> list[tuple[str, Callable[[], dict[str, float]]]]:
     searches: list[tuple[str, Callable[[], dict[str, float]]]] = []
     if query.blue:
-        searches.append(("blue", lambda: _mac_region_scores(conn, query.blue, "blue", now)))
+        searches.append(("blue", lambda: _mac_region_scores(stations, query.blue, "blue", now)))
     if query.wifi:
-        searches.append(("wifi", lambda: _mac_region_scores(conn, query.wifi, "wifi", now)))
+        searches.append(("wifi", lambda: _mac_region_scores(stations, query.wifi, "wifi", now)))
     if query.cell or query.cell_area:
-        searches.append(("cell", lambda: _cell_region_scores(conn, query, geocoder, now)))
-    totals: dict[str, float] = {}
-    with conn:
-        for kind, search in searches:
-            for code, score in (_guarded(breaker, "region", kind, search) or {}).items():
-                totals[code] = totals.get(code, 0.0) + score
+        searches.append(("cell", lambda: _cell_region_scores(stations, query, geocoder, now)))
+    return searches
+
+
+def _regions(geocoder: Geocoder, totals: dict[str, float]) -> list[Region]:
     results = []
     for code, score in totals.items():
         region = geocoder.region_for_code(code)
@@ -357,3 +376,29 @@ def search_regions(
                 Region(region.code, region.name, region.radius_m, score, DataSource.internal)
             )
     return results
+
+
+def search_regions(
+    engine: Engine, breaker: CircuitBreaker, query: Query, geocoder: Geocoder, now: datetime
+) -> list[Region]:
+    """All internal region results of a query from the database (blocking: run it in a thread)."""
+    conn = _connect(engine, breaker)
+    if conn is None:
+        return []
+    totals: dict[str, float] = {}
+    with conn:
+        for kind, search in _region_searches(conn, query, geocoder, now):
+            for code, score in (_guarded(breaker, "region", kind, search) or {}).items():
+                totals[code] = totals.get(code, 0.0) + score
+    return _regions(geocoder, totals)
+
+
+def search_regions_in(
+    index: StationLookup, query: Query, geocoder: Geocoder, now: datetime
+) -> list[Region]:
+    """All internal region results of a query from the station index (in memory: no thread)."""
+    totals: dict[str, float] = {}
+    for _, search in _region_searches(index, query, geocoder, now):
+        for code, score in search().items():
+            totals[code] = totals.get(code, 0.0) + score
+    return _regions(geocoder, totals)

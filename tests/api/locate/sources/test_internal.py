@@ -16,6 +16,7 @@ from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
 from ichnaea.regions import RegionTable
 from ichnaea.repositories.session import create_engine
+from ichnaea.repositories.stations import StationReader
 
 UNREACHABLE_MYSQL = "mysql+mysqldb://root@127.0.0.1:1/location"
 NOW = datetime(2026, 12, 6, 12, 0)
@@ -70,7 +71,7 @@ def test_connection_lost_mid_request_opens_the_breaker_and_skips_the_rest(
         cells_asked.append(query)
         return []
 
-    monkeypatch.setattr(internal, "fetch_macs", fail)
+    monkeypatch.setattr(StationReader, "macs", fail)
     monkeypatch.setattr(internal, "_cell_positions", cells)
     breaker = CircuitBreaker()
     cell = CellLookup(radio=Radio.lte, mcc=234, mnc=30, lac=2, cid=1234)
@@ -86,7 +87,7 @@ def test_a_failing_statement_is_no_outage_and_keeps_the_breaker_closed(
     def fail(*args: object, **kwargs: object) -> None:
         raise ProgrammingError("SELECT", (), Exception("no such table"))
 
-    monkeypatch.setattr(internal, "fetch_macs", fail)
+    monkeypatch.setattr(StationReader, "macs", fail)
     breaker = CircuitBreaker()
     assert internal.search_positions(db_engine, breaker, Query("locate", wifi=WIFIS), NOW) == []
     assert breaker.closed
