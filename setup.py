@@ -30,6 +30,7 @@ KERNELS = [
     "_clustering",
     "_weighting",
     "_station",
+    "_index",
 ]
 
 

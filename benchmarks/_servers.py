@@ -10,6 +10,7 @@ import socket
 import sys
 import time
 
+import httpx
 import sqlalchemy as sa
 
 from ichnaea.config import Settings
@@ -46,3 +47,20 @@ def wait_ready(port: int, timeout_s: float = 60) -> None:
         except OSError:
             time.sleep(0.2)
     raise RuntimeError("ichnaea web did not start")
+
+
+def wait_for_index(port: int, processes: int, timeout_s: float = 600) -> None:
+    """Wait until ``/__heartbeat__`` reports the station index up, ``processes`` times in a row.
+
+    Each answer comes from one web process; asking several times in a row
+    makes it likely every process has mapped the index.
+    """
+    deadline = time.monotonic() + timeout_s
+    in_a_row = 0
+    while time.monotonic() < deadline:
+        body = httpx.get(f"http://127.0.0.1:{port}/__heartbeat__", timeout=10).json()
+        in_a_row = in_a_row + 1 if body.get("station_index", {}).get("up") else 0
+        if in_a_row >= 4 * processes:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the station index was not up after {timeout_s} s")

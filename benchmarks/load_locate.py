@@ -52,10 +52,12 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -66,7 +68,7 @@ import numpy as np
 import redis
 import sqlalchemy as sa
 import uvloop
-from _servers import free_port, fresh_database, wait_ready
+from _servers import free_port, fresh_database, wait_for_index, wait_ready
 
 from ichnaea.codecs import encode_cellid, mac_shard_id
 from ichnaea.config import load_settings
@@ -394,6 +396,29 @@ def _start(
     return proc, port
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *_children(int(child))]
+    return found
+
+
+def resident_memory(pid: int) -> list[str]:
+    """``VmRSS`` (anonymous + file-backed, the mapped index among them) of ``pid``'s processes."""
+    lines = []
+    for process in [pid, *_children(pid)]:
+        try:
+            status = Path(f"/proc/{process}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        names = ("VmRSS", "RssAnon", "RssFile")
+        parts = ", ".join(f"{name} {fields[name].strip()}" for name in names)
+        lines.append(f"pid {process}: {parts}")
+    return lines
+
+
 def _span(values: list[float]) -> str:
     low, high = min(values), max(values)
     return f"{low:,.1f}" if low == high else f"{low:,.1f}-{high:,.1f}"
@@ -454,6 +479,11 @@ def main() -> None:
         default=Path(os.devnull),
         help="where both servers' output goes (the request log is large) [default: discarded]",
     )
+    parser.add_argument(
+        "--no-index",
+        action="store_true",
+        help="STATION_INDEX=false: station lookups from the database per request",
+    )
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
     if args.quick:
@@ -468,6 +498,10 @@ def main() -> None:
     env["REDIS_URI"] = args.redis
     if args.log_level:
         env["LOGGING_LEVEL"] = args.log_level
+    # A fresh index directory: one left by an earlier run holds other stations.
+    index_dir = Path(tempfile.mkdtemp(prefix="ichnaea-bench-index-"))
+    env["STATION_INDEX"] = "false" if args.no_index else "true"
+    env["STATION_INDEX_DIR"] = str(index_dir)
     settings = load_settings(env)
     redis.Redis.from_url(args.redis).flushdb()
     fresh_database(settings)
@@ -489,6 +523,10 @@ def main() -> None:
         servers["ichnaea"] = _start(
             [sys.executable, "-m", "ichnaea", "web", *processes], env, args.server_log
         )
+        if not args.no_index:
+            started = time.perf_counter()
+            wait_for_index(servers["ichnaea"][1], args.processes)
+            print(f"station index up in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         servers["limit"] = _start(
             [sys.executable, str(here / "limit_app.py"), *processes], env, args.server_log
         )
@@ -502,11 +540,16 @@ def main() -> None:
                     run = drive(port, requests, args.connections, args.seconds)
                     results[scenario][app].append(run)
                     print(f"{scenario} {app} round {round_}: {run}", file=sys.stderr)
+        memory = resident_memory(servers["ichnaea"][0].pid)
+        print("ichnaea web processes, resident memory:", file=sys.stderr)
+        for line in memory:
+            print(f"  {line}", file=sys.stderr)
     finally:
         for proc, _ in servers.values():
             proc.send_signal(signal.SIGTERM)
         for proc, _ in servers.values():
             proc.wait(30)
+        shutil.rmtree(index_dir, ignore_errors=True)
     print(table(results))
     if args.json:
         summary = {"machine": os.uname().nodename, "cores": os.cpu_count(), "args": vars(args)}

@@ -33,6 +33,7 @@ try:
         m_to_rdist_array,
         max_distance_m_array,
     )
+    from ichnaea._fast._index import gather_stations
     from ichnaea._fast._station import (
         KIND_BLUE,
         KIND_CELL,
@@ -70,6 +71,7 @@ __all__ = [
     "cluster_complete_linkage",
     "destination_array",
     "distance_m_array",
+    "gather_stations",
     "geodesy_constants",
     "haversine_m_array",
     "haversine_rdist_array",

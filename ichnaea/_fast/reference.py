@@ -728,3 +728,122 @@ def max_distance_to_points(
         if dist.size:
             result[k] = np.max(dist)
     return result
+
+
+# -- station index ----------------------------------------------------------------
+
+_STATION_RECORD = np.dtype(
+    [
+        ("lat", "<i4"),
+        ("lon", "<i4"),
+        ("radius", "<u4"),
+        ("samples", "<u4"),
+        ("created", "<u2"),
+        ("modified", "<u4"),
+        ("last_seen", "<u2"),
+        ("block_last", "<u2"),
+        ("block_count", "u1"),
+        ("region", "<u2"),
+    ]
+)
+_EPOCH_ORDINAL = 719163.0
+
+
+def _station_score(
+    now_s: float,
+    radius_m: float,
+    samples: float,
+    created_day: float,
+    modified_s: float,
+    last_seen_day: float,
+    block_last_day: float,
+) -> float:
+    """``ichnaea.api.locate.score.station_scores`` of one station, in NumPy's NaN rules."""
+    with np.errstate(invalid="ignore"):
+        modified_day = np.floor(modified_s / 86400.0) + _EPOCH_ORDINAL
+        last_day = np.fmax(modified_day, last_seen_day)
+        first_day = np.fmax(created_day, block_last_day)
+        s = float(np.nan_to_num(samples, nan=0.0))
+        if s > 1 and not float(np.nan_to_num(radius_m)) > 0:
+            s = 1.0
+        sample_weight = float(np.clip(np.log2(max(s, 1.0)), 0.5, 10.0))
+        days_since = np.maximum(np.floor((now_s - modified_s) / 86400.0), 0.0)
+        age_weight = 1.0 / np.sqrt(np.floor(days_since / 30.0) + 1.0)
+        collection_weight = np.minimum(np.maximum(last_day - first_day, 1.0) / 10.0, 1.0)
+        return float(age_weight * collection_weight * sample_weight)
+
+
+def gather_stations(
+    query: bytes,
+    width: int,
+    base_keys: NDArray[np.uint8],
+    base_values: NDArray[np.uint8],
+    over_keys: NDArray[np.uint8],
+    over_values: NDArray[np.uint8],
+    over_present: NDArray[np.uint8],
+    today_day: float,
+    now_s: float,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int32], NDArray[np.int8]]:
+    """Spec of ``_index.gather_stations``: (out, query index, region, source) of the rows kept."""
+
+    def keys_of(raw: NDArray[np.uint8]) -> list[bytes]:
+        if width != 6:
+            return [bytes(raw[i : i + width]) for i in range(0, len(raw), width)]
+        # little-endian uint64 of a MAC read big-endian: its 6 low bytes, reversed
+        return [bytes(raw[i : i + 6][::-1]) for i in range(0, len(raw), 8)]
+
+    base_records = np.frombuffer(base_values.tobytes(), _STATION_RECORD)
+    base = dict(zip(keys_of(base_keys), base_records, strict=True))
+    over_records = np.frombuffer(over_values.tobytes(), _STATION_RECORD)
+    over = {
+        key: (record, bool(flag))
+        for key, record, flag in zip(keys_of(over_keys), over_records, over_present, strict=True)
+    }
+    columns: list[list[float]] = [[] for _ in range(9)]
+    at: list[int] = []
+    regions: list[int] = []
+    sources: list[int] = []
+    for i in range(len(query) // width):
+        key = query[i * width : (i + 1) * width]
+        if key in over:
+            record, present = over[key]
+            if not present:
+                continue
+            source = 1
+        elif key in base:
+            record, source = base[key], 0
+        else:
+            continue
+
+        def nullable(value: int, null: int, offset: float = 0.0) -> float:
+            return math.nan if value == null else value + offset
+
+        created = nullable(int(record["created"]), 0xFFFF, _EPOCH_ORDINAL)
+        block_last = nullable(int(record["block_last"]), 0xFFFF, _EPOCH_ORDINAL)
+        count = int(record["block_count"])
+        if today_day - block_last < 2:
+            continue
+        if count > 0 and not math.isnan(created) and count >= round(abs(created - today_day) / 30):
+            continue
+        values = [
+            int(record["lat"]) / 1e7,
+            int(record["lon"]) / 1e7,
+            nullable(int(record["radius"]), 0xFFFFFFFF),
+            nullable(int(record["samples"]), 0xFFFFFFFF),
+            created,
+            nullable(int(record["modified"]), 0xFFFFFFFF),
+            nullable(int(record["last_seen"]), 0xFFFF, _EPOCH_ORDINAL),
+            block_last,
+        ]
+        values.append(_station_score(now_s, *values[2:]))
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+        at.append(i)
+        regions.append(int(record["region"]))
+        sources.append(source)
+    return (
+        np.array(columns, dtype=np.float64).reshape(9, len(at)),
+        np.array(at, dtype=np.int64),
+        np.array(regions, dtype=np.int32),
+        np.array(sources, dtype=np.int8),
+    )

@@ -239,14 +239,23 @@ class LiveIndex:
             raise RuntimeError("the station index is not ready")
         return view
 
-    def macs(self, kind: str, macs: Sequence[bytes], *, today: date) -> StationRows:
+    def macs(
+        self, kind: str, macs: Sequence[bytes], *, today: date, now_s: float | None = None
+    ) -> StationRows:
         view = self._current()
-        return lookup_macs(view.base.kinds[kind], view.overlays.get(kind), macs, today)
+        return lookup_macs(view.base.kinds[kind], view.overlays.get(kind), macs, today, now_s)
 
-    def cells(self, cellids: Iterable[tuple[Radio, bytes]], *, today: date) -> StationRows:
+    def cells(
+        self,
+        cellids: Iterable[tuple[Radio, bytes]],
+        *,
+        today: date,
+        now_s: float | None = None,
+    ) -> StationRows:
         view = self._current()
         keys = [key for _, key in cellids]
-        return lookup_cells(view.base.kinds["cell"], view.overlays.get("cell"), keys, today)
+        cells = view.base.kinds["cell"], view.overlays.get("cell")
+        return lookup_cells(*cells, keys, today, now_s)
 
     def areas(self, areaids: Iterable[bytes]) -> AreaRows:
         view = self._current()

@@ -25,6 +25,7 @@ mapped records of their keys, or hide them when the station is gone.
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import zlib
@@ -37,7 +38,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ichnaea.codecs import AREAID_BYTES, CELLID_BYTES, MAC_BYTES
+from ichnaea._fast import gather_stations
+from ichnaea.codecs import AREAID_BYTES, MAC_BYTES
 from ichnaea.enums import Radio
 from ichnaea.index.format import (
     COORD_SCALE,
@@ -54,7 +56,7 @@ from ichnaea.index.format import (
     file_name,
     unpack_header,
 )
-from ichnaea.repositories.stations import AreaRows, StationRows, blocked
+from ichnaea.repositories.stations import AreaRows, StationRows
 
 Float = NDArray[np.float64]
 
@@ -190,58 +192,98 @@ def _split_keys(keys: NDArray[Any], short: int) -> tuple[NDArray[np.intp], list[
     return order, short_keys + long_keys
 
 
-def _mac_bytes(keys: NDArray[Any]) -> list[bytes]:
-    raw = keys.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 8 - MAC_BYTES :]
-    result: list[bytes] = np.ascontiguousarray(raw).view(f"V{MAC_BYTES}").ravel().tolist()
-    return result
+_NO_OVERLAY = {
+    kind: (np.zeros(0, np.uint8), np.zeros(0, np.uint8), np.zeros(0, np.uint8))
+    for kind in KEY_DTYPES
+}
 
 
-def mac_query(macs: Sequence[bytes]) -> NDArray[np.uint64]:
-    """The sorted unique index keys of 6-byte MACs."""
-    joined = b"".join(macs)
-    if len(joined) != MAC_BYTES * len(macs):
-        raise ValueError(f"MAC keys must be {MAC_BYTES} bytes long")
-    wide = np.zeros((len(macs), 8), dtype=np.uint8)
-    wide[:, 8 - MAC_BYTES :] = np.frombuffer(joined, dtype=np.uint8).reshape(-1, MAC_BYTES)
-    query: NDArray[np.uint64] = np.unique(wide.view(">u8").ravel().astype(np.uint64))
-    return query
-
-
-def _unblocked(
-    keys: list[bytes], values: NDArray[np.void], regions: list[str | None], today: date
+def _stations(
+    index: KindIndex,
+    overlay: Overlay | None,
+    query: list[tuple[bytes, bytes]],
+    width: int,
+    today: date,
+    now_s: float | None,
 ) -> StationRows:
-    """Station rows of found records but the blocked ones, by the database path's rule."""
-    rows = StationRows(
-        keys=keys,
-        lat=values["lat"] / COORD_SCALE,
-        lon=values["lon"] / COORD_SCALE,
-        radius_m=_nullable(values["radius"], NULL_U32),
-        samples=_nullable(values["samples"], NULL_U32),
-        created_day=_nullable(values["created"], NULL_U16, _EPOCH_ORDINAL),
-        modified_s=_nullable(values["modified"], NULL_U32),
-        last_seen_day=_nullable(values["last_seen"], NULL_U16, _EPOCH_ORDINAL),
-        block_last_day=_nullable(values["block_last"], NULL_U16, _EPOCH_ORDINAL),
-        region=regions,
+    """The unblocked stations of ``query``: (search key, codec key) pairs sorted by search key.
+
+    One call of the compiled kernel finds, decodes and filters them
+    (``ichnaea._fast.gather_stations``); the rest is this function's
+    few array views.
+    """
+    n = len(query)
+    out = np.empty((9, n), dtype=np.float64)
+    at = np.empty(n, dtype=np.int64)
+    region = np.empty(n, dtype=np.int32)
+    source = np.empty(n, dtype=np.int8)
+    if overlay is not None and len(overlay):
+        over_keys = overlay.keys.view(np.uint8)
+        over_values = overlay.values.view(np.uint8)
+        over_present = overlay.present.view(np.uint8)
+        over_regions = overlay.regions
+    else:
+        over_keys, over_values, over_present = _NO_OVERLAY[index.header.kind]
+        over_regions = index.regions
+    rows = gather_stations(
+        b"".join(search for search, _ in query),
+        width,
+        index.keys.view(np.uint8),
+        index.values.view(np.uint8),
+        over_keys,
+        over_values,
+        over_present,
+        float(today.toordinal()),
+        math.nan if now_s is None else now_s,
+        out,
+        at,
+        region,
+        source,
     )
-    return rows.take(~blocked(rows, values["block_count"].astype(np.float64), today))
+    names = index.regions.tolist(), over_regions.tolist()
+    sources = zip(source[:rows].tolist(), region[:rows].tolist(), strict=True)
+    return StationRows(
+        keys=[query[i][1] for i in at[:rows].tolist()],
+        lat=out[0, :rows],
+        lon=out[1, :rows],
+        radius_m=out[2, :rows],
+        samples=out[3, :rows],
+        created_day=out[4, :rows],
+        modified_s=out[5, :rows],
+        last_seen_day=out[6, :rows],
+        block_last_day=out[7, :rows],
+        region=[names[s][r] for s, r in sources],
+        score=None if now_s is None else out[8, :rows],
+    )
 
 
 def lookup_macs(
-    index: KindIndex, overlay: Overlay | None, macs: Sequence[bytes], today: date
+    index: KindIndex,
+    overlay: Overlay | None,
+    macs: Sequence[bytes],
+    today: date,
+    now_s: float | None = None,
 ) -> StationRows:
-    """Wi-Fi or Bluetooth stations by 6-byte MAC, as ``fetch_macs`` gives them."""
-    keys, values, regions = _gather(index, overlay, mac_query(macs))
-    return _unblocked(_mac_bytes(keys), values, regions, today)
+    """Wi-Fi or Bluetooth stations by 6-byte MAC, as ``fetch_macs`` gives them
+    (with their scores at ``now_s`` when it is given)."""
+    unique = sorted(set(macs))
+    if len(b"".join(unique)) != MAC_BYTES * len(unique):
+        raise ValueError(f"MAC keys must be {MAC_BYTES} bytes long")
+    return _stations(index, overlay, [(mac, mac) for mac in unique], MAC_BYTES, today, now_s)
 
 
 def lookup_cells(
-    index: KindIndex, overlay: Overlay | None, cellids: Sequence[bytes], today: date
+    index: KindIndex,
+    overlay: Overlay | None,
+    cellids: Sequence[bytes],
+    today: date,
+    now_s: float | None = None,
 ) -> StationRows:
-    """Cells by their 11-byte (17 for NR) codec keys, as ``fetch_cells`` gives them."""
-    query = np.unique(np.array(cellids, dtype=index.keys.dtype))
-    keys, values, regions = _gather(index, overlay, query)
-    order, key_bytes = _split_keys(keys, CELLID_BYTES)
-    return _unblocked(key_bytes, values[order], [regions[i] for i in order], today)
+    """Cells by their 11-byte (17 for NR) codec keys, as ``fetch_cells`` gives them
+    (with their scores at ``now_s`` when it is given)."""
+    width = index.keys.dtype.itemsize
+    padded = sorted({cellid.ljust(width, b"\0"): cellid for cellid in cellids}.items())
+    return _stations(index, overlay, padded, width, today, now_s)
 
 
 def lookup_areas(index: KindIndex, overlay: Overlay | None, areaids: Sequence[bytes]) -> AreaRows:

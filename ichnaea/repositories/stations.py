@@ -53,6 +53,9 @@ class StationRows:
     last_seen_day: Float
     block_last_day: Float
     region: list[str | None]
+    # Scores at the request's time, when the lookup computed them (the
+    # station index's kernel does); None: ichnaea.api.locate.score computes them.
+    score: Float | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -70,6 +73,7 @@ class StationRows:
             last_seen_day=self.last_seen_day[index],
             block_last_day=self.block_last_day[index],
             region=[self.region[i] for i in index],
+            score=None if self.score is None else self.score[index],
         )
 
 
@@ -195,10 +199,18 @@ class StationReader:
     def close(self) -> None:
         self._conn.close()
 
-    def macs(self, kind: str, macs: Sequence[bytes], *, today: date) -> StationRows:
-        return fetch_macs(self, kind, macs, today=today)
+    def macs(
+        self, kind: str, macs: Sequence[bytes], *, today: date, now_s: float | None = None
+    ) -> StationRows:
+        return fetch_macs(self, kind, macs, today=today)  # scored by the caller
 
-    def cells(self, cellids: Sequence[tuple[Radio, bytes]], *, today: date) -> StationRows:
+    def cells(
+        self,
+        cellids: Sequence[tuple[Radio, bytes]],
+        *,
+        today: date,
+        now_s: float | None = None,
+    ) -> StationRows:
         return fetch_cells(self, cellids, today=today)
 
     def areas(self, areaids: Sequence[bytes]) -> AreaRows:

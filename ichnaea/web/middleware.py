@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+import orjson
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -145,6 +146,19 @@ class InternalErrorMiddleware:
                 await response(scope, receive, send)
 
 
+def _log_line(line: dict[str, Any]) -> str:
+    """The request log line as compact JSON with sorted keys.
+
+    orjson writes it several times faster than ``json.dumps``; a value it
+    refuses (a string with a lone surrogate, from a percent-decoded query
+    parameter) takes the standard library's way, which escapes it.
+    """
+    try:
+        return orjson.dumps(line, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(line, sort_keys=True, separators=(",", ":"))
+
+
 class RequestMetricsMiddleware:
     """``request`` counter and ``request.timing`` per path, method and status, and the log line.
 
@@ -216,4 +230,4 @@ class RequestMetricsMiddleware:
                     "log_level": "info",
                     **fields,
                 }
-                request_log.info(json.dumps(line, sort_keys=True, separators=(",", ":")))
+                request_log.info(_log_line(line))

@@ -61,7 +61,7 @@ def _sorted(rows: StationRows | AreaRows) -> dict[str, object]:
     out: dict[str, object] = {"keys": [rows.keys[i] for i in order]}
     out["region"] = [rows.region[i] for i in order]
     for name in rows.__slots__:  # type: ignore[attr-defined]
-        if name not in ("keys", "region"):
+        if name not in ("keys", "region", "score"):
             out[name] = getattr(rows, name)[order]
     return out
 

@@ -17,6 +17,7 @@ from starlette.types import Message
 from ichnaea.config import Settings
 from ichnaea.web.app import create_app
 from ichnaea.web.lifespan import STATE_KEY
+from ichnaea.web.middleware import _log_line
 from tests._support import RecordingMetrics
 from tests.fixtures_app import Seeder
 
@@ -164,3 +165,10 @@ def test_client_disconnect_mid_body_is_logged_as_499_without_traceback(
     assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
     assert captured == []
     assert sent == []  # nobody is listening any more
+
+
+def test_log_line_is_sorted_compact_json_even_for_a_lone_surrogate() -> None:
+    line = {"b": 1, "a": "ü", "duration_s": 0.5}
+    assert _log_line(line) == '{"a":"ü","b":1,"duration_s":0.5}'
+    # orjson refuses the surrogate; the standard library escapes it.
+    assert json.loads(_log_line({"invalid_api_key": "x\ud800"})) == {"invalid_api_key": "x\ud800"}

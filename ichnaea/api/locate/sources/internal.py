@@ -86,9 +86,17 @@ class StationLookup(Protocol):
     """Where the stations come from: the database (:class:`StationReader`) or the
     station index (:class:`ichnaea.index.live.LiveIndex`); both give the same rows."""
 
-    def macs(self, kind: str, macs: Sequence[bytes], *, today: date) -> StationRows: ...
+    def macs(
+        self, kind: str, macs: Sequence[bytes], *, today: date, now_s: float | None = None
+    ) -> StationRows: ...
 
-    def cells(self, cellids: Sequence[tuple[Radio, bytes]], *, today: date) -> StationRows: ...
+    def cells(
+        self,
+        cellids: Sequence[tuple[Radio, bytes]],
+        *,
+        today: date,
+        now_s: float | None = None,
+    ) -> StationRows: ...
 
     def areas(self, areaids: Sequence[bytes]) -> AreaRows: ...
 
@@ -126,6 +134,8 @@ def _weight_age(age: int | None) -> float:
 
 
 def _scores(rows: StationRows, now_s: float) -> np.ndarray:
+    if rows.score is not None:
+        return rows.score  # computed by the lookup, at the same now_s
     return station_scores(
         now_s,
         created_day=rows.created_day,
@@ -172,7 +182,7 @@ def _mac_positions(
     now: datetime,
 ) -> list[Position]:
     by_mac = {bytes.fromhex(item.mac): item for item in lookups}
-    rows = stations.macs(params.kind, list(by_mac), today=now.date())
+    rows = stations.macs(params.kind, list(by_mac), today=now.date(), now_s=to_seconds(now))
     if len(rows) < 2:
         return []
     found = [by_mac[key] for key in rows.keys]
@@ -208,7 +218,8 @@ def _area_prefix(cellid: bytes) -> bytes:
 
 def _cell_positions(stations: StationLookup, query: Query, now: datetime) -> list[Position]:
     by_id = {cell.cellid: cell for cell in query.cell}
-    rows = stations.cells([(c.radio, key) for key, c in by_id.items()], today=now.date())
+    cellids = [(c.radio, key) for key, c in by_id.items()]
+    rows = stations.cells(cellids, today=now.date(), now_s=to_seconds(now))
     if len(rows) == 0:
         return _area_positions(stations, query, now)
     found = [by_id[key] for key in rows.keys]
@@ -325,7 +336,7 @@ def _mac_region_scores(
     now: datetime,
 ) -> dict[str, float]:
     macs = list({bytes.fromhex(item.mac) for item in lookups})
-    rows = stations.macs(kind, macs, today=now.date())
+    rows = stations.macs(kind, macs, today=now.date(), now_s=to_seconds(now))
     totals: dict[str, float] = {}
     for region, score in zip(rows.region, _scores(rows, to_seconds(now)), strict=True):
         if region:

@@ -1,0 +1,267 @@
+"""Station index kernel: find a request's keys and decode their records in one call.
+
+The station index (``ichnaea/index/format.py``) keeps, per station kind, a
+sorted key column and packed value records of 29 bytes::
+
+    lat int32 (1e-7 degree) @0, lon int32 @4, radius uint32 (m) @8,
+    samples uint32 @12, created uint16 (day since 1970) @16,
+    modified uint32 (s since 1970) @18, last_seen uint16 @22,
+    block_last uint16 @24, block_count uint8 @26, region uint16 @27
+
+``gather_stations`` takes a request's keys (sorted, unique), finds each in
+the overlay of changed stations first and else in the mapped generation
+(binary search), drops the stations the overlay marks gone, decodes the
+records into float64 columns (NULL, stored as the type's largest value,
+becomes NaN; days become proleptic ordinals as ``date.toordinal()``) and
+drops blocked stations by the locate rule (``repositories/stations.py``
+``blocked``): blocked less than 2 days ago, or at least once per 30 days
+of life (``block_count >= rint(|created - today| / 30)``, rounding half to
+even as NumPy's ``round``), and scores the others as
+``ichnaea/api/locate/score.py`` ``station_scores`` does (the same formula,
+NaN where it gives NaN). It returns how many rows it wrote.
+
+Keys come in two shapes. Wi-Fi and Bluetooth: 6-byte MACs (``width`` 6)
+against a column of little-endian uint64 (the MAC read big-endian); cells
+and areas: byte strings of ``width`` bytes against a column of the same
+width, compared with ``memcmp`` (byte order is key order).
+"""
+
+from libc.math cimport NAN, fabs, floor, fmax, log2, rint, sqrt
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy
+
+cdef enum:
+    RECORD_BYTES = 29  # a station's value record
+    COLUMNS = 9  # rows of ``out``
+
+cdef double EPOCH_ORDINAL = 719163.0  # date(1970, 1, 1).toordinal()
+cdef double COORD_SCALE = 10000000.0
+cdef double TEMPORARY_BLOCK_DAYS = 2.0
+cdef double SECONDS_PER_DAY = 86400.0
+
+
+cdef inline double _max_nan(double a, double b) noexcept nogil:
+    # np.maximum / np.minimum: NaN if either is NaN.
+    if a != a or b != b:
+        return NAN
+    return a if a > b else b
+
+
+cdef inline double _min_nan(double a, double b) noexcept nogil:
+    if a != a or b != b:
+        return NAN
+    return a if a < b else b
+
+
+cdef double _score(
+    double now_s,  # IN
+    double radius_m,  # IN
+    double samples,  # IN
+    double created_day,  # IN
+    double modified_s,  # IN
+    double last_seen_day,  # IN
+    double block_last_day,  # IN
+) noexcept nogil:
+    """``ichnaea.api.locate.score.station_scores`` of one station, NaN alike."""
+    cdef double modified_day = floor(modified_s / SECONDS_PER_DAY) + EPOCH_ORDINAL
+    cdef double last_day = fmax(modified_day, last_seen_day)
+    cdef double first_day = fmax(created_day, block_last_day)
+    cdef double s = 0.0 if samples != samples else samples
+    cdef double radius = 0.0 if radius_m != radius_m else radius_m
+    if s > 1 and not radius > 0:
+        s = 1.0
+    cdef double sample_weight = log2(s if s > 1.0 else 1.0)
+    if sample_weight < 0.5:
+        sample_weight = 0.5
+    elif sample_weight > 10.0:
+        sample_weight = 10.0
+    cdef double days_since = _max_nan(floor((now_s - modified_s) / SECONDS_PER_DAY), 0.0)
+    cdef double months = floor(days_since / 30.0)
+    cdef double age_weight = 1.0 / sqrt(months + 1.0)
+    cdef double span_days = _max_nan(last_day - first_day, 1.0)
+    cdef double collection_weight = _min_nan(span_days / 10.0, 1.0)
+    return age_weight * collection_weight * sample_weight
+
+
+cdef inline uint64_t _mac(const uint8_t* key) noexcept nogil:
+    cdef uint64_t value = 0
+    cdef int i
+    for i in range(6):
+        value = (value << 8) | key[i]
+    return value
+
+
+cdef inline uint64_t _u64_at(const uint8_t* keys, Py_ssize_t i) noexcept nogil:
+    cdef uint64_t value
+    memcpy(&value, keys + 8 * i, 8)  # the column is little-endian, as this machine
+    return value
+
+
+cdef Py_ssize_t _find_mac(
+    uint64_t key,  # IN
+    const uint8_t* keys,  # IN count uint64, ascending
+    Py_ssize_t count,  # IN
+) noexcept nogil:
+    cdef Py_ssize_t lo = 0, hi = count, mid
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _u64_at(keys, mid) < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < count and _u64_at(keys, lo) == key:
+        return lo
+    return -1
+
+
+cdef Py_ssize_t _find_bytes(
+    const uint8_t* key,  # IN width bytes
+    const uint8_t* keys,  # IN count keys of width bytes, ascending
+    Py_ssize_t count,  # IN
+    Py_ssize_t width,  # IN
+) noexcept nogil:
+    cdef Py_ssize_t lo = 0, hi = count, mid
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if memcmp(keys + width * mid, key, width) < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < count and memcmp(keys + width * lo, key, width) == 0:
+        return lo
+    return -1
+
+
+cdef uint32_t NULL_U32 = 0xFFFFFFFFU
+cdef uint16_t NULL_U16 = 0xFFFFU
+
+
+cdef inline double _nullable32(uint32_t value) noexcept nogil:
+    if value == NULL_U32:
+        return NAN
+    return <double>value
+
+
+cdef inline double _day(uint16_t value) noexcept nogil:
+    if value == NULL_U16:
+        return NAN
+    return value + EPOCH_ORDINAL
+
+
+cdef bint _decode(
+    const uint8_t* record,  # IN RECORD_BYTES
+    double today_day,  # IN
+    double now_s,  # IN
+    double[:, ::1] out,  # OUT (COLUMNS, n)
+    Py_ssize_t row,  # IN column of out to write
+    int32_t* region,  # OUT
+) noexcept nogil:
+    """Decode one record into ``out[:, row]``; False when the station is blocked."""
+    cdef int32_t lat, lon
+    cdef uint32_t radius, samples, modified
+    cdef uint16_t created, last_seen, block_last, region_code
+    cdef uint8_t block_count
+    cdef double created_day, block_last_day, age_months
+    memcpy(&lat, record, 4)
+    memcpy(&lon, record + 4, 4)
+    memcpy(&radius, record + 8, 4)
+    memcpy(&samples, record + 12, 4)
+    memcpy(&created, record + 16, 2)
+    memcpy(&modified, record + 18, 4)
+    memcpy(&last_seen, record + 22, 2)
+    memcpy(&block_last, record + 24, 2)
+    block_count = record[26]
+    memcpy(&region_code, record + 27, 2)
+    created_day = _day(created)
+    block_last_day = _day(block_last)
+    # NaN compares False: a station never blocked is not recently blocked.
+    if today_day - block_last_day < TEMPORARY_BLOCK_DAYS:
+        return False
+    if block_count > 0 and created_day == created_day:
+        age_months = rint(fabs(created_day - today_day) / 30.0)
+        if block_count >= age_months:
+            return False
+    out[0, row] = lat / COORD_SCALE
+    out[1, row] = lon / COORD_SCALE
+    out[2, row] = _nullable32(radius)
+    out[3, row] = _nullable32(samples)
+    out[4, row] = created_day
+    out[5, row] = _nullable32(modified)
+    out[6, row] = _day(last_seen)
+    out[7, row] = block_last_day
+    out[8, row] = _score(
+        now_s, out[2, row], out[3, row], created_day, out[5, row], out[6, row], block_last_day
+    )
+    region[0] = region_code
+    return True
+
+
+def gather_stations(
+    const uint8_t[::1] query,  # IN n keys of width bytes, ascending, unique
+    Py_ssize_t width,  # IN 6: MACs against uint64 keys; else the byte key width
+    const uint8_t[::1] base_keys,  # IN the generation's key column, as bytes
+    const uint8_t[::1] base_values,  # IN its records, RECORD_BYTES each
+    const uint8_t[::1] over_keys,  # IN the overlay's key column, as bytes
+    const uint8_t[::1] over_values,  # IN its records
+    const uint8_t[::1] over_present,  # IN 0 where the overlay says the station is gone
+    double today_day,  # IN today's proleptic ordinal
+    double now_s,  # IN now, seconds since 1970 (for the score)
+    double[:, ::1] out,  # OUT (9, n): lat, lon, radius_m, samples, created_day,
+                         #     modified_s, last_seen_day, block_last_day, score
+    int64_t[::1] out_query,  # OUT (n,) the query index of each row
+    int32_t[::1] out_region,  # OUT (n,) the region code of each row
+    int8_t[::1] out_source,  # OUT (n,) 0: from the generation, 1: from the overlay
+):
+    """Find, decode and filter the stations of ``query``; the number of rows written.
+
+    Rows come in query order. Region codes index the region table of the
+    row's source (the generation's or the overlay's).
+    """
+    cdef Py_ssize_t key_bytes = 8 if width == 6 else width
+    if width <= 0 or query.shape[0] % width:
+        raise ValueError(f"query of {query.shape[0]} bytes is not a whole number of keys")
+    cdef Py_ssize_t n = query.shape[0] // width
+    cdef Py_ssize_t base_count = base_keys.shape[0] // key_bytes
+    cdef Py_ssize_t over_count = over_keys.shape[0] // key_bytes
+    if base_values.shape[0] != base_count * RECORD_BYTES:
+        raise ValueError("base keys and records differ in count")
+    if over_values.shape[0] != over_count * RECORD_BYTES or over_present.shape[0] != over_count:
+        raise ValueError("overlay keys, records and flags differ in count")
+    if out.shape[0] != COLUMNS or out.shape[1] < n:
+        raise ValueError(f"out must have shape ({COLUMNS}, >= {n})")
+    if out_query.shape[0] < n or out_region.shape[0] < n or out_source.shape[0] < n:
+        raise ValueError(f"the out arrays must hold {n} rows")
+    cdef const uint8_t* q = &query[0] if n else NULL
+    cdef const uint8_t* bk = &base_keys[0] if base_count else NULL
+    cdef const uint8_t* bv = &base_values[0] if base_count else NULL
+    cdef const uint8_t* ok = &over_keys[0] if over_count else NULL
+    cdef const uint8_t* ov = &over_values[0] if over_count else NULL
+    cdef Py_ssize_t i, at, rows = 0
+    cdef uint64_t mac
+    cdef int32_t region
+    with nogil:
+        for i in range(n):
+            if width == 6:
+                mac = _mac(q + 6 * i)
+                at = _find_mac(mac, ok, over_count)
+            else:
+                at = _find_bytes(q + width * i, ok, over_count, width)
+            if at >= 0:
+                if not over_present[at]:
+                    continue
+                if _decode(ov + RECORD_BYTES * at, today_day, now_s, out, rows, &region):
+                    out_query[rows] = i
+                    out_region[rows] = region
+                    out_source[rows] = 1
+                    rows += 1
+                continue
+            if width == 6:
+                at = _find_mac(mac, bk, base_count)
+            else:
+                at = _find_bytes(q + width * i, bk, base_count, width)
+            if at >= 0 and _decode(bv + RECORD_BYTES * at, today_day, now_s, out, rows, &region):
+                out_query[rows] = i
+                out_region[rows] = region
+                out_source[rows] = 0
+                rows += 1
+    return rows
