@@ -3,12 +3,24 @@
 Each line carries the time, level, process role and logger name, so the
 combined output of ``ichnaea serve`` (web + worker + scheduler) can be told
 apart at 3 a.m.
+
+Lines below WARNING are buffered and written at most :data:`FLUSH_INTERVAL_S`
+later (by a flusher thread, and at exit): a web process logs one line per
+request, and a write system call for each was a measurable share of a
+request's cost. A WARNING or worse is written at once, with whatever was
+buffered before it, so the order is kept and nothing that matters waits.
 """
 
 from __future__ import annotations
 
+import atexit
+import io
 import logging
 import sys
+import threading
+from typing import TextIO
+
+FLUSH_INTERVAL_S = 0.1
 
 # Loggers whose INFO lines say nothing to an operator: alembic logs one
 # "setup plugin" line per built-in autogenerate plugin whenever a role first
@@ -16,9 +28,64 @@ import sys
 QUIET_LOGGERS = {"alembic.runtime.plugins": logging.WARNING}
 
 
+class BufferedStreamHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that flushes at once only for WARNING and above."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._flush_now = False
+        self._stopped = threading.Event()
+        flusher = threading.Thread(target=self._flush_periodically, name="log-flush", daemon=True)
+        flusher.start()
+        atexit.register(self.close)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._flush_now = record.levelno >= logging.WARNING
+        super().emit(record)  # calls flush()
+
+    def flush(self) -> None:
+        if self._flush_now:
+            super().flush()
+
+    def _flush_periodically(self) -> None:
+        while not self._stopped.wait(FLUSH_INTERVAL_S):
+            self._flush_buffered()
+
+    def _flush_buffered(self) -> None:
+        self.acquire()
+        try:
+            super().flush()
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._flush_buffered()
+        super().close()
+        stream = self.stream
+        if isinstance(stream, io.TextIOWrapper) and stream is not sys.stderr:
+            # Our wrapper of sys.stderr's buffer: let it go without closing stderr.
+            stream.detach()
+
+
+def _buffered_stderr() -> TextIO:
+    buffer = getattr(sys.stderr, "buffer", None)
+    if buffer is None:
+        return sys.stderr
+    return io.TextIOWrapper(
+        buffer,
+        encoding=sys.stderr.encoding or "utf-8",
+        errors="backslashreplace",
+        line_buffering=False,
+        write_through=False,
+    )
+
+
 def configure_logging(level: str = "INFO", *, role: str = "ichnaea") -> None:
     """Configure the root logger for this process (idempotent)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BufferedStreamHandler(_buffered_stderr())
     handler.setFormatter(
         logging.Formatter(
             f"%(asctime)s %(levelname)-7s [{role}:%(process)d] %(name)s: %(message)s",
@@ -28,6 +95,8 @@ def configure_logging(level: str = "INFO", *, role: str = "ichnaea") -> None:
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        if isinstance(old, BufferedStreamHandler):
+            old.close()
     root.addHandler(handler)
     root.setLevel(level)
     for name, quiet_level in QUIET_LOGGERS.items():
