@@ -10,15 +10,19 @@ Unlike the original, a queue never gets an ``EXPIRE``: that would silently
 drop accepted data whenever the workers fall a day behind. Producers bound
 the backlog instead, with :func:`push_within`: one Redis script checks the
 limit and pushes, so concurrent producers cannot overrun it between a
-length check and their push.
+length check and their push. The web role pushes through a
+:class:`GroupPusher`, which carries the pushes of concurrent requests in
+one script run (group commit).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -47,6 +51,102 @@ for first = 3, #ARGV, 1000 do
 end
 return waiting + count
 """
+
+
+# The same check and push for several producers' groups of items, in order,
+# each all or none against its own limit: as if the groups had been pushed
+# one by one with _PUSH_WITHIN, in one script run. KEYS[1]: the queue.
+# ARGV[1]: items waiting elsewhere, ARGV[2]: the number of groups n, then n
+# pairs (limit, size), then the items of every group, in group order.
+# Returns per group the waiting total after its push, or -1 when refused.
+_PUSH_GROUPS = """
+local waiting = redis.call('LLEN', KEYS[1]) + tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local results = {}
+local at = 3 + 2 * n
+for g = 1, n do
+  local limit = tonumber(ARGV[1 + 2 * g])
+  local size = tonumber(ARGV[2 + 2 * g])
+  if waiting + size > limit then
+    results[g] = -1
+  else
+    for first = at, at + size - 1, 1000 do
+      redis.call('RPUSH', KEYS[1], unpack(ARGV, first, math.min(first + 999, at + size - 1)))
+    end
+    waiting = waiting + size
+    results[g] = waiting
+  end
+  at = at + size
+end
+return results
+"""
+
+
+@dataclass(slots=True)
+class _Group:
+    items: Sequence[bytes]
+    limit: int
+    done: asyncio.Future[bool]
+
+
+class GroupPusher:
+    """Group commit for one queue: concurrent pushes share one Redis round trip.
+
+    :meth:`push` is :func:`push_within` for one producer's items, on asyncio.
+    While one script run is on its way, the pushes that arrive meanwhile
+    wait and go together in the next run (one ``EVALSHA`` for all of them),
+    so under load the round trips per push fall with the concurrency, and
+    a lone push goes at once. Each group keeps its all-or-none check
+    against its own limit, in arrival order; each caller is answered only
+    after its own push is acknowledged, or gets the Redis error of the run
+    that carried it (then nothing of that run was pushed, or, on an error
+    after the script ran, the push is as uncertain as a single push would
+    be). ``elsewhere`` (the other queues' total, see
+    :mod:`ichnaea.pipeline.backlog`) is read once per run.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        queue: str,
+        elsewhere: Callable[[], Awaitable[int]],
+    ) -> None:
+        self._client = client
+        self._queue = queue
+        self._elsewhere = elsewhere
+        self._script = client.register_script(_PUSH_GROUPS)
+        self._pending: list[_Group] = []
+        self._running: asyncio.Task[None] | None = None
+
+    async def push(self, items: Sequence[bytes], *, limit: int) -> bool:
+        """Push ``items``, or none if they would pass ``limit``; True if pushed."""
+        if not items:
+            return True
+        group = _Group(items, limit, asyncio.get_running_loop().create_future())
+        self._pending.append(group)
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._run())
+        return await asyncio.shield(group.done)
+
+    async def _run(self) -> None:
+        while self._pending:
+            groups, self._pending = self._pending, []
+            try:
+                elsewhere = await self._elsewhere()
+                args: list[Any] = [elsewhere, len(groups)]
+                for group in groups:
+                    args += [group.limit, len(group.items)]
+                for group in groups:
+                    args.extend(group.items)
+                results = await self._script(keys=[self._queue], args=args)
+            except Exception as exc:  # handed to every caller of the run, who decides
+                for group in groups:
+                    if not group.done.done():
+                        group.done.set_exception(exc)
+                continue
+            for group, result in zip(groups, results, strict=True):
+                if not group.done.done():
+                    group.done.set_result(int(result) >= 0)
 
 
 def encode_item(item: dict[str, Any]) -> bytes:
@@ -107,18 +207,3 @@ def push_within(
         return True
     script = client.register_script(_PUSH_WITHIN)
     return int(script(keys=[queue], args=[limit, elsewhere, *encoded])) >= 0
-
-
-async def push_within_async(
-    client: redis.asyncio.Redis,
-    queue: str,
-    encoded: Sequence[bytes],
-    *,
-    limit: int,
-    elsewhere: int = 0,
-) -> bool:
-    """:func:`push_within` for the web role's asyncio client."""
-    if not encoded:
-        return True
-    script = client.register_script(_PUSH_WITHIN)
-    return int(await script(keys=[queue], args=[limit, elsewhere, *encoded])) >= 0

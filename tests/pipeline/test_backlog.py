@@ -9,7 +9,7 @@ import redis.asyncio
 
 from ichnaea.pipeline.backlog import waiting_elsewhere, waiting_elsewhere_async
 from ichnaea.pipeline.incoming import ExportTarget, partitions_key
-from ichnaea.queue import INCOMING_QUEUE, encode_item, push_within, push_within_async
+from ichnaea.queue import INCOMING_QUEUE, GroupPusher, encode_item, push_within
 
 TARGETS = [
     ExportTarget("internal", "internal", frozenset(), frozenset()),
@@ -60,15 +60,64 @@ def test_bounded_push_of_more_items_than_lua_can_unpack_keeps_their_order(
     assert redis_client.lrange("q", 0, -1) == items
 
 
-def test_async_bounded_push_is_all_or_nothing(redis_client: redis.Redis, redis_url: str) -> None:
-    async def push() -> tuple[bool, bool]:
+def _with_pusher(redis_url: str, elsewhere: int, run):  # type: ignore[no-untyped-def]
+    """``run(pusher)`` on a fresh asyncio client, for the queue "q"."""
+
+    async def main():  # type: ignore[no-untyped-def]
         client = redis.asyncio.Redis.from_url(redis_url)
+
+        async def waiting() -> int:
+            return elsewhere
+
         try:
-            first = await push_within_async(client, "q", [encode_item({"n": 1})], limit=1)
-            second = await push_within_async(client, "q", [encode_item({"n": 2})], limit=1)
-            return first, second
+            return await run(GroupPusher(client, "q", waiting))
         finally:
             await client.aclose()
 
-    assert asyncio.run(push()) == (True, False)
-    assert redis_client.llen("q") == 1
+    return asyncio.run(main())
+
+
+def test_group_push_is_all_or_nothing_per_caller(redis_client: redis.Redis, redis_url: str) -> None:
+    async def run(pusher: GroupPusher) -> tuple[bool, ...]:
+        first = await pusher.push([encode_item({"n": 1})], limit=3)
+        second = await pusher.push([b"a", b"b"], limit=3)  # 1 + 2 elsewhere + 2 > 3
+        third = await pusher.push([b"c"], limit=4)
+        return first, second, third
+
+    assert _with_pusher(redis_url, 2, run) == (True, False, True)
+    assert redis_client.llen("q") == 2
+
+
+def test_concurrent_group_pushes_share_round_trips_and_keep_every_limit(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    def evalsha_calls() -> int:
+        stats = redis_client.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+    before = evalsha_calls()
+
+    async def run(pusher: GroupPusher) -> list[bool]:
+        pushes = [pusher.push([str(n).encode()] * 3, limit=150) for n in range(100)]
+        return list(await asyncio.gather(*pushes))
+
+    results = _with_pusher(redis_url, 0, run)
+    calls = evalsha_calls() - before
+    # 150 items fit: exactly the first 50 callers (3 items each), in order.
+    assert results == [True] * 50 + [False] * 50
+    assert redis_client.llen("q") == 150
+    assert redis_client.lrange("q", 0, 2) == [b"0"] * 3
+    assert 1 <= calls < 20, calls  # (+1 for a script not yet cached: EVAL, not counted)
+
+
+def test_a_redis_error_reaches_every_caller_of_the_run(redis_url: str) -> None:
+    async def run(pusher: GroupPusher) -> list[object]:
+        async def broken() -> int:
+            raise redis.ConnectionError("Redis is down")
+
+        pusher._elsewhere = broken
+        pushes = [pusher.push([b"x"], limit=10) for _ in range(5)]
+        return list(await asyncio.gather(*pushes, return_exceptions=True))
+
+    results = _with_pusher(redis_url, 0, run)
+    assert all(isinstance(r, redis.ConnectionError) for r in results), results

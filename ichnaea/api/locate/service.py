@@ -47,7 +47,7 @@ from ichnaea.index.live import LiveIndex
 from ichnaea.pipeline.backlog import EXPORT_TARGETS_TTL_S, waiting_elsewhere_async
 from ichnaea.pipeline.incoming import ExportTarget, load_targets
 from ichnaea.privacy import strip_opted_out
-from ichnaea.queue import INCOMING_QUEUE, encode_item, push_within_async
+from ichnaea.queue import INCOMING_QUEUE, GroupPusher, encode_item
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class LocateService:
     _export_targets: list[ExportTarget] = field(default_factory=list)
     _export_targets_read_at: float = -math.inf
     _export_targets_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _incoming: GroupPusher | None = None
 
     async def run_blocking(self, func: Callable[..., T], *args: Any) -> T:
         """Run blocking (database) work in this service's thread pool.
@@ -161,13 +162,17 @@ class LocateService:
         """Queue encoded report items on ``update_incoming``, all or none; False past the limit.
 
         ``limit`` bounds the waiting reports after the push (see
-        ``ichnaea.pipeline.backlog``). Redis errors propagate.
+        ``ichnaea.pipeline.backlog``). Concurrent calls share one Redis
+        round trip (:class:`ichnaea.queue.GroupPusher`); each returns once
+        its own push is acknowledged. Redis errors propagate.
         """
+        if self._incoming is None:
+            self._incoming = GroupPusher(self.redis, INCOMING_QUEUE, self._waiting_elsewhere)
+        return await self._incoming.push(encoded, limit=limit)
+
+    async def _waiting_elsewhere(self) -> int:
         targets = await self._targets()
-        elsewhere = await waiting_elsewhere_async(self.redis, targets, besides=INCOMING_QUEUE)
-        return await push_within_async(
-            self.redis, INCOMING_QUEUE, encoded, limit=limit, elsewhere=elsewhere
-        )
+        return await waiting_elsewhere_async(self.redis, targets, besides=INCOMING_QUEUE)
 
     async def _store_query(self, query: Query, api_key: ApiKey, found: list[Position]) -> None:
         best = best_position(found)
