@@ -231,7 +231,8 @@ class LiveIndex:
 
     @property
     def ready(self) -> bool:
-        return self._view is not None
+        """Whether lookups may use the index (opened and caught up)."""
+        return self.state == "ready"
 
     def _current(self) -> _View:
         view = self._view
@@ -266,7 +267,7 @@ class LiveIndex:
     def status(self) -> dict[str, Any]:
         view = self._view
         now = time.time()
-        result: dict[str, Any] = {"up": view is not None, "state": self.state}
+        result: dict[str, Any] = {"up": self.ready, "state": self.state}
         if view is not None:
             result["generation"] = view.base.generation
             result["age_s"] = round(now - view.base.build_time_s, 1)
@@ -294,17 +295,17 @@ class LiveIndex:
         while not self._stop.is_set():
             started = time.monotonic()
             wait = self.settings.refresh_s
+            opening = not self.ready
             try:
-                if self._view is None:
+                if opening:
                     self.open()
                 elif self.refresh():
                     continue  # it waited for announcements: read again at once
             except Exception as exc:  # the thread must outlive any failure; logged and reported
                 self.error = f"{type(exc).__name__}: {exc}"
-                step = "open" if self._view is None else "refresh"
-                log.exception("station index: %s failed", step)
+                log.exception("station index: %s failed", "open" if opening else "refresh")
                 sentry_sdk.capture_exception(exc)
-                if self._view is None:
+                if opening:
                     self.state = "failed"
                     wait = self.settings.retry_s
             self._stop.wait(max(0.0, wait - (time.monotonic() - started)))
@@ -318,8 +319,13 @@ class LiveIndex:
             log.warning("station index: announcements not followed, redis: %s", exc)
 
     def open(self) -> None:
-        """Map (or build) the host's index and catch up with the database; blocking."""
+        """Map (or build) the host's index and catch up with the database; blocking.
+
+        Lookups use it only once both are done (:attr:`ready`): a mapped
+        generation older than the rows is never served before its catch-up.
+        """
         self.state = "building"
+        self._view = None
         self._follow()  # before the build or catch-up: nothing committed later is missed
         base = ensure_index(self._engine, self.settings.directory)
         self._progress.high_water_s = {
