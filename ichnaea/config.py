@@ -65,6 +65,10 @@ class TrustedProxies:
 LOOPBACK_PROXIES = TrustedProxies((ipaddress.ip_network("127.0.0.1"), ipaddress.ip_network("::1")))
 
 
+# Internal: set by `ichnaea web` for the processes it starts (see Settings).
+WEB_STARTED_NS = "ICHNAEA_WEB_STARTED_NS"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
@@ -122,6 +126,9 @@ class Settings:
     station_index_catchup_s: int = 60
     station_index_max_overlay_rows: int = 200_000
     station_index_rebuild_s: int = 6 * 3600
+    # Set by `ichnaea web` for its processes (ICHNAEA_WEB_STARTED_NS): the
+    # station index of an earlier run is rebuilt, not reused.
+    web_started_ns: int = 0
     # Peers allowed to say who the client is in X-Forwarded-For.
     forwarded_allow_ips: TrustedProxies = LOOPBACK_PROXIES
     version_file: Path | None = None
@@ -401,6 +408,7 @@ def load_settings(
         station_index_rebuild_s=env.integer(
             "STATION_INDEX_REBUILD_S", 6 * 3600, lo=60, hi=30 * 86400
         ),
+        web_started_ns=env.integer(WEB_STARTED_NS, 0, lo=0, hi=1 << 63),
         forwarded_allow_ips=_trusted_proxies(env),
         version_file=Path(version_file) if version_file else None,
         env_file=env_file,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from types import FrameType
 import click
 
 from ichnaea.cli.common import log_embedded_defaults, start_role
-from ichnaea.config import Settings
+from ichnaea.config import WEB_STARTED_NS, Settings
 from ichnaea.cpus import usable_cpu_count
 from ichnaea.embedded import EmbeddedRedis, EmbeddedRedisError, ensure_embedded_redis
 from ichnaea.worker.shutdown import ShutdownFlag
@@ -44,6 +45,8 @@ def web(host: str | None, port: int | None, processes: int | None) -> None:
 
     settings = start_role("web")
     log_embedded_defaults(settings)
+    # Every process of this start builds or maps one fresh station index.
+    os.environ[WEB_STARTED_NS] = str(time.time_ns())
     embedded = _embedded_redis(settings)
     if embedded is not None:
         # A single uvicorn process re-raises the SIGTERM it handled once it

@@ -282,11 +282,15 @@ def host_lock(directory: Path, *, blocking: bool = True) -> Iterator[bool]:
         os.close(fd)
 
 
-def ensure_index(engine: Engine, directory: Path) -> StationIndex:
-    """Map the index in ``directory``, building it first if it is missing or damaged.
+def ensure_index(engine: Engine, directory: Path, *, not_before_ns: int = 0) -> StationIndex:
+    """Map the index in ``directory``, building it first if it is missing, damaged,
+    or of a generation that started before ``not_before_ns`` (``time.time_ns()``).
 
     Several processes may call this at once: the lock lets one build while
     the others wait, and those then find the finished files and map them.
+    ``ichnaea web`` passes the moment it started, so every start of the web
+    role builds one fresh generation per host (the files of a previous run
+    may hold stations of another database, or ones deleted since).
     A failed build raises (:class:`IndexBuildError`, or the database's
     error) and leaves the file it was writing as it was (files of kinds
     already rebuilt keep their new generation); the caller keeps
@@ -294,8 +298,12 @@ def ensure_index(engine: Engine, directory: Path) -> StationIndex:
     """
     with host_lock(directory):
         try:
-            return open_index(directory)
+            index = open_index(directory)
         except CorruptIndexError as exc:
             log.warning("index build: no usable index in %s (%s), building", directory, exc)
+        else:
+            if index.generation >= not_before_ns:
+                return index
+            log.info("index build: the index in %s predates this start, building", directory)
         build_index(engine, directory)
         return open_index(directory)

@@ -86,6 +86,9 @@ class IndexSettings:
     rebuild_s: float = 6 * 3600.0
     # Seconds between tries while the index cannot be opened or built.
     retry_s: float = 30.0
+    # A mapped generation must have started at or after this (time.time_ns());
+    # an older one is rebuilt at open. 0: any.
+    not_before_ns: int = 0
 
 
 def _empty_overlay(kind: str) -> Overlay:
@@ -327,7 +330,9 @@ class LiveIndex:
         self.state = "building"
         self._view = None
         self._follow()  # before the build or catch-up: nothing committed later is missed
-        base = ensure_index(self._engine, self.settings.directory)
+        base = ensure_index(
+            self._engine, self.settings.directory, not_before_ns=self.settings.not_before_ns
+        )
         self._progress.high_water_s = {
             kind: base.header(kind).high_water_modified_s for kind in KINDS
         }
@@ -401,14 +406,17 @@ class LiveIndex:
         margin = self.settings.catchup_margin_s
         for kind in KINDS:
             since = progress.high_water_s.get(kind, -1)
+            newest_s = since
             fetched_ns = time.time_ns()
             with self._engine.connect() as conn:
-                rows = rows_modified_since(conn, kind, _to_datetime(int(since - margin)))
-            modified = [row[6] for row in rows if row[6] is not None]
-            if modified:
-                newest_s = int(max(modified).replace(tzinfo=UTC).timestamp())
-                progress.high_water_s[kind] = max(since, newest_s)
-            self._put(kind, rows, [], fetched_ns)
+                pages = rows_modified_since(conn, kind, _to_datetime(int(since - margin)))
+                for rows in pages:
+                    modified = [row[6] for row in rows if row[6] is not None]
+                    if modified:
+                        newest = int(max(modified).replace(tzinfo=UTC).timestamp())
+                        newest_s = max(newest_s, newest)
+                    self._put(kind, rows, [], fetched_ns)
+            progress.high_water_s[kind] = newest_s
         progress.next_catchup = time.monotonic() + self.settings.catchup_s
 
     def _remap_if_replaced(self) -> None:

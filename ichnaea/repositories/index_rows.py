@@ -107,10 +107,13 @@ def rows_by_keys(conn: Connection, kind: str, keys: Sequence[bytes]) -> list[Seq
     return rows
 
 
-def rows_modified_since(conn: Connection, kind: str, since: datetime) -> list[Sequence[Any]]:
-    """The rows (``key, *value columns``) of ``kind`` whose ``modified`` is ``since`` or later."""
+def rows_modified_since(
+    conn: Connection, kind: str, since: datetime, *, page_rows: int = 5_000
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """The rows (``key, *value columns``) of ``kind`` whose ``modified`` is ``since`` or later,
+    ``page_rows`` at a time (streamed from the server: one page in memory)."""
     tables, key, columns = sources(kind)
-    rows: list[Sequence[Any]] = []
+    streamed = conn.execution_options(stream_results=True, yield_per=page_rows)
     for table in tables:
-        rows += conn.execute(_select(table, key, columns).where(table.c.modified >= since)).all()
-    return rows
+        query = _select(table, key, columns).where(table.c.modified >= since)
+        yield from streamed.execute(query).partitions()

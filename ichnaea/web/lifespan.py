@@ -85,6 +85,7 @@ def open_state(settings: Settings) -> AppState:
                 catchup_s=settings.station_index_catchup_s,
                 max_overlay_rows=settings.station_index_max_overlay_rows,
                 rebuild_s=settings.station_index_rebuild_s,
+                not_before_ns=settings.web_started_ns,
             ),
         )
         index.start()

@@ -378,3 +378,20 @@ def test_status_reports_state_age_and_counts(engine: Engine, make_index: type[Li
     assert 0 <= status["age_s"] < 60
     assert status["overlay_rows"] == 0
     assert 0 <= status["refreshed_s_ago"] < 60
+
+
+def test_a_new_start_rebuilds_the_index_of_an_earlier_run(
+    engine: Engine, make_index: type[LiveIndex], tmp_path: Path
+) -> None:
+    gone, kept = b"\x91" * 6, b"\x92" * 6
+    _write_wifi(engine, _wifi_row(gone, 51.0, 0.5), _wifi_row(kept, 51.0, 0.6))
+    build_index(engine, tmp_path / "index")  # an earlier run's index
+    with engine.begin() as conn:  # deleted since, by hand: nothing announced
+        table = WIFI_SHARDS[mac_shard_id(gone.hex())].__table__
+        conn.execute(sa.delete(table).where(table.c.mac == gone))  # type: ignore[attr-defined]
+    reused = make_index()  # not_before_ns=0: the files are reused...
+    reused.open()
+    assert gone in _found(reused, gone)  # ...and serve the deleted station
+    fresh = make_index(not_before_ns=time.time_ns())  # what `ichnaea web` passes
+    fresh.open()
+    assert set(_found(fresh, gone, kept)) == {kept}
