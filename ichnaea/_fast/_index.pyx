@@ -63,9 +63,18 @@ cdef double _score(
     double block_last_day,  # IN
 ) noexcept nogil:
     """``ichnaea.api.locate.score.station_scores`` of one station, NaN alike."""
+    if modified_s != modified_s:  # NULL: from last_seen, else created, else now
+        if last_seen_day == last_seen_day:
+            modified_s = (last_seen_day - EPOCH_ORDINAL) * SECONDS_PER_DAY
+        elif created_day == created_day:
+            modified_s = (created_day - EPOCH_ORDINAL) * SECONDS_PER_DAY
+        else:
+            modified_s = now_s
     cdef double modified_day = floor(modified_s / SECONDS_PER_DAY) + EPOCH_ORDINAL
     cdef double last_day = fmax(modified_day, last_seen_day)
     cdef double first_day = fmax(created_day, block_last_day)
+    if first_day != first_day:  # neither known: a span of one day
+        first_day = last_day
     cdef double s = 0.0 if samples != samples else samples
     cdef double radius = 0.0 if radius_m != radius_m else radius_m
     if s > 1 and not radius > 0:

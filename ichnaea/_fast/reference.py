@@ -759,10 +759,15 @@ def _station_score(
     block_last_day: float,
 ) -> float:
     """``ichnaea.api.locate.score.station_scores`` of one station, in NumPy's NaN rules."""
+    if math.isnan(modified_s):
+        known_day = last_seen_day if not math.isnan(last_seen_day) else created_day
+        modified_s = now_s if math.isnan(known_day) else (known_day - _EPOCH_ORDINAL) * 86400.0
     with np.errstate(invalid="ignore"):
         modified_day = np.floor(modified_s / 86400.0) + _EPOCH_ORDINAL
         last_day = np.fmax(modified_day, last_seen_day)
         first_day = np.fmax(created_day, block_last_day)
+        if math.isnan(first_day):
+            first_day = last_day
         s = float(np.nan_to_num(samples, nan=0.0))
         if s > 1 and not float(np.nan_to_num(radius_m)) > 0:
             s = 1.0

@@ -272,6 +272,11 @@ def _run(conn: StationReader, groups: dict[str, list[bytes]], key: str, today: d
             _station_sql(conn.marker, table, key, len(ids)) for table, ids in tables.items()
         )
         found += conn.rows(sql, tuple(i for ids in tables.values() for i in ids))
+    # Key order, whatever order the tables answered in: clustering, the
+    # sample's ties and the least-squares refinement see the rows in this
+    # order, so the answer does not depend on it (the station index gives
+    # the same order).
+    found.sort(key=lambda row: bytes(row[0]))
     rows, block_count = _rows_to_columns(found)
     return rows.take(~blocked(rows, block_count, today))
 

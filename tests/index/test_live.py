@@ -139,24 +139,20 @@ def _random_query(rng: random.Random, seeded: Seeded, api_type: str) -> Query:
     return Query(api_type=api_type, wifi=wifi, blue=blue, cell=cells, cell_area=cells + areas)
 
 
-def _nan_equal(got: float, want: float, tolerance: float) -> bool:
-    # Stations with a NULL ``modified`` score NaN on both paths (the
-    # pipeline always sets it; the random rows do not).
-    if math.isnan(got) or math.isnan(want):
-        return math.isnan(got) and math.isnan(want)
-    return abs(got - want) <= tolerance
+def _same(got: float, want: float) -> bool:
+    # Rows with NULL in every nullable column still give numbers, never NaN
+    # (tests/api/locate/test_score.py names the decision).
+    assert math.isfinite(got) and math.isfinite(want), (got, want)
+    return got == want
 
 
 def assert_same_positions(got: list[Position], want: list[Position]) -> None:
-    """Equal, for stations on the index's 1e-7 degree grid (see ``seed_stations``),
-    but for the order of the rows.
-
-    The index gives rows in key order, the database in shard and table
-    order; the cluster sums and the least-squares refinement (MINPACK's
-    ``lmdif``, which stops at a relative tolerance of 1.49e-8, about 8e-7
-    degree of latitude here) then end a few rounding steps apart. Positions
-    agree to 1e-6 degree (11 cm), accuracies (distances from the position)
-    to 15 cm, score sums to 1e-9.
+    """Equal, exactly: the stations lie on the index's 1e-7 degree grid (see
+    ``seed_stations``), so both paths hold the same doubles, and both give
+    the rows in key order (the positions depend on the order: the
+    least-squares refinement of two stations can end 2e-6 degree apart for
+    the two orders). Only ``modified`` differs (the index keeps whole
+    seconds), which the score reads in whole days.
     """
     assert len(got) == len(want)
     for a, b in zip(
@@ -166,10 +162,10 @@ def assert_same_positions(got: list[Position], want: list[Position]) -> None:
     ):
         assert sorted(a.used_networks) == sorted(b.used_networks)
         assert a.fallback == b.fallback
-        assert _nan_equal(a.lat, b.lat, 1e-6), (a, b)
-        assert _nan_equal(a.lon, b.lon, 1e-6), (a, b)
-        assert _nan_equal(a.accuracy, b.accuracy, 0.15), (a, b)
-        assert _nan_equal(a.score, b.score, 1e-9), (a, b)
+        assert _same(a.lat, b.lat), (a, b)
+        assert _same(a.lon, b.lon), (a, b)
+        assert _same(a.accuracy, b.accuracy), (a, b)
+        assert _same(a.score, b.score), (a, b)
 
 
 def test_locate_and_region_from_the_index_equal_the_database_path(
@@ -198,7 +194,7 @@ def test_locate_and_region_from_the_index_equal_the_database_path(
             strict=True,
         ):
             assert a.region_code == b.region_code
-            assert _nan_equal(a.score, b.score, 1e-9)
+            assert _same(a.score, b.score)
     assert breaker.closed
     # The comparison covered real answers, not only empty ones.
     assert answered > 50

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ichnaea.api.context import (
     ApiState,
@@ -35,6 +35,7 @@ from ichnaea.api.locate.query import Query
 from ichnaea.api.locate.result import DataSource
 from ichnaea.api.locate.schemas import parse_locate_request
 from ichnaea.api.logfields import note
+from ichnaea.api.responses import AnswerResponse
 from ichnaea.errors import InvalidApiKeyError, LocationNotFoundError
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ async def locate_one(
 
 async def geolocate(request: Request) -> Response:
     state, api_key, query, now = await _prepare(request, "locate")
-    return JSONResponse(await locate_one(state, api_key, query, now=now))
+    return AnswerResponse(await locate_one(state, api_key, query, now=now))
 
 
 async def country(request: Request) -> Response:
@@ -185,4 +186,4 @@ async def country(request: Request) -> Response:
     body = {"country_code": result.region_code, "country_name": result.region_name}
     if result.fallback:
         body["fallback"] = result.fallback
-    return JSONResponse(body)
+    return AnswerResponse(body)

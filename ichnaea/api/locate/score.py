@@ -14,6 +14,13 @@ A score is the product of three weights (spec locate.md 4.3):
 So a station created today from one observation scores 0.05, and a
 well-observed, recent station up to 10.
 
+A station without ``modified`` (a cell imported from a CSV row with an
+empty ``updated``) ages from its ``last_seen`` day, else its ``created``
+day, else counts as fresh; one without ``created`` (an empty ``created``)
+counts as collected over one day (weight 0.1). The original crashed on it; a NaN score made
+a NaN position and a 500 here before (named in
+``tests/api/locate/test_score.py``).
+
 Dates are day numbers (``date.toordinal()``) and times are seconds, as
 NumPy arrays, so a whole lookup result is scored in a few vector
 operations; ``station_score``/``area_score`` are the scalar forms.
@@ -41,6 +48,20 @@ def _weights(now_s: float, modified_s: Float, last_day: Float, first_day: Float)
     return result
 
 
+def _known_modified_s(
+    now_s: float, modified_s: Float, last_seen_day: Float, created_day: Float
+) -> Float:
+    """``modified_s``, with NULL (NaN) replaced by the start of ``last_seen``, else of
+    ``created``, else ``now_s`` (module docstring)."""
+    if not np.isnan(modified_s).any():
+        return modified_s
+    fallback_day = np.where(np.isnan(last_seen_day), created_day, last_seen_day)
+    fallback_s = (fallback_day - _EPOCH_ORDINAL) * SECONDS_PER_DAY
+    fallback_s = np.where(np.isnan(fallback_s), now_s, fallback_s)
+    result: Float = np.where(np.isnan(modified_s), fallback_s, modified_s)
+    return result
+
+
 def station_scores(
     now_s: float,
     *,
@@ -51,14 +72,18 @@ def station_scores(
     radius_m: Float,
     samples: Float,
 ) -> Float:
-    """Scores of station rows; NaN marks a NULL ``last_seen``/``block_last``.
+    """Scores of station rows; NaN marks a NULL in any column (see the module
+    docstring for a NULL ``modified``).
 
     ``modified_s`` is seconds since the epoch (naive UTC), the ``*_day``
     arrays are proleptic Gregorian day numbers.
     """
+    modified_s = _known_modified_s(now_s, modified_s, last_seen_day, created_day)
     modified_day = np.floor(modified_s / SECONDS_PER_DAY) + _EPOCH_ORDINAL
     last_day = np.fmax(modified_day, last_seen_day)
     first_day = np.fmax(created_day, block_last_day)
+    # Neither created nor blocked known: a collection span of one day.
+    first_day = np.where(np.isnan(first_day), last_day, first_day)
     # Quirk Q13, fixed: NULL samples count as none rather than crashing.
     s = np.nan_to_num(samples, nan=0.0)
     s = np.where((s > 1) & ~(np.nan_to_num(radius_m) > 0), 1.0, s)
@@ -76,13 +101,15 @@ def area_scores(
     radius_m: Float,
     num_cells: Float,
 ) -> Float:
-    """Scores of cell-area rows (see ``station_scores`` for the units)."""
+    """Scores of cell-area rows (see ``station_scores`` for the units and NULLs)."""
+    modified_s = _known_modified_s(now_s, modified_s, last_seen_day, created_day)
     modified_day = np.floor(modified_s / SECONDS_PER_DAY) + _EPOCH_ORDINAL
     last_day = np.fmax(modified_day, last_seen_day)
+    first_day = np.where(np.isnan(created_day), last_day, created_day)
     s = np.nan_to_num(num_cells, nan=0.0)
     s = np.where((s > 1) & ~(np.nan_to_num(radius_m) > 0), 1.0, s)
     sample_weight = np.minimum(np.sqrt(np.maximum(s, 1.0)), 10.0)
-    result: Float = _weights(now_s, modified_s, last_day, created_day) * sample_weight
+    result: Float = _weights(now_s, modified_s, last_day, first_day) * sample_weight
     return result
 
 

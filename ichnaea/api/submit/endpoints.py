@@ -20,7 +20,7 @@ from typing import Any
 import redis
 import sentry_sdk
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ichnaea.api.context import (
     KeyOutcome,
@@ -33,6 +33,7 @@ from ichnaea.api.context import (
 )
 from ichnaea.api.keys import ApiKey
 from ichnaea.api.logfields import note
+from ichnaea.api.responses import AnswerResponse
 from ichnaea.api.submit.schemas import Report, parse_v0, parse_v1, parse_v2
 from ichnaea.errors import ParseError, ServiceUnavailableError
 from ichnaea.queue import encode_item
@@ -102,12 +103,12 @@ async def _submit(request: Request, path: str, parse: Callable[[Any], list[Repor
 
 async def geosubmit_v2(request: Request) -> Response:
     await _submit(request, "v2.geosubmit", parse_v2)
-    return JSONResponse({})
+    return AnswerResponse({})
 
 
 async def geosubmit_v1(request: Request) -> Response:
     await _submit(request, "v1.geosubmit", parse_v1)
-    return JSONResponse({})
+    return AnswerResponse({})
 
 
 async def submit_v0(request: Request) -> Response:

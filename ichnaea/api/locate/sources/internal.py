@@ -238,7 +238,9 @@ def _cell_positions(stations: StationLookup, query: Query, now: datetime) -> lis
         position = aggregate_cell_position(
             rows.lat[index],
             rows.lon[index],
-            rows.radius_m[index],
+            # A cell without a radius (NULL) counts as a point: its accuracy
+            # then comes from the distances and the minimum alone, never NaN.
+            np.nan_to_num(rows.radius_m[index], nan=0.0),
             age[index],
             signal[index],
             score[index],
