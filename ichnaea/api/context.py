@@ -9,6 +9,7 @@ differently (locate refuses unknown keys, submit accepts them anonymously).
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import logging
 from collections.abc import Callable
@@ -65,6 +66,12 @@ def api_state(request: Request) -> ApiState:
     return state
 
 
+@functools.lru_cache(maxsize=1024)
+def _peer(text: str | None) -> IPAddress | None:
+    """:func:`_address` of a peer: its proxies and load balancers are few, so cached."""
+    return _address(text)
+
+
 def _address(text: str | None) -> IPAddress | None:
     """An address as a peer or proxy writes it: bare, ``v4:port`` or ``[v6]:port``."""
     if not text:
@@ -95,7 +102,7 @@ def client_ip(request: Request) -> str | None:
     (not an IP, or an unreadable entry where the client should be).
     """
     trusted = api_state(request).settings.forwarded_allow_ips
-    peer = _address(request.client.host if request.client is not None else None)
+    peer = _peer(request.client.host if request.client is not None else None)
     # Several header lines mean the same as one comma-joined line (RFC 9110 5.3).
     forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
     entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]

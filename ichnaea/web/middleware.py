@@ -230,4 +230,10 @@ class RequestMetricsMiddleware:
                     "log_level": "info",
                     **fields,
                 }
-                request_log.info(_log_line(line))
+                # makeRecord + handle is Logger.info without its caller lookup
+                # (a walk up the stack per request); the format names no caller.
+                request_log.handle(
+                    request_log.makeRecord(
+                        request_log.name, logging.INFO, __file__, 0, _log_line(line), (), None
+                    )
+                )
