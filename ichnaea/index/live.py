@@ -305,9 +305,12 @@ class LiveIndex:
                 elif self.refresh():
                     continue  # it waited for announcements: read again at once
             except Exception as exc:  # the thread must outlive any failure; logged and reported
-                self.error = f"{type(exc).__name__}: {exc}"
-                log.exception("station index: %s failed", "open" if opening else "refresh")
-                sentry_sdk.capture_exception(exc)
+                error = f"{type(exc).__name__}: {exc}"
+                if error != self.error:
+                    # Once per kind of failure, not twice a second while it lasts.
+                    log.exception("station index: %s failed", "open" if opening else "refresh")
+                    sentry_sdk.capture_exception(exc)
+                self.error = error
                 if opening:
                     self.state = "failed"
                     wait = self.settings.retry_s
@@ -367,11 +370,13 @@ class LiveIndex:
                 log.warning("station index: announcements not read, redis: %s", exc)
                 progress.last_id = None
             else:
-                progress.last_id = found.last_id
-                missed = missed or found.missed
+                missed = found.missed
                 for kind, keys in found.keys.items():
                     self._apply_keys(kind, sorted(keys))
                     log.debug("station index: %d %s stations changed", len(keys), kind)
+                # Only once applied: if the database failed them, the next
+                # refresh reads the same announcements again.
+                progress.last_id = found.last_id
         if missed:
             log.info("station index: announcements were missed, catching up from the database")
             progress.next_catchup = 0.0

@@ -19,6 +19,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from ichnaea.api.locate.query import BlueLookup, CellLookup, Query, WifiLookup
 from ichnaea.api.locate.result import Position
@@ -26,7 +27,7 @@ from ichnaea.api.locate.sources import internal
 from ichnaea.breaker import CircuitBreaker
 from ichnaea.codecs import decode_cellid, mac_shard_id
 from ichnaea.geocode import Geocoder
-from ichnaea.index import changes
+from ichnaea.index import changes, live
 from ichnaea.index.build import build_index
 from ichnaea.index.format import HEADER_BYTES, file_name
 from ichnaea.index.live import IndexSettings, LiveIndex
@@ -391,3 +392,24 @@ def test_a_new_start_rebuilds_the_index_of_an_earlier_run(
     fresh = make_index(not_before_ns=time.time_ns())  # what `ichnaea web` passes
     fresh.open()
     assert set(_found(fresh, gone, kept)) == {kept}
+
+
+def test_announcements_are_kept_while_the_database_fails_and_applied_after(
+    engine: Engine, make_index: type[LiveIndex], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = make_index(catchup_s=3600)
+    index.open()
+    mac = b"\x93" * 6
+    _write_wifi(engine, _wifi_row(mac, 47.0, 8.0))
+    changes.announce(index._redis, "wifi", [mac])
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT", (), Exception("Lost connection"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(live, "rows_by_keys", down)
+        with pytest.raises(OperationalError):
+            index.refresh()
+        assert _found(index, mac) == {}
+    index.refresh()  # the same announcement, read again
+    assert _found(index, mac) == {mac: pytest.approx((47.0, 8.0))}
