@@ -223,6 +223,8 @@ class LiveIndex:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._builder: threading.Thread | None = None
+        # The on-disk files found damaged, so that they are reported once.
+        self._unusable_files: dict[str, tuple[int, int] | None] | None = None
         self.state = "starting"
         self.error: str | None = None
         self.refreshed_at: float | None = None  # time.time() of the last good refresh
@@ -427,13 +429,16 @@ class LiveIndex:
     def _remap_if_replaced(self) -> None:
         view = self._current()
         mapped = {kind: view.base.kinds[kind].file_id for kind in KINDS}
-        if _file_ids(self.settings.directory) == mapped:
+        on_disk = _file_ids(self.settings.directory)
+        if on_disk in (mapped, self._unusable_files):
             return
         try:
             base = open_index(self.settings.directory)
         except CorruptIndexError as exc:
-            # Mid-swap, or damaged: keep serving what is mapped; a rebuild fixes it.
-            log.warning("station index: new files not mapped yet: %s", exc)
+            # Damaged (or gone): keep serving what is mapped, and build anew.
+            log.warning("station index: the files on disk are not usable, rebuilding: %s", exc)
+            self._unusable_files = on_disk
+            self._start_rebuild(view.base.generation)
             return
         overlays = {kind: _newer_than(view.overlays[kind], base.generation) for kind in KINDS}
         for kind in KINDS:
@@ -448,12 +453,14 @@ class LiveIndex:
         view = self._current()
         overlay_rows = sum(len(o) for o in view.overlays.values())
         too_old = time.time() - view.base.build_time_s > self.settings.rebuild_s
-        if overlay_rows <= self.settings.max_overlay_rows and not too_old:
-            return
+        if overlay_rows > self.settings.max_overlay_rows or too_old:
+            self._start_rebuild(view.base.generation)
+
+    def _start_rebuild(self, mapped_generation: int) -> None:
         if self._builder is not None and self._builder.is_alive():
             return
         self._builder = threading.Thread(
-            target=self._rebuild, args=(view.base.generation,), name="station-index-build"
+            target=self._rebuild, args=(mapped_generation,), name="station-index-build"
         )
         self._builder.start()
 

@@ -347,7 +347,7 @@ def test_a_corrupt_index_file_is_rebuilt_at_open_never_served(
     assert open_index(directory).header("wifi").count == 1  # rebuilt, verified
 
 
-def test_a_damaged_replacement_is_not_mapped_and_the_old_generation_serves(
+def test_a_damaged_replacement_is_not_mapped_the_old_generation_serves_and_it_is_rebuilt(
     engine: Engine, make_index: type[LiveIndex], tmp_path: Path
 ) -> None:
     mac = b"\x81" * 6
@@ -359,9 +359,15 @@ def test_a_damaged_replacement_is_not_mapped_and_the_old_generation_serves(
     replacement = path.with_suffix(".new")
     replacement.write_bytes(truncated)
     replacement.replace(path)  # a new inode: the refresher looks at it
-    index.refresh()
+    old = index.status()["generation"]
+    index.refresh()  # not mapped; a rebuild starts in its own thread
     assert _found(index, mac) == {mac: pytest.approx((51.0, 0.5))}
     assert index.status()["state"] == "ready"
+    assert index._builder is not None
+    index._builder.join(timeout=60)
+    index.refresh()  # the rebuilt, verified files are mapped
+    assert index.status()["generation"] > old
+    assert _found(index, mac) == {mac: pytest.approx((51.0, 0.5))}
 
 
 def test_status_reports_state_age_and_counts(engine: Engine, make_index: type[LiveIndex]) -> None:
