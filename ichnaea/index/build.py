@@ -16,14 +16,12 @@ position are left out, as the database path never returns them.
 
 :func:`ensure_index` is what a web process calls at start: under an
 exclusive ``fcntl.flock`` on ``<directory>/.lock`` it opens the current
-files and builds only if they are missing or damaged, so of several
-processes on one host the first builds and the others wait for the lock,
-then map the finished files.
+files and builds only if they are missing, damaged or older than the
+start of the web role, so of several processes on one host the first
+builds and the others wait for the lock, then map the finished files.
 
-The package's API for the web role (wired in a later slice of issue 9):
-:func:`ensure_index` here, :class:`ichnaea.index.reader.StationIndex`
-(``macs``, ``cells``, ``areas``, ``header``), and
-:class:`ichnaea.index.format.CorruptIndexError`.
+The web role uses the package through :class:`ichnaea.index.live.LiveIndex`,
+which keeps the mapped generation fresh.
 """
 
 from __future__ import annotations

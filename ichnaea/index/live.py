@@ -232,6 +232,11 @@ class LiveIndex:
         # client's socket timeout, so that waiting is not a failure).
         self._block_ms = max(1, min(int(settings.refresh_s * 1000), MAX_BLOCK_MS))
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client the refresher reads the announcements with."""
+        return self._redis
+
     # -- lookups (request path) -----------------------------------------
 
     @property

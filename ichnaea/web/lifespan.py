@@ -114,8 +114,10 @@ def open_state(settings: Settings) -> AppState:
 async def close_state(state: AppState) -> None:
     await state.api.usage.close()  # before Redis closes: nothing counted is lost
     state.api.service.executor.shutdown(wait=False, cancel_futures=True)
-    if state.api.service.index is not None:
-        state.api.service.index.close()
+    index = state.api.service.index
+    if index is not None:
+        index.close()
+        index.client.close()
     await state.http.aclose()
     await state.redis.aclose()
     state.db.dispose()
