@@ -7,6 +7,7 @@ database or Redis is down, and recovers on its own when they come back.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -129,11 +130,17 @@ def make_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         state = open_state(settings)
+        # What start-up loaded (region shapes, GeoIP, code: ~130,000 objects)
+        # lives as long as the process; frozen, the collector no longer walks
+        # it on every full collection (44 ms each, a p99 spike under load).
+        gc.collect()
+        gc.freeze()
         for default in settings.embedded_defaults():
             log.info("embedded default in use: %s", default)
         try:
             yield {STATE_KEY: state, API_STATE_KEY: state.api}
         finally:
             await close_state(state)
+            gc.unfreeze()  # an app of a test run is not the process's last
 
     return lifespan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
 import logging
@@ -74,3 +75,14 @@ def test_error_echoing_a_lone_surrogate_is_a_json_error_not_500(
     error = json.loads(response.content)["error"]
     assert error["code"] == 400
     assert error["errors"][0]["reason"] == "parseError"
+
+
+def test_start_up_objects_are_frozen_while_the_app_runs_and_released_after(
+    app_settings: Settings,
+) -> None:
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(app_settings)) as client:
+        assert client.get("/__lbheartbeat__").status_code == 200
+        # Region shapes, GeoIP and the code: far more than a handful.
+        assert gc.get_freeze_count() > 10_000
+    assert gc.get_freeze_count() == 0
