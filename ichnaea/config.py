@@ -118,6 +118,11 @@ class Settings:
     max_decompressed_bytes: int = 20 * 1024 * 1024
     # Queries one /v1/geolocate/batch request may carry.
     max_batch_queries: int = 1000
+    # Seconds an idle keep-alive connection stays open. Longer than the idle
+    # timeout of the proxies and load balancers in front (60 s for AWS ALB,
+    # nginx's upstream keepalive_timeout 60 s), so that they close it and
+    # never send a request into a connection the server is closing.
+    keep_alive_s: int = 75
     # The web role's station index (ichnaea.index.live): on, where, and how
     # it is kept fresh. None for the directory means data_dir / "index".
     station_index: bool = True
@@ -398,6 +403,7 @@ def load_settings(
             "MAX_DECOMPRESSED_BYTES", 10 * max_body, lo=max_body, hi=1 << 32
         ),
         max_batch_queries=env.integer("MAX_BATCH_QUERIES", 1000, lo=1, hi=100_000),
+        keep_alive_s=env.integer("KEEP_ALIVE_S", 75, lo=1, hi=3600),
         station_index=env.boolean("STATION_INDEX", True),
         station_index_dir=Path(index_dir).expanduser().absolute() if index_dir else None,
         station_index_refresh_ms=env.integer("STATION_INDEX_REFRESH_MS", 500, lo=10, hi=60_000),

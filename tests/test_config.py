@@ -158,3 +158,10 @@ def test_forwarded_allow_ips_takes_addresses_networks_and_star() -> None:
 def test_bad_forwarded_allow_ips_is_an_error_naming_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match=f"^FORWARDED_ALLOW_IPS: .*{value.split(';')[0]}"):
         load_settings({"FORWARDED_ALLOW_IPS": value})
+
+
+def test_keep_alive_outlasts_the_usual_load_balancer_idle_timeout() -> None:
+    assert load_settings({}).keep_alive_s == 75  # AWS ALB and nginx close at 60 s
+    assert load_settings({"KEEP_ALIVE_S": "5"}).keep_alive_s == 5
+    with pytest.raises(ConfigError, match="KEEP_ALIVE_S"):
+        load_settings({"KEEP_ALIVE_S": "0"})

@@ -70,6 +70,7 @@ def web(host: str | None, port: int | None, processes: int | None) -> None:
             # and the app would behave differently under another ASGI server.
             proxy_headers=False,
             timeout_graceful_shutdown=20,
+            timeout_keep_alive=settings.keep_alive_s,
         )
     finally:
         if embedded is not None:
