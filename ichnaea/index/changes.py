@@ -102,9 +102,6 @@ class Changes:
     keys: dict[str, set[bytes]] = field(default_factory=dict)
     missed: bool = False
 
-    def __len__(self) -> int:
-        return sum(len(keys) for keys in self.keys.values())
-
 
 def _add(changes: Changes, fields: Mapping[Any, Any]) -> None:
     kind = bytes(fields.get(b"kind", b"")).decode("ascii", errors="replace")

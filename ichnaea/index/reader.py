@@ -240,7 +240,8 @@ def _stations(
         region,
         source,
     )
-    names = index.regions.tolist(), over_regions.tolist()
+    # Only the rows' names: the tables hold every region of the build.
+    names = index.regions, over_regions
     sources = zip(source[:rows].tolist(), region[:rows].tolist(), strict=True)
     return StationRows(
         keys=[query[i][1] for i in at[:rows].tolist()],

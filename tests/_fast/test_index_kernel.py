@@ -10,6 +10,7 @@ from numpy.testing import assert_array_equal
 
 from ichnaea._fast import gather_stations
 from ichnaea._fast import reference as ref
+from ichnaea.index.format import STATION_VALUES
 
 RECORD = 29
 TODAY = 740_000.0  # a proleptic ordinal (2027)
@@ -115,4 +116,6 @@ def test_gather_stations_refuses_inconsistent_inputs() -> None:
         gather_stations(b"\0" * 7, 6, empty, empty, *no_overlay, TODAY, NOW_S, *outs)
     with pytest.raises(ValueError, match="out must have shape"):
         gather_stations(b"\0" * 12, 6, empty, empty, *no_overlay, TODAY, NOW_S, *outs)
-    assert ref._STATION_RECORD.itemsize == RECORD
+    # The reference keeps its own copy of the record (it imports only NumPy).
+    assert ref._STATION_RECORD == STATION_VALUES
+    assert STATION_VALUES.itemsize == RECORD
