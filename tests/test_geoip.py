@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ichnaea.geoip import NULL_VERSION, GeoIPReader, default_geoip_path
+from ichnaea.geoip import LOOKUP_CACHE_SIZE, NULL_VERSION, GeoIPReader, default_geoip_path
 from ichnaea.regions import RegionTable
 
 DATA = Path(__file__).parent / "data"
@@ -33,6 +33,18 @@ def test_london_city_answer_uses_the_city_radius(geoip: GeoIPReader) -> None:
     assert record.radius_m == 40000.0
     assert record.region_radius_m == 543000.0
     assert record.score == 0.8
+
+
+def test_answers_are_cached_per_database_and_the_cache_is_bounded(regions: RegionTable) -> None:
+    reader = GeoIPReader.open(CITY_TEST_DB, regions)
+    first = reader.lookup("81.2.69.192")
+    # The same record object: the second lookup never reached the database.
+    assert first is not None and reader.lookup("81.2.69.192") is first
+    for i in range(LOOKUP_CACHE_SIZE + 10):
+        reader.lookup(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
+    assert reader.lookup("81.2.69.192") == first
+    assert reader.lookup("81.2.69.192") is not first  # pushed out, looked up again
+    # (A replaced database starts a new cache: test_renamed_over_database_is_used_without_restart.)
 
 
 def test_small_accuracy_radius_wins(geoip: GeoIPReader) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import anyio
 from sqlalchemy.exc import SQLAlchemyError
@@ -66,10 +67,15 @@ def api_state(request: Request) -> ApiState:
     return state
 
 
-@functools.lru_cache(maxsize=1024)
-def _peer(text: str | None) -> IPAddress | None:
-    """:func:`_address` of a peer: its proxies and load balancers are few, so cached."""
-    return _address(text)
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str | None) -> tuple[IPAddress, str] | None:
+    """:func:`_address` of a peer or ``X-Forwarded-For`` entry, and its text; cached.
+
+    Peers, proxies and returning clients repeat, and parsing an address
+    costs more than the rest of :func:`client_ip`.
+    """
+    address = _address(text)
+    return None if address is None else (address, str(address))
 
 
 def _address(text: str | None) -> IPAddress | None:
@@ -102,17 +108,37 @@ def client_ip(request: Request) -> str | None:
     (not an IP, or an unreadable entry where the client should be).
     """
     trusted = api_state(request).settings.forwarded_allow_ips
-    peer = _peer(request.client.host if request.client is not None else None)
+    peer = _parsed(request.client.host if request.client is not None else None)
     # Several header lines mean the same as one comma-joined line (RFC 9110 5.3).
     forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
     entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
-    if not entries or peer not in trusted:
-        return None if peer is None else str(peer)
+    if not entries or (peer[0] if peer else None) not in trusted:
+        return None if peer is None else peer[1]
     for entry in reversed(entries):
-        address = _address(entry)
-        if address is None or address not in trusted:
-            return None if address is None else str(address)
-    return str(_address(entries[0]))
+        parsed = _parsed(entry)
+        if parsed is None or parsed[0] not in trusted:
+            return None if parsed is None else parsed[1]
+    first = _parsed(entries[0])
+    return None if first is None else first[1]
+
+
+@functools.lru_cache(maxsize=1024)
+def _last_key(query_string: bytes) -> str | None:
+    """The last ``key`` parameter of a query string, as Starlette's ``QueryParams`` reads it.
+
+    Cached: a service sees few distinct query strings (one per API key).
+    """
+    keys = [
+        v
+        for k, v in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        if k == "key"
+    ]
+    return keys[-1] if keys else None
+
+
+def api_key_text(request: Request) -> str | None:
+    """The API key the request names (the last ``key`` query parameter), if any."""
+    return _last_key(request.scope["query_string"])
 
 
 class KeyOutcome(enum.Enum):

@@ -13,10 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 import redis
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from ichnaea.api.context import STATE_KEY, client_ip
+from ichnaea.api.context import STATE_KEY, api_key_text, client_ip
 from ichnaea.config import Settings
 from ichnaea.web.app import create_app
 from tests.fixtures_app import Seeder
@@ -138,3 +139,23 @@ def test_api_key_in_another_case_is_an_unknown_key(client: TestClient, seed: See
         "/v1/geolocate?key=relkey", json={}, headers={"X-Forwarded-For": LONDON_IP}
     )
     assert accepted.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query_string",
+    [
+        b"",
+        b"x=1",
+        b"key=abc",
+        b"key=a&key=b",
+        b"key=",
+        b"key",
+        b"key=a%20b+c",
+        b"key=%ff",
+        b"a=1;key=z",
+    ],
+)
+def test_api_key_text_reads_the_query_string_as_starlette_does(query_string: bytes) -> None:
+    keys = QueryParams(query_string).getlist("key")
+    request = Request({"type": "http", "query_string": query_string, "headers": []})
+    assert api_key_text(request) == (keys[-1] if keys else None)

@@ -43,7 +43,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ichnaea.api.context import ApiState, api_state, client_ip, read_json
+from ichnaea.api.context import ApiState, api_key_text, api_state, client_ip, read_json
 from ichnaea.api.keys import ApiKey
 from ichnaea.api.locate.endpoints import API_PATHS, locate_one, resolve_api_key
 from ichnaea.api.locate.query import Query
@@ -138,9 +138,8 @@ async def _answer(state: ApiState, api_key: ApiKey, item: Item, *, now: datetime
 
 async def geolocate_batch(request: Request) -> Response:
     state = api_state(request)
-    keys = request.query_params.getlist("key")
     api_key = await resolve_api_key(
-        state, keys[-1] if keys else None, "locate", request.state, path=BATCH_PATH
+        state, api_key_text(request), "locate", request.state, path=BATCH_PATH
     )
     ip = client_ip(request)
     now = datetime.now(UTC).replace(tzinfo=None)

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from ichnaea.api.context import (
     ApiState,
     KeyOutcome,
+    api_key_text,
     api_state,
     client_ip,
     enforce_daily_limit,
@@ -119,8 +120,7 @@ def _result_metrics(
 
 async def _prepare(request: Request, api_type: str) -> tuple[ApiState, ApiKey, Query, datetime]:
     state = api_state(request)
-    keys = request.query_params.getlist("key")
-    api_key = await resolve_api_key(state, keys[-1] if keys else None, api_type, request.state)
+    api_key = await resolve_api_key(state, api_key_text(request), api_type, request.state)
     ip = client_ip(request)
     now = datetime.now(UTC).replace(tzinfo=None)
     if api_type == "locate":

@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from ichnaea.api.context import (
     KeyOutcome,
+    api_key_text,
     api_state,
     client_ip,
     enforce_daily_limit,
@@ -43,8 +44,7 @@ log = logging.getLogger(__name__)
 
 async def _submit(request: Request, path: str, parse: Callable[[Any], list[Report]]) -> None:
     state = api_state(request)
-    keys = request.query_params.getlist("key")
-    text = keys[-1] if keys else None
+    text = api_key_text(request)
     outcome, found = await find_api_key(state, text)
     api_key = found if found is not None else ApiKey()
     note(request.state, api_path=path, api_type="submit")
