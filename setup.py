@@ -31,6 +31,7 @@ KERNELS = [
     "_weighting",
     "_station",
     "_index",
+    "_query",
 ]
 
 

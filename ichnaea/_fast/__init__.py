@@ -9,6 +9,9 @@ Contract:
   ``out`` arrays and return scalar results. They check only that the lengths agree, which keeps a
   mistake from reading or writing out of bounds; any other misuse (wrong
   dtype, non-contiguous arrays) raises the usual Cython ``ValueError``.
+* One kernel takes Python objects instead: ``wifi_lookups`` reads the
+  decoded JSON of a locate query's Wi-Fi entries, and hands back to the
+  Python path (returns None) whatever is not plain (see ``_query.pyx``).
 * Kernels never raise for numeric reasons: NaN propagates, and a Vincenty
   iteration that does not converge is reported through the documented
   fallback or NaN.
@@ -34,6 +37,7 @@ try:
         max_distance_m_array,
     )
     from ichnaea._fast._index import gather_stations
+    from ichnaea._fast._query import wifi_limits, wifi_lookups
     from ichnaea._fast._station import (
         KIND_BLUE,
         KIND_CELL,
@@ -85,4 +89,6 @@ __all__ = [
     "percentile95_distance_m",
     "select_sample",
     "weighted_position",
+    "wifi_limits",
+    "wifi_lookups",
 ]

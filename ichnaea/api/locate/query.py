@@ -348,7 +348,10 @@ class Query:
         geoip: GeoIPRecord | None,
     ) -> Query:
         blue = _dedup((b for e in request.blue if (b := _blue(e))), lambda b: b.mac)
-        wifi = _dedup((w for e in request.wifi if (w := _wifi(e))), lambda w: w.mac)
+        if request.wifi_fields is not None:  # stage B done by the compiled fast path
+            wifi = [WifiLookup(*fields) for fields in request.wifi_fields]
+        else:
+            wifi = _dedup((w for e in request.wifi if (w := _wifi(e))), lambda w: w.mac)
         pairs = [_cells(e) for e in request.cell]
         cell = _dedup((c for c, _ in pairs if c is not None), lambda c: c.cellid)
         area = _dedup((a for _, a in pairs if a is not None), lambda a: a.areaid)

@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ichnaea._fast import wifi_lookups
 from ichnaea.errors import ParseError
 
 RADIO_TYPES = ("gsm", "cdma", "wcdma", "lte", "nr")
@@ -143,6 +144,10 @@ class LocateRequest:
     lacf: bool = True
     ipf: bool = True
     considered: dict[str, int] = field(default_factory=dict)
+    # The Wi-Fi entries already through stage B as ``WifiLookup`` field
+    # tuples, deduplicated, when the compiled fast path took them (then
+    # ``wifi`` is empty); None when ``wifi`` holds them.
+    wifi_fields: list[tuple[Any, ...]] | None = None
 
 
 def _parse(data: Any) -> LocateRequest:
@@ -168,13 +173,20 @@ def _parse(data: Any) -> LocateRequest:
     blues = _entries(data, "bluetoothBeacons")
     cells = _entries(data, "cellTowers")
     wifis = _entries(data, "wifiAccessPoints")
+    blue = [_blue(item, f"bluetoothBeacons.{i}") for i, item in enumerate(blues)]
+    cell = [_cell(item, f"cellTowers.{i}", default_radio) for i, item in enumerate(cells)]
+    # Plain entries (the usual) in one compiled call; the rest entry by entry.
+    wifi_fields = wifi_lookups(wifis)
     return LocateRequest(
-        blue=[_blue(item, f"bluetoothBeacons.{i}") for i, item in enumerate(blues)],
-        cell=[_cell(item, f"cellTowers.{i}", default_radio) for i, item in enumerate(cells)],
-        wifi=[_wifi(item, f"wifiAccessPoints.{i}") for i, item in enumerate(wifis)],
+        blue=blue,
+        cell=cell,
+        wifi=[]
+        if wifi_fields is not None
+        else [_wifi(item, f"wifiAccessPoints.{i}") for i, item in enumerate(wifis)],
         lacf=lacf,
         ipf=ipf,
         considered={"blue": len(blues), "cell": len(cells), "wifi": len(wifis)},
+        wifi_fields=wifi_fields,
     )
 
 
