@@ -161,6 +161,9 @@ def distance_m(
     ValueError
         If the input shapes do not broadcast.
     """
+    if type(lat1) is float and type(lon1) is float and type(lat2) is float and type(lon2) is float:
+        # The common scalar case (choosing among results), without the arrays.
+        return _fast.distance_m_scalar(lat1, lon1, lat2, lon2)
     shape, (a, b, c, d) = _coerce(("lat1", "lon1", "lat2", "lon2"), (lat1, lon1, lat2, lon2))
     out = np.empty(a.size, dtype=np.float64)
     _fast.distance_m_array(a, b, c, d, out)

@@ -153,3 +153,16 @@ def test_max_distance_covers_every_point() -> None:
     lons = rng.uniform(0.0, 1.0, (10, 10))
     radius = geo.max_distance_m(50.5, 0.5, lats, lons)
     assert radius == np.max(geo.distance_m(50.5, 0.5, lats, lons))
+
+
+def test_distance_of_plain_floats_equals_the_array_path() -> None:
+    rng = np.random.default_rng(5)
+    lat1, lat2 = rng.uniform(-90, 90, (2, 500))
+    lon1, lon2 = rng.uniform(-180, 180, (2, 500))
+    expected = geo.distance_m(lat1, lon1, lat2, lon2)
+    scalar = [
+        geo.distance_m(*map(float, point)) for point in zip(lat1, lon1, lat2, lon2, strict=True)
+    ]
+    assert all(type(value) is float for value in scalar)
+    assert_array_equal(scalar, expected)
+    assert math.isnan(geo.distance_m(math.nan, 0.0, 1.0, 1.0))

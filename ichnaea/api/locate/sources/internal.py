@@ -211,6 +211,12 @@ def _mac_positions(
     return results
 
 
+def _nan_as_zero(values: np.ndarray) -> np.ndarray:
+    """``values`` (a copy the caller owns) with NaN as 0; ``np.nan_to_num`` costs ~10 times more."""
+    values[np.isnan(values)] = 0.0
+    return values
+
+
 def _area_prefix(cellid: bytes) -> bytes:
     # The area key is the cell key without its cell id (4 bytes, 8 for NR).
     return cellid[:-8] if len(cellid) > 11 else cellid[:-4]
@@ -240,7 +246,7 @@ def _cell_positions(stations: StationLookup, query: Query, now: datetime) -> lis
             rows.lon[index],
             # A cell without a radius (NULL) counts as a point: its accuracy
             # then comes from the distances and the minimum alone, never NaN.
-            np.nan_to_num(rows.radius_m[index], nan=0.0),
+            _nan_as_zero(rows.radius_m[index]),
             age[index],
             signal[index],
             score[index],
