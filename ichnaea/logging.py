@@ -92,6 +92,10 @@ def configure_logging(level: str = "INFO", *, role: str = "ichnaea") -> None:
             datefmt="%Y-%m-%dT%H:%M:%S",
         )
     )
+    # The format names neither the thread nor the process name: records skip
+    # looking them up (a measurable share of the request log line's cost).
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

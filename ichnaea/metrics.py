@@ -25,6 +25,9 @@ PREFIX = "location"
 class Metrics:
     """A StatsD client; the base class itself sends nothing."""
 
+    # False for a client that sends nothing: hot paths skip building tags.
+    enabled = False
+
     def incr(self, name: str, value: int = 1, tags: Mapping[str, str] | None = None) -> None:
         self._emit(name, f"{value}|c", tags)
 
@@ -42,6 +45,8 @@ class Metrics:
 
 
 class StatsdMetrics(Metrics):
+    enabled = True
+
     def __init__(self, host: str, port: int, *, prefix: str = PREFIX) -> None:
         self.prefix = prefix
         # Resolve once: a name lookup per datagram would block the event loop.

@@ -206,7 +206,7 @@ class RequestMetricsMiddleware:
             elapsed = time.perf_counter() - start
             path = scope["path"]
             metrics = self.get_metrics(scope)
-            if metrics is not None:
+            if metrics is not None and metrics.enabled:
                 tags = {
                     "path": path.strip("/").replace("/", ".") if path in self.paths else "unknown",
                     "method": scope["method"].lower(),

@@ -68,7 +68,8 @@ async def resolve_api_key(
     if outcome is KeyOutcome.unavailable:
         return ApiKey()
     if outcome is KeyOutcome.found and api_key is not None and api_key.allowed(api_type):
-        state.metrics.incr(f"{api_type}.request", tags={**tags, "key": api_key.valid_key or ""})
+        if state.metrics.enabled:
+            state.metrics.incr(f"{api_type}.request", tags={**tags, "key": api_key.valid_key or ""})
         return api_key
     if outcome is KeyOutcome.found:
         note(request_state, api_key_allowed=False)
@@ -83,7 +84,7 @@ def _count(n: int) -> str:
 
 
 def _query_metrics(state: ApiState, api_key: ApiKey, query: Query) -> None:
-    if api_key.valid_key is None or query.expected_accuracy is DataAccuracy.none:
+    if not state.metrics.enabled or api_key.valid_key is None or query.expected_accuracy is DataAccuracy.none:
         return
     tags = {
         "key": api_key.valid_key,
@@ -103,8 +104,10 @@ def _result_metrics(
     accuracy: float | None,
     source: DataSource | None,
 ) -> None:
+    if not state.metrics.enabled or api_key.valid_key is None:
+        return
     expected = query.expected_accuracy
-    if api_key.valid_key is None or expected is DataAccuracy.none:
+    if expected is DataAccuracy.none:
         return
     hit = accuracy is not None and DataAccuracy.from_number(accuracy).value <= expected.value
     tags = {
