@@ -16,8 +16,10 @@ from __future__ import annotations
 import atexit
 import io
 import logging
+import os
 import sys
 import threading
+import time
 from typing import TextIO
 
 FLUSH_INTERVAL_S = 0.1
@@ -26,6 +28,41 @@ FLUSH_INTERVAL_S = 0.1
 # "setup plugin" line per built-in autogenerate plugin whenever a role first
 # imports it (seven lines at every start of the web role).
 QUIET_LOGGERS = {"alembic.runtime.plugins": logging.WARNING}
+
+
+class RecordMaker:
+    """Records of one logger and level for a message text, from a per-process template.
+
+    ``Logger.info`` finds its caller by walking the stack, and
+    ``LogRecord.__init__`` then derives a dozen attributes (file name,
+    module, thread, process) that are the same for every line of the
+    request log. Here they are derived once per process (the template is
+    remade after a fork) and copied; only the message and the times are
+    new. The record is a real ``LogRecord``: handlers and formatters see
+    what they always see.
+    """
+
+    def __init__(self, logger: logging.Logger, level: int) -> None:
+        self.logger = logger
+        self.level = level
+        self._pid = -1
+        self._template: dict[str, object] = {}
+
+    def __call__(self, message: str) -> logging.LogRecord:
+        if self._pid != os.getpid():
+            model = self.logger.makeRecord(self.logger.name, self.level, __file__, 0, "", (), None)
+            self._template = dict(vars(model))
+            self._pid = os.getpid()
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        fields = vars(record)
+        fields.update(self._template)
+        now = time.time()
+        # As LogRecord.__init__ computes them (Python 3.11/3.12).
+        fields["created"] = now
+        fields["msecs"] = int((now - int(now)) * 1000) + 0.0
+        fields["relativeCreated"] = (now - logging._startTime) * 1000  # type: ignore[attr-defined]
+        fields["msg"] = message
+        return record
 
 
 class BufferedStreamHandler(logging.StreamHandler[TextIO]):

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from ichnaea.logging import BufferedStreamHandler
+from ichnaea.logging import BufferedStreamHandler, RecordMaker
 
 
 def run_python(code: str, tmp_path: Path) -> str:
@@ -55,3 +55,38 @@ def test_info_lines_are_buffered_briefly_and_warnings_written_at_once() -> None:
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def test_record_maker_gives_the_record_logger_info_would() -> None:
+    logger = logging.getLogger("ichnaea.test.records")
+    made = RecordMaker(logger, logging.INFO)('{"a":1}')
+    before = time.time()
+    model = logger.makeRecord(logger.name, logging.INFO, __file__, 0, '{"a":1}', (), None)
+    ours = RecordMaker(logger, logging.INFO)('{"a":1}')
+    assert type(ours) is logging.LogRecord
+    times = ("created", "msecs", "relativeCreated")
+    assert {
+        k: v for k, v in vars(ours).items() if k not in (*times, "pathname", "filename", "module")
+    } == {
+        k: v for k, v in vars(model).items() if k not in (*times, "pathname", "filename", "module")
+    }
+    assert before <= ours.created <= time.time()
+    assert ours.msecs == int((ours.created - int(ours.created)) * 1000)
+    assert ours.getMessage() == '{"a":1}' and made.getMessage() == '{"a":1}'
+    formatter = logging.Formatter("%(levelname)s [%(process)d] %(name)s: %(message)s")
+    assert formatter.format(ours) == f'INFO [{os.getpid()}] ichnaea.test.records: {{"a":1}}'
+
+
+def test_record_maker_takes_the_new_process_id_after_a_fork() -> None:
+    maker = RecordMaker(logging.getLogger("ichnaea.test.records"), logging.INFO)
+    maker("first")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its records carry its own process id
+        os.write(write, str(maker("child").process).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    assert int(os.read(read, 100)) == pid
+    os.close(read)
+    assert maker("parent").process == os.getpid()

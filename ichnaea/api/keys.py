@@ -21,6 +21,7 @@ entries live out their TTL. Database errors are not cached.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import re
@@ -191,10 +192,12 @@ def announce_key_change(client: redis.Redis) -> int:
     return int(client.incr(apikey_version_key()))
 
 
+@functools.lru_cache(maxsize=4096)  # per request: formatting a date costs more than the rest
 def apilimit_key(key: str, path: str, day: date) -> str:
     return f"apilimit:{key}:{path}:{day:%Y%m%d}"
 
 
+@functools.lru_cache(maxsize=4096)
 def apiuser_key(api_type: str, key: str, day: date) -> str:
     return f"apiuser:{api_type}:{key}:{day:%Y-%m-%d}"
 

@@ -41,10 +41,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ichnaea.api.logfields import LOG_FIELDS_KEY
 from ichnaea.errors import PayloadTooLargeError
+from ichnaea.logging import RecordMaker
 from ichnaea.metrics import Metrics
 from ichnaea.web.errors import MAX_LOGGED_PATH_CHARS, error_response, unexpected_error
 
 request_log = logging.getLogger("ichnaea.request")
+_request_record = RecordMaker(request_log, logging.INFO)
 
 UNLOGGED_PATHS = frozenset(("/__lbheartbeat__",))
 # nginx's "client closed request": the client left before it was answered.
@@ -230,10 +232,5 @@ class RequestMetricsMiddleware:
                     "log_level": "info",
                     **fields,
                 }
-                # makeRecord + handle is Logger.info without its caller lookup
-                # (a walk up the stack per request); the format names no caller.
-                request_log.handle(
-                    request_log.makeRecord(
-                        request_log.name, logging.INFO, __file__, 0, _log_line(line), (), None
-                    )
-                )
+                # Logger.info without its caller lookup and per-record set-up.
+                request_log.handle(_request_record(_log_line(line)))

@@ -84,7 +84,11 @@ def _count(n: int) -> str:
 
 
 def _query_metrics(state: ApiState, api_key: ApiKey, query: Query) -> None:
-    if not state.metrics.enabled or api_key.valid_key is None or query.expected_accuracy is DataAccuracy.none:
+    if (
+        not state.metrics.enabled
+        or api_key.valid_key is None
+        or query.expected_accuracy is DataAccuracy.none
+    ):
         return
     tags = {
         "key": api_key.valid_key,
