@@ -311,6 +311,25 @@ def cluster_complete_linkage(
         The number of groups (0 for no points).
     """
     cdef Py_ssize_t n = lat_deg.shape[0]
+    if lon_deg.shape[0] != n:
+        raise ValueError(f"lon_deg has length {lon_deg.shape[0]}, expected {n}")
+    if out_labels.shape[0] != n:
+        raise ValueError(f"out_labels has length {out_labels.shape[0]}, expected {n}")
+    if n > MAX_POINTS:
+        raise ValueError(f"{n} points are more than the {MAX_POINTS} this kernel takes")
+    if n == 0:
+        return 0
+    return cluster_labels(&lat_deg[0], &lon_deg[0], n, max_distance_m, &out_labels[0])
+
+
+cdef Py_ssize_t cluster_labels(
+    const double* lat_deg,  # IN n
+    const double* lon_deg,  # IN n
+    Py_ssize_t n,  # IN 1 ≤ n ≤ MAX_POINTS
+    double max_distance_m,  # IN
+    int64_t* out_labels,  # OUT n
+) except -1:
+    """``cluster_complete_linkage`` on pointers, for the other kernels; the number of groups."""
     cdef Py_ssize_t i, nv = 0, root, n_groups = 0
     cdef _Points p
     cdef Py_ssize_t* ints = NULL
@@ -325,14 +344,6 @@ def cluster_complete_linkage(
     cdef double* lon
     cdef double* ecef
     cdef double* keys
-    if lon_deg.shape[0] != n:
-        raise ValueError(f"lon_deg has length {lon_deg.shape[0]}, expected {n}")
-    if out_labels.shape[0] != n:
-        raise ValueError(f"out_labels has length {out_labels.shape[0]}, expected {n}")
-    if n > MAX_POINTS:
-        raise ValueError(f"{n} points are more than the {MAX_POINTS} this kernel takes")
-    if n == 0:
-        return 0
 
     # All scratch memory up front: compact index, live, chain, parent and
     # group-of-root arrays; compact coordinates, ECEF coordinates, exact
@@ -424,8 +435,7 @@ def order_groups(
     int
         The number of kept groups.
     """
-    cdef Py_ssize_t n = labels.shape[0], i, label, position = 0, kept = 0
-    cdef Py_ssize_t* start
+    cdef Py_ssize_t n = labels.shape[0], i
     if out_members.shape[0] != n:
         raise ValueError(f"out_members has length {out_members.shape[0]}, expected {n}")
     if out_ends.shape[0] != n_groups:
@@ -435,6 +445,20 @@ def order_groups(
             raise ValueError(f"label {labels[i]} at {i} is not in [0, {n_groups})")
     if n_groups == 0:
         return 0
+    return group_members(&labels[0], n, n_groups, min_size, &out_members[0], &out_ends[0])
+
+
+cdef Py_ssize_t group_members(
+    const int64_t* labels,  # IN n, each in [0, n_groups)
+    Py_ssize_t n,  # IN
+    Py_ssize_t n_groups,  # IN ≥ 1
+    Py_ssize_t min_size,  # IN
+    int64_t* out_members,  # OUT n
+    int64_t* out_ends,  # OUT n_groups
+) except -1:
+    """``order_groups`` on pointers, for the other kernels; the number of kept groups."""
+    cdef Py_ssize_t i, label, position = 0, kept = 0
+    cdef Py_ssize_t* start
     start = <Py_ssize_t*>malloc(n_groups * sizeof(Py_ssize_t))
     if start == NULL:
         raise MemoryError(f"cannot allocate scratch for {n_groups} groups")

@@ -28,12 +28,18 @@ width, compared with ``memcmp`` (byte order is key order).
 
 from libc.math cimport NAN, fabs, floor, fmax, log2, rint, sqrt
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy
+
+from ichnaea._fast._clustering cimport cluster_labels, group_members
+from ichnaea._fast._weighting cimport cluster_position
 
 cdef enum:
     RECORD_BYTES = 29  # a station's value record
     COLUMNS = 9  # rows of ``out``
 
+# A query's MACs per call of locate_macs (the locate query keeps 100 at most).
+cdef Py_ssize_t MAX_QUERY_MACS = 10000
 cdef double EPOCH_ORDINAL = 719163.0  # date(1970, 1, 1).toordinal()
 cdef double COORD_SCALE = 10000000.0
 cdef double TEMPORARY_BLOCK_DAYS = 2.0
@@ -161,7 +167,8 @@ cdef bint _decode(
     const uint8_t* record,  # IN RECORD_BYTES
     double today_day,  # IN
     double now_s,  # IN
-    double[:, ::1] out,  # OUT (COLUMNS, n)
+    double* out,  # OUT (COLUMNS, stride), row-major
+    Py_ssize_t stride,  # IN the length of a row of out
     Py_ssize_t row,  # IN column of out to write
     int32_t* region,  # OUT
 ) noexcept nogil:
@@ -190,16 +197,22 @@ cdef bint _decode(
         age_months = rint(fabs(created_day - today_day) / 30.0)
         if block_count >= age_months:
             return False
-    out[0, row] = lat / COORD_SCALE
-    out[1, row] = lon / COORD_SCALE
-    out[2, row] = _nullable32(radius)
-    out[3, row] = _nullable32(samples)
-    out[4, row] = created_day
-    out[5, row] = _nullable32(modified)
-    out[6, row] = _day(last_seen)
-    out[7, row] = block_last_day
-    out[8, row] = _score(
-        now_s, out[2, row], out[3, row], created_day, out[5, row], out[6, row], block_last_day
+    out[0 * stride + row] = lat / COORD_SCALE
+    out[1 * stride + row] = lon / COORD_SCALE
+    out[2 * stride + row] = _nullable32(radius)
+    out[3 * stride + row] = _nullable32(samples)
+    out[4 * stride + row] = created_day
+    out[5 * stride + row] = _nullable32(modified)
+    out[6 * stride + row] = _day(last_seen)
+    out[7 * stride + row] = block_last_day
+    out[8 * stride + row] = _score(
+        now_s,
+        out[2 * stride + row],
+        out[3 * stride + row],
+        created_day,
+        out[5 * stride + row],
+        out[6 * stride + row],
+        block_last_day,
     )
     region[0] = region_code
     return True
@@ -245,32 +258,186 @@ def gather_stations(
     cdef const uint8_t* bv = &base_values[0] if base_count else NULL
     cdef const uint8_t* ok = &over_keys[0] if over_count else NULL
     cdef const uint8_t* ov = &over_values[0] if over_count else NULL
-    cdef Py_ssize_t i, at, rows = 0
-    cdef uint64_t mac
-    cdef int32_t region
+    cdef const uint8_t* op = &over_present[0] if over_count else NULL
+    if n == 0:
+        return 0
+    cdef Py_ssize_t rows
     with nogil:
-        for i in range(n):
-            if width == 6:
-                mac = _mac(q + 6 * i)
-                at = _find_mac(mac, ok, over_count)
-            else:
-                at = _find_bytes(q + width * i, ok, over_count, width)
-            if at >= 0:
-                if not over_present[at]:
-                    continue
-                if _decode(ov + RECORD_BYTES * at, today_day, now_s, out, rows, &region):
-                    out_query[rows] = i
-                    out_region[rows] = region
-                    out_source[rows] = 1
-                    rows += 1
+        rows = _gather(
+            q, n, width, bk, bv, base_count, ok, ov, op, over_count, today_day, now_s,
+            &out[0, 0], out.shape[1], &out_query[0], &out_region[0], &out_source[0],
+        )
+    return rows
+
+
+cdef Py_ssize_t _gather(
+    const uint8_t* q,  # IN n keys of width bytes, ascending, unique
+    Py_ssize_t n,  # IN
+    Py_ssize_t width,  # IN
+    const uint8_t* bk,  # IN the generation's keys
+    const uint8_t* bv,  # IN its records
+    Py_ssize_t base_count,  # IN
+    const uint8_t* ok,  # IN the overlay's keys
+    const uint8_t* ov,  # IN its records
+    const uint8_t* op,  # IN its present flags
+    Py_ssize_t over_count,  # IN
+    double today_day,  # IN
+    double now_s,  # IN
+    double* out,  # OUT (COLUMNS, stride)
+    Py_ssize_t stride,  # IN ≥ n
+    int64_t* out_query,  # OUT n
+    int32_t* out_region,  # OUT n
+    int8_t* out_source,  # OUT n
+) noexcept nogil:
+    """``gather_stations`` on pointers; the number of rows written."""
+    cdef Py_ssize_t i, at, rows = 0
+    cdef uint64_t mac = 0
+    cdef int32_t region
+    for i in range(n):
+        if width == 6:
+            mac = _mac(q + 6 * i)
+            at = _find_mac(mac, ok, over_count)
+        else:
+            at = _find_bytes(q + width * i, ok, over_count, width)
+        if at >= 0:
+            if not op[at]:
                 continue
-            if width == 6:
-                at = _find_mac(mac, bk, base_count)
-            else:
-                at = _find_bytes(q + width * i, bk, base_count, width)
-            if at >= 0 and _decode(bv + RECORD_BYTES * at, today_day, now_s, out, rows, &region):
+            if _decode(ov + RECORD_BYTES * at, today_day, now_s, out, stride, rows, &region):
                 out_query[rows] = i
                 out_region[rows] = region
-                out_source[rows] = 0
+                out_source[rows] = 1
                 rows += 1
+            continue
+        if width == 6:
+            at = _find_mac(mac, bk, base_count)
+        else:
+            at = _find_bytes(q + width * i, bk, base_count, width)
+        if at < 0:
+            continue
+        if _decode(bv + RECORD_BYTES * at, today_day, now_s, out, stride, rows, &region):
+            out_query[rows] = i
+            out_region[rows] = region
+            out_source[rows] = 0
+            rows += 1
     return rows
+
+
+def locate_macs(
+    const uint8_t[::1] query,  # IN n MACs of 6 bytes, ascending, unique
+    const double[::1] signal_dbm,  # IN (n,) per query key, missing ones already the default
+    const double[::1] age_ms,  # IN (n,) per query key, already max(|age or 0|, 1000)
+    const uint8_t[::1] base_keys,  # IN as gather_stations
+    const uint8_t[::1] base_values,  # IN
+    const uint8_t[::1] over_keys,  # IN
+    const uint8_t[::1] over_values,  # IN
+    const uint8_t[::1] over_present,  # IN
+    double today_day,  # IN today's proleptic ordinal
+    double now_s,  # IN now, seconds since 1970
+    double max_distance_m,  # IN largest cluster diameter
+    Py_ssize_t max_networks,  # IN largest sample of a cluster, ≥ 1
+    double min_accuracy_m,  # IN accuracy clamp
+    double max_accuracy_m,  # IN
+):
+    """The Wi-Fi or Bluetooth positions of one query, in one call (spec 4.5 and 4.6).
+
+    What ``_fast.gather_stations``, ``cluster_complete_linkage``,
+    ``order_groups`` and ``aggregate_cluster`` do one after the other,
+    without the arrays and Python between them: find and decode the
+    unblocked stations with their scores, cluster them (complete linkage
+    cut at ``max_distance_m``, clusters of two or more, ordered by their
+    first station), and aggregate each cluster.
+
+    Returns a list with one tuple per cluster: ``(lat_deg, lon_deg,
+    accuracy_m, score_sum, used)``, where ``used`` lists ``(query index,
+    seen today)`` for the stations in the cluster's sample, in query order.
+    Empty when fewer than two stations are found or none cluster.
+    """
+    if query.shape[0] % 6:
+        raise ValueError(f"query of {query.shape[0]} bytes is not a whole number of MACs")
+    cdef Py_ssize_t n = query.shape[0] // 6
+    if signal_dbm.shape[0] != n or age_ms.shape[0] != n:
+        raise ValueError(f"signal_dbm and age_ms must hold {n} values")
+    cdef Py_ssize_t base_count = base_keys.shape[0] // 8
+    cdef Py_ssize_t over_count = over_keys.shape[0] // 8
+    if base_values.shape[0] != base_count * RECORD_BYTES:
+        raise ValueError("base keys and records differ in count")
+    if over_values.shape[0] != over_count * RECORD_BYTES or over_present.shape[0] != over_count:
+        raise ValueError("overlay keys, records and flags differ in count")
+    if n > MAX_QUERY_MACS:
+        raise ValueError(f"{n} MACs are more than the {MAX_QUERY_MACS} this kernel takes")
+    if max_networks < 1:
+        raise ValueError(f"max_networks must be >= 1, got {max_networks}")
+    if n < 2:
+        return []
+    cdef const uint8_t* bk = &base_keys[0] if base_count else NULL
+    cdef const uint8_t* bv = &base_values[0] if base_count else NULL
+    cdef const uint8_t* ok = &over_keys[0] if over_count else NULL
+    cdef const uint8_t* ov = &over_values[0] if over_count else NULL
+    cdef const uint8_t* op = &over_present[0] if over_count else NULL
+    # Scratch: the decoded rows (COLUMNS × n), five cluster columns (5 × n)
+    # and the cluster position (4); query index, labels, members, ends
+    # (4 × n); region and source of the gather; the sample mask.
+    cdef double* doubles = <double*>malloc(((COLUMNS + 5) * n + 4) * sizeof(double))
+    cdef int64_t* ints = <int64_t*>malloc(4 * n * sizeof(int64_t))
+    cdef int32_t* region = <int32_t*>malloc(n * sizeof(int32_t))
+    cdef int8_t* source = <int8_t*>malloc(n * sizeof(int8_t))
+    cdef uint8_t* mask = <uint8_t*>malloc(n * sizeof(uint8_t))
+    cdef Py_ssize_t rows, n_groups, kept, g, k, r, start = 0, end, m
+    cdef double* lat
+    cdef double* lon
+    cdef double* last_seen
+    cdef double* score
+    cdef double* sub
+    cdef double* position
+    cdef int64_t* at
+    cdef int64_t* labels
+    cdef int64_t* members
+    cdef int64_t* ends
+    cdef list clusters = [], used
+    try:
+        if doubles == NULL or ints == NULL or region == NULL or source == NULL or mask == NULL:
+            raise MemoryError(f"cannot allocate scratch for {n} MACs")
+        lat, lon = doubles, doubles + n
+        last_seen, score = doubles + 6 * n, doubles + 8 * n
+        sub, position = doubles + COLUMNS * n, doubles + (COLUMNS + 5) * n
+        at, labels, members, ends = ints, ints + n, ints + 2 * n, ints + 3 * n
+        with nogil:
+            rows = _gather(
+                &query[0], n, 6, bk, bv, base_count, ok, ov, op, over_count, today_day, now_s,
+                doubles, n, at, region, source,
+            )
+        if rows < 2:
+            return clusters
+        n_groups = cluster_labels(lat, lon, rows, max_distance_m, labels)
+        if n_groups == rows:
+            return clusters
+        kept = group_members(labels, rows, n_groups, 2, members, ends)
+        for g in range(kept):
+            end = ends[g]
+            m = end - start
+            for k in range(m):
+                r = members[start + k]
+                sub[k] = lat[r]
+                sub[n + k] = lon[r]
+                sub[2 * n + k] = age_ms[at[r]]
+                sub[3 * n + k] = signal_dbm[at[r]]
+                sub[4 * n + k] = score[r]
+            cluster_position(
+                sub, sub + n, sub + 2 * n, sub + 3 * n, sub + 4 * n, m,
+                max_networks, min_accuracy_m, max_accuracy_m, mask, position,
+            )
+            used = []
+            for k in range(m):
+                if mask[k]:
+                    r = members[start + k]
+                    # NaN (a NULL day) compares False: not seen today.
+                    used.append((at[r], last_seen[r] >= today_day))
+            clusters.append((position[0], position[1], position[2], position[3], used))
+            start = end
+        return clusters
+    finally:
+        free(doubles)
+        free(ints)
+        free(region)
+        free(source)
+        free(mask)

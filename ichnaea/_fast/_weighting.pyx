@@ -585,13 +585,7 @@ def aggregate_cluster(
         sample or NaN in the sample's inputs.
     """
     cdef Py_ssize_t n = lat_deg.shape[0]
-    cdef _Sample s
-    cdef double point[2]
-    cdef double accuracy = NAN, score_sum
-    cdef Py_ssize_t ipvt[2]
-    cdef Py_ssize_t* order = NULL
-    cdef double* block = NULL
-    cdef double* work
+    cdef double out[4]
     check_lengths(n, lon_deg.shape[0], "lon_deg")
     check_lengths(n, age_ms.shape[0], "age_ms")
     check_lengths(n, signal_dbm.shape[0], "signal_dbm")
@@ -599,6 +593,34 @@ def aggregate_cluster(
     check_lengths(n, out_in_sample.shape[0], "out_in_sample")
     if n == 0:
         return NAN, NAN, NAN, 0.0
+    cluster_position(
+        &lat_deg[0], &lon_deg[0], &age_ms[0], &signal_dbm[0], &score[0], n,
+        max_networks, min_accuracy_m, max_accuracy_m, &out_in_sample[0], out,
+    )
+    return out[0], out[1], out[2], out[3]
+
+
+cdef int cluster_position(
+    const double* lat_deg,  # IN n
+    const double* lon_deg,  # IN n
+    const double* age_ms,  # IN n
+    const double* signal_dbm,  # IN n
+    const double* score,  # IN n
+    Py_ssize_t n,  # IN ≥ 1
+    Py_ssize_t max_networks,  # IN
+    double min_accuracy_m,  # IN
+    double max_accuracy_m,  # IN
+    uint8_t* out_in_sample,  # OUT n
+    double* out,  # OUT 4: lat_deg, lon_deg, accuracy_m, score_sum
+) except -1:
+    """``aggregate_cluster`` on pointers, for the other kernels."""
+    cdef _Sample s
+    cdef double point[2]
+    cdef double accuracy = NAN, score_sum
+    cdef Py_ssize_t ipvt[2]
+    cdef Py_ssize_t* order = NULL
+    cdef double* block = NULL
+    cdef double* work
     point[0] = NAN
     point[1] = NAN
     order = <Py_ssize_t*>malloc(2 * n * sizeof(Py_ssize_t))
@@ -610,11 +632,8 @@ def aggregate_cluster(
             raise MemoryError(f"cannot allocate scratch for {n} networks")
         work = block + 5 * n
         with nogil:
-            _select_sample(&score[0], n, max_networks, order, order + n, &out_in_sample[0])
-            _pack(
-                &s, &lat_deg[0], &lon_deg[0], &age_ms[0], &signal_dbm[0], &score[0],
-                &out_in_sample[0], n,
-            )
+            _select_sample(score, n, max_networks, order, order + n, out_in_sample)
+            _pack(&s, lat_deg, lon_deg, age_ms, signal_dbm, score, out_in_sample, n)
             if s.m > 0:
                 _weighted_mean(&s, work, &point[0], &point[1])
                 if isnan(point[0]) or isnan(point[1]):
@@ -626,11 +645,15 @@ def aggregate_cluster(
                     _percentile95_m(point[0], point[1], s.lat_deg, s.lon_deg, s.m, work),
                     min_accuracy_m, max_accuracy_m,
                 )
-            score_sum = _sum(&score[0], n)
+            score_sum = _sum(score, n)
     finally:
         free(order)
         free(block)
-    return point[0], point[1], accuracy, score_sum
+    out[0] = point[0]
+    out[1] = point[1]
+    out[2] = accuracy
+    out[3] = score_sum
+    return 0
 
 
 def aggregate_cells(

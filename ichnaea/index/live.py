@@ -61,11 +61,13 @@ from ichnaea.index.build import build_index, encode_records, ensure_index, host_
 from ichnaea.index.format import KEY_DTYPES, KINDS, VALUE_DTYPES, CorruptIndexError, file_name
 from ichnaea.index.reader import (
     KindIndex,
+    MacCluster,
     Overlay,
     StationIndex,
     lookup_areas,
     lookup_cells,
     lookup_macs,
+    mac_clusters,
     open_index,
 )
 from ichnaea.repositories.index_rows import rows_by_keys, rows_modified_since
@@ -255,6 +257,36 @@ class LiveIndex:
     ) -> StationRows:
         view = self._current()
         return lookup_macs(view.base.kinds[kind], view.overlays.get(kind), macs, today, now_s)
+
+    def mac_clusters(
+        self,
+        kind: str,
+        macs: Sequence[bytes],
+        signal_dbm: NDArray[np.float64],
+        age_ms: NDArray[np.float64],
+        *,
+        today: date,
+        now_s: float,
+        max_distance_m: float,
+        max_networks: int,
+        min_accuracy_m: float,
+        max_accuracy_m: float,
+    ) -> list[MacCluster]:
+        """``reader.mac_clusters`` on the current view (``macs`` ascending and unique)."""
+        view = self._current()
+        return mac_clusters(
+            view.base.kinds[kind],
+            view.overlays.get(kind),
+            macs,
+            signal_dbm,
+            age_ms,
+            today=today,
+            now_s=now_s,
+            max_distance_m=max_distance_m,
+            max_networks=max_networks,
+            min_accuracy_m=min_accuracy_m,
+            max_accuracy_m=max_accuracy_m,
+        )
 
     def cells(
         self,

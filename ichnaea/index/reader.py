@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ichnaea._fast import gather_stations
+from ichnaea._fast import gather_stations, locate_macs
 from ichnaea.codecs import AREAID_BYTES, MAC_BYTES
 from ichnaea.enums import Radio
 from ichnaea.index.format import (
@@ -271,6 +271,58 @@ def lookup_macs(
     if len(b"".join(unique)) != MAC_BYTES * len(unique):
         raise ValueError(f"MAC keys must be {MAC_BYTES} bytes long")
     return _stations(index, overlay, [(mac, mac) for mac in unique], MAC_BYTES, today, now_s)
+
+
+# A cluster of one query: (lat, lon, accuracy_m, score_sum, [(query index, seen today)]).
+MacCluster = tuple[float, float, float, float, list[tuple[int, bool]]]
+
+
+def mac_clusters(
+    index: KindIndex,
+    overlay: Overlay | None,
+    macs: Sequence[bytes],
+    signal_dbm: NDArray[np.float64],
+    age_ms: NDArray[np.float64],
+    *,
+    today: date,
+    now_s: float,
+    max_distance_m: float,
+    max_networks: int,
+    min_accuracy_m: float,
+    max_accuracy_m: float,
+) -> list[MacCluster]:
+    """The Wi-Fi or Bluetooth clusters of a query in one compiled call (``_fast.locate_macs``).
+
+    ``macs`` are 6-byte keys, ascending and unique, with one signal and one
+    age each. The clusters are what gathering (``lookup_macs``), clustering
+    and aggregating (``ichnaea.positioning``) give one after the other.
+    """
+    if overlay is not None and len(overlay):
+        over_keys = overlay.keys.view(np.uint8)
+        over_values = overlay.values.view(np.uint8)
+        over_present = overlay.present.view(np.uint8)
+    else:
+        over_keys, over_values, over_present = _NO_OVERLAY[index.header.kind]
+    query = b"".join(macs)
+    if len(query) != MAC_BYTES * len(macs):
+        raise ValueError(f"MAC keys must be {MAC_BYTES} bytes long")
+    clusters: list[MacCluster] = locate_macs(
+        query,
+        signal_dbm,
+        age_ms,
+        index.keys.view(np.uint8),
+        index.values.view(np.uint8),
+        over_keys,
+        over_values,
+        over_present,
+        float(today.toordinal()),
+        now_s,
+        max_distance_m,
+        max_networks,
+        min_accuracy_m,
+        max_accuracy_m,
+    )
+    return clusters
 
 
 def lookup_cells(

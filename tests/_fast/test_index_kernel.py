@@ -1,4 +1,5 @@
-"""``gather_stations`` against its pure-NumPy reference, over random records and queries."""
+"""``gather_stations`` against its pure-NumPy reference, and ``locate_macs`` against the
+kernels it fuses, over random records and queries."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from ichnaea._fast import gather_stations
+from ichnaea._fast import (
+    aggregate_cluster,
+    cluster_complete_linkage,
+    gather_stations,
+    locate_macs,
+    order_groups,
+)
 from ichnaea._fast import reference as ref
 from ichnaea.index.format import STATION_VALUES
 
@@ -119,3 +126,79 @@ def test_gather_stations_refuses_inconsistent_inputs() -> None:
     # The reference keeps its own copy of the record (it imports only NumPy).
     assert ref._STATION_RECORD == STATION_VALUES
     assert STATION_VALUES.itemsize == RECORD
+
+
+def _clustered(rng: random.Random, records: np.ndarray) -> np.ndarray:
+    """The records moved near a few centres (tens of metres apart) or, some, far away."""
+    raw = records.view(ref._STATION_RECORD).copy()
+    centres = [(rng.uniform(-60, 60), rng.uniform(-170, 170)) for _ in range(3)]
+    for i in range(len(raw)):
+        lat, lon = rng.choice(centres)
+        if rng.random() < 0.15:
+            lat, lon = rng.uniform(-80, 80), rng.uniform(-179, 179)
+        raw[i]["lat"] = round((lat + rng.gauss(0, 0.0015)) * 1e7)
+        raw[i]["lon"] = round((lon + rng.gauss(0, 0.0015)) * 1e7)
+    return raw.view(np.uint8)
+
+
+def _composed(args, signal, age, limit, sample, low, high):  # type: ignore[no-untyped-def]
+    """locate_macs as the separate kernels compute it, one after the other."""
+    out, at, _, _ = _kernel(args)
+    if out.shape[1] < 2:
+        return []
+    lat, lon, score = out[0].copy(), out[1].copy(), out[8].copy()
+    labels = np.empty(len(lat), dtype=np.int64)
+    n_groups = cluster_complete_linkage(lat, lon, limit, labels)
+    members, ends = np.empty(len(lat), dtype=np.int64), np.empty(n_groups, dtype=np.int64)
+    kept = order_groups(labels, n_groups, 2, members, ends)
+    clusters, start = [], 0
+    for end in ends[:kept]:
+        rows = members[start:end]
+        mask = np.empty(len(rows), dtype=np.uint8)
+        position = aggregate_cluster(
+            lat[rows], lon[rows], age[at[rows]], signal[at[rows]], score[rows],
+            sample, low, high, mask,
+        )  # fmt: skip
+        used = [(int(at[r]), bool(out[6, r] >= TODAY)) for r in rows[mask.astype(bool)]]
+        clusters.append((*position, used))
+        start = end
+    return clusters
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_locate_macs_is_gather_cluster_and_aggregate_in_one_call(seed: int) -> None:
+    rng = random.Random(seed)
+    query, width, base_keys, base_values, over_keys, over_values, present = _case(
+        rng, 6, base_n=rng.randint(0, 200), over_n=rng.randint(0, 30), query_n=rng.randint(0, 40)
+    )
+    args = (
+        query, width, base_keys, _clustered(rng, base_values),
+        over_keys, _clustered(rng, over_values), present,
+    )  # fmt: skip
+    n = len(query) // 6
+    signal = np.array([rng.choice([-100.0, rng.uniform(-95, -30)]) for _ in range(n)])
+    age = np.array([rng.choice([1000.0, rng.uniform(1000, 60_000)]) for _ in range(n)])
+    limit, sample = rng.choice([(500.0, 20), (100.0, 10), (500.0, 3)])
+    got = locate_macs(
+        query, signal, age, *args[2:], TODAY, NOW_S, limit, sample, 10.0, 500.0
+    )  # fmt: skip
+    want = _composed(args, signal, age, limit, sample, 10.0, 500.0)
+    assert got == want
+    if seed == 0:
+        assert any(len(cluster[4]) >= 2 for cluster in got)  # the case holds clusters
+
+
+def test_locate_macs_refuses_inconsistent_inputs() -> None:
+    empty = np.zeros(0, dtype=np.uint8)
+    tables = (empty, empty, empty, empty, empty)
+    params = (TODAY, NOW_S, 500.0, 20, 10.0, 500.0)
+    two = np.zeros(2)
+    with pytest.raises(ValueError, match="whole number of MACs"):
+        locate_macs(b"\0" * 7, two, two, *tables, *params)
+    with pytest.raises(ValueError, match="must hold 2 values"):
+        locate_macs(b"\0" * 12, np.zeros(1), two, *tables, *params)
+    with pytest.raises(ValueError, match="differ in count"):
+        locate_macs(b"\0" * 12, two, two, np.zeros(8, np.uint8), *tables[1:], *params)
+    with pytest.raises(ValueError, match="max_networks"):
+        locate_macs(b"\0" * 12, two, two, *tables, TODAY, NOW_S, 500.0, 0, 10.0, 500.0)
+    assert locate_macs(b"\0" * 12, two, two, *tables, *params) == []

@@ -37,7 +37,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 import numpy as np
 import sentry_sdk
@@ -99,6 +99,25 @@ class StationLookup(Protocol):
     ) -> StationRows: ...
 
     def areas(self, areaids: Sequence[bytes]) -> AreaRows: ...
+
+
+class IndexLookup(StationLookup, Protocol):
+    """The station index's lookups, with the Wi-Fi/Bluetooth search in one compiled call."""
+
+    def mac_clusters(
+        self,
+        kind: str,
+        macs: Sequence[bytes],
+        signal_dbm: np.ndarray,
+        age_ms: np.ndarray,
+        *,
+        today: date,
+        now_s: float,
+        max_distance_m: float,
+        max_networks: int,
+        min_accuracy_m: float,
+        max_accuracy_m: float,
+    ) -> list[tuple[float, float, float, float, list[tuple[int, bool]]]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +236,48 @@ def _nan_as_zero(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _mac_positions_in(
+    index: IndexLookup,
+    lookups: list[BlueLookup] | list[WifiLookup],
+    params: MacParams,
+    now: datetime,
+) -> list[Position]:
+    """:func:`_mac_positions` from the station index: gather, score, cluster and
+    aggregate in one compiled call (``ichnaea._fast.locate_macs``). The same
+    positions: tests/index/test_live.py holds the two paths equal."""
+    by_mac = {bytes.fromhex(item.mac): item for item in lookups}
+    keys = sorted(by_mac)
+    found = [by_mac[key] for key in keys]
+    # A signal of 0 counts as missing (quirk Q9, kept: 0 dBm is not a real reading).
+    signal = np.array([item.signal or params.min_signal_dbm for item in found], dtype=np.float64)
+    age = np.array([_weight_age(item.age) for item in found], dtype=np.float64)
+    clusters = index.mac_clusters(
+        params.kind,
+        keys,
+        signal,
+        age,
+        today=now.date(),
+        now_s=to_seconds(now),
+        max_distance_m=params.max_distance_m,
+        max_networks=params.max_networks,
+        min_accuracy_m=params.min_accuracy_m,
+        max_accuracy_m=params.max_accuracy_m,
+    )
+    kind = params.kind
+    return [
+        Position(
+            lat,
+            lon,
+            accuracy,
+            score,
+            DataSource.internal,
+            None,
+            [(kind, keys[i], seen_today) for i, seen_today in used],
+        )
+        for lat, lon, accuracy, score, used in clusters
+    ]
+
+
 def _area_prefix(cellid: bytes) -> bytes:
     # The area key is the cell key without its cell id (4 bytes, 8 for NR).
     return cellid[:-8] if len(cellid) > 11 else cellid[:-4]
@@ -309,10 +370,16 @@ def _position_searches(
     stations: StationLookup, query: Query, now: datetime
 ) -> list[tuple[str, Callable[[], list[Position]]]]:
     searches: list[tuple[str, Callable[[], list[Position]]]] = []
+    macs: Callable[[list[BlueLookup] | list[WifiLookup], MacParams], list[Position]]
+    if hasattr(stations, "mac_clusters"):  # the station index: one compiled call
+        index = cast(IndexLookup, stations)
+        macs = lambda lookups, params: _mac_positions_in(index, lookups, params, now)  # noqa: E731
+    else:
+        macs = lambda lookups, params: _mac_positions(stations, lookups, params, now)  # noqa: E731
     if query.blue:
-        searches.append(("blue", lambda: _mac_positions(stations, query.blue, BLUE, now)))
+        searches.append(("blue", lambda: macs(query.blue, BLUE)))
     if query.wifi:
-        searches.append(("wifi", lambda: _mac_positions(stations, query.wifi, WIFI, now)))
+        searches.append(("wifi", lambda: macs(query.wifi, WIFI)))
     if query.cell or query.cell_area:
         searches.append(("cell", lambda: _cell_positions(stations, query, now)))
     return searches
