@@ -37,7 +37,7 @@ try:
         m_to_rdist_array,
         max_distance_m_array,
     )
-    from ichnaea._fast._index import gather_stations, locate_macs
+    from ichnaea._fast._index import gather_stations, locate_cells, locate_macs
     from ichnaea._fast._query import wifi_limits, wifi_lookups
     from ichnaea._fast._station import (
         KIND_BLUE,
@@ -82,6 +82,7 @@ __all__ = [
     "haversine_m_array",
     "haversine_rdist_array",
     "least_squares_position",
+    "locate_cells",
     "locate_macs",
     "m_to_rdist_array",
     "max_distance_m_array",

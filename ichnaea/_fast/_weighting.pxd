@@ -1,6 +1,7 @@
 # The cluster aggregation on pointers, for the other kernels in ichnaea._fast
 # (_index.pyx gathers, clusters and aggregates in one call). The def entry
-# point aggregate_cluster of _weighting.pyx validates its arrays and calls it.
+# points aggregate_cluster and aggregate_cells of _weighting.pyx validate their
+# arrays and call these.
 
 from libc.stdint cimport uint8_t
 
@@ -16,5 +17,18 @@ cdef int cluster_position(
     double min_accuracy_m,  # IN
     double max_accuracy_m,  # IN
     uint8_t* out_in_sample,  # OUT n
+    double* out,  # OUT 4: lat_deg, lon_deg, accuracy_m, score_sum
+) except -1
+
+cdef int cells_position(
+    const double* lat_deg,  # IN n
+    const double* lon_deg,  # IN n
+    const double* radius_m,  # IN n
+    const double* age_ms,  # IN n
+    const double* signal_dbm,  # IN n
+    const double* score,  # IN n
+    Py_ssize_t n,  # IN ≥ 1
+    double min_accuracy_m,  # IN
+    double max_accuracy_m,  # IN
     double* out,  # OUT 4: lat_deg, lon_deg, accuracy_m, score_sum
 ) except -1

@@ -692,9 +692,7 @@ def aggregate_cells(
         cell's radius.
     """
     cdef Py_ssize_t n = lat_deg.shape[0]
-    cdef _Sample s
-    cdef double lat, lon, accuracy, score_sum
-    cdef double* block
+    cdef double out[4]
     check_lengths(n, lon_deg.shape[0], "lon_deg")
     check_lengths(n, radius_m.shape[0], "radius_m")
     check_lengths(n, age_ms.shape[0], "age_ms")
@@ -702,22 +700,46 @@ def aggregate_cells(
     check_lengths(n, score.shape[0], "score")
     if n == 0:
         return NAN, NAN, NAN, 0.0
+    cells_position(
+        &lat_deg[0], &lon_deg[0], &radius_m[0], &age_ms[0], &signal_dbm[0], &score[0], n,
+        min_accuracy_m, max_accuracy_m, out,
+    )
+    return out[0], out[1], out[2], out[3]
+
+
+cdef int cells_position(
+    const double* lat_deg,  # IN n
+    const double* lon_deg,  # IN n
+    const double* radius_m,  # IN n
+    const double* age_ms,  # IN n
+    const double* signal_dbm,  # IN n
+    const double* score,  # IN n
+    Py_ssize_t n,  # IN ≥ 1
+    double min_accuracy_m,  # IN
+    double max_accuracy_m,  # IN
+    double* out,  # OUT 4: lat_deg, lon_deg, accuracy_m, score_sum
+) except -1:
+    """``aggregate_cells`` on pointers, for the other kernels."""
+    cdef _Sample s
+    cdef double lat, lon, accuracy, score_sum
+    cdef double* block
     if n == 1:
         lat = lat_deg[0]
         lon = lon_deg[0]
         if isnan(lat) or isnan(lon):
             lat = NAN
             lon = NAN
-        return lat, lon, _clamp(radius_m[0], min_accuracy_m, max_accuracy_m), score[0]
+        out[0] = lat
+        out[1] = lon
+        out[2] = _clamp(radius_m[0], min_accuracy_m, max_accuracy_m)
+        out[3] = score[0]
+        return 0
     block = _alloc_sample(&s, n, n)
     if block == NULL:
         raise MemoryError(f"cannot allocate scratch for {n} cells")
     try:
         with nogil:
-            _pack(
-                &s, &lat_deg[0], &lon_deg[0], &age_ms[0], &signal_dbm[0], &score[0],
-                NULL, n,
-            )
+            _pack(&s, lat_deg, lon_deg, age_ms, signal_dbm, score, NULL, n)
             _weighted_mean(&s, block + 5 * n, &lat, &lon)
             if isnan(lat) or isnan(lon):
                 lat = NAN
@@ -726,7 +748,11 @@ def aggregate_cells(
                 _percentile95_m(lat, lon, s.lat_deg, s.lon_deg, n, block + 5 * n),
                 min_accuracy_m, max_accuracy_m,
             )
-            score_sum = _sum(&score[0], n)
+            score_sum = _sum(score, n)
     finally:
         free(block)
-    return lat, lon, accuracy, score_sum
+    out[0] = lat
+    out[1] = lon
+    out[2] = accuracy
+    out[3] = score_sum
+    return 0

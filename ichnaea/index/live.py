@@ -64,6 +64,7 @@ from ichnaea.index.reader import (
     MacCluster,
     Overlay,
     StationIndex,
+    cell_areas,
     lookup_areas,
     lookup_cells,
     lookup_macs,
@@ -284,6 +285,31 @@ class LiveIndex:
             now_s=now_s,
             max_distance_m=max_distance_m,
             max_networks=max_networks,
+            min_accuracy_m=min_accuracy_m,
+            max_accuracy_m=max_accuracy_m,
+        )
+
+    def cell_areas(
+        self,
+        cellids: Sequence[bytes],
+        signal_dbm: Sequence[float],
+        age_ms: Sequence[float],
+        *,
+        today: date,
+        now_s: float,
+        min_accuracy_m: float,
+        max_accuracy_m: float,
+    ) -> list[MacCluster]:
+        """``reader.cell_areas`` on the current view (``cellids`` unique)."""
+        view = self._current()
+        return cell_areas(
+            view.base.kinds["cell"],
+            view.overlays.get("cell"),
+            cellids,
+            signal_dbm,
+            age_ms,
+            today=today,
+            now_s=now_s,
             min_accuracy_m=min_accuracy_m,
             max_accuracy_m=max_accuracy_m,
         )

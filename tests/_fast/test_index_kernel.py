@@ -1,5 +1,5 @@
-"""``gather_stations`` against its pure-NumPy reference, and ``locate_macs`` against the
-kernels it fuses, over random records and queries."""
+"""``gather_stations`` against its pure-NumPy reference, and ``locate_macs`` and
+``locate_cells`` against the kernels they fuse, over random records and queries."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from ichnaea._fast import (
+    aggregate_cells,
     aggregate_cluster,
     cluster_complete_linkage,
     gather_stations,
+    locate_cells,
     locate_macs,
     order_groups,
 )
@@ -202,3 +204,72 @@ def test_locate_macs_refuses_inconsistent_inputs() -> None:
     with pytest.raises(ValueError, match="max_networks"):
         locate_macs(b"\0" * 12, two, two, *tables, TODAY, NOW_S, 500.0, 0, 10.0, 500.0)
     assert locate_macs(b"\0" * 12, two, two, *tables, *params) == []
+
+
+def _cell_case(rng: random.Random):  # type: ignore[no-untyped-def]
+    """Cell keys of 11 bytes (area prefix 7) and NR keys of 17 (prefix 9), zero-padded
+    to 17, from a few areas each; records near a few centres, some radii NULL."""
+    areas = [bytes([2]) + rng.randbytes(6) for _ in range(3)]
+    areas += [bytes([5]) + rng.randbytes(8) for _ in range(2)]
+    keys = set()
+    for _ in range(rng.randint(0, 60)):
+        area = rng.choice(areas)
+        cid = rng.randbytes(4 if len(area) == 7 else 8)
+        keys.add((area + cid).ljust(17, b"\0"))
+    ordered = sorted(keys)
+    base = sorted(rng.sample(ordered, len(ordered) * 2 // 3))
+    over = sorted(rng.sample(ordered, len(ordered) // 4))
+    records = _clustered(rng, _records(rng, len(base)).view(np.uint8))
+    over_records = _clustered(rng, _records(rng, len(over)).view(np.uint8))
+    picks = sorted(set(rng.sample(ordered, min(len(ordered), rng.randint(0, 12)))))
+    prefix = bytes(7 if key[0] == 2 else 9 for key in picks)
+    tables = (
+        np.frombuffer(b"".join(base), np.uint8).copy(),
+        records,
+        np.frombuffer(b"".join(over), np.uint8).copy(),
+        over_records,
+        np.array([rng.random() < 0.8 for _ in over], dtype=np.uint8),
+    )
+    return b"".join(picks), prefix, tables
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_locate_cells_is_gather_and_aggregate_per_area_in_one_call(seed: int) -> None:
+    rng = random.Random(seed)
+    query, prefix, tables = _cell_case(rng)
+    n = len(query) // 17
+    signal = np.array([rng.uniform(-120, -60) for _ in range(n)])
+    age = np.array([rng.choice([1000.0, rng.uniform(1000, 60_000)]) for _ in range(n)])
+    got = locate_cells(query, 17, prefix, signal, age, *tables, TODAY, NOW_S, 1000.0, 100_000.0)
+    out, at, _, _ = _kernel((query, 17, *tables))
+    want, start = [], 0
+    while start < len(at):
+        area = query[17 * at[start] : 17 * at[start] + prefix[at[start]]]
+        end = start
+        while end < len(at) and query[17 * at[end] :].startswith(area):
+            end += 1
+        rows = np.arange(start, end)
+        radius = np.where(np.isnan(out[2, rows]), 0.0, out[2, rows])
+        position = aggregate_cells(
+            out[0, rows], out[1, rows], radius, age[at[rows]], signal[at[rows]], out[8, rows],
+            1000.0, 100_000.0,
+        )  # fmt: skip
+        want.append((*position, [(int(at[r]), bool(out[6, r] >= TODAY)) for r in rows]))
+        start = end
+    assert got == want
+    if seed == 0:
+        assert any(len(area[4]) >= 2 for area in got)  # the case holds areas of several cells
+
+
+def test_locate_cells_refuses_inconsistent_inputs() -> None:
+    empty = np.zeros(0, dtype=np.uint8)
+    tables = (empty, empty, empty, empty, empty)
+    params = (TODAY, NOW_S, 1000.0, 100_000.0)
+    one = np.zeros(1)
+    with pytest.raises(ValueError, match="whole number of keys"):
+        locate_cells(b"\0" * 16, 17, b"\7", one, one, *tables, *params)
+    with pytest.raises(ValueError, match="must hold 1 values"):
+        locate_cells(b"\0" * 17, 17, b"", one, one, *tables, *params)
+    with pytest.raises(ValueError, match="is not in"):
+        locate_cells(b"\0" * 17, 17, b"\x12", one, one, *tables, *params)
+    assert locate_cells(b"\0" * 17, 17, b"\7", one, one, *tables, *params) == []

@@ -119,6 +119,18 @@ class IndexLookup(StationLookup, Protocol):
         max_accuracy_m: float,
     ) -> list[tuple[float, float, float, float, list[tuple[int, bool]]]]: ...
 
+    def cell_areas(
+        self,
+        cellids: Sequence[bytes],
+        signal_dbm: Sequence[float],
+        age_ms: Sequence[float],
+        *,
+        today: date,
+        now_s: float,
+        min_accuracy_m: float,
+        max_accuracy_m: float,
+    ) -> list[tuple[float, float, float, float, list[tuple[int, bool]]]]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class MacParams:
@@ -319,6 +331,37 @@ def _cell_positions(stations: StationLookup, query: Query, now: datetime) -> lis
     return results
 
 
+def _cell_positions_in(index: IndexLookup, query: Query, now: datetime) -> list[Position]:
+    """:func:`_cell_positions` from the station index, in one compiled call
+    (``ichnaea._fast.locate_cells``); tests/index/test_live.py holds the two equal."""
+    by_id = {cell.cellid: cell for cell in query.cell}
+    keys = list(by_id)
+    found = list(by_id.values())
+    areas = index.cell_areas(
+        keys,
+        [c.signal or CELL_SIGNAL_RANGE_DBM[c.radio][0] for c in found],
+        [_weight_age(c.age) for c in found],
+        today=now.date(),
+        now_s=to_seconds(now),
+        min_accuracy_m=CELL_MIN_ACCURACY_M,
+        max_accuracy_m=CELL_MAX_ACCURACY_M,
+    )
+    if not areas:
+        return _area_positions(index, query, now)
+    return [
+        Position(
+            lat,
+            lon,
+            accuracy,
+            score,
+            DataSource.internal,
+            None,
+            [("cell", keys[i], seen_today) for i, seen_today in used],
+        )
+        for lat, lon, accuracy, score, used in areas
+    ]
+
+
 def _area_scores(areas: AreaRows, now: datetime) -> np.ndarray:
     return area_scores(
         to_seconds(now),
@@ -381,7 +424,11 @@ def _position_searches(
     if query.wifi:
         searches.append(("wifi", lambda: macs(query.wifi, WIFI)))
     if query.cell or query.cell_area:
-        searches.append(("cell", lambda: _cell_positions(stations, query, now)))
+        if hasattr(stations, "cell_areas"):  # the station index: one compiled call
+            index = cast(IndexLookup, stations)
+            searches.append(("cell", lambda: _cell_positions_in(index, query, now)))
+        else:
+            searches.append(("cell", lambda: _cell_positions(stations, query, now)))
     return searches
 
 
