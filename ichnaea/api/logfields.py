@@ -1,4 +1,4 @@
-"""Fields the API handlers add to the request's log line (written by the web middleware)."""
+"""Fields the API handlers add to the request's log line (written by ``ichnaea.web.front``)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,6 @@ opened in the lifespan and reach handlers through typed state.
 
 from __future__ import annotations
 
-from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
@@ -17,13 +16,9 @@ from ichnaea.api.submit import endpoints as submit
 from ichnaea.config import Settings
 from ichnaea.web import health
 from ichnaea.web.errors import EXCEPTION_HANDLERS
+from ichnaea.web.front import ServiceApp
 from ichnaea.web.lifespan import make_lifespan, metrics_of
-from ichnaea.web.middleware import (
-    ApiCorsMiddleware,
-    BodySizeLimitMiddleware,
-    InternalErrorMiddleware,
-    RequestMetricsMiddleware,
-)
+from ichnaea.web.middleware import InternalErrorMiddleware
 
 HEALTH_METHODS = ["GET", "HEAD", "POST"]
 API_METHODS = ["GET", "HEAD", "POST"]
@@ -39,7 +34,7 @@ API_PATHS = (
 )
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> ServiceApp:
     routes = [
         Route("/v1/geolocate", locate.geolocate, methods=API_METHODS),
         # POST only: a batch needs a body.
@@ -52,23 +47,14 @@ def create_app(settings: Settings) -> Starlette:
         Route("/__heartbeat__", health.heartbeat, methods=HEALTH_METHODS),
         Route("/__version__", health.version, methods=HEALTH_METHODS),
     ]
-    middleware = [
-        Middleware(
-            RequestMetricsMiddleware,
-            paths=[route.path for route in routes],
-            get_metrics=metrics_of,
-            log_requests=settings.request_log,
-        ),
-        Middleware(InternalErrorMiddleware),
-        Middleware(ApiCorsMiddleware, paths=API_PATHS),
-        Middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes),
-    ]
-    app = Starlette(
+    return ServiceApp(
         routes=routes,
-        middleware=middleware,
+        cors_paths=API_PATHS,
+        max_body_bytes=settings.max_body_bytes,
+        get_metrics=metrics_of,
+        log_requests=settings.request_log,
+        # For what the front hands to Starlette (unknown paths, other methods).
+        middleware=[Middleware(InternalErrorMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=make_lifespan(settings),
     )
-    # Paths match exactly, as in the original: no redirect for a trailing slash.
-    app.router.redirect_slashes = False
-    return app

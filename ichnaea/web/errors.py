@@ -15,7 +15,7 @@ import sentry_sdk
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from ichnaea.api.responses import AsciiJSONResponse
 from ichnaea.errors import ApiError, InternalError, MethodNotAllowedError, RouteNotFoundError
@@ -57,6 +57,16 @@ def unexpected_error(scope: Scope, exc: Exception) -> JSONResponse:
     # integration drops the second event of the same exception object.
     sentry_sdk.capture_exception(exc)
     return error_response(InternalError())
+
+
+async def answer_unexpected(
+    scope: Scope, receive: Receive, send: Send, exc: Exception, *, started: bool
+) -> None:
+    """The last line of defence: log and report ``exc``; answer the generic 500 unless
+    the response already started (then the server ends the connection)."""
+    response = unexpected_error(scope, exc)
+    if not started:
+        await response(scope, receive, send)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

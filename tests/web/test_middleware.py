@@ -1,4 +1,4 @@
-"""The pure-ASGI middleware, each over a two-line inline app."""
+"""The front door (``ServiceApp``) and ``InternalErrorMiddleware``, over two-line inline apps."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -12,11 +12,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from ichnaea.web.errors import EXCEPTION_HANDLERS
-from ichnaea.web.middleware import (
-    ApiCorsMiddleware,
-    BodySizeLimitMiddleware,
-    InternalErrorMiddleware,
-)
+from ichnaea.web.front import ServiceApp
+from ichnaea.web.middleware import InternalErrorMiddleware
 
 
 async def echo_length(request: Request) -> Response:
@@ -27,18 +24,20 @@ async def boom(request: Request) -> Response:
     raise RuntimeError("database exploded with secret details")
 
 
-def make_app(*, limit: int = 100) -> Starlette:
-    return Starlette(
+def make_app(*, limit: int = 100, extra: tuple[Route, ...] = ()) -> Starlette:
+    return ServiceApp(
         routes=[
             Route("/api", echo_length, methods=["GET", "POST"]),
             Route("/other", echo_length, methods=["GET", "POST"]),
             Route("/boom", boom),
+            *extra,
         ],
-        middleware=[
-            Middleware(ApiCorsMiddleware, paths=["/api"]),
-            Middleware(BodySizeLimitMiddleware, max_body_bytes=limit),
-        ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        cors_paths=["/api"],
+        max_body_bytes=limit,
+        get_metrics=lambda scope: None,
+        log_requests=False,
+        middleware=[Middleware(InternalErrorMiddleware)],
+        exception_handlers=EXCEPTION_HANDLERS,
     )
 
 
@@ -117,3 +116,25 @@ def test_internal_error_after_the_response_started_is_logged_not_reraised(
     assert (response.status_code, response.content) == (200, b"first part")
     (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert error.exc_info is not None and isinstance(error.exc_info[1], RuntimeError)
+
+
+def test_front_logs_an_error_after_the_response_started_once_and_does_not_reraise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app(extra=(Route("/stream", stream_then_fail),))
+    response = TestClient(app).get("/stream")
+    assert (response.status_code, response.content) == (200, b"first part")
+    (error,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.exc_info is not None and isinstance(error.exc_info[1], RuntimeError)
+
+
+@pytest.mark.parametrize("root_path", ["", "/prefix"])
+def test_routes_answer_the_same_directly_and_through_starlette(root_path: str) -> None:
+    """Mounted under a root path, the routes, CORS and the routing errors are the same."""
+    client = TestClient(make_app(), root_path=root_path)
+    answer = client.post(f"{root_path}/api", content=b"abc")
+    assert (answer.status_code, answer.json()) == (200, {"length": 3})
+    assert answer.headers["access-control-allow-origin"] == "*"
+    refused = client.delete(f"{root_path}/api")
+    assert refused.status_code == 405 and refused.json()["error"]["code"] == 405
+    assert client.get(f"{root_path}/missing").json()["error"]["code"] == 404

@@ -16,8 +16,8 @@ from starlette.types import Message
 
 from ichnaea.config import Settings
 from ichnaea.web.app import create_app
+from ichnaea.web.front import _log_line
 from ichnaea.web.lifespan import STATE_KEY
-from ichnaea.web.middleware import _log_line
 from tests._support import RecordingMetrics
 from tests.fixtures_app import Seeder
 
