@@ -65,6 +65,27 @@ class RecordMaker:
         return record
 
 
+class SecondFormatter(logging.Formatter):
+    """A formatter whose time has whole seconds, written once per second, not per record.
+
+    ``formatTime`` (``localtime`` + ``strftime``) was the costliest part of
+    a request log line. Handlers format under their lock, so the cache needs
+    no lock of its own.
+    """
+
+    def __init__(self, fmt: str, datefmt: str) -> None:
+        super().__init__(fmt, datefmt=datefmt)
+        self._second = -1
+        self._text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second or datefmt != self.datefmt:
+            self._text = super().formatTime(record, datefmt)
+            self._second = second if datefmt == self.datefmt else -1
+        return self._text
+
+
 class BufferedStreamHandler(logging.StreamHandler[TextIO]):
     """A stream handler that flushes at once only for WARNING and above."""
 
@@ -124,7 +145,7 @@ def configure_logging(level: str = "INFO", *, role: str = "ichnaea") -> None:
     """Configure the root logger for this process (idempotent)."""
     handler = BufferedStreamHandler(_buffered_stderr())
     handler.setFormatter(
-        logging.Formatter(
+        SecondFormatter(
             f"%(asctime)s %(levelname)-7s [{role}:%(process)d] %(name)s: %(message)s",
             datefmt="%Y-%m-%dT%H:%M:%S",
         )

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from ichnaea.logging import BufferedStreamHandler, RecordMaker
+from ichnaea.logging import BufferedStreamHandler, RecordMaker, SecondFormatter
 
 
 def run_python(code: str, tmp_path: Path) -> str:
@@ -90,3 +90,20 @@ def test_record_maker_takes_the_new_process_id_after_a_fork() -> None:
     assert int(os.read(read, 100)) == pid
     os.close(read)
     assert maker("parent").process == os.getpid()
+
+
+def test_second_formatter_writes_what_the_standard_formatter_writes() -> None:
+    fmt, datefmt = (
+        "%(asctime)s %(levelname)-7s [web:%(process)d] %(name)s: %(message)s",
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    standard, ours = logging.Formatter(fmt, datefmt=datefmt), SecondFormatter(fmt, datefmt=datefmt)
+    logger = logging.getLogger("ichnaea.test.format")
+    base = 1_800_000_000.0
+    for created in (base, base + 0.4, base + 0.999, base + 1.0, base + 3601.5, base - 86400):
+        record = logger.makeRecord(
+            logger.name, logging.INFO, __file__, 0, "hello %s", ("you",), None
+        )
+        record.created = created
+        assert ours.format(record) == standard.format(record)
+        assert ours.formatTime(record, "%H") == standard.formatTime(record, "%H")

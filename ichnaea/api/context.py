@@ -32,7 +32,7 @@ from ichnaea.api.keys import (
 from ichnaea.api.locate.service import LocateService
 from ichnaea.api.logfields import note
 from ichnaea.api.usage import UsageRecorder
-from ichnaea.config import IPAddress, Settings
+from ichnaea.config import IPAddress, Settings, TrustedProxies
 from ichnaea.errors import DailyLimitExceededError
 from ichnaea.geoip import GeoIPReader
 from ichnaea.metrics import Metrics
@@ -107,10 +107,22 @@ def client_ip(request: Request) -> str | None:
     proxy, the left-most is the client. None when the address is unknown
     (not an IP, or an unreadable entry where the client should be).
     """
-    trusted = api_state(request).settings.forwarded_allow_ips
-    peer = _parsed(request.client.host if request.client is not None else None)
+    scope = request.scope
+    peer = scope.get("client")
     # Several header lines mean the same as one comma-joined line (RFC 9110 5.3).
-    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    forwarded = b",".join(value for name, value in scope["headers"] if name == b"x-forwarded-for")
+    return _client_ip(
+        peer[0] if peer else None,
+        forwarded.decode("latin-1"),
+        api_state(request).settings.forwarded_allow_ips,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _client_ip(peer_text: str | None, forwarded: str, trusted: TrustedProxies) -> str | None:
+    """:func:`client_ip` of a peer and its ``X-Forwarded-For``; cached, as clients and
+    proxies repeat (one lookup instead of parsing and matching addresses)."""
+    peer = _parsed(peer_text)
     entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
     if not entries or (peer[0] if peer else None) not in trusted:
         return None if peer is None else peer[1]

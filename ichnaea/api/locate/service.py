@@ -175,6 +175,8 @@ class LocateService:
         return await waiting_elsewhere_async(self.redis, targets, besides=INCOMING_QUEUE)
 
     async def _store_query(self, query: Query, api_key: ApiKey, found: list[Position]) -> None:
+        if not api_key.store_sample_locate:
+            return  # the key never samples its queries: nothing to decide
         best = best_position(found)
         if best is None:
             return
