@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 import redis.asyncio
 
@@ -150,7 +151,18 @@ class GroupPusher:
 
 
 def encode_item(item: dict[str, Any]) -> bytes:
-    return gzip.compress(json.dumps(item, separators=(",", ":")).encode("utf-8"), compresslevel=6)
+    """An item as queued: gzip-compressed compact JSON.
+
+    orjson writes the JSON ~15 times faster than ``json.dumps`` (this runs
+    once per submitted report); what it refuses (a string with a lone
+    surrogate from the client's JSON, an integer beyond 64 bits) takes the
+    standard library's way, which escapes it. Either reads back the same.
+    """
+    try:
+        text = orjson.dumps(item)
+    except TypeError:
+        text = json.dumps(item, separators=(",", ":")).encode("utf-8")
+    return gzip.compress(text, compresslevel=6)
 
 
 _GZIP_MAGIC = b"\x1f\x8b"

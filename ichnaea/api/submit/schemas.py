@@ -64,6 +64,8 @@ CELL_INTS = ("mobileCountryCode", "mobileNetworkCode", "locationAreaCode", "cell
 
 
 def to_int(value: Any) -> int | None:
+    if type(value) is int:  # the usual case first (bool is a subclass, not this type)
+        return None if value in SENTINELS or not MIN_INT <= value <= MAX_INT else value
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -118,8 +120,9 @@ def _fields(
 ) -> dict[str, Any]:
     out = {}
     for name in names:
-        value = convert(item.get(name))
-        if value is not None:
+        value = item.get(name)
+        # Absent and null fields are the usual case: no conversion to try.
+        if value is not None and (value := convert(value)) is not None:
             out[name] = value
     return out
 
