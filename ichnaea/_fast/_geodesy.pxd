@@ -82,6 +82,27 @@ cdef int vincenty_m(
     double* out_m,  # OUT
 ) noexcept nogil
 
+# A point with its reduced latitude's sine and cosine, for distances from or
+# to it computed many times (the least-squares residuals): what vincenty_m
+# derives for each point on every call.
+cdef struct Reduced:
+    double lat_deg
+    double lon_deg
+    double sin_u
+    double cos_u
+
+cdef void reduce_point(
+    double lat_deg,  # IN
+    double lon_deg,  # IN
+    Reduced* out,  # OUT
+) noexcept nogil
+
+# distance_m(a.lat_deg, a.lon_deg, b.lat_deg, b.lon_deg), the same double.
+cdef double distance_reduced_m(
+    const Reduced* a,  # IN
+    const Reduced* b,  # IN
+) noexcept nogil
+
 # Vincenty inverse, falling back to haversine_m on non-convergence, metres.
 # 0 for identical points; NaN in, NaN out.
 cdef double distance_m(

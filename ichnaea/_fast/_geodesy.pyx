@@ -124,6 +124,30 @@ cdef double haversine_m(
     return rdist_to_m(haversine_rdist(lat1_deg, lon1_deg, lat2_deg, lon2_deg))
 
 
+cdef void reduce_point(
+    double lat_deg,  # IN
+    double lon_deg,  # IN
+    Reduced* out,  # OUT
+) noexcept nogil:
+    # Reduced latitude U = atan((1 − f) · tan φ), with sin and cos taken
+    # from tan U directly (cos U = 1 / √(1 + tan² U) > 0 as U is in (−π/2, π/2)).
+    cdef double tan_u = (1.0 - WGS84_F) * tan(lat_deg * DEG_TO_RAD)
+    out.lat_deg = lat_deg
+    out.lon_deg = lon_deg
+    out.cos_u = 1.0 / sqrt(1.0 + tan_u * tan_u)
+    out.sin_u = tan_u * out.cos_u
+
+
+cdef double distance_reduced_m(
+    const Reduced* a,  # IN
+    const Reduced* b,  # IN
+) noexcept nogil:
+    cdef double dist
+    if _vincenty_reduced_m(a, b, &dist) == GEODESY_OK:
+        return dist
+    return haversine_m(a.lat_deg, a.lon_deg, b.lat_deg, b.lon_deg)
+
+
 cdef int vincenty_m(
     double lat1_deg,  # IN
     double lon1_deg,  # IN
@@ -131,16 +155,23 @@ cdef int vincenty_m(
     double lon2_deg,  # IN
     double* out_m,  # OUT
 ) noexcept nogil:
+    cdef Reduced a, b
+    reduce_point(lat1_deg, lon1_deg, &a)
+    reduce_point(lat2_deg, lon2_deg, &b)
+    return _vincenty_reduced_m(&a, &b, out_m)
+
+
+cdef int _vincenty_reduced_m(
+    const Reduced* a,  # IN
+    const Reduced* b,  # IN
+    double* out_m,  # OUT
+) noexcept nogil:
     cdef double f = WGS84_F
-    cdef double big_l = (lon2_deg - lon1_deg) * DEG_TO_RAD
-    # Reduced latitudes U = atan((1 − f) · tan φ), with sin and cos taken
-    # from tan U directly (cos U = 1 / √(1 + tan² U) > 0 as U is in (−π/2, π/2)).
-    cdef double tan_u1 = (1.0 - f) * tan(lat1_deg * DEG_TO_RAD)
-    cdef double tan_u2 = (1.0 - f) * tan(lat2_deg * DEG_TO_RAD)
-    cdef double cos_u1 = 1.0 / sqrt(1.0 + tan_u1 * tan_u1)
-    cdef double cos_u2 = 1.0 / sqrt(1.0 + tan_u2 * tan_u2)
-    cdef double sin_u1 = tan_u1 * cos_u1
-    cdef double sin_u2 = tan_u2 * cos_u2
+    cdef double big_l = (b.lon_deg - a.lon_deg) * DEG_TO_RAD
+    cdef double cos_u1 = a.cos_u
+    cdef double cos_u2 = b.cos_u
+    cdef double sin_u1 = a.sin_u
+    cdef double sin_u2 = b.sin_u
     cdef double lam = big_l, lam_prev
     cdef double sin_lam, cos_lam, t1, t2
     cdef double sin_sigma = 0.0, cos_sigma = 0.0, sigma = 0.0

@@ -41,7 +41,7 @@ from libc.math cimport NAN, floor, isnan, sqrt
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport free, malloc
 
-from ichnaea._fast._geodesy cimport distance_m
+from ichnaea._fast._geodesy cimport Reduced, distance_m, distance_reduced_m, reduce_point
 from ichnaea._fast._leastsq cimport lmdif, lmdif_work_size
 from ichnaea._fast._typedefs cimport check_lengths, float64_t
 
@@ -148,6 +148,28 @@ cdef void _residuals(
         )
 
 
+cdef struct _Reduced:
+    _Sample* s
+    Reduced* points  # the sample's networks, reduced once for every evaluation
+
+
+cdef void _residuals_reduced(
+    void* ctx,  # IN: a _Reduced
+    const double* x,  # IN: (lat, lon), degrees
+    double* fvec,  # OUT: m residuals
+) noexcept nogil:
+    # _residuals, with the networks' reduced latitudes computed once per
+    # refinement and the point's once per evaluation: the same doubles
+    # (distance_reduced_m is distance_m), a quarter less work.
+    cdef _Reduced* r = <_Reduced*>ctx
+    cdef _Sample* s = r.s
+    cdef Reduced here
+    cdef Py_ssize_t k
+    reduce_point(x[0], x[1], &here)
+    for k in range(s.m):
+        fvec[k] = distance_reduced_m(&r.points[k], &here) * s.age_factor[k] / s.signal_sq[k]
+
+
 cdef int _refine(
     _Sample* s,  # IN
     double* point,  # INOUT: (lat, lon); replaced only on convergence
@@ -156,15 +178,29 @@ cdef int _refine(
 ) noexcept nogil:
     cdef double x[2]
     cdef int info
+    cdef _Reduced reduced
+    cdef Py_ssize_t k
     if s.m < NPARAM:  # SciPy refuses fewer residuals than parameters
         return 0
     x[0] = point[0]
     x[1] = point[1]
-    info = lmdif(
-        _residuals, <void*>s, s.m, NPARAM, x, work,
-        LEASTSQ_FTOL, LEASTSQ_XTOL, LEASTSQ_GTOL, LEASTSQ_MAXFEV,
-        LEASTSQ_EPSFCN, LEASTSQ_FACTOR, work + s.m, ipvt,
-    )
+    reduced.s = s
+    reduced.points = <Reduced*>malloc(s.m * sizeof(Reduced))
+    if reduced.points == NULL:  # no memory for the shortcut: the plain residuals
+        info = lmdif(
+            _residuals, <void*>s, s.m, NPARAM, x, work,
+            LEASTSQ_FTOL, LEASTSQ_XTOL, LEASTSQ_GTOL, LEASTSQ_MAXFEV,
+            LEASTSQ_EPSFCN, LEASTSQ_FACTOR, work + s.m, ipvt,
+        )
+    else:
+        for k in range(s.m):
+            reduce_point(s.lat_deg[k], s.lon_deg[k], &reduced.points[k])
+        info = lmdif(
+            _residuals_reduced, <void*>&reduced, s.m, NPARAM, x, work,
+            LEASTSQ_FTOL, LEASTSQ_XTOL, LEASTSQ_GTOL, LEASTSQ_MAXFEV,
+            LEASTSQ_EPSFCN, LEASTSQ_FACTOR, work + s.m, ipvt,
+        )
+        free(reduced.points)
     if 1 <= info <= 4:
         point[0] = x[0]
         point[1] = x[1]
