@@ -46,7 +46,11 @@ class _Invalid(Exception):
 
 
 def _integer(value: Any, path: str) -> int | None:
-    if value is None or value == "" or value == [] or value == {}:
+    if value is None:
+        return None
+    if type(value) is int:  # the usual case first (bool is a subclass, not this type)
+        return value
+    if value == "" or value == [] or value == {}:
         return None
     if isinstance(value, bool):
         return int(value)
