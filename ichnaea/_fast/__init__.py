@@ -9,9 +9,10 @@ Contract:
   ``out`` arrays and return scalar results. They check only that the lengths agree, which keeps a
   mistake from reading or writing out of bounds; any other misuse (wrong
   dtype, non-contiguous arrays) raises the usual Cython ``ValueError``.
-* One kernel takes Python objects instead: ``wifi_lookups`` reads the
-  decoded JSON of a locate query's Wi-Fi entries, and hands back to the
-  Python path (returns None) whatever is not plain (see ``_query.pyx``).
+* Two kernels take Python objects instead: ``wifi_lookups`` and
+  ``cell_lookups`` read the decoded JSON of a locate query's Wi-Fi and cell
+  entries, and hand back to the Python path (return None) whatever is not
+  plain (see ``_query.pyx``).
 * Kernels never raise for numeric reasons: NaN propagates, and a Vincenty
   iteration that does not converge is reported through the documented
   fallback or NaN.
@@ -38,7 +39,7 @@ try:
         max_distance_m_array,
     )
     from ichnaea._fast._index import gather_stations, locate_cells, locate_macs
-    from ichnaea._fast._query import wifi_limits, wifi_lookups
+    from ichnaea._fast._query import cell_limits, cell_lookups, wifi_limits, wifi_lookups
     from ichnaea._fast._station import (
         KIND_BLUE,
         KIND_CELL,
@@ -72,6 +73,8 @@ __all__ = [
     "aggregate_cluster",
     "aggregate_groups",
     "bbox_array",
+    "cell_limits",
+    "cell_lookups",
     "circle_radius_m_array",
     "cluster_complete_linkage",
     "destination_array",

@@ -1,5 +1,5 @@
 # cython: boundscheck=False, wraparound=False, initializedcheck=False
-"""The locate query's Wi-Fi entries, typed, range-checked and deduplicated in one call.
+"""The locate query's Wi-Fi and cell entries, typed, range-checked and deduplicated in one call.
 
 ``wifi_lookups(entries)`` does for a ``wifiAccessPoints`` list what
 ``ichnaea.api.locate.schemas`` (stage A, types) and
@@ -19,12 +19,16 @@ appearance; a later duplicate replaces the kept one unless the kept one is
 better in a field both have (higher signal, higher SNR, lower age). The
 cap on the number of lookups and the two-network minimum stay with the
 caller.
+
+``cell_lookups(entries, default_radio, valid_mccs)`` does the same for a
+``cellTowers`` list: each entry gives a cell and a cell-area lookup (see
+``query._cells``), deduplicated apart.
 """
 
 from cpython.dict cimport PyDict_GetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.ref cimport PyObject
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 # The ranges of ichnaea.api.locate.constants (tests compare them: wifi_limits()).
@@ -256,3 +260,215 @@ def wifi_lookups(list entries):
         return result
     finally:
         free(rows)
+
+
+# ---------------------------------------------------------------------------
+# Cell entries
+# ---------------------------------------------------------------------------
+
+# ichnaea.enums.Radio; the ranges of ichnaea.api.locate.constants (tests
+# compare them: cell_limits()).
+cdef enum:
+    GSM = 0
+    WCDMA = 2
+    LTE = 3
+    NR = 4
+
+cdef int64_t MIN_MNC = 0
+cdef int64_t MAX_MNC = 999
+cdef int64_t MIN_LAC = 1
+cdef int64_t MAX_LAC = 65533
+cdef int64_t MAX_NR_TAC = (1 << 24) - 1
+cdef int64_t MIN_CID = 1
+cdef int64_t MAX_CID = (1 << 28) - 1
+cdef int64_t MAX_CID_GSM = 65535
+cdef int64_t MAX_NR_CID = (1 << 36) - 1
+cdef int64_t MIN_PSC = 0
+cdef int64_t MAX_PSC = 511
+cdef int64_t MAX_PSC_LTE = 503
+cdef int64_t MAX_PCI_NR = 1007
+cdef int64_t MIN_CELL_TA = 0
+cdef int64_t MAX_CELL_TA = 63
+cdef int64_t MIN_CELL_SIGNAL = -140
+cdef int64_t MAX_CELL_SIGNAL = -25
+# Per radio (GSM, -, WCDMA, LTE, NR): the signal range.
+cdef int64_t[5] SIGNAL_LO = [-113, 0, -121, -140, -156]
+cdef int64_t[5] SIGNAL_HI = [-51, 0, -25, -43, -31]
+RADIO_CODES = {"gsm": GSM, "wcdma": WCDMA, "lte": LTE, "nr": NR}
+# What stage A accepts as radioType (cdma too: it is dropped in stage B).
+RADIO_TYPES = frozenset(("gsm", "cdma", "wcdma", "lte", "nr"))
+
+
+cdef struct _Cell:
+    int radio
+    int64_t mcc, mnc, lac
+    _Field cid, psc, age, signal, ta
+
+
+def cell_limits():
+    """The ranges compiled in, for the test that holds them to the Python constants."""
+    return {
+        "mnc": (MIN_MNC, MAX_MNC),
+        "lac": (MIN_LAC, MAX_LAC, MAX_NR_TAC),
+        "cid": (MIN_CID, MAX_CID, MAX_CID_GSM, MAX_NR_CID),
+        "psc": (MIN_PSC, MAX_PSC, MAX_PSC_LTE, MAX_PCI_NR),
+        "ta": (MIN_CELL_TA, MAX_CELL_TA),
+        "signal": (MIN_CELL_SIGNAL, MAX_CELL_SIGNAL),
+        "signal_by_radio": {r: (SIGNAL_LO[r], SIGNAL_HI[r]) for r in (GSM, WCDMA, LTE, NR)},
+        "radios": dict(RADIO_CODES),
+    }
+
+
+cdef inline void _clip(_Field* field, int64_t lo, int64_t hi) noexcept:
+    if field.present and not lo <= field.value <= hi:
+        field.present = False
+
+
+cdef int _cell_radio(dict item, object default_radio, int* out) except -1:
+    """The entry's radio code into ``out`` (-1: none or CDMA), or NOT_PLAIN."""
+    cdef PyObject* found = PyDict_GetItem(item, "radioType")
+    text = None
+    if found is not NULL and <object>found is not None:
+        if type(<object>found) is not str:
+            return NOT_PLAIN
+        text = <str>found
+        if text == "":
+            text = None
+        elif text not in RADIO_TYPES:
+            return NOT_PLAIN  # stage A's error, with its message
+    if text is None:
+        text = default_radio
+    code = RADIO_CODES.get(text) if text is not None else None
+    out[0] = -1 if code is None else <int>code
+    return PRESENT
+
+
+cdef inline bint _cell_better(_Cell* kept, _Cell* other) noexcept:
+    """True if the kept entry wins a field both have (query.CellLookup.better)."""
+    return (
+        _wins(&kept.ta, &other.ta, False)
+        or _wins(&kept.signal, &other.signal, True)
+        or _wins(&kept.age, &other.age, False)
+    )
+
+
+cdef tuple _cell_tuple(_Cell* c):
+    return (
+        c.radio, c.mcc, c.mnc, c.lac, _value(&c.cid), _value(&c.psc),
+        _value(&c.age), _value(&c.signal), _value(&c.ta),
+    )
+
+
+cdef void _keep(_Cell* kept, Py_ssize_t* count, dict slot_of, tuple key, _Cell* row):
+    """Add ``row`` under ``key``, or let it replace the kept one unless that one is better."""
+    slot = slot_of.get(key)
+    if slot is None:
+        slot_of[key] = count[0]
+        kept[count[0]] = row[0]
+        count[0] += 1
+    elif not _cell_better(&kept[<Py_ssize_t>slot], row):
+        kept[<Py_ssize_t>slot] = row[0]
+
+
+def cell_lookups(list entries, object default_radio, object valid_mccs):
+    """The deduplicated cell and cell-area lookups of ``cellTowers`` entries, or None.
+
+    Stages A and B of ``ichnaea.api.locate.schemas`` and ``query`` for the
+    plain entries (see the module docstring; a radioType that stage A would
+    refuse also goes back to the Python path). ``default_radio`` is the
+    body's top-level radioType (already checked), ``valid_mccs`` the set of
+    valid country codes. Returns ``(cells, areas)``: tuples of
+    ``query.CellLookup``'s fields with the radio as its code, each list in
+    first-appearance order.
+    """
+    cdef Py_ssize_t n = len(entries), i, kept_cells = 0, kept_areas = 0
+    cdef _Cell* cells
+    cdef _Cell* areas
+    cdef _Cell row, area
+    cdef _Field mcc, mnc, lac, cid, nci, psc, psc_alias, age, signal, ta
+    cdef dict item
+    cdef dict cell_slot = {}, area_slot = {}
+    cdef int radio
+    if n == 0:
+        return [], []
+    cells = <_Cell*>malloc(n * sizeof(_Cell))
+    areas = <_Cell*>malloc(n * sizeof(_Cell))
+    if cells is NULL or areas is NULL:
+        free(cells)
+        free(areas)
+        raise MemoryError()
+    try:
+        for i in range(n):
+            if type(entries[i]) is not dict:
+                return None
+            item = <dict>entries[i]
+            # Stage A: types only (out-of-range values are dropped below).
+            if (
+                _integer(item, "mobileCountryCode", INT64_MIN, INT64_MAX, &mcc) == NOT_PLAIN
+                or _integer(item, "mobileNetworkCode", INT64_MIN, INT64_MAX, &mnc) == NOT_PLAIN
+                or _integer(item, "locationAreaCode", INT64_MIN, INT64_MAX, &lac) == NOT_PLAIN
+                or _integer(item, "cellId", INT64_MIN, INT64_MAX, &cid) == NOT_PLAIN
+                or _integer(item, "newRadioCellId", INT64_MIN, INT64_MAX, &nci) == NOT_PLAIN
+                or _integer(item, "age", INT64_MIN, INT64_MAX, &age) == NOT_PLAIN
+                or _integer(
+                    item, "primaryScramblingCode", INT64_MIN, INT64_MAX, &psc
+                ) == NOT_PLAIN
+                or _integer(item, "psc", INT64_MIN, INT64_MAX, &psc_alias) == NOT_PLAIN
+                or _integer(item, "signalStrength", INT64_MIN, INT64_MAX, &signal) == NOT_PLAIN
+                or _integer(item, "timingAdvance", INT64_MIN, INT64_MAX, &ta) == NOT_PLAIN
+                or _cell_radio(item, default_radio, &radio) == NOT_PLAIN
+            ):
+                return None
+            if not psc.present:
+                psc = psc_alias
+            # Stage B (query._cells).
+            if radio < 0 or not mcc.present or mcc.value not in valid_mccs:
+                continue
+            _clip(&mnc, MIN_MNC, MAX_MNC)
+            _clip(&lac, MIN_LAC, MAX_NR_TAC if radio == NR else MAX_LAC)
+            if not mnc.present or not lac.present:
+                continue
+            _clip(&age, MIN_AGE_MS, MAX_AGE_MS)
+            _clip(&signal, MIN_CELL_SIGNAL, MAX_CELL_SIGNAL)
+            _clip(&signal, SIGNAL_LO[radio], SIGNAL_HI[radio])
+            if radio == WCDMA:
+                ta.present = False
+            else:
+                _clip(&ta, MIN_CELL_TA, MAX_CELL_TA)
+            area.radio = radio
+            area.mcc, area.mnc, area.lac = mcc.value, mnc.value, lac.value
+            area.cid.present = False
+            area.psc.present = False
+            area.age, area.signal, area.ta = age, signal, ta
+            _keep(areas, &kept_areas, area_slot, (radio, mcc.value, mnc.value, lac.value), &area)
+            if radio == NR:
+                # query._cells: newRadioCellId, or cellId when it is missing or 0.
+                if not (nci.present and nci.value != 0):
+                    nci = cid
+                cid = nci
+                _clip(&cid, MIN_CID, MAX_NR_CID)
+                _clip(&psc, MIN_PSC, MAX_PCI_NR)
+            else:
+                _clip(&cid, MIN_CID, MAX_CID)
+                if radio == LTE and psc.present and psc.value > MAX_PSC_LTE:
+                    psc.present = False
+                _clip(&psc, MIN_PSC, MAX_PSC)
+            if not cid.present:
+                continue
+            row = area
+            row.cid, row.psc = cid, psc
+            if radio == GSM and cid.value > MAX_CID_GSM:
+                # Quirk Q10, kept: such a "gsm" cell is a UMTS cell; only the
+                # cell lookup is corrected, the area keeps the radio sent.
+                row.radio = WCDMA
+            _keep(
+                cells, &kept_cells, cell_slot,
+                (row.radio, row.mcc, row.mnc, row.lac, cid.value), &row,
+            )
+        return (
+            [_cell_tuple(&cells[i]) for i in range(kept_cells)],
+            [_cell_tuple(&areas[i]) for i in range(kept_areas)],
+        )
+    finally:
+        free(cells)
+        free(areas)

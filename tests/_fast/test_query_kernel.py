@@ -1,4 +1,5 @@
-"""The compiled Wi-Fi entry path (``_fast.wifi_lookups``) against the Python stages it replaces.
+"""The compiled entry paths (``_fast.wifi_lookups``, ``cell_lookups``) against the Python
+stages they replace.
 
 The Python path is the specification: stage A (``schemas._wifi``: types)
 then stage B (``query._wifi``: ranges, MAC, channel/frequency) and the
@@ -16,9 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ichnaea._fast import wifi_limits, wifi_lookups
+from ichnaea._fast import cell_limits, cell_lookups, wifi_limits, wifi_lookups
 from ichnaea.api.locate import constants as c
 from ichnaea.api.locate import query, schemas
+from ichnaea.mcc import ALL_VALID_MCCS
 
 MAC_POOL = ["a0b1c2d3e4f5", "A0:B1:C2:D3:E4:F5", "a0-b1-c2-d3-e4-f6", "a0b1.c2d3.e4f7"]
 INVALID_MACS = ["", "000000000000", "ffffffffffff", "01005e901000", "a0b1c2d3e4", "a0b1c2d3e4f5a6"]
@@ -144,3 +146,104 @@ def test_channel_frequency_rules_match() -> None:
         expected = query.channel_frequency(None, frequency if 2400 <= frequency <= 5999 else None)
         got = wifi_lookups([{"macAddress": "a0b1c2d3e4f5", "frequency": frequency}])
         assert got is not None and got[0][3:5] == expected
+
+
+# -- cell entries ------------------------------------------------------------
+
+CELL_INT_FIELDS = {
+    "mobileCountryCode": [234, 262, 310, 1, 553, 999, 0],
+    "mobileNetworkCode": [0, 10, 999, 1000, -1],
+    "locationAreaCode": [0, 1, 100, 65533, 65534, 70000, (1 << 24) - 1, 1 << 24],
+    "cellId": [0, 1, 4, 65535, 65536, (1 << 28) - 1, 1 << 28, (1 << 36) - 1],
+    "newRadioCellId": [0, 1, 68719476735, 1 << 36],
+    "age": [0, 1500, -3_600_001, 3_600_000],
+    "primaryScramblingCode": [0, 300, 503, 504, 511, 512, 1007, 1008],
+    "psc": [0, 55, 600, 1007],
+    "signalStrength": [-160, -141, -140, -120, -113, -60, -51, -43, -31, -25, -24],
+    "timingAdvance": [-1, 0, 30, 63, 64],
+}
+RADIO_VALUES = ["gsm", "wcdma", "lte", "nr", "cdma", "", None]
+
+
+def cell_reference(entries: list[Any], default_radio: str | None) -> Any:
+    """The Python path's cells and areas as field tuples; None where stage A refuses the list."""
+    try:
+        typed = [
+            schemas._cell(item, f"cellTowers.{i}", default_radio) for i, item in enumerate(entries)
+        ]
+    except schemas._Invalid:
+        return None
+    pairs = [query._cells(e) for e in typed]
+    fields = lambda c: (int(c.radio), *dataclasses.astuple(c)[1:])  # noqa: E731
+    cells = query._dedup((c for c, _ in pairs if c is not None), query._cell_key)
+    areas = query._dedup((a for _, a in pairs if a is not None), query._area_key)
+    return [fields(c) for c in cells], [fields(a) for a in areas]
+
+
+def plain_cell() -> st.SearchStrategy[dict[str, Any]]:
+    fields: dict[str, st.SearchStrategy[Any]] = {
+        name: st.one_of(st.none(), st.sampled_from(values), st.integers(-(2**63), 2**63 - 1))
+        for name, values in CELL_INT_FIELDS.items()
+    }
+    fields["radioType"] = st.sampled_from(RADIO_VALUES)
+    # Mostly few distinct cells, so that duplicates meet; sometimes any value.
+    pools = {"mobileCountryCode": [234, 262, 1], "mobileNetworkCode": [10, 20],
+             "locationAreaCode": [1, 2, 70000], "cellId": [4, 5, 70000]}  # fmt: skip
+    required = {
+        name: st.one_of(st.sampled_from(pool), st.sampled_from(pool), fields.pop(name))
+        for name, pool in pools.items()
+    }
+    return st.fixed_dictionaries(required, optional=fields)
+
+
+@st.composite
+def odd_cell(draw: st.DrawFn) -> Any:
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from([None, 1, "cell", []]))
+    entry = draw(plain_cell())
+    name = draw(st.sampled_from([*CELL_INT_FIELDS, "radioType"]))
+    entry[name] = draw(st.one_of(ODD_VALUES, st.sampled_from(["GSM", "umts", "5g"])))
+    return entry
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(plain_cell(), max_size=20), st.sampled_from(["lte", "gsm", "nr", None]))
+def test_plain_cells_take_the_fast_path_and_match_the_python_path(
+    entries: list[Any], default_radio: str | None
+) -> None:
+    assert cell_lookups(entries, default_radio, ALL_VALID_MCCS) == cell_reference(
+        entries, default_radio
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(plain_cell(), odd_cell()), max_size=10), st.sampled_from(["lte", None]))
+def test_any_cells_match_the_python_path_or_go_back_to_it(
+    entries: list[Any], default_radio: str | None
+) -> None:
+    fast = cell_lookups(entries, default_radio, ALL_VALID_MCCS)
+    if fast is not None:
+        assert fast == cell_reference(entries, default_radio)
+
+
+def test_quirk_q10_gsm_cell_beyond_16_bits_is_a_wcdma_cell_in_a_gsm_area() -> None:
+    entry = {"radioType": "gsm", "mobileCountryCode": 234, "mobileNetworkCode": 10,
+             "locationAreaCode": 5, "cellId": 70000}  # fmt: skip
+    cells, areas = cell_lookups([entry], None, ALL_VALID_MCCS)
+    assert [c[0] for c in cells] == [2] and [a[0] for a in areas] == [0]  # wcdma cell, gsm area
+    assert (cells, areas) == cell_reference([entry], None)
+
+
+def test_compiled_cell_limits_are_the_python_constants() -> None:
+    assert cell_limits() == {
+        "mnc": (c.MIN_MNC, c.MAX_MNC),
+        "lac": (c.MIN_LAC, c.MAX_LAC, c.MAX_NR_TAC),
+        "cid": (c.MIN_CID, c.MAX_CID, c.MAX_CID_GSM, c.MAX_NR_CID),
+        "psc": (c.MIN_PSC, c.MAX_PSC, c.MAX_PSC_LTE, c.MAX_PCI_NR),
+        "ta": (c.MIN_CELL_TA, c.MAX_CELL_TA),
+        "signal": (c.MIN_CELL_SIGNAL_DBM, c.MAX_CELL_SIGNAL_DBM),
+        "signal_by_radio": {
+            int(radio): bounds for radio, bounds in c.CELL_SIGNAL_RANGE_DBM.items()
+        },
+        "radios": {name: int(radio) for name, radio in query._CELL_RADIOS.items()},
+    }

@@ -360,10 +360,15 @@ class Query:
             wifi = [WifiLookup(*fields) for fields in request.wifi_fields]
         else:
             wifi = _dedup((w for e in request.wifi if (w := _wifi(e))), lambda w: w.mac)
-        pairs = [_cells(e) for e in request.cell]
-        # Keyed by the fields the cell id and area id encode (one-to-one, cheaper).
-        cell = _dedup((c for c, _ in pairs if c is not None), _cell_key)
-        area = _dedup((a for _, a in pairs if a is not None), _area_key)
+        if request.cell_fields is not None:  # stage B done by the compiled fast path
+            cell_fields, area_fields = request.cell_fields
+            cell = [CellLookup(Radio(fields[0]), *fields[1:]) for fields in cell_fields]
+            area = [CellLookup(Radio(fields[0]), *fields[1:]) for fields in area_fields]
+        else:
+            pairs = [_cells(e) for e in request.cell]
+            # Keyed by the fields the cell id and area id encode (one-to-one, cheaper).
+            cell = _dedup((c for c, _ in pairs if c is not None), _cell_key)
+            area = _dedup((a for _, a in pairs if a is not None), _area_key)
         blue = _strongest(blue, MAX_BLUES_IN_QUERY)
         wifi = _strongest(wifi, MAX_WIFIS_IN_QUERY)
         cell = _strongest(cell, MAX_CELLS_IN_QUERY)

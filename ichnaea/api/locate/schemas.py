@@ -29,8 +29,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ichnaea._fast import wifi_lookups
+from ichnaea._fast import cell_lookups, wifi_lookups
 from ichnaea.errors import ParseError
+from ichnaea.mcc import ALL_VALID_MCCS
 
 RADIO_TYPES = ("gsm", "cdma", "wcdma", "lte", "nr")
 _RADIO_MESSAGE = "is not one of gsm, cdma, wcdma, lte, nr"
@@ -152,6 +153,9 @@ class LocateRequest:
     # tuples, deduplicated, when the compiled fast path took them (then
     # ``wifi`` is empty); None when ``wifi`` holds them.
     wifi_fields: list[tuple[Any, ...]] | None = None
+    # The same for the cell entries: (cells, areas) as ``CellLookup`` field
+    # tuples (the radio as its code); None when ``cell`` holds them.
+    cell_fields: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None
 
 
 def _parse(data: Any) -> LocateRequest:
@@ -178,8 +182,13 @@ def _parse(data: Any) -> LocateRequest:
     cells = _entries(data, "cellTowers")
     wifis = _entries(data, "wifiAccessPoints")
     blue = [_blue(item, f"bluetoothBeacons.{i}") for i, item in enumerate(blues)]
-    cell = [_cell(item, f"cellTowers.{i}", default_radio) for i, item in enumerate(cells)]
     # Plain entries (the usual) in one compiled call; the rest entry by entry.
+    cell_fields = cell_lookups(cells, default_radio, ALL_VALID_MCCS)
+    cell = (
+        []
+        if cell_fields is not None
+        else [_cell(item, f"cellTowers.{i}", default_radio) for i, item in enumerate(cells)]
+    )
     wifi_fields = wifi_lookups(wifis)
     return LocateRequest(
         blue=blue,
@@ -191,6 +200,7 @@ def _parse(data: Any) -> LocateRequest:
         ipf=ipf,
         considered={"blue": len(blues), "cell": len(cells), "wifi": len(wifis)},
         wifi_fields=wifi_fields,
+        cell_fields=cell_fields,
     )
 
 

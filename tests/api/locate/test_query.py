@@ -153,9 +153,15 @@ def test_integer_coercions_follow_the_original() -> None:
     assert (cell["locationAreaCode"], cell["cellId"], cell["age"]) == (2, 1, None)
 
 
-def test_psc_alias_is_honoured_fixing_q4() -> None:
-    parsed = parse_locate_request({"cellTowers": [{"radioType": "wcdma", "psc": 55}]})
-    assert parsed.cell[0]["primaryScramblingCode"] == 55
+@pytest.mark.parametrize("extra", [{}, {"age": 1.5}], ids=["compiled path", "python path"])
+def test_psc_alias_is_honoured_fixing_q4(extra: dict[str, float]) -> None:
+    # A float field sends the entries through the Python stages, not the kernel.
+    cell = {"radioType": "wcdma", "mobileCountryCode": 234, "mobileNetworkCode": 10,
+            "locationAreaCode": 1, "cellId": 2, "psc": 55, **extra}  # fmt: skip
+    assert build({"cellTowers": [cell]}).cell[0].psc == 55
+    if extra:
+        parsed = parse_locate_request({"cellTowers": [cell]})
+        assert parsed.cell[0]["primaryScramblingCode"] == 55
 
 
 def test_nr_cells_carry_a_36_bit_cell_id() -> None:
