@@ -31,10 +31,10 @@ Every request comes through ``X-Forwarded-For`` from a public, GeoIP-known
 address (the loopback peer is a trusted proxy by default), as a phone's would.
 
 For each scenario it drives ichnaea, then the limit app, then both again
-(two rounds, after a short warm-up of each), ``--connections`` keep-alive
+(``--rounds`` rounds, default two, after a short warm-up of each), ``--connections`` keep-alive
 HTTP/1.1 connections for ``--seconds`` seconds each time, and prints a table:
-the median requests/s of the two rounds, ichnaea's p50 and p99 latency (the
-two rounds' values), and ichnaea's share of the limit app's requests/s.
+the median requests/s of the rounds, ichnaea's p50 and p99 latency (the
+rounds' range), and ichnaea's share of the limit app's requests/s.
 Every answer's status is checked; any non-200 is shown in the table.
 
 The client is a minimal asyncio protocol on uvloop (pre-built requests,
@@ -463,7 +463,13 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=10_000)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=15.0, help="per run (2 rounds per app)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="per run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds per scenario, each ichnaea then the limit app; the table shows medians",
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds, per app and scenario")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument(
@@ -535,7 +541,7 @@ def main() -> None:
             results[scenario] = {"ichnaea": [], "limit": []}
             for _, port in servers.values():
                 drive(port, requests, args.connections, args.warmup)
-            for round_ in (1, 2):
+            for round_ in range(1, args.rounds + 1):
                 for app, (_, port) in servers.items():
                     run = drive(port, requests, args.connections, args.seconds)
                     results[scenario][app].append(run)

@@ -53,6 +53,15 @@ class TrustedProxies:
 
     networks: tuple[IPNetwork, ...] = ()
     everyone: bool = False
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.networks, self.everyone)))
+
+    def __hash__(self) -> int:
+        # Hashed once per request (a cache key of the client address):
+        # ipaddress hashes each network anew on every call.
+        return self._hash
 
     def __contains__(self, address: object) -> bool:
         if self.everyone:

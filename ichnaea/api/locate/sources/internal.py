@@ -262,7 +262,8 @@ def _mac_positions_in(
     found = [by_mac[key] for key in keys]
     # A signal of 0 counts as missing (quirk Q9, kept: 0 dBm is not a real reading).
     signal = np.array([item.signal or params.min_signal_dbm for item in found], dtype=np.float64)
-    age = np.array([_weight_age(item.age) for item in found], dtype=np.float64)
+    # _weight_age, inline: this runs for every network of every query.
+    age = np.array([max(abs(item.age or 0), MIN_WEIGHT_AGE_MS) for item in found], np.float64)
     clusters = index.mac_clusters(
         params.kind,
         keys,
@@ -340,7 +341,7 @@ def _cell_positions_in(index: IndexLookup, query: Query, now: datetime) -> list[
     areas = index.cell_areas(
         keys,
         [c.signal or CELL_SIGNAL_RANGE_DBM[c.radio][0] for c in found],
-        [_weight_age(c.age) for c in found],
+        [max(abs(c.age or 0), MIN_WEIGHT_AGE_MS) for c in found],
         today=now.date(),
         now_s=to_seconds(now),
         min_accuracy_m=CELL_MIN_ACCURACY_M,
