@@ -239,11 +239,18 @@ async def read_json(request: Request, state: ApiState, parse: Callable[[Any, boo
     For a large body the decoding and ``parse`` run in a worker thread, a
     few at a time per process, so ``parse`` must not touch the event loop.
     """
+    encoding = content_type = None
+    # The first of each header, as ``request.headers.get`` finds it, in one pass.
+    for name, value in request.scope["headers"]:
+        if name == b"content-encoding" and encoding is None:
+            encoding = value.decode("latin-1")
+        elif name == b"content-type" and content_type is None:
+            content_type = value.decode("latin-1")
     return await parse_body(
         await request.body(),
         parse,
-        content_encoding=request.headers.get("content-encoding"),
-        content_type=request.headers.get("content-type"),
+        content_encoding=encoding,
+        content_type=content_type,
         max_decompressed_bytes=state.settings.max_decompressed_bytes,
         limiter=state.body_limiter,
     )

@@ -166,7 +166,7 @@ class ServiceApp(Starlette):
                 else:
                     route = self._endpoints.get(path)
                     if route is not None and method in route[0]:
-                        scope["app"] = self
+                        scope["app"], scope["router"] = self, self.router  # as Starlette sets them
                         await self._answer(route[1], scope, limited_receive, front_send)
                     else:
                         await super().__call__(scope, limited_receive, front_send)
