@@ -14,7 +14,10 @@ It runs under the same uvicorn settings as ``ichnaea web``
 (``ichnaea/cli/roles.py``): loop and HTTP implementation left on ``auto``
 (uvloop and httptools when installed), the same process count, no log
 configuration, no access log, no server header, no proxy-header handling.
-Keep the two in step when either changes.
+Keep the two in step when either changes. ``ichnaea web`` runs each of its
+processes on its own ``SO_REUSEPORT`` socket (``ichnaea/web/serve.py``);
+``--reuse-port`` runs this app the same way, instead of under uvicorn's own
+supervisor with one shared socket.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from ichnaea.web.serve import serve
 
 METHODS = ["GET", "HEAD", "POST"]
 
@@ -77,19 +82,34 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="one SO_REUSEPORT socket per process, as `ichnaea web` runs them "
+        "(ichnaea/web/serve.py); by default uvicorn's own supervisor and shared socket",
+    )
     args = parser.parse_args()
     # The keyword arguments of `ichnaea web` (ichnaea/cli/roles.py), minus the app.
-    uvicorn.run(
-        "limit_app:app",
-        host=args.host,
-        port=args.port,
-        workers=args.processes,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=20,
-    )
+    options = {
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": 20,
+    }
+    if args.reuse_port:
+        serve(
+            "limit_app:factory", host=args.host, port=args.port, processes=args.processes, **options
+        )
+    else:
+        uvicorn.run(
+            "limit_app:app", host=args.host, port=args.port, workers=args.processes, **options
+        )
+
+
+def factory() -> Starlette:
+    """The app, for ``serve`` (which takes an app factory)."""
+    return app
 
 
 if __name__ == "__main__":

@@ -490,6 +490,12 @@ def main() -> None:
         action="store_true",
         help="STATION_INDEX=false: station lookups from the database per request",
     )
+    parser.add_argument(
+        "--limit-reuse-port",
+        action="store_true",
+        help="run the limit app's processes as `ichnaea web` runs its own: one SO_REUSEPORT "
+        "socket each (default: uvicorn's supervisor, one shared socket)",
+    )
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
     if args.quick:
@@ -523,6 +529,7 @@ def main() -> None:
 
     here = Path(__file__).resolve().parent
     processes = ["--processes", str(args.processes)]
+    limit_options = ["--reuse-port"] if args.limit_reuse_port else []
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     results: dict[str, dict[str, list[Figures]]] = {}
     try:
@@ -534,7 +541,9 @@ def main() -> None:
             wait_for_index(servers["ichnaea"][1], args.processes)
             print(f"station index up in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         servers["limit"] = _start(
-            [sys.executable, str(here / "limit_app.py"), *processes], env, args.server_log
+            [sys.executable, str(here / "limit_app.py"), *processes, *limit_options],
+            env,
+            args.server_log,
         )
         for scenario in scenarios:
             requests = requests_for(scenario, scenario_bodies(scenario, sites, rng))

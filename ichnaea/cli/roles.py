@@ -41,7 +41,7 @@ def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 @click.option("--processes", type=int, help="Web processes [default: WEB_PROCESSES or cores].")
 def web(host: str | None, port: int | None, processes: int | None) -> None:
     """Run the HTTP API."""
-    import uvicorn
+    from ichnaea.web.serve import serve
 
     settings = start_role("web")
     log_embedded_defaults(settings)
@@ -54,12 +54,11 @@ def web(host: str | None, port: int | None, processes: int | None) -> None:
         # the finally below stops the embedded Redis it started.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(
+        serve(
             "ichnaea.web.asgi:create_app_from_env",
-            factory=True,
             host=host or settings.host,
             port=settings.port if port is None else port,
-            workers=processes or settings.web_processes,
+            processes=processes or settings.web_processes,
             log_config=None,
             access_log=False,
             server_header=False,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import redis
-import uvicorn
 from click.testing import CliRunner
 
 from ichnaea.__main__ import cli
+from ichnaea.web import serve as serve_module
 
 
 def free_port() -> int:
@@ -72,7 +72,7 @@ def test_web_leaves_forwarded_headers_to_the_app(
     # uvicorn would otherwise rewrite the peer address from X-Forwarded-For by
     # its own rules before ichnaea.api.context applies FORWARDED_ALLOW_IPS.
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(serve_module, "serve", lambda *args, **kwargs: calls.append(kwargs))
     env = {
         "ICHNAEA_DATA_DIR": str(tmp_path),
         "REDIS_URI": "redis://127.0.0.1:1/0",
@@ -81,3 +81,52 @@ def test_web_leaves_forwarded_headers_to_the_app(
     result = CliRunner().invoke(cli, ["web"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert len(calls) == 1 and calls[0]["proxy_headers"] is False
+
+
+@pytest.mark.slow
+def test_web_processes_each_take_connections_from_the_first_burst(tmp_path: Path) -> None:
+    """Each process listens on its own SO_REUSEPORT socket (ichnaea.web.serve): a burst of
+    keep-alive connections, as a load balancer or a benchmark opens them, spreads over the
+    processes instead of landing on whichever accepted first."""
+    port = free_port()
+    log = tmp_path / "web.log"
+    env = dict(os.environ, ICHNAEA_DATA_DIR=str(tmp_path), PORT=str(port), STATION_INDEX="false")
+    for name in ("REDIS_URI", "REDIS_HOST", "DB_READWRITE_URI", "DB_HOST"):
+        env.pop(name, None)
+    with log.open("wb") as out:
+        web = subprocess.Popen(
+            [sys.executable, "-m", "ichnaea", "web", "--processes", "2"],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while "Application startup complete" not in log.read_text() or (
+            log.read_text().count("Application startup complete") < 2
+        ):
+            assert web.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        # 32 connections at once, each asking once; every request is logged
+        # by the process that answered it, as [web:PID].
+        connections = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(32)]
+        for sock in connections:
+            sock.sendall(b"GET /__version__ HTTP/1.1\r\nHost: x\r\n\r\n")
+        for sock in connections:
+            assert sock.recv(1000).startswith(b"HTTP/1.1 200")
+            sock.close()
+        web.send_signal(signal.SIGTERM)
+        assert web.wait(timeout=60) == 0
+        lines = [line for line in log.read_text().splitlines() if "GET /__version__" in line]
+        pids = [line.split("[web:", 1)[1].split("]", 1)[0] for line in lines]
+        assert len(pids) == 32
+        counts = sorted(pids.count(pid) for pid in set(pids))
+        # Both processes served; by the kernel's hash, not all-or-nothing.
+        assert len(counts) == 2 and counts[0] >= 4, counts
+    finally:
+        if web.poll() is None:
+            web.kill()
+            web.wait()
+        sock_path = tmp_path / "redis.sock"
+        if sock_path.exists():
+            redis.Redis(unix_socket_path=str(sock_path), retry=None).shutdown(nosave=True)
