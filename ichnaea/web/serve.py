@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import signal
 import socket
+import sys
 import threading
 from multiprocessing.context import SpawnProcess
 from typing import Any
@@ -47,7 +48,10 @@ def serve(app: str, *, host: str, port: int, processes: int, **options: Any) -> 
         return
     config = uvicorn.Config(app, factory=True, host=host, port=port, **options)
     sockets = [_listen(host, port, config.backlog) for _ in range(processes)]
-    Supervisor(config, sockets).run()
+    supervisor = Supervisor(config, sockets)
+    supervisor.run()
+    if supervisor.failed:
+        sys.exit(STARTUP_FAILURE)  # as a single uvicorn process exits
 
 
 def _listen(host: str, port: int, backlog: int) -> socket.socket:
@@ -76,6 +80,7 @@ class Supervisor:
         self.sockets = sockets
         self.processes: list[SpawnProcess] = []
         self.stopping = threading.Event()
+        self.failed = False  # a process failed before it served
         self._context = multiprocessing.get_context("spawn")
 
     def _start(self, sock: socket.socket) -> SpawnProcess:
@@ -112,6 +117,7 @@ class Supervisor:
             process.join()
             if process.exitcode == STARTUP_FAILURE:
                 log.error("web process %d failed to start; stopping", process.pid)
+                self.failed = True
                 self.stopping.set()
                 return
             log.warning(
