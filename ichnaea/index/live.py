@@ -60,8 +60,8 @@ from ichnaea.index import changes
 from ichnaea.index.build import build_index, encode_records, ensure_index, host_lock, index_keys
 from ichnaea.index.format import KEY_DTYPES, KINDS, VALUE_DTYPES, CorruptIndexError, file_name
 from ichnaea.index.reader import (
+    Found,
     KindIndex,
-    MacCluster,
     Overlay,
     StationIndex,
     cell_areas,
@@ -272,7 +272,7 @@ class LiveIndex:
         max_networks: int,
         min_accuracy_m: float,
         max_accuracy_m: float,
-    ) -> list[MacCluster]:
+    ) -> list[Found]:
         """``reader.mac_clusters`` on the current view (``macs`` ascending and unique)."""
         view = self._current()
         return mac_clusters(
@@ -299,7 +299,7 @@ class LiveIndex:
         now_s: float,
         min_accuracy_m: float,
         max_accuracy_m: float,
-    ) -> list[MacCluster]:
+    ) -> list[Found]:
         """``reader.cell_areas`` on the current view (``cellids`` unique)."""
         view = self._current()
         return cell_areas(

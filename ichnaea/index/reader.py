@@ -217,14 +217,8 @@ def _stations(
     at = np.empty(n, dtype=np.int64)
     region = np.empty(n, dtype=np.int32)
     source = np.empty(n, dtype=np.int8)
-    if overlay is not None and len(overlay):
-        over_keys = overlay.keys.view(np.uint8)
-        over_values = overlay.values.view(np.uint8)
-        over_present = overlay.present.view(np.uint8)
-        over_regions = overlay.regions
-    else:
-        over_keys, over_values, over_present = _NO_OVERLAY[index.header.kind]
-        over_regions = index.regions
+    over_keys, over_values, over_present = _overlay_tables(index, overlay)
+    over_regions = overlay.regions if overlay is not None and len(overlay) else index.regions
     rows = gather_stations(
         b"".join(search for search, _ in query),
         width,
@@ -273,8 +267,22 @@ def lookup_macs(
     return _stations(index, overlay, [(mac, mac) for mac in unique], MAC_BYTES, today, now_s)
 
 
-# A cluster of one query: (lat, lon, accuracy_m, score_sum, [(query index, seen today)]).
-MacCluster = tuple[float, float, float, float, list[tuple[int, bool]]]
+# A position the kernels found, a Wi-Fi/Bluetooth cluster or a cell area:
+# (lat, lon, accuracy_m, score_sum, [(query index, seen today) of the stations used]).
+Found = tuple[float, float, float, float, list[tuple[int, bool]]]
+
+
+def _overlay_tables(
+    index: KindIndex, overlay: Overlay | None
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]]:
+    """The overlay's keys, records and present flags as bytes for the kernels (empty: none)."""
+    if overlay is not None and len(overlay):
+        return (
+            overlay.keys.view(np.uint8),
+            overlay.values.view(np.uint8),
+            overlay.present.view(np.uint8),
+        )
+    return _NO_OVERLAY[index.header.kind]
 
 
 def mac_clusters(
@@ -290,23 +298,18 @@ def mac_clusters(
     max_networks: int,
     min_accuracy_m: float,
     max_accuracy_m: float,
-) -> list[MacCluster]:
+) -> list[Found]:
     """The Wi-Fi or Bluetooth clusters of a query in one compiled call (``_fast.locate_macs``).
 
     ``macs`` are 6-byte keys, ascending and unique, with one signal and one
     age each. The clusters are what gathering (``lookup_macs``), clustering
     and aggregating (``ichnaea.positioning``) give one after the other.
     """
-    if overlay is not None and len(overlay):
-        over_keys = overlay.keys.view(np.uint8)
-        over_values = overlay.values.view(np.uint8)
-        over_present = overlay.present.view(np.uint8)
-    else:
-        over_keys, over_values, over_present = _NO_OVERLAY[index.header.kind]
+    over_keys, over_values, over_present = _overlay_tables(index, overlay)
     query = b"".join(macs)
     if len(query) != MAC_BYTES * len(macs):
         raise ValueError(f"MAC keys must be {MAC_BYTES} bytes long")
-    clusters: list[MacCluster] = locate_macs(
+    clusters: list[Found] = locate_macs(
         query,
         signal_dbm,
         age_ms,
@@ -336,24 +339,19 @@ def cell_areas(
     now_s: float,
     min_accuracy_m: float,
     max_accuracy_m: float,
-) -> list[MacCluster]:
+) -> list[Found]:
     """The cell positions of a query per cell area, in one compiled call (``_fast.locate_cells``).
 
     ``cellids`` are unique 11-byte (17 for NR) codec keys with one signal
     and one age each, in any order; the ``used`` indices of the answer
     index ``cellids``. Empty when no cell is found.
     """
-    if overlay is not None and len(overlay):
-        over_keys = overlay.keys.view(np.uint8)
-        over_values = overlay.values.view(np.uint8)
-        over_present = overlay.present.view(np.uint8)
-    else:
-        over_keys, over_values, over_present = _NO_OVERLAY[index.header.kind]
+    over_keys, over_values, over_present = _overlay_tables(index, overlay)
     width = index.keys.dtype.itemsize
     order = sorted(range(len(cellids)), key=lambda i: cellids[i].ljust(width, b"\0"))
     # The area key is the cell key without its cell id (4 bytes, 8 for NR).
     prefix = bytes(len(cellids[i]) - (8 if len(cellids[i]) > 11 else 4) for i in order)
-    areas: list[MacCluster] = locate_cells(
+    areas: list[Found] = locate_cells(
         b"".join(cellids[i].ljust(width, b"\0") for i in order),
         width,
         prefix,

@@ -243,7 +243,7 @@ def _mac_positions(
 
 
 def _nan_as_zero(values: np.ndarray) -> np.ndarray:
-    """``values`` (a copy the caller owns) with NaN as 0; ``np.nan_to_num`` costs ~10 times more."""
+    """``values`` (a copy the caller owns) with NaN as 0, cheaper than ``np.nan_to_num``."""
     values[np.isnan(values)] = 0.0
     return values
 
