@@ -47,15 +47,37 @@ def serve(app: str, *, host: str, port: int, processes: int, **options: Any) -> 
         uvicorn.run(app, factory=True, host=host, port=port, workers=processes, **options)
         return
     config = uvicorn.Config(app, factory=True, host=host, port=port, **options)
-    sockets = [_listen(host, port, config.backlog) for _ in range(processes)]
+    try:
+        _check_free(host, port)
+        sockets = [_listen(host, port, config.backlog) for _ in range(processes)]
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host, port, exc)
+        sys.exit(1)
     supervisor = Supervisor(config, sockets)
     supervisor.run()
     if supervisor.failed:
         sys.exit(STARTUP_FAILURE)  # as a single uvicorn process exits
 
 
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _check_free(host: str, port: int) -> None:
+    """Raise ``OSError`` (address in use) if anything listens on ``host:port`` already.
+
+    Sockets with ``SO_REUSEPORT`` share a port with any other such socket of
+    the same user: a second ``ichnaea web`` (an old one left running) would
+    silently take half the connections. A socket without it cannot bind
+    where any listener is, as uvicorn's own socket would fail.
+    """
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
 def _listen(host: str, port: int, backlog: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = _family(host)
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -130,3 +130,20 @@ def test_web_processes_each_take_connections_from_the_first_burst(tmp_path: Path
         sock_path = tmp_path / "redis.sock"
         if sock_path.exists():
             redis.Redis(unix_socket_path=str(sock_path), retry=None).shutdown(nosave=True)
+
+
+def test_web_refuses_a_port_another_server_listens_on(caplog: pytest.LogCaptureFixture) -> None:
+    """As uvicorn's shared socket would: SO_REUSEPORT must not let a second server (an old
+    `ichnaea web` left running) quietly take half the connections."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(SystemExit) as exited:
+            serve_module.serve(
+                "ichnaea.web.asgi:create_app_from_env", host="127.0.0.1", port=port, processes=2
+            )
+    assert exited.value.code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
