@@ -8,6 +8,7 @@ differently (locate refuses unknown keys, submit accepts them anonymously).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import functools
 import ipaddress
@@ -60,6 +61,10 @@ class ApiState:
     usage: UsageRecorder
     # Bounds the large request bodies inflated at once (ichnaea.api.body).
     body_limiter: anyio.CapacityLimiter = field(default_factory=large_body_limiter)
+    # Key lookups in flight, shared by the requests that wait for the same key.
+    key_lookups: dict[str, asyncio.Future[tuple[KeyOutcome, ApiKey | None]]] = field(
+        default_factory=dict
+    )
 
 
 def api_state(request: Request) -> ApiState:
@@ -168,23 +173,41 @@ def _lookup_key_sync(state: ApiState, key: str) -> ApiKey | None:
 
 
 async def find_api_key(state: ApiState, text: str | None) -> tuple[KeyOutcome, ApiKey | None]:
-    """Look a key up; a database failure is ``unavailable`` (and opens the breaker)."""
+    """Look a key up; a database failure is ``unavailable`` (and opens the breaker).
+
+    Concurrent requests with the same uncached key share one database
+    lookup: after a start or a key change, a busy process would otherwise
+    send one per request until the first answer arrives.
+    """
     if text is None or not is_valid_key_text(text):
         return KeyOutcome.malformed, None
     await state.api_keys.refresh(state.service.redis)
     cached, api_key = state.api_keys.get(text)
     if not cached:
-        breaker = state.service.db_breaker
-        if not breaker.closed:
-            return KeyOutcome.unavailable, None
-        generation = state.api_keys.generation
-        try:
-            api_key = await state.service.run_blocking(_lookup_key_sync, state, text)
-        except SQLAlchemyError as exc:
-            breaker.failed()
-            log.warning("api key not checked, database unavailable: %s", exc.__class__.__name__)
-            return KeyOutcome.unavailable, None
-        state.api_keys.put(text, api_key, generation=generation)
+        pending = state.key_lookups.get(text)
+        if pending is None:
+            pending = asyncio.ensure_future(_lookup_key(state, text))
+            state.key_lookups[text] = pending
+            pending.add_done_callback(lambda _: state.key_lookups.pop(text, None))
+        # Shielded: a request that goes away does not cancel the others' lookup.
+        return await asyncio.shield(pending)
+    if api_key is None:
+        return KeyOutcome.unknown, None
+    return KeyOutcome.found, api_key
+
+
+async def _lookup_key(state: ApiState, text: str) -> tuple[KeyOutcome, ApiKey | None]:
+    breaker = state.service.db_breaker
+    if not breaker.closed:
+        return KeyOutcome.unavailable, None
+    generation = state.api_keys.generation
+    try:
+        api_key = await state.service.run_blocking(_lookup_key_sync, state, text)
+    except SQLAlchemyError as exc:
+        breaker.failed()
+        log.warning("api key not checked, database unavailable: %s", exc.__class__.__name__)
+        return KeyOutcome.unavailable, None
+    state.api_keys.put(text, api_key, generation=generation)
     if api_key is None:
         return KeyOutcome.unknown, None
     return KeyOutcome.found, api_key

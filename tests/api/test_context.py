@@ -7,6 +7,8 @@ right-most entry that is not itself a trusted proxy is the client.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -17,7 +19,10 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.testclient import TestClient
 
-from ichnaea.api.context import STATE_KEY, api_key_text, client_ip
+from ichnaea.api import context
+from ichnaea.api.context import STATE_KEY, KeyOutcome, api_key_text, client_ip, find_api_key
+from ichnaea.api.keys import ApiKey, ApiKeyCache
+from ichnaea.breaker import CircuitBreaker
 from ichnaea.config import Settings
 from ichnaea.web.app import create_app
 from tests.fixtures_app import Seeder
@@ -159,3 +164,65 @@ def test_api_key_text_reads_the_query_string_as_starlette_does(query_string: byt
     keys = QueryParams(query_string).getlist("key")
     request = Request({"type": "http", "query_string": query_string, "headers": []})
     assert api_key_text(request) == (keys[-1] if keys else None)
+
+
+class _QuietRedis:
+    async def get(self, name: str) -> None:
+        return None  # no key change announced
+
+
+def _key_state(lookup: Callable[[object, str], ApiKey | None]) -> SimpleNamespace:
+    async def run_blocking(func: Callable[..., object], *args: object) -> object:
+        return await asyncio.to_thread(func, *args)
+
+    service = SimpleNamespace(
+        redis=_QuietRedis(), db_breaker=CircuitBreaker(), run_blocking=run_blocking
+    )
+    return SimpleNamespace(api_keys=ApiKeyCache(), key_lookups={}, service=service)
+
+
+def test_concurrent_requests_for_an_uncached_key_share_one_database_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    def lookup(state: object, text: str) -> ApiKey | None:
+        calls.append(text)
+        time.sleep(0.05)  # a database round trip: the other requests arrive meanwhile
+        return ApiKey(valid_key=text) if text != "unknown-key" else None
+
+    monkeypatch.setattr(context, "_lookup_key_sync", lookup)
+    state = _key_state(lookup)
+
+    async def run() -> list[tuple[KeyOutcome, ApiKey | None]]:
+        texts = ["key-one"] * 20 + ["key-two"] * 5 + ["unknown-key"] * 3
+        return await asyncio.gather(*(find_api_key(state, text) for text in texts))  # type: ignore[arg-type]
+
+    results = asyncio.run(run())
+    assert sorted(calls) == ["key-one", "key-two", "unknown-key"]
+    assert [r[1].valid_key for r in results[:25] if r[1]] == ["key-one"] * 20 + ["key-two"] * 5
+    assert {r[0] for r in results[:25]} == {KeyOutcome.found}
+    assert results[25:] == [(KeyOutcome.unknown, None)] * 3
+    assert state.key_lookups == {}  # nothing left in flight
+    # Cached now: no further lookup.
+    assert asyncio.run(find_api_key(state, "key-one"))[0] is KeyOutcome.found  # type: ignore[arg-type]
+    assert len(calls) == 3
+
+
+def test_a_request_that_goes_away_does_not_cancel_the_shared_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        context, "_lookup_key_sync", lambda state, text: time.sleep(0.05) or ApiKey(valid_key=text)
+    )
+    state = _key_state(context._lookup_key_sync)
+
+    async def run() -> tuple[KeyOutcome, ApiKey | None]:
+        first = asyncio.ensure_future(find_api_key(state, "key-one"))  # type: ignore[arg-type]
+        second = asyncio.ensure_future(find_api_key(state, "key-one"))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        first.cancel()  # its client disconnected
+        return await second
+
+    outcome, key = asyncio.run(run())
+    assert outcome is KeyOutcome.found and key is not None and key.valid_key == "key-one"
