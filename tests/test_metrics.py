@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
 from starlette.testclient import TestClient
 
 from ichnaea.config import Settings
-from ichnaea.metrics import Metrics, StatsdMetrics, make_metrics
+from ichnaea.metrics import MAX_DATAGRAM_BYTES, Metrics, StatsdMetrics, make_metrics
 from ichnaea.web.app import create_app
 from tests.fixtures_app import PROXY_PEER, Seeder
 
@@ -25,14 +27,19 @@ def collector() -> Iterator[socket.socket]:
     sock.close()
 
 
-def received(sock: socket.socket) -> list[str]:
-    lines = []
+def datagrams(sock: socket.socket) -> list[str]:
+    found = []
     sock.settimeout(0.3)
     try:
         while True:
-            lines.append(sock.recv(65536).decode())
+            found.append(sock.recv(65536).decode())
     except TimeoutError:
-        return lines
+        return found
+
+
+def received(sock: socket.socket) -> list[str]:
+    """The metric lines, several to a datagram."""
+    return [line for datagram in datagrams(sock) for line in datagram.split("\n")]
 
 
 def test_statsd_lines_carry_prefix_type_and_tags(collector: socket.socket) -> None:
@@ -46,6 +53,31 @@ def test_statsd_lines_carry_prefix_type_and_tags(collector: socket.socket) -> No
         "location.request.timing:12.500|ms",
         "location.queue:7|g|#queue:update_incoming",
     ]
+
+
+def test_lines_share_datagrams_up_to_the_size_limit_and_are_flushed_in_time(
+    collector: socket.socket,
+) -> None:
+    metrics = StatsdMetrics("127.0.0.1", collector.getsockname()[1], flush_interval_s=0.05)
+    for i in range(200):
+        metrics.incr("locate.request", tags={"key": f"key{i:03}"})
+    # Without close: the flusher sends what is left within its interval.
+    sent = datagrams(collector)
+    lines = [line for datagram in sent for line in datagram.split("\n")]
+    assert lines == [f"location.locate.request:1|c|#key:key{i:03}" for i in range(200)]
+    assert 1 < len(sent) < 200  # several lines to a datagram
+    assert all(len(datagram.encode()) <= MAX_DATAGRAM_BYTES for datagram in sent)
+    metrics.close()
+
+
+def test_lines_gathered_when_a_command_exits_are_sent(collector: socket.socket) -> None:
+    port = collector.getsockname()[1]
+    code = (
+        "from ichnaea.metrics import StatsdMetrics;"
+        f"StatsdMetrics('127.0.0.1', {port}, flush_interval_s=60).incr('import.rows', 5)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert received(collector) == ["location.import.rows:5|c"]
 
 
 def test_no_statsd_host_means_silent_metrics(make_settings: Callable[..., Settings]) -> None:
