@@ -218,6 +218,19 @@ cdef bint _decode(
     return True
 
 
+cdef Py_ssize_t _count(
+    const uint8_t[::1] keys,  # IN a key column, as bytes
+    const uint8_t[::1] values,  # IN its records
+    Py_ssize_t key_bytes,  # IN
+    str what,  # IN for the error
+) except -1:
+    """The number of stations of a table; ``ValueError`` if keys and records differ in count."""
+    cdef Py_ssize_t count = keys.shape[0] // key_bytes
+    if values.shape[0] != count * RECORD_BYTES:
+        raise ValueError(f"{what} and their keys differ in count")
+    return count
+
+
 def gather_stations(
     const uint8_t[::1] query,  # IN n keys of width bytes, ascending, unique
     Py_ssize_t width,  # IN 6: MACs against uint64 keys; else the byte key width
@@ -243,12 +256,10 @@ def gather_stations(
     if width <= 0 or query.shape[0] % width:
         raise ValueError(f"query of {query.shape[0]} bytes is not a whole number of keys")
     cdef Py_ssize_t n = query.shape[0] // width
-    cdef Py_ssize_t base_count = base_keys.shape[0] // key_bytes
-    cdef Py_ssize_t over_count = over_keys.shape[0] // key_bytes
-    if base_values.shape[0] != base_count * RECORD_BYTES:
-        raise ValueError("base keys and records differ in count")
-    if over_values.shape[0] != over_count * RECORD_BYTES or over_present.shape[0] != over_count:
-        raise ValueError("overlay keys, records and flags differ in count")
+    cdef Py_ssize_t base_count = _count(base_keys, base_values, key_bytes, "base records")
+    cdef Py_ssize_t over_count = _count(over_keys, over_values, key_bytes, "overlay records")
+    if over_present.shape[0] != over_count:
+        raise ValueError("overlay keys and flags differ in count")
     if out.shape[0] != COLUMNS or out.shape[1] < n:
         raise ValueError(f"out must have shape ({COLUMNS}, >= {n})")
     if out_query.shape[0] < n or out_region.shape[0] < n or out_source.shape[0] < n:
@@ -357,12 +368,10 @@ def locate_macs(
     cdef Py_ssize_t n = query.shape[0] // 6
     if signal_dbm.shape[0] != n or age_ms.shape[0] != n:
         raise ValueError(f"signal_dbm and age_ms must hold {n} values")
-    cdef Py_ssize_t base_count = base_keys.shape[0] // 8
-    cdef Py_ssize_t over_count = over_keys.shape[0] // 8
-    if base_values.shape[0] != base_count * RECORD_BYTES:
-        raise ValueError("base keys and records differ in count")
-    if over_values.shape[0] != over_count * RECORD_BYTES or over_present.shape[0] != over_count:
-        raise ValueError("overlay keys, records and flags differ in count")
+    cdef Py_ssize_t base_count = _count(base_keys, base_values, 8, "base records")
+    cdef Py_ssize_t over_count = _count(over_keys, over_values, 8, "overlay records")
+    if over_present.shape[0] != over_count:
+        raise ValueError("overlay keys and flags differ in count")
     if n > MAX_QUERY_MACS:
         raise ValueError(f"{n} MACs are more than the {MAX_QUERY_MACS} this kernel takes")
     if max_networks < 1:
@@ -476,12 +485,10 @@ def locate_cells(
     cdef Py_ssize_t n = query.shape[0] // width
     if prefix_bytes.shape[0] != n or signal_dbm.shape[0] != n or age_ms.shape[0] != n:
         raise ValueError(f"prefix_bytes, signal_dbm and age_ms must hold {n} values")
-    cdef Py_ssize_t base_count = base_keys.shape[0] // width
-    cdef Py_ssize_t over_count = over_keys.shape[0] // width
-    if base_values.shape[0] != base_count * RECORD_BYTES:
-        raise ValueError("base keys and records differ in count")
-    if over_values.shape[0] != over_count * RECORD_BYTES or over_present.shape[0] != over_count:
-        raise ValueError("overlay keys, records and flags differ in count")
+    cdef Py_ssize_t base_count = _count(base_keys, base_values, width, "base records")
+    cdef Py_ssize_t over_count = _count(over_keys, over_values, width, "overlay records")
+    if over_present.shape[0] != over_count:
+        raise ValueError("overlay keys and flags differ in count")
     cdef Py_ssize_t i
     for i in range(n):
         if not 0 < prefix_bytes[i] <= width:

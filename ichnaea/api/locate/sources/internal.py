@@ -37,7 +37,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol, TypeVar, cast
+from typing import Protocol, TypeVar
 
 import numpy as np
 import sentry_sdk
@@ -276,7 +276,15 @@ def _mac_positions_in(
         min_accuracy_m=params.min_accuracy_m,
         max_accuracy_m=params.max_accuracy_m,
     )
-    kind = params.kind
+    return _found_positions(params.kind, keys, clusters)
+
+
+def _found_positions(
+    kind: str,
+    keys: list[bytes],
+    found: list[tuple[float, float, float, float, list[tuple[int, bool]]]],
+) -> list[Position]:
+    """The positions the index kernels found, naming the stations they used."""
     return [
         Position(
             lat,
@@ -287,7 +295,7 @@ def _mac_positions_in(
             None,
             [(kind, keys[i], seen_today) for i, seen_today in used],
         )
-        for lat, lon, accuracy, score, used in clusters
+        for lat, lon, accuracy, score, used in found
     ]
 
 
@@ -349,18 +357,7 @@ def _cell_positions_in(index: IndexLookup, query: Query, now: datetime) -> list[
     )
     if not areas:
         return _area_positions(index, query, now)
-    return [
-        Position(
-            lat,
-            lon,
-            accuracy,
-            score,
-            DataSource.internal,
-            None,
-            [("cell", keys[i], seen_today) for i, seen_today in used],
-        )
-        for lat, lon, accuracy, score, used in areas
-    ]
+    return _found_positions("cell", keys, areas)
 
 
 def _area_scores(areas: AreaRows, now: datetime) -> np.ndarray:
@@ -410,26 +407,19 @@ def _connect(engine: Engine, breaker: CircuitBreaker) -> StationReader | None:
     return conn
 
 
+MacSearch = Callable[[list[BlueLookup] | list[WifiLookup], MacParams], list[Position]]
+
+
 def _position_searches(
-    stations: StationLookup, query: Query, now: datetime
+    query: Query, macs: MacSearch, cells: Callable[[], list[Position]]
 ) -> list[tuple[str, Callable[[], list[Position]]]]:
     searches: list[tuple[str, Callable[[], list[Position]]]] = []
-    macs: Callable[[list[BlueLookup] | list[WifiLookup], MacParams], list[Position]]
-    if hasattr(stations, "mac_clusters"):  # the station index: one compiled call
-        index = cast(IndexLookup, stations)
-        macs = lambda lookups, params: _mac_positions_in(index, lookups, params, now)  # noqa: E731
-    else:
-        macs = lambda lookups, params: _mac_positions(stations, lookups, params, now)  # noqa: E731
     if query.blue:
         searches.append(("blue", lambda: macs(query.blue, BLUE)))
     if query.wifi:
         searches.append(("wifi", lambda: macs(query.wifi, WIFI)))
     if query.cell or query.cell_area:
-        if hasattr(stations, "cell_areas"):  # the station index: one compiled call
-            index = cast(IndexLookup, stations)
-            searches.append(("cell", lambda: _cell_positions_in(index, query, now)))
-        else:
-            searches.append(("cell", lambda: _cell_positions(stations, query, now)))
+        searches.append(("cell", cells))
     return searches
 
 
@@ -442,14 +432,25 @@ def search_positions(
     if conn is None:
         return results
     with conn:
-        for kind, search in _position_searches(conn, query, now):
+        searches = _position_searches(
+            query,
+            lambda lookups, params: _mac_positions(conn, lookups, params, now),
+            lambda: _cell_positions(conn, query, now),
+        )
+        for kind, search in searches:
             results += _guarded(breaker, "station", kind, search) or []
     return results
 
 
-def search_positions_in(index: StationLookup, query: Query, now: datetime) -> list[Position]:
-    """All internal position results of a query from the station index (in memory: no thread)."""
-    return [found for _, search in _position_searches(index, query, now) for found in search()]
+def search_positions_in(index: IndexLookup, query: Query, now: datetime) -> list[Position]:
+    """All internal position results of a query from the station index (in memory: no
+    thread), one compiled call per network type."""
+    searches = _position_searches(
+        query,
+        lambda lookups, params: _mac_positions_in(index, lookups, params, now),
+        lambda: _cell_positions_in(index, query, now),
+    )
+    return [found for _, search in searches for found in search()]
 
 
 def _mac_region_scores(
