@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> ServiceApp:
         Route("/__lbheartbeat__", health.lbheartbeat, methods=HEALTH_METHODS),
         Route("/__heartbeat__", health.heartbeat, methods=HEALTH_METHODS),
         Route("/__version__", health.version, methods=HEALTH_METHODS),
+        Route("/contribute.json", health.contribute, methods=HEALTH_METHODS),
     ]
     return ServiceApp(
         routes=routes,

@@ -1,4 +1,5 @@
-"""Health and metadata endpoints: ``/__lbheartbeat__``, ``/__heartbeat__``, ``/__version__``.
+"""Health and metadata endpoints: ``/__lbheartbeat__``, ``/__heartbeat__``, ``/__version__``,
+``/contribute.json``.
 
 ``/__heartbeat__`` checks the three backends concurrently, each with a short
 timeout, and answers 503 with the same body when any of them is down:
@@ -22,11 +23,12 @@ says the process no longer follows the pipeline's changes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +142,13 @@ def version_info(version_file: Path | None) -> dict[str, str]:
 
 async def version(request: Request) -> Response:
     return JSONResponse(version_info(app_state(request).settings.version_file))
+
+
+@functools.cache
+def _contribute_json() -> bytes:
+    return (resources.files("ichnaea") / "data" / "contribute.json").read_bytes()
+
+
+async def contribute(request: Request) -> Response:
+    """The project's metadata (https://www.contributejson.org): served as shipped."""
+    return Response(_contribute_json(), media_type="application/json")

@@ -102,6 +102,31 @@ def test_health_endpoints_refuse_other_methods_with_json_405(
             assert "access-control-allow-origin" not in response.headers
 
 
+def test_contribute_json_is_served_on_get_head_post_and_refused_otherwise(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # Spec 1.1: /contribute.json serves GET, HEAD and POST like /__version__;
+    # every other method is the JSON 405, and no CORS headers either way.
+    settings = make_settings(DB_READONLY_URI=DOWN_DB, REDIS_URI=DOWN_REDIS)
+    with TestClient(create_app(settings)) as client:
+        got = client.get("/contribute.json")
+        posted = client.post("/contribute.json")
+        head = client.head("/contribute.json")
+        refused = {m: client.request(m, "/contribute.json") for m in ("DELETE", "PATCH", "PUT")}
+    assert got.status_code == posted.status_code == head.status_code == 200
+    assert got.headers["content-type"] == "application/json"
+    info = got.json()
+    assert info["name"] == "Ichnaea"
+    assert {"description", "repository", "participate", "keywords"} <= set(info)
+    assert posted.content == got.content
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(got.content))
+    assert "access-control-allow-origin" not in got.headers
+    for method, response in refused.items():
+        assert response.status_code == 405, method
+        assert response.json()["error"]["code"] == 405
+
+
 def test_unknown_path_is_a_json_404(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(DB_READONLY_URI=DOWN_DB, REDIS_URI=DOWN_REDIS)
     with TestClient(create_app(settings)) as client:
