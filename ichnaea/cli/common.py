@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
 from ichnaea.config import ConfigError, Settings, load_settings
+from ichnaea.embedded import EmbeddedRedis, EmbeddedRedisError, ensure_embedded_redis
 from ichnaea.logging import configure_logging
 from ichnaea.repositories.session import MissingDriverError, require_driver
 
@@ -44,6 +47,37 @@ def log_embedded_defaults(settings: Settings) -> None:
         log.info("no embedded defaults in use")
     for default in used:
         log.info("embedded default in use: %s", default)
+
+
+def start_embedded_redis(settings: Settings) -> EmbeddedRedis | None:
+    """The data directory's embedded Redis (reused or started); None when Redis is configured."""
+    if not settings.redis_embedded:
+        return None
+    try:
+        return ensure_embedded_redis(settings.data_dir)
+    except EmbeddedRedisError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def _embedded_redis_running(settings: Settings) -> Iterator[None]:
+    server = start_embedded_redis(settings)
+    try:
+        yield
+    finally:
+        if server is not None:
+            server.stop()  # a no-op when another process (serve, web, worker) runs it
+
+
+def use_embedded_redis(settings: Settings) -> None:
+    """Let a one-off command (import, replay, status...) work on the embedded defaults.
+
+    With no Redis configured, the command uses the embedded server that
+    ``serve`` or a role runs in the data directory, or starts one for as
+    long as the command runs (its append-only file keeps what the command
+    queued for the next start).
+    """
+    click.get_current_context().with_resource(_embedded_redis_running(settings))
 
 
 class Progress:

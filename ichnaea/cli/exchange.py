@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ichnaea.atomicfile import write_atomically
-from ichnaea.cli.common import Progress, start_role
+from ichnaea.cli.common import Progress, start_role, use_embedded_redis
 
 
 def _moment(value: str | None) -> datetime:
@@ -154,6 +154,7 @@ def import_cells_command(paths: tuple[Path, ...]) -> None:
     from ichnaea.repositories.session import create_engine
 
     settings = start_role("import")
+    use_embedded_redis(settings)
     engine = create_engine(settings.db_readwrite_url)
     client = connect(settings)
     geocoder = Geocoder.load(RegionTable.load())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ichnaea.cli.common import start_role
+from ichnaea.cli.common import start_role, use_embedded_redis
 
 # Reports queued by one push of ``ichnaea replay`` (at most the backlog limit).
 REPLAY_CHUNK = 1000
@@ -58,6 +58,7 @@ def replay(
     from ichnaea.worker.jobs import Resources, run_queue_jobs
 
     settings = start_role("replay")
+    use_embedded_redis(settings)
     client = connect(settings)
     engine = create_engine(settings.db_readwrite_url)
     resources = Resources(settings, engine, client, metrics=make_metrics(settings), drain=True)
@@ -142,6 +143,7 @@ def deadletter_list() -> None:
     from ichnaea.redis_client import connect
 
     settings = start_role("deadletter")
+    use_embedded_redis(settings)
     client = connect(settings)
     count = 0
     for key, index, letter in dead_letters(client):
@@ -163,6 +165,7 @@ def deadletter_requeue(queue: str | None) -> None:
     from ichnaea.redis_client import connect
 
     settings = start_role("deadletter")
+    use_embedded_redis(settings)
     moved = requeue_dead_letters(connect(settings), queue)
     click.echo(f"requeued {moved} items")
 
@@ -181,6 +184,7 @@ def status(as_json: bool) -> None:
     from ichnaea.worker.status import pipeline_status, render
 
     settings = start_role("status")
+    use_embedded_redis(settings)
     client = connect(settings)
     engine = create_engine(settings.db_readonly_url, pooled=False)
     try:

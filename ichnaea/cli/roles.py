@@ -13,22 +13,12 @@ from types import FrameType
 
 import click
 
-from ichnaea.cli.common import log_embedded_defaults, start_role
+from ichnaea.cli.common import log_embedded_defaults, start_embedded_redis, start_role
 from ichnaea.config import WEB_STARTED_NS, Settings
 from ichnaea.cpus import usable_cpu_count
-from ichnaea.embedded import EmbeddedRedis, EmbeddedRedisError, ensure_embedded_redis
 from ichnaea.worker.shutdown import ShutdownFlag
 
 log = logging.getLogger("ichnaea")
-
-
-def _embedded_redis(settings: Settings) -> EmbeddedRedis | None:
-    if not settings.redis_embedded:
-        return None
-    try:
-        return ensure_embedded_redis(settings.data_dir)
-    except EmbeddedRedisError as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
@@ -47,7 +37,7 @@ def web(host: str | None, port: int | None, processes: int | None) -> None:
     log_embedded_defaults(settings)
     # Every process of this start builds or maps one fresh station index.
     os.environ[WEB_STARTED_NS] = str(time.time_ns())
-    embedded = _embedded_redis(settings)
+    embedded = start_embedded_redis(settings)
     if embedded is not None:
         # A single uvicorn process re-raises the SIGTERM it handled once it
         # has shut down; the default action would end this process before
@@ -83,7 +73,7 @@ def worker(processes: int | None) -> None:
     from ichnaea.worker.pool import run_pool
 
     settings = start_role("worker")
-    embedded = _embedded_redis(settings)
+    embedded = start_embedded_redis(settings)
     try:
         run_pool(settings, processes or settings.worker_processes)
     finally:
@@ -98,7 +88,7 @@ def scheduler() -> None:
     from ichnaea.worker.scheduler import run_scheduler
 
     settings = start_role("scheduler")
-    embedded = _embedded_redis(settings)
+    embedded = start_embedded_redis(settings)
     client = connect(settings, max_connections=2)
     try:
         run_scheduler(settings, client, ShutdownFlag().install())
@@ -169,7 +159,7 @@ def process(quiet: bool) -> None:
     )
 
     settings = start_role("process")
-    embedded = _embedded_redis(settings)
+    embedded = start_embedded_redis(settings)
     resources = Resources(
         settings,
         create_engine(settings.db_readwrite_url),
@@ -265,7 +255,7 @@ def serve() -> None:
 
     settings = start_role("serve")
     log_embedded_defaults(settings)
-    embedded = _embedded_redis(settings)
+    embedded = start_embedded_redis(settings)
     try:
         if settings.db_embedded:
             run_migrate(settings, echo=log.info)

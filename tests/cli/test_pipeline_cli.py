@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from ichnaea.codecs import encode_mac
 from ichnaea.pipeline.export import dead_letter_key
 from ichnaea.queue import INCOMING_QUEUE, decode_item, encode_item
 from tests.fixtures_pipeline import Pipeline
+from tests.test_end_to_end import _answers
 
 
 def cli_env(pipeline: Pipeline) -> dict[str, str]:
@@ -151,3 +155,32 @@ def test_replay_of_a_file_larger_than_the_backlog_completes(
     assert "replayed 7 reports from 1 files" in result.output
     (row,) = pipeline.rows("wifi_shard_8")
     assert row["samples"] == 7
+
+
+def test_one_off_commands_start_the_embedded_redis_for_their_run(tmp_path: Path) -> None:
+    # A new user on the embedded defaults runs `ichnaea status` (or import,
+    # replay, deadletter) with no `serve` running: the command starts the
+    # data directory's embedded Redis for its run and stops it again, instead
+    # of failing with "No such file or directory" on the socket.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DB_", "REDIS_", "GEOIP_", "SQLALCHEMY_"))
+    }
+    data_dir = tmp_path / "d"
+    env["ICHNAEA_DATA_DIR"] = str(data_dir)
+    migrate = subprocess.run(
+        [sys.executable, "-m", "ichnaea", "migrate"], env=env, capture_output=True, text=True
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "ichnaea", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "queues" in json.loads(done.stdout)
+    socket_path = data_dir / "redis.sock"
+    assert not socket_path.exists() or not _answers(socket_path)
