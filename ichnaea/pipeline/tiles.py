@@ -48,6 +48,10 @@ from ichnaea.codecs import DATAMAP_LAT_MAX, DATAMAP_LON_MAX, DATAMAP_SHARD_IDS
 from ichnaea.models.stats import DATAMAP_SHARDS
 
 TILE_PX = 256
+# Where the tiles live in ASSET_BUCKET (``tiles/<z>/<x>/<y>.png``), and the
+# record of the last run beside them (read by the website's map page).
+TILES_PREFIX = "tiles/"
+TILES_RECORD = "data.json"
 # zlib level 6: level 9 took 15 times as long for 6 % smaller dense tiles.
 PNG_ZLIB_LEVEL = 6
 COLOR = (0x00, 0x88, 0xFF)

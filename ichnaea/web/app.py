@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from ichnaea.api.locate import batch as locate_batch
 from ichnaea.api.locate import endpoints as locate
+from ichnaea.api.openapi import openapi_json
 from ichnaea.api.submit import endpoints as submit
 from ichnaea.config import Settings
 from ichnaea.web import health
@@ -19,6 +20,7 @@ from ichnaea.web.errors import EXCEPTION_HANDLERS
 from ichnaea.web.front import ServiceApp
 from ichnaea.web.lifespan import make_lifespan, metrics_of
 from ichnaea.web.middleware import InternalErrorMiddleware
+from ichnaea.web.site import pages as site
 
 HEALTH_METHODS = ["GET", "HEAD", "POST"]
 API_METHODS = ["GET", "HEAD", "POST"]
@@ -31,6 +33,8 @@ API_PATHS = (
     "/v1/submit",
     "/v1/geosubmit",
     "/v2/geosubmit",
+    # Read by API tools on other origins.
+    "/openapi.json",
 )
 
 
@@ -47,6 +51,9 @@ def create_app(settings: Settings) -> ServiceApp:
         Route("/__heartbeat__", health.heartbeat, methods=HEALTH_METHODS),
         Route("/__version__", health.version, methods=HEALTH_METHODS),
         Route("/contribute.json", health.contribute, methods=HEALTH_METHODS),
+        Route("/openapi.json", openapi_json, methods=["GET", "HEAD"]),
+        # The public website: home, map, downloads, statistics, API reference.
+        *site.routes(settings),
     ]
     return ServiceApp(
         routes=routes,

@@ -27,6 +27,7 @@ from ichnaea.api.keys import ApiKeyCache
 from ichnaea.api.locate.fallback import FallbackClient, make_http_client
 from ichnaea.api.locate.service import LocateService
 from ichnaea.api.usage import UsageRecorder
+from ichnaea.assets import AssetStore, asset_store
 from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
 from ichnaea.geoip import GeoIPReader, default_geoip_path
@@ -51,6 +52,8 @@ class AppState:
     http: httpx.AsyncClient
     metrics: Metrics
     api: ApiState
+    # ASSET_BUCKET, read by the website (map tiles, cell exports); None when unset.
+    assets: AssetStore | None = None
 
 
 def metrics_of(scope: Scope) -> Metrics | None:
@@ -65,6 +68,8 @@ def app_state(request: Request) -> AppState:
 
 
 def open_state(settings: Settings) -> AppState:
+    # First: a value that names no store stops the start with its message.
+    assets = asset_store(settings.asset_bucket, endpoint_url=settings.s3_endpoint_url)
     regions = RegionTable.load()
     geoip = GeoIPReader.open(settings.geoip_path or default_geoip_path(), regions)
     db = create_engine(
@@ -109,6 +114,7 @@ def open_state(settings: Settings) -> AppState:
         http=http,
         metrics=metrics,
         api=ApiState(settings, service, geoip, ApiKeyCache(), metrics, UsageRecorder(client)),
+        assets=assets,
     )
 
 

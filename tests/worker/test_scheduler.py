@@ -118,7 +118,9 @@ def test_cell_exports_are_scheduled_only_with_an_asset_bucket(make_settings) -> 
     from ichnaea.worker.jobs import registered_jobs, scheduled_jobs
 
     exports = {"cell_export_diff", "cell_export_full"}
-    assert not exports & {job.name for job in scheduled_jobs(make_settings())}
+    assert not exports & {job.name for job in scheduled_jobs(make_settings(ASSET_BUCKET=""))}
+    # The embedded setup exports to its local asset directory.
+    assert exports <= {job.name for job in scheduled_jobs(make_settings())}
     with_bucket = make_settings(ASSET_BUCKET="public-assets")
     assert exports <= {job.name for job in scheduled_jobs(with_bucket)}
     assert exports <= {job.name for job in registered_jobs(with_bucket)}

@@ -17,6 +17,10 @@ Coercions follow the original service (colander 1.8):
   true) — quirk Q7, kept because clients rely on it;
 * lists must be arrays and their entries objects; ``null`` is an error.
 
+The fields read are declared in tables (``LOCATE_FIELDS`` and the entry
+tables under it): the parser's name tuples come from them, and so does the
+API document (``ichnaea.api.openapi``).
+
 Extensions over the original: ``radioType`` also accepts ``nr`` (5G), with
 the 36-bit ``newRadioCellId`` of the Google dialect, and the ``psc`` alias
 of ``primaryScramblingCode`` is honoured when the latter is absent (quirk
@@ -30,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ichnaea._fast import cell_lookups, wifi_lookups
+from ichnaea.api.fields import Field, Kind, names
+from ichnaea.api.locate import constants as c
 from ichnaea.errors import ParseError
 from ichnaea.mcc import ALL_VALID_MCCS
 
@@ -101,19 +107,162 @@ def _entries(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return value
 
 
-_BLUE_INTS = ("age", "signalStrength")
-_WIFI_INTS = ("age", "channel", "frequency", "signalStrength", "signalToNoiseRatio")
-_CELL_INTS = (
-    "mobileCountryCode",
-    "mobileNetworkCode",
-    "locationAreaCode",
-    "cellId",
-    "newRadioCellId",
+# The fields stage A reads (ichnaea.api.fields): the parser's name tuples
+# come from these tables, and so does the API document. Out-of-range values
+# (the ranges given) are dropped in stage B, never an error.
+_AGE = Field(
     "age",
-    "primaryScramblingCode",
-    "signalStrength",
-    "timingAdvance",
+    Kind.integer,
+    f"Milliseconds since the network was last seen ({c.MIN_AGE_MS} to {c.MAX_AGE_MS}).",
 )
+BLUE_FIELDS = (
+    Field("macAddress", Kind.mac, "The beacon's MAC address."),
+    _AGE,
+    Field("name", Kind.string, "The beacon's name; not used to locate."),
+    Field(
+        "signalStrength",
+        Kind.integer,
+        f"Received signal strength in dBm ({c.MIN_BLUE_SIGNAL_DBM} to {c.MAX_BLUE_SIGNAL_DBM}).",
+    ),
+)
+WIFI_FIELDS = (
+    Field("macAddress", Kind.mac, "The access point's BSSID."),
+    _AGE,
+    Field(
+        "channel",
+        Kind.integer,
+        f"The channel ({c.MIN_WIFI_CHANNEL} to {c.MAX_WIFI_CHANNEL}); "
+        "derived from the frequency when missing.",
+    ),
+    Field(
+        "frequency",
+        Kind.integer,
+        f"The frequency in MHz ({c.MIN_WIFI_FREQUENCY_MHZ} to {c.MAX_WIFI_FREQUENCY_MHZ}); "
+        "derived from the channel when missing.",
+    ),
+    Field(
+        "signalStrength",
+        Kind.integer,
+        f"Received signal strength in dBm ({c.MIN_WIFI_SIGNAL_DBM} to {c.MAX_WIFI_SIGNAL_DBM}).",
+    ),
+    Field(
+        "signalToNoiseRatio",
+        Kind.integer,
+        f"Signal to noise ratio in dB ({c.MIN_WIFI_SNR} to {c.MAX_WIFI_SNR}).",
+    ),
+    Field("ssid", Kind.string, "The network name; not used to locate."),
+)
+CELL_FIELDS = (
+    Field(
+        "radioType",
+        Kind.choice,
+        "The cell's radio; when missing, the body's radioType.",
+        choices=RADIO_TYPES,
+    ),
+    Field("mobileCountryCode", Kind.integer, "The mobile country code (MCC)."),
+    Field("mobileNetworkCode", Kind.integer, f"The mobile network code (MNC, 0 to {c.MAX_MNC})."),
+    Field(
+        "locationAreaCode",
+        Kind.integer,
+        f"The location or tracking area code (LAC/TAC, {c.MIN_LAC} to {c.MAX_LAC}; "
+        f"to {c.MAX_NR_TAC} for nr).",
+    ),
+    Field(
+        "cellId",
+        Kind.integer,
+        f"The cell id (CID, UTRAN CID or ECI; {c.MIN_CID} to {c.MAX_CID}).",
+    ),
+    Field(
+        "newRadioCellId",
+        Kind.integer,
+        "The 36-bit NR cell identity (NCI) of a 5G cell; used instead of cellId when present.",
+    ),
+    _AGE,
+    Field(
+        "primaryScramblingCode",
+        Kind.integer,
+        f"The primary scrambling code (WCDMA, {c.MIN_PSC} to {c.MAX_PSC}) "
+        f"or physical cell id (LTE to {c.MAX_PSC_LTE}, NR to {c.MAX_PCI_NR}).",
+    ),
+    Field(
+        "psc",
+        Kind.integer,
+        "Alias of primaryScramblingCode, used when that is absent.",
+        alias_of="primaryScramblingCode",
+    ),
+    Field(
+        "signalStrength",
+        Kind.integer,
+        f"Received signal strength in dBm ({c.MIN_CELL_SIGNAL_DBM} to {c.MAX_CELL_SIGNAL_DBM}).",
+    ),
+    Field(
+        "timingAdvance",
+        Kind.integer,
+        f"The timing advance ({c.MIN_CELL_TA} to {c.MAX_CELL_TA}).",
+    ),
+)
+FALLBACK_FIELDS = (
+    Field("lacf", Kind.boolean, "Answer from the cells' location area when no cell is known."),
+    Field("ipf", Kind.boolean, "Answer from the client's IP address when nothing else does."),
+)
+LOCATE_FIELDS = (
+    Field("carrier", Kind.string, "The client's network operator; not used to locate."),
+    Field(
+        "considerIp",
+        Kind.boolean,
+        "Whether the client's IP address may answer when the networks do not "
+        "(the IP fallback); ignored when fallbacks is present.",
+    ),
+    Field(
+        "homeMobileCountryCode",
+        Kind.integer,
+        "The MCC of the client's home network; not used to locate.",
+    ),
+    Field(
+        "homeMobileNetworkCode",
+        Kind.integer,
+        "The MNC of the client's home network; not used to locate.",
+    ),
+    Field(
+        "radioType",
+        Kind.choice,
+        "The radio of the cells that do not name their own.",
+        choices=RADIO_TYPES,
+    ),
+    Field(
+        "bluetoothBeacons",
+        Kind.array,
+        f"The Bluetooth beacons the client sees (the {c.MAX_BLUES_IN_QUERY} strongest are "
+        f"looked up; at least {c.MIN_BLUES_IN_QUERY} known ones give a position).",
+        fields=BLUE_FIELDS,
+    ),
+    Field(
+        "cellTowers",
+        Kind.array,
+        f"The cells the client sees (the {c.MAX_CELLS_IN_QUERY} strongest are looked up).",
+        fields=CELL_FIELDS,
+    ),
+    Field(
+        "wifiAccessPoints",
+        Kind.array,
+        f"The Wi-Fi access points the client sees (the {c.MAX_WIFIS_IN_QUERY} strongest are "
+        f"looked up; at least {c.MIN_WIFIS_IN_QUERY} known ones give a position).",
+        fields=WIFI_FIELDS,
+    ),
+    Field(
+        "fallbacks",
+        Kind.object,
+        "Which fallbacks may answer; each flag defaults to true. When present, "
+        "considerIp is ignored.",
+        fields=FALLBACK_FIELDS,
+    ),
+)
+
+_TOP_STRINGS = names(LOCATE_FIELDS, Kind.string)
+_TOP_INTS = names(LOCATE_FIELDS, Kind.integer)
+_BLUE_INTS = names(BLUE_FIELDS, Kind.integer)
+_WIFI_INTS = names(WIFI_FIELDS, Kind.integer)
+_CELL_INTS = names(CELL_FIELDS, Kind.integer)
 
 
 def _blue(item: dict[str, Any], path: str) -> Entry:
@@ -163,9 +312,9 @@ def _parse(data: Any) -> LocateRequest:
         raise _Invalid(
             "", f'"{data}" is not a mapping type: Does not implement dict-like functionality.'
         )
-    for name in ("carrier",):
+    for name in _TOP_STRINGS:
         _string(data.get(name), name)
-    for name in ("homeMobileCountryCode", "homeMobileNetworkCode"):
+    for name in _TOP_INTS:
         _integer(data.get(name), name)
     default_radio = _radio(data.get("radioType"), "radioType")
 

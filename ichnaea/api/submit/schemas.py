@@ -36,8 +36,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ichnaea.api.fields import Field, Kind, names, renamed
 from ichnaea.errors import ParseError, PayloadTooLargeError
-from ichnaea.privacy import is_opted_out
+from ichnaea.privacy import OPT_OUT_MARKERS, is_opted_out
 
 Report = dict[str, Any]
 
@@ -54,13 +55,127 @@ MAX_REPORTS_PER_SUBMISSION = 1000
 MIN_INT = -(2**63)
 MAX_INT = 2**63 - 1
 
-POSITION_FLOATS = ("latitude", "longitude", "accuracy", "altitude", "altitudeAccuracy",
-                   "heading", "pressure", "speed")  # fmt: skip
-BLUE_INTS = ("age", "signalStrength")
-WIFI_INTS = ("age", "channel", "frequency", "signalStrength", "signalToNoiseRatio")
-CELL_INTS = ("mobileCountryCode", "mobileNetworkCode", "locationAreaCode", "cellId",
-             "age", "asu", "serving", "signalStrength", "timingAdvance",
-             "primaryScramblingCode")  # fmt: skip
+# The fields read (ichnaea.api.fields): the parser's name tuples come from
+# these tables, and so does the API document. The v1 and v0 schemas are
+# built from the v2 tables (v0 through its rename maps, further down).
+_AGE = Field("age", Kind.integer, "Milliseconds between the observation and the report's time.")
+POSITION_FIELDS = (
+    Field("latitude", Kind.number, "Latitude in degrees (WGS 84)."),
+    Field("longitude", Kind.number, "Longitude in degrees (WGS 84)."),
+    Field("accuracy", Kind.number, "Accuracy of the position in metres."),
+    Field("altitude", Kind.number, "Altitude above sea level in metres."),
+    Field("altitudeAccuracy", Kind.number, "Accuracy of the altitude in metres."),
+    Field("heading", Kind.number, "Direction of travel in degrees clockwise from north."),
+    Field("pressure", Kind.number, "Air pressure in hPa."),
+    Field("speed", Kind.number, "Speed in metres per second."),
+    Field("age", Kind.integer, "Milliseconds between the position fix and the report's time."),
+    Field(
+        "source",
+        Kind.choice,
+        "Where the position comes from (gps means gnss, manual means fixed); default gnss.",
+        choices=tuple(SOURCES),
+    ),
+)
+BLUE_FIELDS = (
+    Field("macAddress", Kind.mac, "The beacon's MAC address.", required=True),
+    _AGE,
+    Field("name", Kind.string, "The beacon's name."),
+    Field("signalStrength", Kind.integer, "Received signal strength in dBm."),
+)
+WIFI_FIELDS = (
+    Field("macAddress", Kind.mac, "The access point's BSSID.", required=True),
+    _AGE,
+    Field("channel", Kind.integer, "The channel."),
+    Field("frequency", Kind.integer, "The frequency in MHz."),
+    Field("radioType", Kind.string, "The Wi-Fi standard (802.11a, 802.11n, ...)."),
+    Field("signalStrength", Kind.integer, "Received signal strength in dBm."),
+    Field("signalToNoiseRatio", Kind.integer, "Signal to noise ratio in dB."),
+    Field(
+        "ssid",
+        Kind.string,
+        "The network name; a network whose name contains "
+        + " or ".join(OPT_OUT_MARKERS)
+        + " asks not to be mapped and is dropped.",
+    ),
+)
+CELL_FIELDS = (
+    Field(
+        "radioType",
+        Kind.choice,
+        "The cell's radio (umts means wcdma); when missing, the report's radioType.",
+        choices=tuple(RADIOS),
+    ),
+    Field("mobileCountryCode", Kind.integer, "The mobile country code (MCC)."),
+    Field("mobileNetworkCode", Kind.integer, "The mobile network code (MNC)."),
+    Field("locationAreaCode", Kind.integer, "The location or tracking area code (LAC/TAC)."),
+    Field("cellId", Kind.integer, "The cell id (CID, UTRAN CID or ECI)."),
+    Field(
+        "newRadioCellId",
+        Kind.integer,
+        "The 36-bit NR cell identity (NCI) of a 5G cell: its cellId when radioType is nr.",
+        alias_of="cellId",
+    ),
+    _AGE,
+    Field("asu", Kind.integer, "The arbitrary strength unit of the signal."),
+    Field("serving", Kind.integer, "1 for the serving cell, 0 for a neighbour."),
+    Field("signalStrength", Kind.integer, "Received signal strength in dBm."),
+    Field("timingAdvance", Kind.integer, "The timing advance."),
+    Field(
+        "primaryScramblingCode",
+        Kind.integer,
+        "The primary scrambling code (WCDMA) or physical cell id (LTE, NR).",
+    ),
+    Field(
+        "psc",
+        Kind.integer,
+        "Alias of primaryScramblingCode, used when that is absent.",
+        alias_of="primaryScramblingCode",
+    ),
+)
+_NETWORKS = (
+    Field("bluetoothBeacons", Kind.array, "The Bluetooth beacons observed.", fields=BLUE_FIELDS),
+    Field("cellTowers", Kind.array, "The cells observed.", fields=CELL_FIELDS),
+    Field("wifiAccessPoints", Kind.array, "The Wi-Fi access points observed.", fields=WIFI_FIELDS),
+)
+_TIMESTAMP = Field(
+    "timestamp",
+    Kind.timestamp,
+    "When the observation was made, in milliseconds since the epoch; the time of "
+    "arrival when missing or not between 2001 and 2286.",
+)
+_REPORT_FIELDS = (
+    Field("carrier", Kind.string, "The network operator's name."),
+    Field("homeMobileCountryCode", Kind.integer, "The MCC of the device's home network."),
+    Field("homeMobileNetworkCode", Kind.integer, "The MNC of the device's home network."),
+    Field(
+        "radioType",
+        Kind.choice,
+        "The radio of the cells that do not name their own.",
+        choices=tuple(RADIOS),
+    ),
+    *_NETWORKS,
+)
+# /v2/geosubmit: the position in its own object.
+REPORT_FIELDS = (
+    _TIMESTAMP,
+    Field(
+        "position",
+        Kind.object,
+        "Where the device was (GNSS or another trusted source).",
+        fields=POSITION_FIELDS,
+    ),
+    *_REPORT_FIELDS,
+)
+# /v1/geosubmit: the position fields at the report's top level.
+V1_REPORT_FIELDS = (_TIMESTAMP, *POSITION_FIELDS, *_REPORT_FIELDS)
+
+POSITION_FLOATS = names(POSITION_FIELDS, Kind.number)
+BLUE_INTS = names(BLUE_FIELDS, Kind.integer)
+WIFI_INTS = names(WIFI_FIELDS, Kind.integer)
+_WIFI_STRINGS = names(WIFI_FIELDS, Kind.string)
+CELL_INTS = names(CELL_FIELDS, Kind.integer)
+_REPORT_STRINGS = names(REPORT_FIELDS, Kind.string)
+_REPORT_INTS = names(REPORT_FIELDS, Kind.integer)
 
 
 def to_int(value: Any) -> int | None:
@@ -146,7 +261,7 @@ def _wifi(item: dict[str, Any]) -> dict[str, Any] | None:
     if mac is None or is_opted_out(item.get("ssid")):
         return None
     entry: dict[str, Any] = {"macAddress": mac, **_fields(item, WIFI_INTS, to_int)}
-    for name in ("radioType", "ssid"):
+    for name in _WIFI_STRINGS:
         if (text := to_str(item.get(name))) is not None:
             entry[name] = text
     return entry
@@ -191,10 +306,10 @@ def _report(item: dict[str, Any], position: dict[str, Any] | None, now_ms: int) 
     if not (blue or cell or wifi):
         return None
     report: Report = {"timestamp": _timestamp(item.get("timestamp"), now_ms)}
-    for name in ("carrier",):
+    for name in _REPORT_STRINGS:
         if (text := to_str(item.get(name))) is not None:
             report[name] = text
-    for name in ("homeMobileCountryCode", "homeMobileNetworkCode"):
+    for name in _REPORT_INTS:
         if (number := to_int(item.get(name))) is not None:
             report[name] = number
     report["position"] = position
@@ -250,18 +365,46 @@ def parse_v1(data: Any, now: int | None = None) -> list[Report]:
     return reports
 
 
-_V0_BLUE = {"key": "macAddress", "age": "age", "name": "name", "signal": "signalStrength"}
-_V0_CELL = {"radio": "radioType", "mcc": "mobileCountryCode", "mnc": "mobileNetworkCode",
+V0_BLUE = {"key": "macAddress", "age": "age", "name": "name", "signal": "signalStrength"}
+V0_CELL = {"radio": "radioType", "mcc": "mobileCountryCode", "mnc": "mobileNetworkCode",
             "lac": "locationAreaCode", "cid": "cellId", "age": "age", "asu": "asu",
             "psc": "primaryScramblingCode", "serving": "serving", "signal": "signalStrength",
             "ta": "timingAdvance"}  # fmt: skip
-_V0_WIFI = {"key": "macAddress", "age": "age", "channel": "channel", "frequency": "frequency",
+V0_WIFI = {"key": "macAddress", "age": "age", "channel": "channel", "frequency": "frequency",
             "radio": "radioType", "signal": "signalStrength",
             "signalToNoiseRatio": "signalToNoiseRatio", "ssid": "ssid"}  # fmt: skip
-_V0_POSITION = {"lat": "latitude", "lon": "longitude", "accuracy": "accuracy", "age": "age",
+V0_POSITION = {"lat": "latitude", "lon": "longitude", "accuracy": "accuracy", "age": "age",
                 "altitude": "altitude", "altitude_accuracy": "altitudeAccuracy",
                 "heading": "heading", "pressure": "pressure", "speed": "speed",
                 "source": "source"}  # fmt: skip
+
+
+# /v1/submit: the fields each v0 name becomes, and so the v0 tables.
+V0_REPORT_FIELDS = (
+    Field(
+        "time",
+        Kind.datetime,
+        "When the observation was made: ISO 8601 text (UTC when it has no offset) or "
+        "milliseconds since the epoch; the time of arrival when missing or unreadable.",
+    ),
+    Field(
+        "radio",
+        Kind.choice,
+        "The radio of the cells that do not name their own.",
+        choices=tuple(RADIOS),
+    ),
+    *renamed(V0_POSITION, POSITION_FIELDS),
+    Field(
+        "blue", Kind.array, "The Bluetooth beacons observed.", fields=renamed(V0_BLUE, BLUE_FIELDS)
+    ),
+    Field("cell", Kind.array, "The cells observed.", fields=renamed(V0_CELL, CELL_FIELDS)),
+    Field(
+        "wifi",
+        Kind.array,
+        "The Wi-Fi access points observed.",
+        fields=renamed(V0_WIFI, WIFI_FIELDS),
+    ),
+)
 
 
 def _rename(item: Any, names: dict[str, str]) -> dict[str, Any]:
@@ -293,11 +436,11 @@ def parse_v0(data: Any, now: int | None = None) -> list[Report]:
         v2 = {
             "timestamp": _v0_time(item.get("time"), now),
             "radioType": item.get("radio"),
-            "bluetoothBeacons": [_rename(e, _V0_BLUE) for e in _entries(item.get("blue"))],
-            "cellTowers": [_rename(e, _V0_CELL) for e in _entries(item.get("cell"))],
-            "wifiAccessPoints": [_rename(e, _V0_WIFI) for e in _entries(item.get("wifi"))],
+            "bluetoothBeacons": [_rename(e, V0_BLUE) for e in _entries(item.get("blue"))],
+            "cellTowers": [_rename(e, V0_CELL) for e in _entries(item.get("cell"))],
+            "wifiAccessPoints": [_rename(e, V0_WIFI) for e in _entries(item.get("wifi"))],
         }
-        report = _report(v2, _position(_rename(item, _V0_POSITION)) or None, now)
+        report = _report(v2, _position(_rename(item, V0_POSITION)) or None, now)
         if report is not None:
             reports.append(report)
     return reports
