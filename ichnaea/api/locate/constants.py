@@ -32,7 +32,10 @@ MAX_BLUES_IN_QUERY: Final = 100
 MAX_CELLS_IN_QUERY: Final = 50
 
 MAX_WIFI_CLUSTER_M: Final = 500.0
-MAX_BLUE_CLUSTER_M: Final = 100.0
+# Two beacons one phone hears are at most twice a beacon's range (~100 m)
+# apart: 200 m, not the original's 100 m, which split such pairs into two
+# clusters of one beacon each and so left the query unanswered (issue 11).
+MAX_BLUE_CLUSTER_M: Final = 200.0
 MAX_WIFIS_IN_CLUSTER: Final = 20
 MAX_BLUES_IN_CLUSTER: Final = 10
 

@@ -365,6 +365,24 @@ def test_20_bluetooth_position_and_report(
     assert item["report"]["bluetoothBeacons"][1] == {"macAddress": MACS[1], "name": "my-beacon"}
 
 
+def test_two_beacons_150_m_apart_make_one_answer_issue_11(api: TestClient, seed: Seeder) -> None:
+    # Decision (issue 11): beacons are clustered within 200 m, not the
+    # original's 100 m. A phone hears beacons up to ~100 m away, so two it
+    # hears together can be 200 m apart; at 100 m they were two clusters of
+    # one beacon each and the query went unanswered.
+    seed.blue(MACS[0], lat=51.5)
+    seed.blue(MACS[1], lat=51.50135)  # 150 m north
+    body = {"bluetoothBeacons": [{"macAddress": mac} for mac in MACS[:2]], "considerIp": False}
+    response = api.post(URL, json=body)
+    assert response.status_code == 200
+    assert response.json()["location"]["lat"] == pytest.approx(51.500675, abs=1e-6)
+    # Farther apart than two ranges, they stay apart: no answer.
+    seed.blue(MACS[2], lat=51.5)
+    seed.blue(MACS[3], lat=51.5025)  # 278 m north
+    body = {"bluetoothBeacons": [{"macAddress": mac} for mac in MACS[2:4]], "considerIp": False}
+    assert api.post(URL, json=body).status_code == 404
+
+
 @pytest.mark.parametrize("macs", [MACS[:2], ["a82066000100", "a82066000200"]])
 def test_21_networks_seen_today_are_not_queued(
     api: TestClient, seed: Seeder, backend_redis: redis.Redis, macs: list[str]
