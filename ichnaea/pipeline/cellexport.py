@@ -36,6 +36,7 @@ import csv
 import gzip
 import io
 import logging
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ichnaea.assets import AssetStore
+from ichnaea.assets import AssetStore, DirectoryAssetStore
 from ichnaea.enums import Radio
 from ichnaea.models.cell import CELL_TABLES
 
@@ -78,6 +79,10 @@ EXPORT_RADIOS: tuple[tuple[Radio, str], ...] = (
 PAGE_SIZE = 25_000
 GZIP_LEVEL = 5
 EXPORT_PREFIX = "export/"
+# The names of the files under it (kind, day, hour), as ExportWindow gives them.
+EXPORT_NAME = re.compile(r"MLS-(full|diff)-cell-export-(\d{4}-\d{2}-\d{2})T(\d{2})0000\.csv\.gz")
+# Days a local directory store keeps its exports (a bucket: its lifecycle policy).
+LOCAL_KEEP_DAYS = 7
 FULL_DAYS = 365
 
 
@@ -207,6 +212,30 @@ def write_cells(
         text.flush()
         text.detach()  # the gzip stream is closed by its own with, `out` by the caller
     return count
+
+
+def prune_local(store: AssetStore, now: datetime, *, keep_days: int = LOCAL_KEEP_DAYS) -> int:
+    """Delete the exports of a local directory store dated before ``now - keep_days``.
+
+    A bucket expires its exports by a lifecycle policy (the README's,
+    ``docker/s3-lifecycle.json``: 7 days); a local directory has none, and
+    the scheduler writes 25 files a day into it (on the embedded default
+    too), so the export job does it: the same 7 days by default. Files of
+    other names are left alone. Returns how many were deleted.
+    """
+    if not isinstance(store, DirectoryAssetStore):
+        return 0
+    cutoff = (now - timedelta(days=keep_days)).date()
+    old = [
+        key
+        for key in store.sizes(EXPORT_PREFIX)
+        if (match := EXPORT_NAME.fullmatch(key[len(EXPORT_PREFIX) :])) is not None
+        and date.fromisoformat(match.group(2)) < cutoff
+    ]
+    store.delete(old)
+    if old:
+        log.info("deleted %d cell exports older than %d days", len(old), keep_days)
+    return len(old)
 
 
 def publish(

@@ -39,7 +39,13 @@ from ichnaea.geocode import Geocoder
 from ichnaea.index.changes import announce_changes
 from ichnaea.metrics import Metrics
 from ichnaea.pipeline.areas import update_areas
-from ichnaea.pipeline.cellexport import ExportWindow, diff_window, full_window, publish
+from ichnaea.pipeline.cellexport import (
+    ExportWindow,
+    diff_window,
+    full_window,
+    prune_local,
+    publish,
+)
 from ichnaea.pipeline.datamap import DATAMAP_BATCH, cleanup_datamap, update_datamap
 from ichnaea.pipeline.export import (
     ExporterCache,
@@ -314,7 +320,9 @@ def _cell_export(window: Callable[[datetime], ExportWindow]) -> Callable[[Resour
         store = asset_store(res.settings.asset_bucket, endpoint_url=res.settings.s3_endpoint_url)
         if store is None:
             raise RuntimeError("ASSET_BUCKET is not set in this worker: no cell export")
-        _, count = publish(res.db, store, window(utcnow()))
+        now = utcnow()
+        _, count = publish(res.db, store, window(now))
+        prune_local(store, now)
         return count
 
     return run

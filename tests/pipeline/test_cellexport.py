@@ -20,6 +20,7 @@ from ichnaea.pipeline.cellexport import (
     CSV_HEADER,
     diff_window,
     full_window,
+    prune_local,
     publish,
     write_cells,
 )
@@ -135,6 +136,34 @@ def test_publish_to_a_local_directory_and_report_progress(engine: Engine, tmp_pa
     assert gzip.decompress(target.read_bytes()).decode().count("\r\n") == 6
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary left
     assert target.stat().st_mode & 0o777 == 0o644  # public, unlike the raw report archive
+
+
+def test_a_local_directory_keeps_seven_days_of_exports(tmp_path: Path) -> None:
+    # A bucket expires its exports by lifecycle policy; a local directory
+    # (the embedded default's) has none, so the export job prunes it.
+    store = asset_store(f"file://{tmp_path}/assets")
+    assert isinstance(store, DirectoryAssetStore)
+    names = [
+        "MLS-full-cell-export-2026-11-22T000000.csv.gz",  # 8 days before NOW: deleted
+        "MLS-diff-cell-export-2026-11-22T230000.csv.gz",  # deleted
+        "MLS-full-cell-export-2026-11-23T000000.csv.gz",  # 7 days: kept
+        "MLS-diff-cell-export-2026-11-30T100000.csv.gz",  # kept
+        "notes-2020-01-01.txt",  # not an export: kept
+    ]
+    for name in names:
+        store.put_bytes("export/" + name, b"x", content_type="application/gzip")
+    assert prune_local(store, NOW) == 2
+    assert sorted(store.sizes("export/")) == sorted("export/" + n for n in names[2:])
+    assert prune_local(store, NOW) == 0
+
+
+def test_a_bucket_is_left_to_its_lifecycle_policy(s3_bucket: S3Bucket) -> None:
+    store = asset_store(s3_bucket.name, endpoint_url=s3_bucket.endpoint_url)
+    assert store is not None
+    old = "export/MLS-full-cell-export-2020-01-01T000000.csv.gz"
+    store.put_bytes(old, b"x", content_type="application/gzip")
+    assert prune_local(store, NOW) == 0
+    assert old in s3_bucket.objects()
 
 
 def test_publish_to_s3_with_boto3(engine: Engine, s3_bucket: S3Bucket) -> None:

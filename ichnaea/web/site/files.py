@@ -34,7 +34,7 @@ from starlette.responses import FileResponse, Response
 
 from ichnaea.assets import AssetStore, DirectoryAssetStore
 from ichnaea.config import Settings
-from ichnaea.pipeline.cellexport import EXPORT_PREFIX
+from ichnaea.pipeline.cellexport import EXPORT_NAME, EXPORT_PREFIX
 from ichnaea.pipeline.tiles import TILES_PREFIX, TILES_RECORD
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ TILE_TEMPLATE = TILES_PREFIX + "{z}/{x}/{y}.png"
 CACHE_CONTROL = "public, max-age=3600"
 MAX_TILE_ZOOM = 20  # ichnaea map --max-zoom allows 0..20
 TILE_PATH = re.compile(r"tiles/(\d{1,2})/(\d{1,7})/(\d{1,7})(@2x)?\.png")
-EXPORT_NAME = re.compile(r"MLS-(full|diff)-cell-export-(\d{4}-\d{2}-\d{2})T(\d{2})0000\.csv\.gz")
 # A 1x1 fully transparent palette PNG (95 bytes), stretched over the tile.
 EMPTY_TILE = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAMAAAAoyzS7AAAAA1BMVEUAiP95IsAUAAAAAXRSTlMAQObYZgAAAApJREFU"
