@@ -17,6 +17,17 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
+# Settings that would take a child `ichnaea` process off its embedded defaults.
+_CONFIGURED = ("DB_", "REDIS_", "GEOIP_", "SQLALCHEMY_", "ASSET_", "MAP_")
+
+
+def embedded_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of an `ichnaea` child process on the embedded defaults in ``data_dir``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(_CONFIGURED)}
+    env.update(ICHNAEA_DATA_DIR=str(data_dir), **extra)
+    return env
+
+
 def backend_unavailable(message: str) -> NoReturn:
     """A real backend the test needs is unreachable: fail under CI=true, skip elsewhere."""
     if in_ci():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests._support import embedded_env
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +26,8 @@ def free_port() -> int:
 
 def test_serve_answers_heartbeat_with_embedded_defaults(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DB_", "REDIS_", "GEOIP_", "SQLALCHEMY_"))
-    }
-    env.update(
-        ICHNAEA_DATA_DIR=str(tmp_path / "d"),
+    env = embedded_env(
+        tmp_path / "d",
         PORT=str(port),
         WEB_PROCESSES="1",
         WORKER_PROCESSES="1",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from ichnaea.__main__ import cli
 from ichnaea.codecs import encode_mac
 from ichnaea.pipeline.export import dead_letter_key
 from ichnaea.queue import INCOMING_QUEUE, decode_item, encode_item
+from tests._support import embedded_env
 from tests.fixtures_pipeline import Pipeline
 from tests.test_end_to_end import _answers
 
@@ -162,13 +162,8 @@ def test_one_off_commands_start_the_embedded_redis_for_their_run(tmp_path: Path)
     # replay, deadletter) with no `serve` running: the command starts the
     # data directory's embedded Redis for its run and stops it again, instead
     # of failing with "No such file or directory" on the socket.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DB_", "REDIS_", "GEOIP_", "SQLALCHEMY_"))
-    }
     data_dir = tmp_path / "d"
-    env["ICHNAEA_DATA_DIR"] = str(data_dir)
+    env = embedded_env(data_dir)
     migrate = subprocess.run(
         [sys.executable, "-m", "ichnaea", "migrate"], env=env, capture_output=True, text=True
     )

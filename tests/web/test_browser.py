@@ -41,6 +41,7 @@ from ichnaea.codecs import datamap_shard_id, encode_datamap_grid
 from ichnaea.enums import StatKey
 from ichnaea.models.stats import DATAMAP_SHARDS, Stat
 from ichnaea.pipeline.cellexport import CSV_HEADER
+from tests._support import embedded_env
 from tests.test_end_to_end import free_port
 from tests.web._browser import Browser, chromium
 
@@ -54,16 +55,6 @@ START_TIMEOUT_S = 60.0
 COMMAND_TIMEOUT_S = 180.0
 # Generated cells around a few cities: (lat, lon, mcc).
 CITIES = [(52.52, 13.40, 262), (48.86, 2.35, 208), (40.42, -3.70, 214), (51.51, -0.13, 234)]
-
-
-def _env(data_dir: Path, port: int) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DB_", "REDIS_", "GEOIP_", "SQLALCHEMY_", "ASSET_", "MAP_"))
-    }
-    env.update(ICHNAEA_DATA_DIR=str(data_dir), PORT=str(port), WEB_PROCESSES="1")
-    return env
 
 
 def _run(env: dict[str, str], *args: str) -> str:
@@ -138,7 +129,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("browser")
     data_dir = tmp / "data"
     port = free_port()
-    env = _env(data_dir, port)
+    env = embedded_env(data_dir, PORT=str(port), WEB_PROCESSES="1")
     rng = random.Random(13)
     _run(env, "migrate")
     cells = tmp / "cells.csv.gz"
