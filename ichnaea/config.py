@@ -135,6 +135,9 @@ class Settings:
     max_decompressed_bytes: int = 20 * 1024 * 1024
     # Queries one /v1/geolocate/batch request may carry.
     max_batch_queries: int = 1000
+    # The confidence the locate radius states, in per cent: 95 (the W3C
+    # Geolocation API's) or 68 (Android's); ichnaea.api.locate.calibration.
+    locate_confidence: int = 95
     # Seconds an idle keep-alive connection stays open. Longer than the idle
     # timeout of the proxies and load balancers in front (60 s for AWS ALB,
     # nginx's upstream keepalive_timeout 60 s), so that they close it and
@@ -251,6 +254,14 @@ class _Env:
             raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None
         if not lo <= value <= hi:
             raise ConfigError(f"{name}: {value} is outside the allowed range {lo}..{hi}")
+        return value
+
+    def choice(self, name: str, default: int, allowed: tuple[int, ...]) -> int:
+        value = self.integer(name, default, lo=min(allowed), hi=max(allowed))
+        if value not in allowed:
+            raise ConfigError(
+                f"{name}: expected one of {', '.join(map(str, allowed))}, got {value}"
+            )
         return value
 
     def boolean(self, name: str, default: bool = False) -> bool:
@@ -461,6 +472,7 @@ def load_settings(
             "MAX_DECOMPRESSED_BYTES", 10 * max_body, lo=max_body, hi=1 << 32
         ),
         max_batch_queries=env.integer("MAX_BATCH_QUERIES", 1000, lo=1, hi=100_000),
+        locate_confidence=env.choice("LOCATE_CONFIDENCE", 95, (68, 95)),
         keep_alive_s=env.integer("KEEP_ALIVE_S", 75, lo=1, hi=3600),
         station_index=env.boolean("STATION_INDEX", True),
         station_index_dir=Path(index_dir).expanduser().absolute() if index_dir else None,

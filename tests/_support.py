@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import pytest
 
+from ichnaea.api.locate import calibration
 from ichnaea.metrics import Metrics
 
 
@@ -106,3 +107,11 @@ class RecordingMetrics(Metrics):
         values = [value for got, value, _ in self.gauges if got == name]
         assert len(values) == 1, f"{name}: {values}"
         return values[0]
+
+
+def calibrated(kind: str, spread_m: float, networks: int, confidence: int = 95) -> float:
+    """The radius the service answers for an internal result of ``kind`` whose spread
+    (the original's radius, unbounded) is ``spread_m`` over ``networks`` networks
+    (ichnaea.api.locate.calibration, issue 11)."""
+    table = calibration.load(confidence).tables[kind]
+    return round(table.radius(spread_m, networks), 7)

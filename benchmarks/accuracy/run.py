@@ -58,17 +58,29 @@ if __package__ in (None, ""):
     # Run as a script: make the repository importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.accuracy.scans import build_plan
+from benchmarks.accuracy.scans import Plan, build_plan
 from benchmarks.accuracy.score import Outcome, by_kind, outcome
 from benchmarks.accuracy.service import Service
 from benchmarks.accuracy.teach import drain, locate, submit
 from benchmarks.accuracy.world import SHAPES, generate_world
 
-KINDS = ("wifi", "blue", "blue2", "cell", "mixed", "moved", "moved_only")
+KINDS = ("wifi", "blue", "blue2", "cell", "area", "mixed", "moved", "moved_wifi", "moved_only")
 
 
 def progress(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def teach_world(service: Service, plan: Plan, label: str) -> dict[str, float]:
+    """Phases 1 and 2 of the plan, each submitted and drained; seconds per phase."""
+    timings = {}
+    for name, reports in (("phase1", plan.phase1), ("phase2", plan.phase2)):
+        mark = time.monotonic()
+        submit(service, reports)
+        drain(service)
+        timings[f"{name}_s"] = time.monotonic() - mark
+        progress(f"{label}: {name} taught and drained in {timings[name + '_s']:.1f} s")
+    return timings
 
 
 def run_world(
@@ -86,12 +98,7 @@ def run_world(
     timings: dict[str, float] = {}
     with Service(mysql_url=args.mysql, redis_url=args.redis) as service:
         timings["start_s"] = time.monotonic() - started
-        for name, reports in (("phase1", plan.phase1), ("phase2", plan.phase2)):
-            mark = time.monotonic()
-            submit(service, reports)
-            drain(service)
-            timings[f"{name}_s"] = time.monotonic() - mark
-            progress(f"{shape}/{seed}: {name} taught and drained in {timings[name + '_s']:.1f} s")
+        timings.update(teach_world(service, plan, f"{shape}/{seed}"))
         mark = time.monotonic()
         service.restart_web()
         answers = locate(service, plan.queries)

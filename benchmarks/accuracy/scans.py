@@ -19,11 +19,16 @@ truth is the true point of the scan.
 Query types (one scan can give several):
 
 * ``wifi``, ``blue``, ``cell``: only that kind of network from the scan;
+* ``area``: the scan's cells, each with a cell id no station has, so only
+  its location area can answer (a "lacf" answer);
 * ``mixed``: everything the scan heard, when it heard at least two kinds;
 * ``blue2``: the ``blue`` queries with at least two beacons that some
   submission heard (the case issue 11 asks to answer 90 % of the time);
 * ``moved``: a scan at a moved group's new place that hears at least one
   moved station, everything it heard;
+* ``moved_wifi``: the same scan with only its Wi-Fi and Bluetooth networks
+  (moved or not): with no cell to answer, an answer more than 1 km off
+  can only come from a stale station position;
 * ``moved_only``: the same scan with only the moved stations, when it
   heard two or more of them (answerable only from the new place).
 """
@@ -106,6 +111,16 @@ def _entries(stations: dict[str, Stations], heard: Heard, kinds: set[str]) -> di
     return {key: entries for key, entries in lists if entries}
 
 
+def _unknown_cells(networks: dict[str, Any]) -> dict[str, Any]:
+    """The cells of ``networks`` with cell ids no station of a world has (:mod:`world`
+    numbers LTE cells from 1,280,001 and GSM cells from 20,000, a few thousand each)."""
+    cells = [
+        {**cell, "cellId": cell["cellId"] + (100_000_000 if cell["radioType"] == LTE else 40_000)}
+        for cell in networks.get("cellTowers", [])
+    ]
+    return {"cellTowers": cells} if cells else {}
+
+
 def walk_scans(world: World, walk: Walk, rng: np.random.Generator) -> list[Heard]:
     return [hear(world, point, walk.phase, rng) for point in walk.points_m]
 
@@ -153,12 +168,14 @@ def queries(world: World, scan: Heard, *, near_move: bool, known: dict[str, set[
         heard_moved = sum(len(v) for v in moved.heard.values())
         if heard_moved >= 1:
             add("moved", everything)
+            add("moved_wifi", _entries(world.stations, scan, {WIFI, BLUE}))
         if heard_moved >= 2:
             add("moved_only", _entries(world.stations, moved, {WIFI, BLUE}))
         return out
     add("wifi", _entries(world.stations, scan, {WIFI}))
     add("blue", _entries(world.stations, scan, {BLUE}))
     add("cell", _entries(world.stations, scan, {LTE, GSM}))
+    add("area", _unknown_cells(_entries(world.stations, scan, {LTE, GSM})))
     if len(everything) >= 2:
         add("mixed", everything)
     if sum(1 for i, _ in scan.heard.get(BLUE, []) if i in known[BLUE]) >= 2:

@@ -61,6 +61,12 @@ class Service:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def db_url(self) -> str:
+        """The database the service writes (for reading it in-process)."""
+        assert self._data_dir is not None
+        return self.mysql_url or f"sqlite:///{self._data_dir / 'ichnaea.sqlite'}"
+
     def env(self) -> dict[str, str]:
         assert self._data_dir is not None
         env = {

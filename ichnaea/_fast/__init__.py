@@ -38,7 +38,7 @@ try:
         m_to_rdist_array,
         max_distance_m_array,
     )
-    from ichnaea._fast._index import gather_stations, locate_cells, locate_macs
+    from ichnaea._fast._index import block_rule, gather_stations, locate_cells, locate_macs
     from ichnaea._fast._query import cell_limits, cell_lookups, wifi_limits, wifi_lookups
     from ichnaea._fast._station import (
         KIND_BLUE,
@@ -73,6 +73,7 @@ __all__ = [
     "aggregate_cluster",
     "aggregate_groups",
     "bbox_array",
+    "block_rule",
     "cell_limits",
     "cell_lookups",
     "circle_radius_m_array",

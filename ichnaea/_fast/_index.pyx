@@ -43,7 +43,16 @@ cdef Py_ssize_t MAX_QUERY_MACS = 10000
 cdef double EPOCH_ORDINAL = 719163.0  # date(1970, 1, 1).toordinal()
 cdef double COORD_SCALE = 10000000.0
 cdef double TEMPORARY_BLOCK_DAYS = 2.0
+# A blocked station relearned since its block is answered (issue 11; the
+# same rule and constants as ichnaea/repositories/stations.py ``relearned``).
+cdef uint32_t RELEARN_SAMPLES = 10
+cdef uint8_t MAX_RELEARN_BLOCKS = 2
 cdef double SECONDS_PER_DAY = 86400.0
+
+
+def block_rule():
+    """(TEMPORARY_BLOCK_DAYS, RELEARN_SAMPLES, MAX_RELEARN_BLOCKS), for tests."""
+    return (TEMPORARY_BLOCK_DAYS, RELEARN_SAMPLES, MAX_RELEARN_BLOCKS)
 
 
 cdef inline double _max_nan(double a, double b) noexcept nogil:
@@ -178,6 +187,7 @@ cdef bint _decode(
     cdef uint16_t created, last_seen, block_last, region_code
     cdef uint8_t block_count
     cdef double created_day, block_last_day, age_months
+    cdef bint blocked
     memcpy(&lat, record, 4)
     memcpy(&lon, record + 4, 4)
     memcpy(&radius, record + 8, 4)
@@ -191,12 +201,16 @@ cdef bint _decode(
     created_day = _day(created)
     block_last_day = _day(block_last)
     # NaN compares False: a station never blocked is not recently blocked.
-    if today_day - block_last_day < TEMPORARY_BLOCK_DAYS:
-        return False
-    if block_count > 0 and created_day == created_day:
+    blocked = today_day - block_last_day < TEMPORARY_BLOCK_DAYS
+    if not blocked and block_count > 0 and created_day == created_day:
         age_months = rint(fabs(created_day - today_day) / 30.0)
-        if block_count >= age_months:
-            return False
+        blocked = block_count >= age_months
+    # Relearned: NULL samples (the largest uint32) and NULL counts (255) fail.
+    if blocked and not (
+        samples != NULL_U32 and samples >= RELEARN_SAMPLES
+        and block_count <= MAX_RELEARN_BLOCKS
+    ):
+        return False
     out[0 * stride + row] = lat / COORD_SCALE
     out[1 * stride + row] = lon / COORD_SCALE
     out[2 * stride + row] = _nullable32(radius)

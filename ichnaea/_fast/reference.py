@@ -826,9 +826,12 @@ def gather_stations(
         created = nullable(int(record["created"]), 0xFFFF, _EPOCH_ORDINAL)
         block_last = nullable(int(record["block_last"]), 0xFFFF, _EPOCH_ORDINAL)
         count = int(record["block_count"])
-        if today_day - block_last < 2:
-            continue
-        if count > 0 and not math.isnan(created) and count >= round(abs(created - today_day) / 30):
+        samples = int(record["samples"])
+        blocked = today_day - block_last < 2 or (
+            count > 0 and not math.isnan(created) and count >= round(abs(created - today_day) / 30)
+        )
+        # Relearned since the block (issue 11): 10 samples, blocked at most twice.
+        if blocked and not (samples != 0xFFFFFFFF and samples >= 10 and count <= 2):
             continue
         values = [
             int(record["lat"]) / 1e7,

@@ -149,7 +149,12 @@ def component_schemas() -> dict[str, Schema]:
                 "accuracy": {
                     **position,
                     "minimum": 0,
-                    "description": "Radius in metres around the position.",
+                    "description": "Radius in metres around the position that holds "
+                    "the true position with the service's stated confidence: 95 % by "
+                    "default (the W3C Geolocation API's), 68 % with "
+                    "LOCATE_CONFIDENCE=68 (Android's). Calibrated on synthetic worlds "
+                    "for answers from the service's own station data; GeoIP and "
+                    "fallback answers carry their source's radius.",
                 },
                 "fallback": {
                     "enum": ["ipf", "lacf"],

@@ -12,15 +12,19 @@ Algorithm
    fast), a non-finite weight or no position are dropped and not counted.
 2. **Group** the rest by station key (MAC or binary cell id), in queue
    order. Every observation of a group counts toward ``obs_count``, even
-   when its station is **blocked** (9.2), which is then left alone.
+   when its station is **blocked** (9.2).
 3. **Choose** the observations of each group: the non-``query`` ones (gnss,
    fused, fixed and null sources all count as gnss) if there are any, with
    group source gnss (3), else the ``query`` ones with group source query (9).
+   A blocked station with no gnss observation is left alone; one with gnss
+   observations goes on like any other, so that it is relearned where it
+   now is (issue 11; the original left it alone).
 4. **Aggregate** all chosen groups of the batch in one ``aggregate_groups``
    call (9.3: bounding box, consistency within the type's maximum distance,
    weighted centre, radius, weight, count) and measure, in one
    ``max_distance_to_points`` call, how far each group reaches from its
-   station's stored centre (9.4).
+   station's stored centre (9.4), and in one more how far its centre is
+   from it (the move distance, :mod:`ichnaea.pipeline.station_state`).
 5. **Decide** per station: its state (none, no position, agreeing with a
    gnss or a query position, disagreeing with a recent or a year-old
    position) and the group's (source, consistent) pick the action from
@@ -31,6 +35,13 @@ Algorithm
    stations of the batch at once (a weighted mean in which the old weight
    counts at most 10000, and the union of the boxes) and one
    ``circle_radius_m`` call gives their radii.
+7. **Block with a fresh start** (issue 11): a block caused by a consistent
+   gnss group that disagrees with the stored position (the station moved)
+   nulls the old position as 9.6 says, and stores the group's aggregate in
+   its place, with the block columns set. The station stays blocked until
+   it rests on ``RELEARN_SAMPLES`` observations
+   (:func:`ichnaea.pipeline.station_state.is_relearned`); a group that is
+   itself inconsistent blocks as before, with no position.
 
 Decisions the spec leaves open or where we differ
 -------------------------------------------------
@@ -164,9 +175,11 @@ def _choose_groups(
     for key, indices in members.items():
         plan.obs_count += len(indices)
         row = existing.get(key)
-        if is_blocked(row, today):
-            continue
         gnss = [i for i in indices if observations[i].get("source") != QUERY]
+        if is_blocked(row, today) and not gnss:
+            # Only GNSS observations may give a blocked station a position
+            # again (relearning, issue 11); query ones are counted, ignored.
+            continue
         if gnss:
             groups.append(_Group(key, row, gnss, GNSS))
         else:
@@ -277,10 +290,14 @@ def plan_station_updates(
     agg = _fast.aggregate_groups(lat, lon, weights, offsets, stype.max_dist_m)
     station_lat, station_lon = _row_column(groups, "lat"), _row_column(groups, "lon")
     farthest = _fast.max_distance_to_points(lat, lon, offsets, station_lat, station_lon)
+    # The distance of each group's centre from the station's (NaN: none).
+    centre = _fast.max_distance_to_points(
+        agg["lat_deg"], agg["lon_deg"], np.arange(len(groups) + 1), station_lat, station_lon
+    )
 
     actions: list[Action | None] = []
     for k, group in enumerate(groups):
-        state = station_state(group.row, float(farthest[k]), stype, today)
+        state = station_state(group.row, float(farthest[k]), stype, today, float(centre[k]))
         actions.append(TRANSITIONS[state, group.source, bool(agg["consistent"][k])])
     changes = [k for k, action in enumerate(actions) if action is Action.change]
     merged = _merge_changes(groups, changes, agg, station_lat, station_lon)
@@ -289,7 +306,12 @@ def plan_station_updates(
     # New and replaced stations take the region of their centre: one
     # vectorised lookup for the whole batch.
     fresh = np.array(
-        [k for k, action in enumerate(actions) if action in (Action.new, Action.replace)],
+        [
+            k
+            for k, action in enumerate(actions)
+            if action in (Action.new, Action.replace)
+            or _relearns(action, groups[k], bool(agg["consistent"][k]))
+        ],
         dtype=np.intp,
     )
     fresh_regions: dict[int, str | None] = {}
@@ -363,6 +385,12 @@ def _merge_changes(
     return {k: {name: values[j] for name, values in lists.items()} for j, k in enumerate(changes)}
 
 
+def _relearns(action: Action | None, group: _Group, consistent: bool) -> bool:
+    """Whether a block starts learning the station afresh from its group (issue 11):
+    a consistent GNSS group that disagrees with the stored position (a move)."""
+    return action is Action.block and consistent and group.source == GNSS
+
+
 def _row_values(
     action: Action,
     group: _Group,
@@ -377,7 +405,6 @@ def _row_values(
     """Every station column of a new, new_block, change, replace or block row."""
     row: Row = group.row or {}  # empty only for new and new_block
     samples = min(agg["count"][k], MAX_SAMPLES)
-    weight = min(agg["weight"][k], MAX_WEIGHT)
     if action is Action.new_block:
         return {
             **dict.fromkeys(STATION_COLUMNS),
@@ -388,15 +415,17 @@ def _row_values(
             "block_count": 1,
         }
     if action is Action.block:
-        return {
-            **dict.fromkeys(STATION_COLUMNS),
-            "region": row.get("region"),
+        blocked = {
             "created": row.get("created"),
             "modified": now,
             "block_first": row.get("block_first") or today,
             "block_last": today,
             "block_count": min((row.get("block_count") or 0) + 1, MAX_BLOCK_COUNT),
         }
+        if _relearns(action, group, bool(agg["consistent"][k])):
+            # Moved: blocked, and learned afresh where the group puts it.
+            return {**_aggregate_alone(group, k, agg, today, fresh_regions), **blocked}
+        return {**dict.fromkeys(STATION_COLUMNS), "region": row.get("region"), **blocked}
     if action is Action.change:
         position = merged[k]
         lat, lon = position["lat"], position["lon"]
@@ -414,15 +443,28 @@ def _row_values(
             **_kept(row, _BLOCK_COLUMNS),
         }
     # new and replace: the aggregate alone
-    position = {column: agg[name][k] for column, name in _POSITION_COLUMNS.items()}
     return {
-        **position,
-        "region": fresh_regions[k],
-        "samples": samples,
-        "source": group.source,
-        "weight": weight,
+        **_aggregate_alone(group, k, agg, today, fresh_regions),
         "created": row.get("created", now),
         "modified": now,
-        "last_seen": today,
         **_kept(row, _BLOCK_COLUMNS),
+    }
+
+
+def _aggregate_alone(
+    group: _Group,
+    k: int,
+    agg: Mapping[str, list[Any]],
+    today: date,
+    fresh_regions: Mapping[int, str | None],
+) -> dict[str, Any]:
+    """The position columns of a station learned from its group alone (new,
+    replace, and a block that starts afresh)."""
+    return {
+        **{column: agg[name][k] for column, name in _POSITION_COLUMNS.items()},
+        "region": fresh_regions[k],
+        "samples": min(agg["count"][k], MAX_SAMPLES),
+        "source": group.source,
+        "weight": min(agg["weight"][k], MAX_WEIGHT),
+        "last_seen": today,
     }

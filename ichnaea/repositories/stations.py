@@ -37,6 +37,25 @@ _EPOCH = datetime(1970, 1, 1)
 _NAN = float("nan")
 # A station blocked on one of the last two days is ignored.
 TEMPORARY_BLOCK_DAYS = 2
+# A blocked station is *relearned*, and answered again, once GNSS
+# observations that agree with each other have given it a position again
+# since its last block: RELEARN_SAMPLES of them, for a station blocked at
+# most MAX_RELEARN_BLOCKS times (one that keeps moving stays blocked by the
+# rules above). A decision of issue 11: the original left a moved station
+# blocked for as long as its age rule said (45 days for a young one), and
+# never answered from its new place meanwhile. The pipeline
+# (ichnaea.pipeline.station_state) only lets GNSS observations give a
+# blocked station a position; the index kernel (ichnaea/_fast/_index.pyx)
+# keeps the same constants (tests/index/test_relearn.py holds them equal).
+RELEARN_SAMPLES = 10
+MAX_RELEARN_BLOCKS = 2
+
+
+def relearned(samples: Float, block_count: Float) -> NDArray[np.bool_]:
+    """Which blocked stations with a position are relearned (NaN samples: no; a
+    NULL count is 0, as the index stores it)."""
+    result: NDArray[np.bool_] = (samples >= RELEARN_SAMPLES) & (block_count <= MAX_RELEARN_BLOCKS)
+    return result
 
 
 @dataclass(slots=True)
@@ -137,13 +156,13 @@ def _rows_to_columns(rows: Sequence[Any]) -> tuple[StationRows, Float]:
 def blocked(rows: StationRows, block_count: Float, today: date) -> NDArray[np.bool_]:
     """Stations excluded from locate: blocked in the last two days, or
     blocked at least once per 30 days of their life (so any block in the
-    first 15 days)."""
+    first 15 days), unless :func:`relearned` since."""
     today_day = float(today.toordinal())
     recent = (today_day - rows.block_last_day) < TEMPORARY_BLOCK_DAYS  # NaN compares False
     count = np.nan_to_num(block_count)
     age_months = np.round(np.abs(rows.created_day - today_day) / 30.0)
     repeated = (count > 0) & ~np.isnan(rows.created_day) & (count >= age_months)
-    result: NDArray[np.bool_] = recent | repeated
+    result: NDArray[np.bool_] = (recent | repeated) & ~relearned(rows.samples, count)
     return result
 
 

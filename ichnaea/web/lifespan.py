@@ -24,6 +24,7 @@ from starlette.types import Scope
 from ichnaea.api.context import STATE_KEY as API_STATE_KEY
 from ichnaea.api.context import ApiState
 from ichnaea.api.keys import ApiKeyCache
+from ichnaea.api.locate import calibration
 from ichnaea.api.locate.fallback import FallbackClient, make_http_client
 from ichnaea.api.locate.service import LocateService
 from ichnaea.api.usage import UsageRecorder
@@ -104,6 +105,7 @@ def open_state(settings: Settings) -> AppState:
         executor=ThreadPoolExecutor(settings.db_pool_size, thread_name_prefix="db"),
         max_queue_backlog=settings.max_queue_backlog,
         index=index,
+        calibration=calibration.load(settings.locate_confidence),
     )
     return AppState(
         settings=settings,

@@ -27,7 +27,7 @@ from tests.fixtures_pipeline import Pipeline
 FRESHNESS_S = 2.0
 MACS = ["0a1b2c3d4e01", "0a1b2c3d4e02", "0a1b2c3d4e03"]
 OLD = (52.52, 13.40)
-NEW = (52.52, 13.43)  # about 2 km east: within a Wi-Fi station's consistency limit
+NEW = (52.52, 13.43)  # about 2 km east: a move (more than 1 km), within 5 km
 
 
 @pytest.fixture
@@ -104,8 +104,9 @@ def test_learned_and_moved_stations_are_answered_from_the_index_within_2_s(
     assert _distance_m(answer, OLD) < 50
     before = answer.json()["location"]
 
-    # Reports from 2 km away move the stations (their position is the mean
-    # of what was reported); the index answers from the new rows.
+    # Reports from 2 km away: a move. The stations are blocked and learned
+    # afresh from these twelve consistent GNSS observations, enough to be
+    # relearned at once (issue 11); the index answers from the new rows.
     pipeline.submit(_reports(*NEW, count=12))
     pipeline.run()
     answer, waited = _answer_within(

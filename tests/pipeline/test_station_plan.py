@@ -357,9 +357,56 @@ def test_consistent_observations_far_from_a_recent_station_block_it(
     existing = station(stype, lat=lat, lon=lon, modified=time_ago(364))
     plan = run(stype, [obs(stype, source=obs_source) for _ in range(3)], geocoder, existing)
     row = only(plan.updates)
-    assert_no_position(row)
+    if obs_source == GNSS:
+        # A move (issue 11): blocked, and learned afresh from the group.
+        assert (row["lat"], row["lon"], row["samples"]) == (
+            pytest.approx(LAT),
+            pytest.approx(LON),
+            3,
+        )
+        assert row["region"] == "GB" and row["last_seen"] == TODAY
+    else:
+        assert_no_position(row)
     assert row["block_count"] == 1
     assert plan.actions == {key_of(stype): Action.block}
+
+
+@pytest.mark.parametrize("samples", [9, 10])
+def test_a_moved_wifi_is_relearned_from_ten_consistent_gnss_observations_issue_11(
+    geocoder: Geocoder, samples: int
+) -> None:
+    """Decision (issue 11): a Wi-Fi station seen by a consistent group 2 km from
+    its stored centre has moved (more than 1 km), so it is blocked, and the
+    group becomes its new position; from RELEARN_SAMPLES (10) observations on
+    it is answered again. The original merged the two places (5 km rule)."""
+    wifi = StationType.wifi
+    lat, lon = north(2000.0)
+    existing = station(wifi, lat=lat, lon=lon, samples=50, weight=50.0)
+    plan = run(wifi, [obs(wifi) for _ in range(samples)], geocoder, existing)
+    row = only(plan.updates)
+    assert plan.actions == {key_of(wifi): Action.block}
+    assert (row["lat"], row["samples"], row["block_count"]) == (pytest.approx(LAT), samples, 1)
+    assert is_blocked(row, TODAY) is (samples < 10)
+
+
+def test_a_wifi_group_within_1_km_still_refines_the_position(geocoder: Geocoder) -> None:
+    wifi = StationType.wifi
+    lat, lon = north(900.0)
+    plan = run(wifi, [obs(wifi)], geocoder, station(wifi, lat=lat, lon=lon))
+    assert plan.actions == {key_of(wifi): Action.change}
+
+
+def test_query_observations_never_move_a_station_issue_11(geocoder: Geocoder) -> None:
+    """Query reports alone never move a station: far from it they block it, with no
+    position, and they never give a blocked one a position."""
+    wifi = StationType.wifi
+    lat, lon = north(2000.0)
+    batch = [obs(wifi, source=QUERY) for _ in range(20)]
+    plan = run(wifi, batch, geocoder, station(wifi, lat=lat, lon=lon))
+    assert_no_position(only(plan.updates))
+    blocked = {**blocked_station(StationType.wifi), "samples": None, "weight": None}
+    batch = [obs(wifi, n=1, source=QUERY) for _ in range(20)]
+    assert run(wifi, batch, geocoder, blocked).actions == {}
 
 
 @pytest.mark.parametrize("stype", ALL_TYPES)
@@ -447,13 +494,35 @@ def test_inconsistent_observations_leave_a_station_without_position_alone(
 
 
 @pytest.mark.parametrize("stype", ALL_TYPES)
-def test_observations_of_a_blocked_station_are_counted_but_ignored(
+def test_query_observations_of_a_blocked_station_are_counted_but_ignored(
     geocoder: Geocoder, stype: StationType
 ) -> None:
-    plan = run(stype, [obs(stype, n=n) for n in range(3)], geocoder, blocked_station(stype))
+    batch = [obs(stype, n=n, source=QUERY) for n in range(3)]
+    plan = run(stype, batch, geocoder, blocked_station(stype))
     assert plan.actions == {key_of(stype, 0): Action.new, key_of(stype, 2): Action.new}
     assert len(plan.inserts) == 2 and plan.updates == []
     assert (plan.obs_count, plan.new) == (3, 2)
+
+
+@pytest.mark.parametrize("stype", ALL_TYPES)
+def test_gnss_observations_give_a_blocked_station_a_position_again_issue_11(
+    geocoder: Geocoder, stype: StationType
+) -> None:
+    """Decision (issue 11): the original ignored every observation of a blocked
+    station (9.7 example 9), so a moved station was never learned at its new
+    place while blocked; GNSS ones now give it a position, still blocked."""
+    # As the block action leaves a row: no position, samples or weight.
+    blocked = {**blocked_station(stype), "samples": None, "weight": None}
+    plan = run(stype, [obs(stype, n=n) for n in range(3)], geocoder, blocked)
+    assert plan.actions == {
+        key_of(stype, 0): Action.new,
+        key_of(stype, 1): Action.change,
+        key_of(stype, 2): Action.new,
+    }
+    row = only(plan.updates)
+    assert (row["lat"], row["lon"], row["samples"]) == (pytest.approx(LAT), pytest.approx(LON), 1)
+    assert (row["block_first"], row["block_last"], row["block_count"]) == (TODAY, TODAY, 1)
+    assert is_blocked(row, TODAY)  # one observation is not enough to relearn it
 
 
 # ---------------------------------------------------------------------------
@@ -511,10 +580,13 @@ def test_gsm_cell_change_merges_weighted_observations_and_queues_its_area(
 def test_change_keeps_the_region_while_inside_its_buffered_shape(
     geocoder: Geocoder, station_lon: float, obs_lon: float, region: str
 ) -> None:
-    wifi = StationType.wifi
-    existing = station(wifi, lat=46.2884, lon=station_lon, region="FR")
-    batch = [obs(wifi, 46.2884, obs_lon) for _ in range(5)]
-    row = only(run(wifi, batch, geocoder, existing).updates)
+    # A cell: the group's centre is 3.8 km from the station's, which is a
+    # change for a cell and a move for a Wi-Fi station (issue 11); the
+    # region rule is the same for every type.
+    cell = StationType.cell
+    existing = station(cell, lat=46.2884, lon=station_lon, region="FR")
+    batch = [obs(cell, 46.2884, obs_lon) for _ in range(5)]
+    row = only(run(cell, batch, geocoder, existing).updates)
     assert row["region"] == region
     # Without stickiness the new centre would be Swiss in both cases.
     assert geocoder.region(row["lat"], row["lon"]) == "CH"

@@ -16,6 +16,7 @@ result from the most direct source (internal before fallback before GeoIP).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -42,6 +43,11 @@ class Position:
     source: DataSource
     fallback: str | None = None
     used_networks: list[UsedNetwork] = field(default_factory=list)
+    # The internal source's spread before any bound: the 95th percentile of
+    # the distances to the networks used, or the station's radius when one
+    # was used alone (metres; NaN for other sources). Read by the radius
+    # calibration (ichnaea.api.locate.calibration), never answered.
+    spread_m: float = math.nan
 
     def __post_init__(self) -> None:
         self.lat = round(self.lat, DEGREE_DECIMAL_PLACES)

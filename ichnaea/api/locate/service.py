@@ -37,6 +37,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ichnaea.api.keys import ApiKey
+from ichnaea.api.locate.calibration import Calibration
+from ichnaea.api.locate.calibration import load as load_calibration
 from ichnaea.api.locate.fallback import FallbackClient
 from ichnaea.api.locate.query import Query
 from ichnaea.api.locate.result import Position, Region, best_position, best_region
@@ -72,6 +74,8 @@ class LocateService:
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(20))
     # The station index; None when disabled. Not ready yet: the database answers.
     index: LiveIndex | None = None
+    # The radius our own answers state (LOCATE_CONFIDENCE).
+    calibration: Calibration = field(default_factory=load_calibration)
     _sample_rate: float = 100.0
     _sample_rate_read_at: float = -math.inf
     # The export configs, for the backlog measure (their queues count).
@@ -97,8 +101,10 @@ class LocateService:
                 found = await self.run_blocking(
                     internal.search_positions, self.db, self.db_breaker, query, now
                 )
-            results += found
+            # The query report keeps the original's radius: the pipeline's
+            # observation weights were set for it (spec pipeline.md 8).
             await self._store_query(query, api_key, found)
+            results += self.calibration.apply(found)
         if geoip.should_search(query):
             results += geoip.search_position(query)
         if fallback.should_search(query, api_key, results):

@@ -14,6 +14,7 @@ from ichnaea.config import Settings
 from ichnaea.enums import Radio
 from ichnaea.queue import INCOMING_QUEUE
 from ichnaea.web.app import create_app
+from tests._support import calibrated
 from tests.fixtures_app import PROXY_PEER, Seeder, flush_usage
 
 LONDON = {"X-Forwarded-For": "81.2.69.192"}
@@ -67,8 +68,8 @@ def test_batch_answers_as_single_calls_in_order(api: TestClient) -> None:
     results = response.json()["results"]
     assert results == singles
     assert [r.get("accuracy") or reason(r) for r in results] == [
-        10.0,
-        1000.0,
+        pytest.approx(calibrated("wifi", 1.11, 3), abs=0.5),
+        calibrated("cell", 500.0, 1),
         "notFound",
         "parseError",
         40000.0,
@@ -179,7 +180,7 @@ def test_batch_reaching_the_limit_mid_batch_refuses_the_rest(
     response = api.post("/v1/geolocate/batch?key=five", json={"queries": queries}, headers=LONDON)
     assert response.status_code == 200
     results = response.json()["results"]
-    assert results[0]["accuracy"] == 10.0
+    assert results[0]["accuracy"] == pytest.approx(calibrated("wifi", 1.11, 3), abs=0.5)
     assert reason(results[1]) == "parseError"
     assert [reason(r) for r in results[2:]] == ["dailyLimitExceeded"] * 2
     assert results[2]["error"]["code"] == 403

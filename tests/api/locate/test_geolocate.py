@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 
 from ichnaea.enums import Radio
 from ichnaea.queue import INCOMING_QUEUE, decode_item
+from tests._support import calibrated
 from tests.fixtures_app import Backend, Seeder
 
 LONDON = {"X-Forwarded-For": "81.2.69.192"}
@@ -241,7 +242,12 @@ def test_14_known_cell_answers_with_cell_accuracy(
     seed.cell(Radio.lte, 2, 1234, lat=51.51, lon=-0.11)
     body = {"cellTowers": [lte_cell(signalStrength=-70, timingAdvance=1)]}
     response = api.post(URL, json=body)
-    assert response.json() == {"location": {"lat": 51.51, "lng": -0.11}, "accuracy": 1000.0}
+    # The calibrated radius (issue 11) of the cell's radius, 500 m: the
+    # original answered it bounded to 1,000 m.
+    assert response.json() == {
+        "location": {"lat": 51.51, "lng": -0.11},
+        "accuracy": calibrated("cell", 500.0, 1),
+    }
     (item,) = queued(backend_redis)
     assert item["report"]["cellTowers"][0]["signalStrength"] == -70
     assert item["report"]["cellTowers"][0]["timingAdvance"] == 1
@@ -249,7 +255,7 @@ def test_14_known_cell_answers_with_cell_accuracy(
     cell = lte_cell()
     del cell["radioType"]
     response = api.post(URL, json={"radioType": "lte", "cellTowers": [cell]})
-    assert response.json()["accuracy"] == 1000.0
+    assert response.json()["accuracy"] == calibrated("cell", 500.0, 1)
 
 
 @pytest.mark.parametrize("fallbacks", [None, {"lacf": True}, {"ipf": True}])
@@ -266,7 +272,8 @@ def test_15_known_area_answers_with_lacf(
         body["fallbacks"] = fallbacks
     assert api.post(URL, json=body).json() == {
         "location": {"lat": 51.4, "lng": -0.2},
-        "accuracy": 50000.0,
+        # The area's radius, 25 km, calibrated (the original: 50 km at least).
+        "accuracy": calibrated("area", 25_000.0, 1),
         "fallback": "lacf",
     }
 
@@ -327,7 +334,12 @@ def test_19_three_wifis_and_the_queued_report(
         ]
     }
     response = api.post(URL, json=body)
-    assert response.json() == {"location": {"lat": 51.500005, "lng": -0.1}, "accuracy": 10.0}
+    # The spread (95th percentile of the distances) is 1.56 m; the answer
+    # states its calibrated radius (issue 11), the original 10 m.
+    assert response.json() == {
+        "location": {"lat": 51.500005, "lng": -0.1},
+        "accuracy": pytest.approx(calibrated("wifi", 1.56, 3), abs=0.5),
+    }
     (item,) = queued(backend_redis)
     assert item["api_key"] == "test" and item["source"] == "query"
     report = item["report"]
@@ -360,7 +372,7 @@ def test_20_bluetooth_position_and_report(
     }
     response = api.post(URL, json=body)
     assert response.json()["location"]["lat"] == 51.5000035
-    assert response.json()["accuracy"] == 10.0
+    assert response.json()["accuracy"] == pytest.approx(calibrated("blue", 1.7, 3), abs=0.5)
     (item,) = queued(backend_redis)
     assert item["report"]["bluetoothBeacons"][1] == {"macAddress": MACS[1], "name": "my-beacon"}
 

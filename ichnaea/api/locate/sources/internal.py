@@ -34,6 +34,7 @@ connection.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -192,17 +193,29 @@ def _guarded(breaker: CircuitBreaker, what: str, kind: str, search: Callable[[],
         return None
 
 
+# The kernels compute the spread unbounded; the original's bounds (spec 4.6,
+# 4.7) are applied here, so that a result carries both (Position.spread_m).
+UNBOUNDED = (0.0, math.inf)
+
+
+def _bounded(spread_m: float, lower: float, upper: float) -> float:
+    return min(max(spread_m, lower), upper)
+
+
 def _internal_position(
-    position: ClusterPosition | CellPosition, used: list[UsedNetwork]
+    position: ClusterPosition | CellPosition,
+    used: list[UsedNetwork],
+    bounds: tuple[float, float],
 ) -> Position:
     return Position(
         position.lat,
         position.lon,
-        position.accuracy_m,
+        _bounded(position.accuracy_m, *bounds),
         position.score,
         DataSource.internal,
         None,
         used,
+        position.accuracy_m,
     )
 
 
@@ -231,14 +244,15 @@ def _mac_positions(
             signal[index],
             score[index],
             max_networks=params.max_networks,
-            min_accuracy_m=params.min_accuracy_m,
-            max_accuracy_m=params.max_accuracy_m,
+            min_accuracy_m=UNBOUNDED[0],
+            max_accuracy_m=UNBOUNDED[1],
         )
         used = [
             (params.kind, rows.keys[i], bool(seen_today[i]))
             for i in index[position.sample_mask.astype(bool)]
         ]
-        results.append(_internal_position(position, used))
+        bounds = (params.min_accuracy_m, params.max_accuracy_m)
+        results.append(_internal_position(position, used, bounds))
     return results
 
 
@@ -273,29 +287,33 @@ def _mac_positions_in(
         now_s=to_seconds(now),
         max_distance_m=params.max_distance_m,
         max_networks=params.max_networks,
-        min_accuracy_m=params.min_accuracy_m,
-        max_accuracy_m=params.max_accuracy_m,
+        min_accuracy_m=UNBOUNDED[0],
+        max_accuracy_m=UNBOUNDED[1],
     )
-    return _found_positions(params.kind, keys, clusters)
+    return _found_positions(
+        params.kind, keys, clusters, (params.min_accuracy_m, params.max_accuracy_m)
+    )
 
 
 def _found_positions(
     kind: str,
     keys: list[bytes],
     found: list[tuple[float, float, float, float, list[tuple[int, bool]]]],
+    bounds: tuple[float, float],
 ) -> list[Position]:
-    """The positions the index kernels found, naming the stations they used."""
+    """The positions the index kernels found (spread unbounded), naming the stations used."""
     return [
         Position(
             lat,
             lon,
-            accuracy,
+            _bounded(spread, *bounds),
             score,
             DataSource.internal,
             None,
             [(kind, keys[i], seen_today) for i, seen_today in used],
+            spread,
         )
-        for lat, lon, accuracy, score, used in found
+        for lat, lon, spread, score, used in found
     ]
 
 
@@ -332,11 +350,13 @@ def _cell_positions(stations: StationLookup, query: Query, now: datetime) -> lis
             age[index],
             signal[index],
             score[index],
-            min_accuracy_m=CELL_MIN_ACCURACY_M,
-            max_accuracy_m=CELL_MAX_ACCURACY_M,
+            min_accuracy_m=UNBOUNDED[0],
+            max_accuracy_m=UNBOUNDED[1],
         )
         used = [("cell", rows.keys[i], bool(seen_today[i])) for i in members]
-        results.append(_internal_position(position, used))
+        results.append(
+            _internal_position(position, used, (CELL_MIN_ACCURACY_M, CELL_MAX_ACCURACY_M))
+        )
     return results
 
 
@@ -352,12 +372,12 @@ def _cell_positions_in(index: IndexLookup, query: Query, now: datetime) -> list[
         [max(abs(c.age or 0), MIN_WEIGHT_AGE_MS) for c in found],
         today=now.date(),
         now_s=to_seconds(now),
-        min_accuracy_m=CELL_MIN_ACCURACY_M,
-        max_accuracy_m=CELL_MAX_ACCURACY_M,
+        min_accuracy_m=UNBOUNDED[0],
+        max_accuracy_m=UNBOUNDED[1],
     )
     if not areas:
         return _area_positions(index, query, now)
-    return _found_positions("cell", keys, areas)
+    return _found_positions("cell", keys, areas, (CELL_MIN_ACCURACY_M, CELL_MAX_ACCURACY_M))
 
 
 def _area_scores(areas: AreaRows, now: datetime) -> np.ndarray:
@@ -376,7 +396,8 @@ def _area_positions(stations: StationLookup, query: Query, now: datetime) -> lis
         return []
     areas = stations.areas([area.areaid for area in query.cell_area])
     score = _area_scores(areas, now)
-    accuracy = np.clip(np.nan_to_num(areas.radius_m), AREA_MIN_ACCURACY_M, AREA_MAX_ACCURACY_M)
+    spread = np.nan_to_num(areas.radius_m)
+    accuracy = np.clip(spread, AREA_MIN_ACCURACY_M, AREA_MAX_ACCURACY_M)
     today = now.date().toordinal()
     return [
         Position(
@@ -387,6 +408,7 @@ def _area_positions(stations: StationLookup, query: Query, now: datetime) -> lis
             DataSource.internal,
             "lacf",
             [("area", areas.keys[i], bool(areas.last_seen_day[i] >= today))],
+            float(spread[i]),
         )
         for i in range(len(areas))
     ]
