@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from benchmarks.accuracy.calibrate import fit_band
 from benchmarks.accuracy.scans import build_plan
 from benchmarks.accuracy.score import Outcome, by_kind, haversine_m, outcome, summarise
 from benchmarks.accuracy.world import generate_world
@@ -82,3 +83,35 @@ def test_summarise_median_p90_inside_and_far_of_known_values() -> None:
 
 def test_haversine_one_degree_of_latitude() -> None:
     assert haversine_m(52.0, 13.0, 53.0, 13.0) == pytest.approx(math.radians(1) * 6_371_008.8)
+
+
+def test_area_queries_name_cells_no_station_has() -> None:
+    world = generate_world("suburb", 3, scale=0.2)
+    plan = build_plan(world)
+    known = {tuple(map(int, ident.split(":"))) for s in ("lte", "gsm")
+             for ident in world.stations[s].ids}  # fmt: skip
+    areas = [q for q in plan.queries if q.kind == "area"]
+    assert areas
+    for query in areas:
+        for cell in query.body["cellTowers"]:
+            ident = (cell["mobileCountryCode"], cell["mobileNetworkCode"],
+                     cell["locationAreaCode"], cell["cellId"])  # fmt: skip
+            assert ident not in known
+            assert any(ident[:3] == k[:3] for k in known)  # its area is known
+
+
+def test_calibration_fit_recovers_a_known_quantile_line() -> None:
+    # error = 20 + 0.5 * spread * u, u uniform on [0, 2]: the tau quantile of
+    # the error at a spread is 20 + spread * tau (for the affine fit).
+    rng = np.random.default_rng(1)
+    spread = rng.uniform(10, 200, 20_000)
+    error = 20 + 0.5 * spread * rng.uniform(0, 2, spread.size)
+    for tau in (0.68, 0.95):
+        intercept, slope = fit_band(spread, error, tau)
+        assert slope == pytest.approx(tau, abs=0.03)
+        assert intercept == pytest.approx(20, abs=4)
+        inside = np.mean(error <= intercept + slope * spread)
+        assert inside == pytest.approx(tau, abs=0.01)
+    # The intercept is never below the floor asked for (the lower confidence's).
+    assert fit_band(spread, error, 0.68, min_intercept=50.0)[0] >= 50.0
+    assert fit_band(spread, error, 0.68, proportional=True)[0] == 0.0
