@@ -12,6 +12,11 @@ Bluetooth → Wi-Fi → cells:
   cluster, aggregated by weighted mean. Only if no cell was found are the
   cell areas themselves used, as coarse "lacf" positions.
 
+Every position carries the original's accuracy (its bounds applied here)
+and the unbounded spread it came from (``Position.spread_m``): the locate
+service answers the radius :mod:`ichnaea.api.locate.calibration` makes of
+the spread, and keeps the original's for the query reports.
+
 Regions (4.9): stations vote for the region stored with them, weighted by
 their score; cells vote for the regions of their MCC (each of n regions
 gets 1/n), and an ambiguous MCC is resolved with the area table's region.
