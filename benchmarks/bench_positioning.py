@@ -201,7 +201,7 @@ def test_percentile95_distance(benchmark: Any, scan: Scan, implementation: str) 
 @pytest.mark.parametrize("implementation", ["kernel", "positioning", "reference"])
 def test_aggregate_cluster(benchmark: Any, scan: Scan, implementation: str) -> None:
     s = scan
-    arrays = (s.lat, s.lon, s.age_ms, s.signal_dbm, s.score)
+    arrays = (s.lat, s.lon, s.age_ms, s.signal_dbm, s.score, s.radius_m)
     mask = np.empty(s.n, dtype=np.uint8)
     bounds = (MIN_ACCURACY_M, MAX_ACCURACY_M)
 

@@ -13,11 +13,12 @@ scan of a few dozen networks costs microseconds.
   more. Fewer than two networks never form a cluster, so a caller cannot
   learn where one real network is by pairing it with a made-up one.
 * ``aggregate_cluster_position`` turns one cluster into a position: the
-  weighted mean of its best-scored networks, refined by least squares
-  exactly as ``scipy.optimize.leastsq`` did in the old service, an accuracy
-  from the 95th percentile of the distances, and the summed score.
+  weighted mean of its best-scored networks, weighted by signal and
+  station radius (issue 11; the old service weighted by score / signal²
+  and refined by least squares), an accuracy from the 95th percentile of
+  the distances, and the summed score.
 * ``aggregate_cell_position`` does the same for the cells of one cell area,
-  without the least-squares step.
+  with the old service's weights.
 
 Quirk Q1 is fixed here, not reproduced: when a cluster has more than
 ``max_networks`` networks, the sample is the ``max_networks`` *highest*
@@ -191,6 +192,7 @@ def aggregate_cluster_position(
     age_ms: ArrayLike,
     signal_dbm: ArrayLike,
     score: ArrayLike,
+    radius_m: ArrayLike,
     *,
     max_networks: int,
     min_accuracy_m: float,
@@ -201,13 +203,11 @@ def aggregate_cluster_position(
     1. Sample: the ``max_networks`` highest-scored networks, ties in input
        order (fixing quirk Q1, see the module docstring); all of them if
        the cluster is not larger.
-    2. Weights ``score · min(√(2000 / age_ms), 1) / signal_dbm²`` and their
-       weighted mean of latitude and longitude.
-    3. Least-squares refinement from that mean over the residuals
-       ``distance_m(network, P) · min(√(2000 / age_ms), 1) / signal_dbm²``,
-       reproducing ``scipy.optimize.leastsq`` with its default parameters
-       (a port of MINPACK lmdif); the mean is kept if it does not converge.
-    4. Accuracy: the 95th percentile (linear interpolation) of the distances
+    2. Weights ``min(√(2000 / age_ms), 1) · 10^(signal_dbm / 15) /
+       clip(radius_m, 30, 300)`` (a NaN radius counts as 30) and their
+       weighted mean of latitude and longitude: the position (issue 11; see
+       ``ichnaea/_fast/_weighting.pyx``).
+    3. Accuracy: the 95th percentile (linear interpolation) of the distances
        from the position to the sampled networks, clamped to
        ``[min_accuracy_m, max_accuracy_m]``.
 
@@ -221,6 +221,8 @@ def aggregate_cluster_position(
         Signal strengths, dBm, missing ones already set to the default.
     score : array_like, shape (n,)
         Station scores, > 0.
+    radius_m : array_like, shape (n,)
+        Station radii, metres; NaN for none.
     max_networks : int
         Largest sample (20 Wi-Fi, 10 Bluetooth), ≥ 1.
     min_accuracy_m, max_accuracy_m : float
@@ -247,6 +249,7 @@ def aggregate_cluster_position(
     age = _vector("age_ms", age_ms, n)
     signal = _vector("signal_dbm", signal_dbm, n)
     scores = _vector("score", score, n)
+    radius = _vector("radius_m", radius_m, n)
     if n == 0:
         raise ValueError("a cluster needs at least one network")
     sample_size = operator.index(max_networks)
@@ -256,7 +259,7 @@ def aggregate_cluster_position(
     upper = _bound("max_accuracy_m", max_accuracy_m)
     mask = np.empty(n, dtype=np.uint8)
     out_lat, out_lon, accuracy, score_sum = _fast.aggregate_cluster(
-        lat, lon, age, signal, scores, sample_size, lower, upper, mask
+        lat, lon, age, signal, scores, radius, sample_size, lower, upper, mask
     )
     return ClusterPosition(out_lat, out_lon, accuracy, score_sum, mask.view(np.bool_))
 

@@ -35,15 +35,21 @@ def locate_macs(
     signals: Sequence[float | None] | None = None,
     ages: Sequence[float | None] | None = None,
     scores: Sequence[float] | None = None,
+    radii: Sequence[float] | None = None,
     kind: tuple[float, float, int, float, float] = WIFI,
 ) -> list[tuple[float, float, float, float]]:
-    """Cluster and aggregate as the service does; (lat, lon, accuracy, score)."""
+    """Cluster and aggregate as the service does; (lat, lon, accuracy, score).
+
+    Station radii default to NULL (NaN), which weighs as 30 m: the spec's
+    examples give none, and the original never used them (spec 4.5 step 2).
+    """
     max_distance_m, min_signal, max_networks, min_accuracy_m, max_accuracy_m = kind
     n = len(lats)
     # spec 4.5 step 1: age = max(|age or 0|, 1000), signal = signal or default.
     age = np.array([max(abs(a or 0.0), 1000.0) for a in (ages or [None] * n)])
     signal = np.array([s or min_signal for s in (signals or [None] * n)], dtype=np.float64)
     score = np.array(scores or [FACTORY_SCORE] * n, dtype=np.float64)
+    radius = np.array(radii or [math.nan] * n, dtype=np.float64)
     lat, lon = np.asarray(lats, dtype=np.float64), np.asarray(lons, dtype=np.float64)
     results = []
     for members in positioning.cluster_networks(lat, lon, max_distance_m=max_distance_m):
@@ -53,6 +59,7 @@ def locate_macs(
             age[members],
             signal[members],
             score[members],
+            radius[members],
             max_networks=max_networks,
             min_accuracy_m=min_accuracy_m,
             max_accuracy_m=max_accuracy_m,
@@ -101,7 +108,10 @@ def test_three_wifis_with_missing_and_invalid_signals() -> None:
     found = locate_macs(
         [BASE_LAT, BASE_LAT + 1e-5, BASE_LAT + 2e-5], [BASE_LON] * 3, signals=[-50, None, None]
     )
-    assert found == [(51.500005, BASE_LON, 10.0, pytest.approx(0.15))]
+    # Decision (issue 11): weights 10^(signal / 15) / radius, so the network
+    # heard at -50 dBm outweighs the two at -100 about 2,000 to 1; the
+    # original (score / signal², then least squares) answered 51.500005.
+    assert found == [(BASE_LAT, BASE_LON, 10.0, pytest.approx(0.15))]
 
 
 def test_three_bluetooth_beacons_with_missing_and_invalid_signals() -> None:
@@ -112,12 +122,14 @@ def test_three_bluetooth_beacons_with_missing_and_invalid_signals() -> None:
         signals=[-50, None, None],
         kind=BLUE,
     )
-    assert found == [(BASE_LAT + 0.0000035, BASE_LON, 10.0, pytest.approx(0.15))]
+    # Issue 11's weights (see the Wi-Fi case); the original: lat +0.0000035.
+    assert found == [(BASE_LAT, BASE_LON, 10.0, pytest.approx(0.15))]
 
 
 def test_weights_test_of_four_wifis() -> None:
-    # Signals -10..-100 and ages 0, 8000, 16000, omitted: leastsq moves well
-    # away from the initial guess (51.50000722, -0.09999134).
+    # Signals -10..-100 and ages 0, 8000, 16000, omitted. Issue 11's weights
+    # put nearly all the weight on the -10 dBm network (the original's least
+    # squares answered (51.5000009, -0.0999994), accuracy 39.507531).
     i = np.arange(4)
     found = locate_macs(
         (BASE_LAT + i * 0.0001).tolist(),
@@ -125,7 +137,7 @@ def test_weights_test_of_four_wifis() -> None:
         signals=[-10, -40, -70, -100],
         ages=[0, 8000, 16000, None],
     )
-    assert found == [(51.5000009, -0.0999994, 39.507531, pytest.approx(0.2))]
+    assert found == [(51.5000005, -0.0999994, 39.5457688, pytest.approx(0.2))]
 
 
 def test_two_wifis_with_different_samples() -> None:
@@ -136,7 +148,9 @@ def test_two_wifis_with_different_samples() -> None:
         signals=[-60, -80],
         scores=[0.564, 0.664],
     )
-    assert found == [(BASE_LAT, BASE_LON + 0.000004, 10.0, pytest.approx(1.228))]
+    # Issue 11's weights: -60 dBm outweighs -80 dBm 21.5 to 1 (the scores
+    # no longer weigh); the original answered lon +0.000004.
+    assert found == [(BASE_LAT, round(BASE_LON + 0.0000004, 7), 10.0, pytest.approx(1.228))]
     assert found[0][3] > 1.0
 
 
@@ -148,7 +162,9 @@ def test_two_bluetooth_beacons_with_different_samples() -> None:
         scores=[0.564, 0.664],
         kind=BLUE,
     )
-    assert [(lat, lon) for lat, lon, *_ in found] == [(BASE_LAT, round(BASE_LON + 0.0000048, 7))]
+    # Issue 11's weights: -80 dBm outweighs -90 dBm 4.6 to 1; the original
+    # (scores and signal²) answered lon +0.0000048.
+    assert [(lat, lon) for lat, lon, *_ in found] == [(BASE_LAT, round(BASE_LON + 0.0000018, 7))]
 
 
 def test_outlier_wifi_is_removed() -> None:
@@ -249,6 +265,7 @@ def test_sample_keeps_highest_scored_networks_fixing_q1() -> None:
         np.full(n, 1000.0),
         np.full(n, -70.0),
         score,
+        np.full(n, 50.0),
         max_networks=20,
         min_accuracy_m=10.0,
         max_accuracy_m=500.0,
@@ -266,6 +283,7 @@ def test_sample_ties_keep_input_order() -> None:
         [1000.0] * 4,
         [-50.0] * 4,
         [0.5, 0.7, 0.5, 0.5],
+        [50.0] * 4,
         max_networks=2,
         min_accuracy_m=10.0,
         max_accuracy_m=500.0,
@@ -286,6 +304,7 @@ def random_cluster(seed: int, n: int) -> list[np.ndarray]:
         np.maximum(rng.uniform(0.0, 16000.0, n).round(), 1000.0),
         rng.uniform(-100.0, -10.0, n).round(),
         rng.uniform(0.05, 10.0, n),
+        rng.uniform(10.0, 400.0, n).round(),  # station radii
     ]
 
 
@@ -376,11 +395,11 @@ def test_aggregate_cluster_position_rejects_bad_input() -> None:
     good = random_cluster(8, 3)
     options = {"max_networks": 20, "min_accuracy_m": 10.0, "max_accuracy_m": 500.0}
     with pytest.raises(ValueError, match="length"):
-        positioning.aggregate_cluster_position(*good[:4], good[4][:2], **options)
+        positioning.aggregate_cluster_position(*good[:4], good[4][:2], good[5], **options)
     with pytest.raises(ValueError, match="one-dimensional"):
         positioning.aggregate_cluster_position(good[0].reshape(1, 3), *good[1:], **options)
     with pytest.raises(ValueError, match="at least one"):
-        positioning.aggregate_cluster_position(*(np.empty(0) for _ in range(5)), **options)
+        positioning.aggregate_cluster_position(*(np.empty(0) for _ in range(6)), **options)
     with pytest.raises(TypeError, match="real numbers"):
         positioning.aggregate_cluster_position(["a", "b", "c"], *good[1:], **options)
     with pytest.raises(TypeError, match="real numbers"):
@@ -414,7 +433,7 @@ def test_cluster_networks_rejects_bad_input() -> None:
 
 
 def test_aggregate_cell_position_matches_reference() -> None:
-    lat, lon, age, signal, score = random_cluster(10, 6)
+    lat, lon, age, signal, score, _ = random_cluster(10, 6)
     radius = np.full(6, 2000.0)
     found = positioning.aggregate_cell_position(
         lat.astype(np.float32), lon, radius, age, signal, score

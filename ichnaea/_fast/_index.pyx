@@ -397,10 +397,10 @@ def locate_macs(
     cdef const uint8_t* ok = &over_keys[0] if over_count else NULL
     cdef const uint8_t* ov = &over_values[0] if over_count else NULL
     cdef const uint8_t* op = &over_present[0] if over_count else NULL
-    # Scratch: the decoded rows (COLUMNS × n), five cluster columns (5 × n)
+    # Scratch: the decoded rows (COLUMNS × n), six cluster columns (6 × n)
     # and the cluster position (4); query index, labels, members, ends
     # (4 × n); region and source of the gather; the sample mask.
-    cdef double* doubles = <double*>malloc(((COLUMNS + 5) * n + 4) * sizeof(double))
+    cdef double* doubles = <double*>malloc(((COLUMNS + 6) * n + 4) * sizeof(double))
     cdef int64_t* ints = <int64_t*>malloc(4 * n * sizeof(int64_t))
     cdef int32_t* region = <int32_t*>malloc(n * sizeof(int32_t))
     cdef int8_t* source = <int8_t*>malloc(n * sizeof(int8_t))
@@ -408,6 +408,7 @@ def locate_macs(
     cdef Py_ssize_t rows, n_groups, kept, g, k, r, start = 0, end, m
     cdef double* lat
     cdef double* lon
+    cdef double* radius
     cdef double* last_seen
     cdef double* score
     cdef double* sub
@@ -420,9 +421,9 @@ def locate_macs(
     try:
         if doubles == NULL or ints == NULL or region == NULL or source == NULL or mask == NULL:
             raise MemoryError(f"cannot allocate scratch for {n} MACs")
-        lat, lon = doubles, doubles + n
+        lat, lon, radius = doubles, doubles + n, doubles + 2 * n
         last_seen, score = doubles + 6 * n, doubles + 8 * n
-        sub, position = doubles + COLUMNS * n, doubles + (COLUMNS + 5) * n
+        sub, position = doubles + COLUMNS * n, doubles + (COLUMNS + 6) * n
         at, labels, members, ends = ints, ints + n, ints + 2 * n, ints + 3 * n
         with nogil:
             rows = _gather(
@@ -445,8 +446,9 @@ def locate_macs(
                 sub[2 * n + k] = age_ms[at[r]]
                 sub[3 * n + k] = signal_dbm[at[r]]
                 sub[4 * n + k] = score[r]
+                sub[5 * n + k] = radius[r]
             cluster_position(
-                sub, sub + n, sub + 2 * n, sub + 3 * n, sub + 4 * n, m,
+                sub, sub + n, sub + 2 * n, sub + 3 * n, sub + 4 * n, sub + 5 * n, m,
                 max_networks, min_accuracy_m, max_accuracy_m, mask, position,
             )
             used = []

@@ -12,6 +12,7 @@ cdef int cluster_position(
     const double* age_ms,  # IN n
     const double* signal_dbm,  # IN n
     const double* score,  # IN n
+    const double* radius_m,  # IN n
     Py_ssize_t n,  # IN ≥ 1
     Py_ssize_t max_networks,  # IN
     double min_accuracy_m,  # IN

@@ -1,7 +1,7 @@
 """Weighting kernels: the position, accuracy and score of one cluster.
 
 A cluster of Wi-Fi or Bluetooth networks (spec/locate.md 4.6) becomes one
-answer in four steps:
+answer in three steps:
 
 1. *Sample.* When the cluster has more than ``max_networks`` members only
    the ``max_networks`` highest-scored ones are used, ties going to the
@@ -9,26 +9,29 @@ answer in four steps:
    which sorted by ascending score and so kept the *worst* networks; the
    two agree whenever the cluster is no larger than ``max_networks``.
 2. *Weighted mean.* Each sampled network k gets the weight
-   w_k = score_k · min(√(2000 / age_k), 1) / signal_k², so strong, fresh,
-   well-known networks count most (the age factor is 1 up to 2 s, 0.5 at
-   8 s), and the weighted arithmetic mean of the latitudes and longitudes
-   in degrees is the first guess.
-3. *Least squares.* From that guess MINPACK's Levenberg-Marquardt
-   (``_leastsq.lmdif``, exactly as ``scipy.optimize.leastsq`` runs it with
-   its default tolerances) minimises Σ r_k² over the residuals
-   r_k(P) = distance_m(network_k, P) · min(√(2000 / age_k), 1) / signal_k²
-   (no score). Its answer is kept when lmdif reports convergence (info 1-4)
-   and the first guess otherwise. lmdif's relative x-tolerance is about
-   1e-6° at these coordinates, so it often stops at or near the first
-   guess; reproducing that stopping rule is why the port is operation-exact.
-4. *Accuracy* is the 95th percentile, interpolated linearly between order
+   w_k = min(√(2000 / age_k), 1) · 10^(signal_k / 15) / clip(radius_k, 30, 300)
+   (a NULL radius counts as 30 m), and the answer is the weighted
+   arithmetic mean of the latitudes and longitudes in degrees. A decision
+   of issue 11: received power falls with a power of the distance, so a
+   weight growing tenfold per 15 dB stands for 1 / distance² at a
+   path-loss exponent of 3, and a
+   station whose observations spread over a small radius is better placed
+   than one heard over a wide area. The original weighted by
+   score / signal² (-50 dBm only 3.2 times -90 dBm) and refined the mean
+   by least squares over residuals distance / signal²; on the accuracy
+   harness's held-out worlds the new weights took the Wi-Fi median error
+   from 29.8 m to 24.0 m (benchmarks/RESULTS.md). MINPACK's
+   Levenberg-Marquardt port (``least_squares_position``, exactly as
+   ``scipy.optimize.leastsq``) is no longer on this path.
+3. *Accuracy* is the 95th percentile, interpolated linearly between order
    statistics like NumPy's default, of the distances from the answer to the
    sampled networks, clamped to [min_accuracy_m, max_accuracy_m]. The
    answer's score is the sum of the scores of the *whole* cluster.
 
-Cells (spec 4.7) use step 2 only: a single cell gives its own position and
-its radius as accuracy, several cells the weighted mean, the clamped 95th
-percentile and the summed score. The cell radius is otherwise unused.
+Cells (spec 4.7) keep the original's weights, score · age factor /
+signal²: a single cell gives its own position and its radius as accuracy,
+several cells the weighted mean, the clamped 95th percentile and the
+summed score. The cell radius is otherwise unused.
 
 Sums are evaluated in NumPy's pairwise order (8 partial sums, halves above
 128 terms), so that the kernels match a NumPy implementation bit for bit
@@ -37,7 +40,7 @@ instead of within rounding. The entry points take contiguous float64 arrays
 scratch memory once, before releasing the GIL.
 """
 
-from libc.math cimport NAN, floor, isnan, sqrt
+from libc.math cimport NAN, floor, isnan, pow, sqrt
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport free, malloc
 
@@ -57,6 +60,11 @@ cdef double LEASTSQ_EPSFCN = 2.220446049250313e-16  # float64 machine epsilon
 cdef double LEASTSQ_FACTOR = 100.0
 # Percentile of the distances reported as accuracy, as a fraction.
 cdef double ACCURACY_QUANTILE = 0.95
+# Wi-Fi and Bluetooth weights (step 2): tenfold per this many dB, divided by
+# the station radius bounded to [MIN, MAX] metres.
+cdef double SIGNAL_DB_PER_DECADE = 15.0
+cdef double MIN_WEIGHT_RADIUS_M = 30.0
+cdef double MAX_WEIGHT_RADIUS_M = 300.0
 
 # One cluster's sample, packed for the residual function.
 cdef struct _Sample:
@@ -333,6 +341,20 @@ cdef void _select_sample(
         out_in_sample[order[i]] = 1
 
 
+cdef inline double _network_weight(
+    double age_factor,  # IN
+    double signal_dbm,  # IN
+    double radius_m,  # IN: NaN for none
+) noexcept nogil:
+    # Step 2's Wi-Fi and Bluetooth weight.
+    cdef double radius = radius_m
+    if not radius >= MIN_WEIGHT_RADIUS_M:  # NaN too
+        radius = MIN_WEIGHT_RADIUS_M
+    elif radius > MAX_WEIGHT_RADIUS_M:
+        radius = MAX_WEIGHT_RADIUS_M
+    return age_factor * pow(10.0, signal_dbm / SIGNAL_DB_PER_DECADE) / radius
+
+
 cdef void _pack(
     _Sample* s,  # OUT: fills m and the arrays
     const double* lat_deg,  # IN
@@ -340,6 +362,7 @@ cdef void _pack(
     const double* age_ms,  # IN
     const double* signal_dbm,  # IN
     const double* score,  # IN
+    const double* radius_m,  # IN: NULL for the cells' weights
     const uint8_t* in_sample,  # IN: NULL for all
     Py_ssize_t n,  # IN
 ) noexcept nogil:
@@ -351,7 +374,10 @@ cdef void _pack(
         s.lon_deg[k] = lon_deg[i]
         s.age_factor[k] = _age_factor(age_ms[i])
         s.signal_sq[k] = signal_dbm[i] * signal_dbm[i]
-        s.weight[k] = score[i] * s.age_factor[k] / s.signal_sq[k]
+        if radius_m == NULL:
+            s.weight[k] = score[i] * s.age_factor[k] / s.signal_sq[k]
+        else:
+            s.weight[k] = _network_weight(s.age_factor[k], signal_dbm[i], radius_m[i])
         k += 1
     s.m = k
 
@@ -585,6 +611,7 @@ def aggregate_cluster(
     const float64_t[::1] age_ms,  # IN
     const float64_t[::1] signal_dbm,  # IN
     const float64_t[::1] score,  # IN
+    const float64_t[::1] radius_m,  # IN
     Py_ssize_t max_networks,  # IN
     double min_accuracy_m,  # IN
     double max_accuracy_m,  # IN
@@ -593,8 +620,8 @@ def aggregate_cluster(
     """Position, accuracy and score of one Wi-Fi/Bluetooth cluster (spec 4.6).
 
     Sample (the ``max_networks`` highest scores, fixing quirk Q1), weighted
-    mean, leastsq refinement (kept only on convergence), clamped 95th
-    percentile accuracy, and the score summed over the whole cluster.
+    mean (issue 11's weights, no least squares), clamped 95th percentile
+    accuracy, and the score summed over the whole cluster.
 
     Parameters
     ----------
@@ -606,6 +633,8 @@ def aggregate_cluster(
         Signals, dBm, missing values already replaced by the default.
     score : float64 array, shape (n,)
         Station scores, > 0.
+    radius_m : float64 array, shape (n,)
+        Station radii, metres; NaN for none.
     max_networks : int
         Largest sample.
     min_accuracy_m, max_accuracy_m : float
@@ -626,11 +655,12 @@ def aggregate_cluster(
     check_lengths(n, age_ms.shape[0], "age_ms")
     check_lengths(n, signal_dbm.shape[0], "signal_dbm")
     check_lengths(n, score.shape[0], "score")
+    check_lengths(n, radius_m.shape[0], "radius_m")
     check_lengths(n, out_in_sample.shape[0], "out_in_sample")
     if n == 0:
         return NAN, NAN, NAN, 0.0
     cluster_position(
-        &lat_deg[0], &lon_deg[0], &age_ms[0], &signal_dbm[0], &score[0], n,
+        &lat_deg[0], &lon_deg[0], &age_ms[0], &signal_dbm[0], &score[0], &radius_m[0], n,
         max_networks, min_accuracy_m, max_accuracy_m, &out_in_sample[0], out,
     )
     return out[0], out[1], out[2], out[3]
@@ -642,6 +672,7 @@ cdef int cluster_position(
     const double* age_ms,  # IN n
     const double* signal_dbm,  # IN n
     const double* score,  # IN n
+    const double* radius_m,  # IN n
     Py_ssize_t n,  # IN ≥ 1
     Py_ssize_t max_networks,  # IN
     double min_accuracy_m,  # IN
@@ -653,7 +684,6 @@ cdef int cluster_position(
     cdef _Sample s
     cdef double point[2]
     cdef double accuracy = NAN, score_sum
-    cdef Py_ssize_t ipvt[2]
     cdef Py_ssize_t* order = NULL
     cdef double* block = NULL
     cdef double* work
@@ -663,20 +693,19 @@ cdef int cluster_position(
     if order == NULL:
         raise MemoryError(f"cannot allocate scratch for {n} networks")
     try:
-        block = _alloc_sample(&s, n, n + lmdif_work_size(n, NPARAM))
+        block = _alloc_sample(&s, n, n)
         if block == NULL:
             raise MemoryError(f"cannot allocate scratch for {n} networks")
         work = block + 5 * n
         with nogil:
             _select_sample(score, n, max_networks, order, order + n, out_in_sample)
-            _pack(&s, lat_deg, lon_deg, age_ms, signal_dbm, score, out_in_sample, n)
+            _pack(&s, lat_deg, lon_deg, age_ms, signal_dbm, score, radius_m, out_in_sample, n)
             if s.m > 0:
                 _weighted_mean(&s, work, &point[0], &point[1])
                 if isnan(point[0]) or isnan(point[1]):
                     # Half a position is no position.
                     point[0] = NAN
                     point[1] = NAN
-                _refine(&s, point, work, ipvt)
                 accuracy = _clamp(
                     _percentile95_m(point[0], point[1], s.lat_deg, s.lon_deg, s.m, work),
                     min_accuracy_m, max_accuracy_m,
@@ -775,7 +804,7 @@ cdef int cells_position(
         raise MemoryError(f"cannot allocate scratch for {n} cells")
     try:
         with nogil:
-            _pack(&s, lat_deg, lon_deg, age_ms, signal_dbm, score, NULL, n)
+            _pack(&s, lat_deg, lon_deg, age_ms, signal_dbm, score, NULL, NULL, n)
             _weighted_mean(&s, block + 5 * n, &lat, &lon)
             if isnan(lat) or isnan(lon):
                 lat = NAN

@@ -497,25 +497,36 @@ def _clamp(value: float, lower: float, upper: float) -> float:
     return value
 
 
+def cluster_weights(age_ms: ArrayLike, signal_dbm: ArrayLike, radius_m: ArrayLike) -> Float64Array:
+    """Issue 11's Wi-Fi/Bluetooth weights: ``age_factor · 10^(signal / 15) /
+    clip(radius, 30, 300)``, a NaN radius counting as 30."""
+    radius = np.clip(np.nan_to_num(_vector(radius_m), nan=30.0), 30.0, 300.0)
+    weights: Float64Array = age_factor(age_ms) * np.power(10.0, _vector(signal_dbm) / 15.0) / radius
+    return weights
+
+
 def aggregate_cluster(
     lat_deg: ArrayLike,
     lon_deg: ArrayLike,
     age_ms: ArrayLike,
     signal_dbm: ArrayLike,
     score: ArrayLike,
+    radius_m: ArrayLike,
     max_networks: int,
     min_accuracy_m: float,
     max_accuracy_m: float,
 ) -> tuple[float, float, float, float, NDArray[np.bool_]]:
-    """Spec 4.6 for one cluster: ``(lat, lon, accuracy_m, score_sum, sample)``.
+    """Spec 4.6 for one cluster, with issue 11's weights: ``(lat, lon, accuracy_m,
+    score_sum, sample)``.
 
-    Sample of the highest scores (Q1 fixed), weighted mean, leastsq
-    refinement kept for ier 1-4, clamped 95th-percentile accuracy over the
-    sample, score summed over the whole cluster. The sample keeps input
-    order. A NaN latitude or longitude makes both NaN.
+    Sample of the highest scores (Q1 fixed), weighted mean with
+    :func:`cluster_weights` (no least squares), clamped 95th-percentile
+    accuracy over the sample, score summed over the whole cluster. The
+    sample keeps input order. A NaN latitude or longitude makes both NaN.
     """
     lat, lon = _vector(lat_deg), _vector(lon_deg)
     age, signal, s = _vector(age_ms), _vector(signal_dbm), _vector(score)
+    radius = _vector(radius_m)
     if lat.size == 0:
         return math.nan, math.nan, math.nan, 0.0, np.zeros(0, dtype=bool)
     sample = select_sample(s, max_networks)
@@ -523,15 +534,12 @@ def aggregate_cluster(
     if not sample.any():
         return math.nan, math.nan, math.nan, score_sum, sample
     lat0, lon0 = weighted_position(
-        lat[sample], lon[sample], network_weights(s[sample], age[sample], signal[sample])
+        lat[sample], lon[sample], cluster_weights(age[sample], signal[sample], radius[sample])
     )
     if math.isnan(lat0) or math.isnan(lon0):
         lat0 = lon0 = math.nan  # half a position is no position
-    lat1, lon1, _ = least_squares_position(
-        lat[sample], lon[sample], age[sample], signal[sample], lat0, lon0
-    )
-    accuracy = percentile95_distance_m(lat1, lon1, lat[sample], lon[sample])
-    return lat1, lon1, _clamp(accuracy, min_accuracy_m, max_accuracy_m), score_sum, sample
+    accuracy = percentile95_distance_m(lat0, lon0, lat[sample], lon[sample])
+    return lat0, lon0, _clamp(accuracy, min_accuracy_m, max_accuracy_m), score_sum, sample
 
 
 def aggregate_cells(

@@ -148,7 +148,7 @@ def _composed(args, signal, age, limit, sample, low, high):  # type: ignore[no-u
     out, at, _, _ = _kernel(args)
     if out.shape[1] < 2:
         return []
-    lat, lon, score = out[0].copy(), out[1].copy(), out[8].copy()
+    lat, lon, radius, score = out[0].copy(), out[1].copy(), out[2].copy(), out[8].copy()
     labels = np.empty(len(lat), dtype=np.int64)
     n_groups = cluster_complete_linkage(lat, lon, limit, labels)
     members, ends = np.empty(len(lat), dtype=np.int64), np.empty(n_groups, dtype=np.int64)
@@ -158,7 +158,7 @@ def _composed(args, signal, age, limit, sample, low, high):  # type: ignore[no-u
         rows = members[start:end]
         mask = np.empty(len(rows), dtype=np.uint8)
         position = aggregate_cluster(
-            lat[rows], lon[rows], age[at[rows]], signal[at[rows]], score[rows],
+            lat[rows], lon[rows], age[at[rows]], signal[at[rows]], score[rows], radius[rows],
             sample, low, high, mask,
         )  # fmt: skip
         used = [(int(at[r]), bool(out[6, r] >= TODAY)) for r in rows[mask.astype(bool)]]

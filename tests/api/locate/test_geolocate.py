@@ -334,11 +334,13 @@ def test_19_three_wifis_and_the_queued_report(
         ]
     }
     response = api.post(URL, json=body)
-    # The spread (95th percentile of the distances) is 1.56 m; the answer
-    # states its calibrated radius (issue 11), the original 10 m.
+    # Issue 11: the -50 dBm network outweighs the two at -100 (weights
+    # 10^(signal / 15)), so the answer is at it (the original: 51.500005);
+    # the spread (95th percentile of the distances) is 2.1 m, and the answer
+    # states its calibrated radius (the original: 10 m).
     assert response.json() == {
-        "location": {"lat": 51.500005, "lng": -0.1},
-        "accuracy": pytest.approx(calibrated("wifi", 1.56, 3), abs=0.5),
+        "location": {"lat": 51.5, "lng": -0.1},
+        "accuracy": pytest.approx(calibrated("wifi", 2.1, 3), abs=0.5),
     }
     (item,) = queued(backend_redis)
     assert item["api_key"] == "test" and item["source"] == "query"
@@ -351,7 +353,7 @@ def test_19_three_wifis_and_the_queued_report(
     ]
     assert report["position"] == {
         "accuracy": 10.0,
-        "latitude": 51.500005,
+        "latitude": 51.5,
         "longitude": -0.1,
         "source": "query",
     }
@@ -371,8 +373,9 @@ def test_20_bluetooth_position_and_report(
         ]
     }
     response = api.post(URL, json=body)
-    assert response.json()["location"]["lat"] == 51.5000035
-    assert response.json()["accuracy"] == pytest.approx(calibrated("blue", 1.7, 3), abs=0.5)
+    # Issue 11's weights, as for Wi-Fi (the original: 51.5000035).
+    assert response.json()["location"]["lat"] == 51.5
+    assert response.json()["accuracy"] == pytest.approx(calibrated("blue", 2.1, 3), abs=0.5)
     (item,) = queued(backend_redis)
     assert item["report"]["bluetoothBeacons"][1] == {"macAddress": MACS[1], "name": "my-beacon"}
 

@@ -248,6 +248,7 @@ def _mac_positions(
             age[index],
             signal[index],
             score[index],
+            rows.radius_m[index],
             max_networks=params.max_networks,
             min_accuracy_m=UNBOUNDED[0],
             max_accuracy_m=UNBOUNDED[1],
