@@ -11,9 +11,9 @@ answers mostly Android network-location providers. Both are calibrated.
 The original's radius was the 95th percentile of the distances from the
 answer to the networks used, bounded per type (Wi-Fi 10-500 m, Bluetooth
 10-50 m, cells 1-50 km, cell areas 50-500 km): measured on our synthetic
-worlds (``benchmarks/accuracy/``) it held the truth 91 % of the time for
-Wi-Fi, 51 % for Bluetooth, 81 % for cells and every time for areas, so it
-promised nothing in particular.
+worlds (``benchmarks/accuracy/``, seeds 1-2) it held the truth 91 % of the
+time for Wi-Fi, 51 % for Bluetooth, 81 % for cells and every time for
+areas, so it promised nothing in particular.
 
 The calibrated radius is a quantile regression of the error on that same
 spread, fitted per network type and per number of networks used::
