@@ -193,6 +193,16 @@ def test_home_shows_a_curl_for_this_instance_that_the_api_accepts(
     assert "/v2/geosubmit" in page.text and "NeoStumbler" in page.text
 
 
+@pytest.mark.parametrize("confidence", [95, 68])
+def test_home_states_the_confidence_of_the_radius(
+    site_settings: Callable[..., Settings], confidence: int
+) -> None:
+    settings = replace(site_settings(), locate_confidence=confidence)
+    with TestClient(create_app(settings), client=PROXY_PEER) as client:
+        text = client.get("/").text
+    assert f"true position {confidence} % of the time" in text
+
+
 def test_home_ignores_the_scheme_an_untrusted_peer_claims(
     site_settings: Callable[..., Settings],
 ) -> None:

@@ -167,7 +167,12 @@ class Site:
         return HTMLResponse(html, status_code=status_code, headers=headers)
 
     async def home(self, request: Request) -> Response:
-        return self.render(request, "home.html", base_url=public_base_url(request, self.settings))
+        return self.render(
+            request,
+            "home.html",
+            base_url=public_base_url(request, self.settings),
+            confidence=self.settings.locate_confidence,
+        )
 
     async def map(self, request: Request) -> Response:
         state = app_state(request)
