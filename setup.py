@@ -26,7 +26,6 @@ COMPILER_DIRECTIVES = {
 # One entry per kernel module; keep explicit so a stray .pyx is never built.
 KERNELS = [
     "_geodesy",
-    "_leastsq",
     "_clustering",
     "_weighting",
     "_station",

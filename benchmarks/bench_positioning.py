@@ -16,7 +16,7 @@ size:
   (validation, conversion, allocation and the kernel; what callers pay),
   where there is one;
 * ``reference``: ``ichnaea._fast.reference``, i.e. NumPy plus SciPy's
-  ``linkage``/``fcluster`` and ``leastsq``, which the old service ran.
+  ``linkage``/``fcluster``, which the old service ran.
 
 Each benchmark also checks its result against the reference for the same
 input (positions within 1e-6°, groups and samples exactly), so a fast kernel
@@ -169,21 +169,6 @@ def test_weighted_position(benchmark: Any, scan: Scan, implementation: str) -> N
     }
     result = _bench(benchmark, f"weighted_position n={s.n}", runners, implementation)
     assert_array_equal(result, reference.weighted_position(s.lat, s.lon, weights))
-
-
-@pytest.mark.parametrize("implementation", ["kernel", "reference"])
-def test_least_squares_position(benchmark: Any, scan: Scan, implementation: str) -> None:
-    s = scan
-    weights = reference.network_weights(s.score, s.age_ms, s.signal_dbm)
-    start = reference.weighted_position(s.lat, s.lon, weights)
-    args = (s.lat, s.lon, s.age_ms, s.signal_dbm, *start)
-    runners = {
-        "kernel": lambda: _fast.least_squares_position(*args),
-        "reference": lambda: reference.least_squares_position(*args),
-    }
-    result = _bench(benchmark, f"least_squares_position n={s.n}", runners, implementation)
-    want = reference.least_squares_position(*args)
-    assert_allclose(result[:2], want[:2], rtol=0.0, atol=ATOL_DEG)
 
 
 @pytest.mark.parametrize("implementation", ["kernel", "reference"])

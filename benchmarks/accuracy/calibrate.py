@@ -20,11 +20,10 @@ For each type and band of networks used, the fit is the quantile regression
 of the error on the spread at the confidence (68 % and 95 %): the slope on
 a grid of 0.01, the intercept the exact quantile of what the slope leaves,
 the pair that minimises the pinball loss. The intercept is never below 0,
-and the 95 % one never below the 68 % one of the same band
-(``--proportional TYPES`` forces it to 0: tried for cells and areas, and
-too narrow for them). A band with fewer than ``--min-samples`` results is
-merged into the band below it. The fit runs on the results the service
-would answer (:func:`fit`).
+and the 95 % one never below the 68 % one of the same band (a fit through
+0 was tried for cells and areas, and was far too narrow for them). A band
+with fewer than ``--min-samples`` results is merged into the band below it.
+The fit runs on the results the service would answer (:func:`fit`).
 
 Printed: the table, and per query type of :mod:`scans` the share of the
 answers (``best_position`` of the calibrated results, as the service picks)
@@ -41,7 +40,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,12 +151,10 @@ def fit_band(
     spread: np.ndarray,
     error: np.ndarray,
     tau: float,
-    proportional: bool = False,
     min_intercept: float = 0.0,
 ) -> tuple[float, float]:
     """(intercept, slope) minimising the pinball loss at ``tau``, the intercept not
-    below ``min_intercept`` (0 if ``proportional``: the radius scales with the
-    spread alone)."""
+    below ``min_intercept`` (nor 0)."""
     best: tuple[float, float, float] | None = None
     for slope in SLOPES:
         residual = error - slope * spread
@@ -166,7 +162,7 @@ def fit_band(
         # for a small one) nor below the lower confidence's intercept; for a
         # fixed slope, clamping the loss's optimum is the constrained optimum
         # (the loss is convex in the intercept).
-        intercept = 0.0 if proportional else max(min_intercept, float(np.quantile(residual, tau)))
+        intercept = max(min_intercept, 0.0, float(np.quantile(residual, tau)))
         r = residual - intercept
         loss = float(np.sum(np.where(r >= 0, tau * r, (tau - 1) * r)))
         if best is None or loss < best[0]:
@@ -179,7 +175,6 @@ def fit(
     samples: Samples,
     confidence: int,
     min_samples: int,
-    proportional: Sequence[str] = (),
     below: calibration.Calibration | None = None,
 ) -> dict[str, Any]:
     """The tables of one confidence, fitted on the answers the service would give.
@@ -188,28 +183,28 @@ def fit(
     that claims the smallest radius within the winning group: a fit on every
     result would be too optimistic for the chosen ones (the winner's curse:
     cells of several areas). So the fit runs again on the chosen results of
-    the previous round, ``FIT_ROUNDS`` times. Only single-type queries
-    (``FIT_KINDS``) teach the fit: mixed ones repeat them, and the moved ones
-    measure stale stations, which no radius can know about. With ``below``
+    the previous round, ``FIT_ROUNDS`` times. The query types in ``FIT_KINDS``
+    teach the fit (mixed ones too: there a Wi-Fi answer competes with a cell
+    one); the moved ones measure stale stations, which no radius can know
+    about. With ``below``
     (the fit of a lower confidence), no intercept is below the one ``below``
     uses for as many networks, so that at a small spread the higher
     confidence never states the smaller radius.
     """
     fitting = np.isin(samples.query_kind, FIT_KINDS)
-    tables = fit_round(samples, fitting, confidence, min_samples, proportional, below)
+    tables = fit_round(samples, fitting, confidence, min_samples, below)
     for _ in range(FIT_ROUNDS):
         cal = calibration.Calibration(confidence, {
             kind: calibration.table_from(t, kind) for kind, t in tables.items()
         })  # fmt: skip
         chosen = np.zeros(len(samples.query), bool)
         chosen[list(answered(samples, cal).values())] = True
-        tables = fit_round(samples, fitting & chosen, confidence, min_samples, proportional, below)
+        tables = fit_round(samples, fitting & chosen, confidence, min_samples, below)
     return tables
 
 
 def fit_round(samples: Samples, use: np.ndarray, confidence: int, min_samples: int,
-              proportional: Sequence[str], below: calibration.Calibration | None
-              ) -> dict[str, Any]:  # fmt: skip
+              below: calibration.Calibration | None) -> dict[str, Any]:  # fmt: skip
     tau = confidence / 100
     tables: dict[str, Any] = {}
     for kind, code in KIND_CODES.items():
@@ -228,10 +223,8 @@ def fit_round(samples: Samples, use: np.ndarray, confidence: int, min_samples: i
             if pending.sum() == 0:
                 intercept, slope = 0.0, 1.0  # nothing measured: the spread as it is
             else:
-                floor = 0.0 if below is None else _row_for(below.tables[kind], low).intercept_m
-                intercept, slope = fit_band(
-                    spread[pending], error[pending], tau, kind in proportional, floor
-                )
+                least = 0.0 if below is None else _row_for(below.tables[kind], low).intercept_m
+                intercept, slope = fit_band(spread[pending], error[pending], tau, least)
             rows.append({"min_networks": int(min(networks[pending], default=low)) if low != 1
                          else 1, "intercept_m": round(intercept, 1), "slope": round(slope, 2),
                          "samples": int(pending.sum())})  # fmt: skip
@@ -296,17 +289,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mysql")
     parser.add_argument("--redis")
     parser.add_argument("--min-samples", type=int, default=300)
-    parser.add_argument(
-        "--proportional",
-        default="",
-        help="types whose radius is fitted through 0 (comma-separated)",
-    )
     parser.add_argument("--samples", type=Path, help="keep (or reuse) the measured results here")
     parser.add_argument("--write", action="store_true", help=f"replace {calibration.TABLE_PATH}")
     args = parser.parse_args(argv)
     args.seed_list = [int(s) for s in args.seeds.split(",") if s]
     args.shape_list = [s for s in args.shapes.split(",") if s]
-    args.proportional = [s for s in args.proportional.split(",") if s]
     truths_path = args.samples.with_suffix(".truths.json") if args.samples else None
     if args.samples and args.samples.exists() and truths_path and truths_path.exists():
         samples = Samples.load(args.samples)
@@ -334,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     below = None  # CONFIDENCES ascend: each fit keeps its intercepts above the last one's
     for confidence in calibration.CONFIDENCES:
-        tables = fit(samples, confidence, args.min_samples, args.proportional, below)
+        tables = fit(samples, confidence, args.min_samples, below)
         document["confidence"][str(confidence)] = tables
         cal = calibration.Calibration(confidence, {
             kind: calibration.table_from(t, kind) for kind, t in tables.items()

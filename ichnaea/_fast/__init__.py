@@ -51,7 +51,6 @@ try:
     from ichnaea._fast._weighting import (
         aggregate_cells,
         aggregate_cluster,
-        least_squares_position,
         network_weights,
         percentile95_distance_m,
         select_sample,
@@ -85,7 +84,6 @@ __all__ = [
     "geodesy_constants",
     "haversine_m_array",
     "haversine_rdist_array",
-    "least_squares_position",
     "locate_cells",
     "locate_macs",
     "m_to_rdist_array",

@@ -18,11 +18,10 @@ answer in three steps:
    station whose observations spread over a small radius is better placed
    than one heard over a wide area. The original weighted by
    score / signal² (-50 dBm only 3.2 times -90 dBm) and refined the mean
-   by least squares over residuals distance / signal²; on the accuracy
-   harness's held-out worlds the new weights took the Wi-Fi median error
-   from 29.8 m to 24.0 m (benchmarks/RESULTS.md). MINPACK's
-   Levenberg-Marquardt port (``least_squares_position``, exactly as
-   ``scipy.optimize.leastsq``) is no longer on this path.
+   by least squares over residuals distance / signal² (scipy's leastsq;
+   our port of MINPACK lmdif for it is gone with that step); on the
+   accuracy harness's held-out worlds the new weights took the Wi-Fi
+   median error from 29.8 m to 24.0 m (benchmarks/RESULTS.md).
 3. *Accuracy* is the 95th percentile, interpolated linearly between order
    statistics like NumPy's default, of the distances from the answer to the
    sampled networks, clamped to [min_accuracy_m, max_accuracy_m]. The
@@ -44,20 +43,11 @@ from libc.math cimport NAN, floor, isnan, pow, sqrt
 from libc.stdint cimport uint8_t
 from libc.stdlib cimport free, malloc
 
-from ichnaea._fast._geodesy cimport Reduced, distance_m, distance_reduced_m, reduce_point
-from ichnaea._fast._leastsq cimport lmdif, lmdif_work_size
+from ichnaea._fast._geodesy cimport distance_m
 from ichnaea._fast._typedefs cimport check_lengths, float64_t
 
 # Ages up to this many milliseconds get the full weight.
 cdef double FULL_WEIGHT_AGE_MS = 2000.0
-# The defaults of scipy.optimize.leastsq for 2 parameters.
-cdef int NPARAM = 2
-cdef double LEASTSQ_FTOL = 1.49012e-8
-cdef double LEASTSQ_XTOL = 1.49012e-8
-cdef double LEASTSQ_GTOL = 0.0
-cdef int LEASTSQ_MAXFEV = 600  # 200 · (NPARAM + 1)
-cdef double LEASTSQ_EPSFCN = 2.220446049250313e-16  # float64 machine epsilon
-cdef double LEASTSQ_FACTOR = 100.0
 # Percentile of the distances reported as accuracy, as a fraction.
 cdef double ACCURACY_QUANTILE = 0.95
 # Wi-Fi and Bluetooth weights (step 2): tenfold per this many dB, divided by
@@ -66,7 +56,7 @@ cdef double SIGNAL_DB_PER_DECADE = 15.0
 cdef double MIN_WEIGHT_RADIUS_M = 30.0
 cdef double MAX_WEIGHT_RADIUS_M = 300.0
 
-# One cluster's sample, packed for the residual function.
+# One cluster's sample, packed for the weighted mean.
 cdef struct _Sample:
     Py_ssize_t m
     double* lat_deg
@@ -140,79 +130,6 @@ cdef void _weighted_mean(
     for k in range(s.m):
         scratch[k] = s.weight[k] * s.lon_deg[k]
     out_lon_deg[0] = _sum(scratch, s.m) / total
-
-
-cdef void _residuals(
-    void* ctx,  # IN: a _Sample
-    const double* x,  # IN: (lat, lon), degrees
-    double* fvec,  # OUT: m residuals
-) noexcept nogil:
-    cdef _Sample* s = <_Sample*>ctx
-    cdef Py_ssize_t k
-    for k in range(s.m):
-        fvec[k] = (
-            distance_m(s.lat_deg[k], s.lon_deg[k], x[0], x[1])
-            * s.age_factor[k] / s.signal_sq[k]
-        )
-
-
-cdef struct _Reduced:
-    _Sample* s
-    Reduced* points  # the sample's networks, reduced once for every evaluation
-
-
-cdef void _residuals_reduced(
-    void* ctx,  # IN: a _Reduced
-    const double* x,  # IN: (lat, lon), degrees
-    double* fvec,  # OUT: m residuals
-) noexcept nogil:
-    # _residuals, with the networks' reduced latitudes computed once per
-    # refinement and the point's once per evaluation: the same doubles
-    # (distance_reduced_m is distance_m), a quarter less work.
-    cdef _Reduced* r = <_Reduced*>ctx
-    cdef _Sample* s = r.s
-    cdef Reduced here
-    cdef Py_ssize_t k
-    reduce_point(x[0], x[1], &here)
-    for k in range(s.m):
-        fvec[k] = distance_reduced_m(&r.points[k], &here) * s.age_factor[k] / s.signal_sq[k]
-
-
-cdef int _refine(
-    _Sample* s,  # IN
-    double* point,  # INOUT: (lat, lon); replaced only on convergence
-    double* work,  # OUT: scratch, m + lmdif_work_size(m, 2) doubles
-    Py_ssize_t* ipvt,  # OUT: scratch, 2
-) noexcept nogil:
-    cdef double x[2]
-    cdef int info
-    cdef _Reduced reduced
-    cdef Py_ssize_t k
-    if s.m < NPARAM:  # SciPy refuses fewer residuals than parameters
-        return 0
-    x[0] = point[0]
-    x[1] = point[1]
-    reduced.s = s
-    reduced.points = <Reduced*>malloc(s.m * sizeof(Reduced))
-    if reduced.points == NULL:  # no memory for the shortcut: the plain residuals
-        info = lmdif(
-            _residuals, <void*>s, s.m, NPARAM, x, work,
-            LEASTSQ_FTOL, LEASTSQ_XTOL, LEASTSQ_GTOL, LEASTSQ_MAXFEV,
-            LEASTSQ_EPSFCN, LEASTSQ_FACTOR, work + s.m, ipvt,
-        )
-    else:
-        for k in range(s.m):
-            reduce_point(s.lat_deg[k], s.lon_deg[k], &reduced.points[k])
-        info = lmdif(
-            _residuals_reduced, <void*>&reduced, s.m, NPARAM, x, work,
-            LEASTSQ_FTOL, LEASTSQ_XTOL, LEASTSQ_GTOL, LEASTSQ_MAXFEV,
-            LEASTSQ_EPSFCN, LEASTSQ_FACTOR, work + s.m, ipvt,
-        )
-        free(reduced.points)
-    if 1 <= info <= 4:
-        point[0] = x[0]
-        point[1] = x[1]
-    return info
 
 
 cdef double _percentile95_m(
@@ -470,67 +387,6 @@ def weighted_position(
         _weighted_mean(&s, scratch, &lat, &lon)
     free(scratch)
     return lat, lon
-
-
-def least_squares_position(
-    const float64_t[::1] lat_deg,  # IN
-    const float64_t[::1] lon_deg,  # IN
-    const float64_t[::1] age_ms,  # IN
-    const float64_t[::1] signal_dbm,  # IN
-    double lat0_deg,  # IN
-    double lon0_deg,  # IN
-):
-    """Refine a position as ``scipy.optimize.leastsq`` does with its defaults.
-
-    Minimises Σ r_k² with r_k = distance_m(network_k, P) ·
-    min(√(2000 / age_k), 1) / signal_k² over P = (lat, lon) from the start
-    (lat0_deg, lon0_deg), by a port of MINPACK lmdif with ftol = xtol =
-    1.49012e-8, gtol = 0, maxfev = 600, epsfcn = machine epsilon and
-    factor = 100.
-
-    Parameters
-    ----------
-    lat_deg, lon_deg : float64 array, shape (n,)
-        The networks, degrees.
-    age_ms, signal_dbm : float64 array, shape (n,)
-        Their ages (ms, ≥ 1000) and signals (dBm).
-    lat0_deg, lon0_deg : float
-        The starting point, degrees.
-
-    Returns
-    -------
-    (float, float, int)
-        The refined (lat, lon) in degrees and lmdif's info code (SciPy's
-        ``ier``). The start is returned unchanged unless info is 1-4; info
-        is 0 for fewer than 2 networks (where SciPy raises) and -1 when the
-        residuals at the start are not finite (SciPy would report 5).
-    """
-    cdef Py_ssize_t i, n = lat_deg.shape[0]
-    cdef _Sample s
-    cdef double point[2]
-    cdef Py_ssize_t ipvt[2]
-    cdef int info
-    cdef double* block
-    check_lengths(n, lon_deg.shape[0], "lon_deg")
-    check_lengths(n, age_ms.shape[0], "age_ms")
-    check_lengths(n, signal_dbm.shape[0], "signal_dbm")
-    block = _alloc_sample(&s, n, n + lmdif_work_size(n, NPARAM))
-    if block == NULL:
-        raise MemoryError(f"cannot allocate scratch for {n} networks")
-    point[0] = lat0_deg
-    point[1] = lon0_deg
-    try:
-        with nogil:
-            for i in range(n):
-                s.lat_deg[i] = lat_deg[i]
-                s.lon_deg[i] = lon_deg[i]
-                s.age_factor[i] = _age_factor(age_ms[i])
-                s.signal_sq[i] = signal_dbm[i] * signal_dbm[i]
-            s.m = n
-            info = _refine(&s, point, block + 5 * n, ipvt)
-    finally:
-        free(block)
-    return point[0], point[1], info
 
 
 def percentile95_distance_m(

@@ -6,9 +6,8 @@ The functions are written for clarity, not speed: tests compare the kernels
 with them (``tests/_fast``) and the benchmarks time them side by side
 (``benchmarks/bench_*.py``). Nothing in ichnaea calls this module at run
 time. The geodesy references use only NumPy and :mod:`math`; the clustering
-and weighting references use what the old service ran on every request,
-SciPy's ``scipy.cluster.hierarchy`` and ``scipy.optimize.leastsq``, which is
-a test dependency only.
+reference uses what the old service ran on every request, SciPy's
+``scipy.cluster.hierarchy``, which is a test dependency only.
 
 The iterative Vincenty formulae are evaluated element by element with a mask:
 an element stops iterating as soon as it has converged (or was found to be a
@@ -20,12 +19,10 @@ converted to float64; outputs have the broadcast shape of the inputs.
 """
 
 import math
-import warnings
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.optimize import leastsq
 
 __all__ = [
     "age_factor",
@@ -38,7 +35,6 @@ __all__ = [
     "distance_m",
     "haversine_m",
     "haversine_rdist",
-    "least_squares_position",
     "m_to_rdist",
     "max_distance_m",
     "network_weights",
@@ -356,10 +352,9 @@ def max_distance_m(
 # ---------------------------------------------------------------------------
 # Clustering and weighting (ichnaea._fast._clustering, _weighting)
 #
-# These references use SciPy, which the kernels replace on the request path:
-# scipy.cluster.hierarchy for the complete-linkage groups and
-# scipy.optimize.leastsq for the least-squares refinement. SciPy is a test
-# dependency only; nothing in ichnaea imports this module at run time.
+# The clustering reference uses SciPy's scipy.cluster.hierarchy, which the
+# kernel replaces on the request path. SciPy is a test dependency only;
+# nothing in ichnaea imports this module at run time.
 # ---------------------------------------------------------------------------
 
 # Sample and accuracy rules of spec/locate.md 4.6.
@@ -428,43 +423,6 @@ def weighted_position(
         if total == 0.0:
             return math.nan, math.nan
         return float(np.sum(w * lat) / total), float(np.sum(w * lon) / total)
-
-
-def least_squares_position(
-    lat_deg: ArrayLike,
-    lon_deg: ArrayLike,
-    age_ms: ArrayLike,
-    signal_dbm: ArrayLike,
-    lat0_deg: float,
-    lon0_deg: float,
-) -> tuple[float, float, int]:
-    """``scipy.optimize.leastsq`` with default parameters, as spec 4.6 runs it.
-
-    Residuals ``distance_m(network_k, P) · age_factor_k / signal_k²``.
-    Returns ``(lat, lon, ier)``; the start point unless ier is 1-4. With
-    fewer than 2 networks (SciPy raises) ier is 0; with a non-finite start
-    or non-finite residuals there leastsq is not called and ier is -1.
-    """
-    lat, lon = _vector(lat_deg), _vector(lon_deg)
-    factor = age_factor(age_ms)
-    signal_sq = np.square(_vector(signal_dbm))
-    start = np.array([lat0_deg, lon0_deg], dtype=np.float64)
-    if lat.size < 2:
-        return lat0_deg, lon0_deg, 0
-
-    def residuals(point: Float64Array) -> Float64Array:
-        with np.errstate(all="ignore"):
-            result: Float64Array = distance_m(lat, lon, point[0], point[1]) * factor / signal_sq
-        return result
-
-    if not np.all(np.isfinite(residuals(start))):
-        return lat0_deg, lon0_deg, -1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # ier 5-8 warn
-        solution, ier = leastsq(residuals, start)
-    if ier in (1, 2, 3, 4):
-        return float(solution[0]), float(solution[1]), int(ier)
-    return lat0_deg, lon0_deg, int(ier)
 
 
 def percentile95_distance_m(
@@ -786,6 +744,13 @@ def _station_score(
         return float(age_weight * collection_weight * sample_weight)
 
 
+# A blocked station relearned since its block is answered (issue 11; the
+# constants of ichnaea/repositories/stations.py, held equal by
+# tests/index/test_relearn.py).
+RELEARN_SAMPLES = 10
+MAX_RELEARN_BLOCKS = 2
+
+
 def gather_stations(
     query: bytes,
     width: int,
@@ -838,8 +803,8 @@ def gather_stations(
         blocked = today_day - block_last < 2 or (
             count > 0 and not math.isnan(created) and count >= round(abs(created - today_day) / 30)
         )
-        # Relearned since the block (issue 11): 10 samples, blocked at most twice.
-        if blocked and not (samples != 0xFFFFFFFF and samples >= 10 and count <= 2):
+        relearned = samples != 0xFFFFFFFF and samples >= RELEARN_SAMPLES
+        if blocked and not (relearned and count <= MAX_RELEARN_BLOCKS):
             continue
         values = [
             int(record["lat"]) / 1e7,

@@ -1,14 +1,13 @@
-"""The weighting kernels against NumPy and SciPy.
+"""The weighting kernels against NumPy.
 
 Every entry point of ``ichnaea._fast._weighting`` is compared with
 ``ichnaea._fast.reference``: weights and weighted means (same summation
 order as NumPy, so equal to the last bit), the 95th percentile
-(``numpy.percentile``), the sample selection, and above all the
-least-squares refinement against ``scipy.optimize.leastsq`` with its default
-parameters, which must agree within 1e-6 degrees (spec/locate.md 4.6, the
-compatibility bar) on several hundred random realistic clusters. Inputs
-cover read-only, empty and NaN arrays; the kernels are float64 only
-(ichnaea/positioning.py converts float32, see tests/test_positioning.py).
+(``numpy.percentile``), the sample selection and whole clusters (issue 11's
+weights: the least-squares refinement the original ran, and our port of
+it, are gone). Inputs cover read-only, empty and NaN arrays; the kernels
+are float64 only (ichnaea/positioning.py converts float32, see
+tests/test_positioning.py).
 """
 
 from __future__ import annotations
@@ -17,15 +16,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 from ichnaea import _fast
 from ichnaea._fast import reference
 
-HYPOTHESIS = settings(max_examples=200, deadline=None, derandomize=True, database=None)
-ATOL_DEG = 1e-6  # the compatibility bar of spec 4.6
+ATOL_DEG = 1e-6
 RTOL_M = 1e-12
 M_PER_DEG = 111_000.0
 
@@ -177,77 +173,6 @@ def test_sample_equals_reference(n: int, max_networks: int) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Least squares vs scipy.optimize.leastsq
-# ---------------------------------------------------------------------------
-
-
-def test_least_squares_matches_leastsq_on_random_clusters() -> None:
-    # Several hundred clusters of 2-30 networks spread up to ~500 m: the
-    # kernel is a port of MINPACK lmdif, so it must stop where SciPy stops.
-    rng = np.random.default_rng(20250131)
-    deviations = []
-    for case in range(400):
-        n = int(rng.integers(2, 31))
-        lat, lon, age, signal, score = random_cluster(rng, n, float(rng.uniform(5.0, 500.0)))
-        lat0, lon0 = reference.weighted_position(
-            lat, lon, reference.network_weights(score, age, signal)
-        )
-        got = _fast.least_squares_position(lat, lon, age, signal, lat0, lon0)
-        want = reference.least_squares_position(lat, lon, age, signal, lat0, lon0)
-        deviations.append(max(abs(got[0] - want[0]), abs(got[1] - want[1])))
-        assert got[2] == want[2], case
-    assert max(deviations) <= ATOL_DEG
-
-
-def test_least_squares_reproduces_the_spec_weights_example() -> None:
-    # spec 4.6 "Weights test": leastsq moves well away from the initial guess.
-    i = np.arange(4.0)
-    lat, lon = 51.5 + i * 0.0001, -0.1 + i * 0.00012
-    age = np.array([1000.0, 8000.0, 16000.0, 1000.0])
-    signal = np.array([-10.0, -40.0, -70.0, -100.0])
-    lat0, lon0 = _fast.weighted_position(lat, lon, fast_weights(np.full(4, 0.05), age, signal))
-    assert (round(lat0, 8), round(lon0, 8)) == (51.50000722, -0.09999134)
-    got = _fast.least_squares_position(lat, lon, age, signal, lat0, lon0)
-    want = reference.least_squares_position(lat, lon, age, signal, lat0, lon0)
-    assert_allclose(got[:2], want[:2], rtol=0.0, atol=ATOL_DEG)
-    assert (round(got[0], 7), round(got[1], 7)) == (51.5000009, -0.0999994)
-
-
-def test_least_squares_needs_two_networks() -> None:
-    # SciPy refuses fewer residuals than parameters; the kernel keeps the start.
-    one = np.array([51.5])
-    got = _fast.least_squares_position(one, one, one * 0 + 1000, one * 0 - 50, 51.4, -0.1)
-    assert got == (51.4, -0.1, 0)
-    assert reference.least_squares_position(one, one, [1000.0], [-50.0], 51.4, -0.1)[2] == 0
-
-
-def test_least_squares_keeps_a_nan_start() -> None:
-    lat, lon, age, signal, _ = random_cluster(np.random.default_rng(4), 5)
-    got = _fast.least_squares_position(lat, lon, age, signal, math.nan, 0.0)
-    want = reference.least_squares_position(lat, lon, age, signal, math.nan, 0.0)
-    assert math.isnan(got[0]) and got[1:] == (0.0, -1)
-    assert math.isnan(want[0]) and want[1:] == (0.0, -1)
-    lat[2] = math.nan  # non-finite residuals: not iterated either
-    assert _fast.least_squares_position(lat, lon, age, signal, 10.0, 0.0) == (10.0, 0.0, -1)
-
-
-@HYPOTHESIS
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    n=st.integers(2, 25),
-    spread_m=st.floats(0.5, 600.0),
-)
-def test_least_squares_matches_leastsq_property(seed: int, n: int, spread_m: float) -> None:
-    lat, lon, age, signal, score = random_cluster(np.random.default_rng(seed), n, spread_m)
-    lat0, lon0 = reference.weighted_position(
-        lat, lon, reference.network_weights(score, age, signal)
-    )
-    got = _fast.least_squares_position(lat, lon, age, signal, lat0, lon0)
-    want = reference.least_squares_position(lat, lon, age, signal, lat0, lon0)
-    assert_allclose(got[:2], want[:2], rtol=0.0, atol=ATOL_DEG)
-
-
-# ---------------------------------------------------------------------------
 # Whole clusters and cells
 # ---------------------------------------------------------------------------
 
@@ -367,8 +292,6 @@ def test_kernels_reject_arrays_of_different_lengths() -> None:
         _fast.network_weights(three, three, two, np.empty(3))
     with pytest.raises(ValueError, match="length"):
         _fast.weighted_position(three, two, three)
-    with pytest.raises(ValueError, match="length"):
-        _fast.least_squares_position(three, three, two, three, 0.0, 0.0)
     with pytest.raises(ValueError, match="length"):
         _fast.percentile95_distance_m(0.0, 0.0, three, two)
     with pytest.raises(ValueError, match="length"):

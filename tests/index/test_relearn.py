@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from ichnaea import _fast
+from ichnaea._fast import reference
 from ichnaea.codecs import mac_shard_id
 from ichnaea.index.build import build_index
 from ichnaea.index.reader import open_index
@@ -65,8 +66,12 @@ def stations(db_engine: Engine) -> Iterator[list[bytes]]:
         remove_stations(db_engine)
 
 
-def test_the_index_kernel_keeps_the_same_block_rule() -> None:
+def test_the_index_kernel_and_its_reference_keep_the_same_block_rule() -> None:
     assert _fast.block_rule() == (TEMPORARY_BLOCK_DAYS, RELEARN_SAMPLES, MAX_RELEARN_BLOCKS)
+    assert (reference.RELEARN_SAMPLES, reference.MAX_RELEARN_BLOCKS) == (
+        RELEARN_SAMPLES,
+        MAX_RELEARN_BLOCKS,
+    )
 
 
 def test_relearned_stations_are_answered_by_both_paths(
