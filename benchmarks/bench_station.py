@@ -35,8 +35,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from ichnaea._fast import reference
 from ichnaea.geocode import Geocoder
-from ichnaea.pipeline.station_plan import plan_station_updates
-from ichnaea.pipeline.station_state import StationType, station_key
+from ichnaea.pipeline.stations.plan import plan_station_updates
+from ichnaea.pipeline.stations.state import StationType, station_key
 from ichnaea.regions import RegionTable
 
 SEED = 20250131

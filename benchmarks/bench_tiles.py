@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from ichnaea.pipeline.tiles import (
+from ichnaea.pipeline.public.tiles import (
     _disc,
     dot_radius,
     encode_png,

@@ -306,14 +306,15 @@ def main() -> None:
 def profile(args: argparse.Namespace, env: dict[str, str], client: redis.Redis,
             db: sa.Engine, rng: random.Random) -> dict[str, Any]:  # fmt: skip
     """Run every stage in this process under cProfile on ``--profile`` fresh reports."""
-    from ichnaea.queue import INCOMING_QUEUE, encode_item
+    from ichnaea.broker import keyspace
+    from ichnaea.broker.queue import encode_item
     from ichnaea.worker.jobs import QUEUE_JOBS, Resources, run_job
 
     sites = population(args.profile, args.wifis, rng)
     items = [encode_item({"api_key": KEY, "source": "gnss",
                           "report": make_report(rng.choice(sites), args.wifis, rng)})
              for _ in range(args.profile)]  # fmt: skip
-    client.rpush(INCOMING_QUEUE, *items)
+    client.rpush(keyspace.INCOMING, *items)
     res = Resources(load_settings(env), db, client, drain=True)
     res.geocoder  # noqa: B018 - loaded before timing
     by_stage: dict[str, float] = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ichnaea.embedded import ensure_embedded_redis
+from ichnaea.broker.embedded import ensure_embedded_redis
 from tests._support import backend_unavailable, xdist_index
 
 

@@ -33,10 +33,11 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import encode_item
 from ichnaea.codecs import encode_cellid, encode_mac, mac_shard_id
 from ichnaea.config import load_settings
 from ichnaea.models.all import metadata
-from ichnaea.queue import INCOMING_QUEUE, encode_item
 from ichnaea.repositories.session import create_engine
 from ichnaea.worker.jobs import Resources, claimed_elsewhere, run_periodic_jobs, run_queue_jobs
 from tests._support import pool_workers
@@ -85,7 +86,7 @@ def make_reports() -> tuple[list[dict[str, Any]], Counter[tuple[str, bytes]]]:
 
 def enqueue(client: redis.Redis, reports: list[dict[str, Any]]) -> None:
     items = [encode_item({"api_key": None, "source": "gnss", "report": r}) for r in reports]
-    client.rpush(INCOMING_QUEUE, *items)
+    client.rpush(keyspace.INCOMING, *items)
 
 
 def snapshot(db_url: str) -> dict[tuple[str, bytes], dict[str, Any]]:

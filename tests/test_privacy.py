@@ -18,12 +18,13 @@ import pytest
 from click.testing import CliRunner
 
 from ichnaea.__main__ import cli
-from ichnaea.api.submit.schemas import parse_v0, parse_v1, parse_v2
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import decode_item, encode_item
 from ichnaea.codecs import encode_mac
 from ichnaea.models.all import metadata
-from ichnaea.pipeline.observations import flatten_report
+from ichnaea.pipeline.ingest.observations import flatten_report
 from ichnaea.privacy import is_opted_out, strip_opted_out
-from ichnaea.queue import INCOMING_QUEUE, decode_item, encode_item
+from ichnaea.reports.formats import parse_v0, parse_v1, parse_v2
 from ichnaea.worker.jobs import QUEUE_JOBS, run_job
 from tests.fixtures_pipeline import Pipeline
 
@@ -156,7 +157,7 @@ def test_submitted_opted_out_networks_are_never_queued_learned_or_archived(
     with_archive(pipeline, tmp_path)
     pipeline.api_key("test")
     pipeline.submit([report()], api_key="test")
-    assert_clean(queue_text(pipeline, INCOMING_QUEUE))
+    assert_clean(queue_text(pipeline, keyspace.INCOMING))
     pipeline.run()
     assert learned_wifi(pipeline) == [encode_mac(NORMAL)]
     archived = archive_text(tmp_path)
@@ -173,7 +174,7 @@ def test_reports_queued_by_other_producers_lose_opted_out_networks_before_any_ex
     with_archive(pipeline, tmp_path)
     only_opted_out = {**report(), "wifiAccessPoints": wifi_list()[:-1]}
     items = [{"api_key": None, "source": "gnss", "report": r} for r in (report(), only_opted_out)]
-    pipeline.redis.rpush(INCOMING_QUEUE, *(encode_item(item) for item in items))
+    pipeline.redis.rpush(keyspace.INCOMING, *(encode_item(item) for item in items))
     run_incoming_only(pipeline)
     internal = queue_text(pipeline, "queue_export_internal")
     assert NORMAL in internal
@@ -216,7 +217,7 @@ def test_locate_query_reports_are_stored_without_opted_out_networks(
     }
     response = pipeline.client.post("/v1/geolocate?key=test", json=body)
     assert response.status_code == 200, response.text
-    stored = queue_text(pipeline, INCOMING_QUEUE)
+    stored = queue_text(pipeline, keyspace.INCOMING)
     assert known[0] in stored  # a query report was stored
     assert_clean(stored)
     pipeline.run()

@@ -14,8 +14,8 @@ from typing import Any
 
 from ichnaea.cli.tiles import TILES_PREFIX
 from ichnaea.metrics import Metrics
-from ichnaea.pipeline.cellexport import EXPORT_PREFIX
-from ichnaea.pipeline.exporters import Partition, S3Exporter
+from ichnaea.pipeline.export.exporters import Partition, S3Exporter
+from ichnaea.pipeline.public.cellexport import EXPORT_PREFIX
 from tests.fixtures_s3 import S3Bucket
 
 REPO = Path(__file__).resolve().parent.parent

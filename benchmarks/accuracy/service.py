@@ -2,7 +2,7 @@
 
 On the embedded defaults (the default) every world gets a fresh temporary
 ``ICHNAEA_DATA_DIR``: SQLite, and the embedded Redis, which this module
-starts itself (``ichnaea.embedded``) so that it outlives restarts of the
+starts itself (``ichnaea.broker.embedded``) so that it outlives restarts of the
 web role and is stopped exactly once, here. With ``mysql_url`` and
 ``redis_url`` the world goes to that server instead: the database named in
 the URL is dropped and migrated again, the Redis database flushed.
@@ -30,7 +30,7 @@ import httpx
 import redis
 import sqlalchemy as sa
 
-from ichnaea.embedded import EmbeddedRedis, ensure_embedded_redis
+from ichnaea.broker.embedded import EmbeddedRedis, ensure_embedded_redis
 
 API_KEY = "accuracy"
 COMMAND_TIMEOUT_S = 900.0

@@ -21,7 +21,6 @@ entries live out their TTL. Database errors are not cached.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import re
@@ -36,7 +35,8 @@ import redis
 import redis.asyncio
 import sentry_sdk
 
-from ichnaea.redis_client import decoded
+from ichnaea.broker import keyspace
+from ichnaea.broker.client import decoded
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class ApiKeyCache:
         # Set before awaiting, so that concurrent requests do not check too.
         self._next_check = now + self.check_interval_s
         try:
-            version = decoded(await client.get(apikey_version_key()))
+            version = decoded(await client.get(keyspace.APIKEY_VERSION))
         except (redis.RedisError, OSError) as exc:
             if not self._redis_failing:
                 log.warning("api key changes not checked, redis unavailable: %s", exc)
@@ -185,34 +185,9 @@ class ApiKeyCache:
             self.generation += 1
 
 
-def apikey_version_key() -> str:
-    return "apikey:version"
-
-
 def announce_key_change(client: redis.Redis) -> int:
     """Tell every web process to drop its cached keys; returns the new version."""
-    return int(client.incr(apikey_version_key()))
-
-
-@functools.lru_cache(maxsize=4096)  # per request: formatting a date costs more than the rest
-def apilimit_key(key: str, path: str, day: date) -> str:
-    return f"apilimit:{key}:{path}:{day:%Y%m%d}"
-
-
-@functools.lru_cache(maxsize=4096)
-def apiuser_key(api_type: str, key: str, day: date) -> str:
-    return f"apiuser:{api_type}:{key}:{day:%Y-%m-%d}"
-
-
-# One round trip for the accounting: PFADD + EXPIRE on the users key, INCRBY +
-# EXPIRE on the counter; returns the new count.
-_COUNT_SCRIPT = """
-redis.call('PFADD', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-local count = redis.call('INCRBY', KEYS[2], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return count
-"""
+    return int(client.incr(keyspace.APIKEY_VERSION))
 
 
 async def count_request(
@@ -237,19 +212,17 @@ async def count_request(
     """
     if api_key.valid_key is None:
         return None
-    user_key = apiuser_key(api_type, api_key.valid_key, today)
-    limit_key = apilimit_key(api_key.valid_key, path, today)
+    user_key = keyspace.api_users(api_type, api_key.valid_key, today)
+    limit_key = keyspace.api_limit(api_key.valid_key, path, today)
+    # One round trip, no transaction: the two keys keep the original's names,
+    # which hash to different Redis Cluster slots.
     try:
-        count = await client.eval(
-            _COUNT_SCRIPT,
-            2,
-            user_key,
-            limit_key,
-            ip or "127.0.0.1",
-            APIUSER_TTL_S,
-            APILIMIT_TTL_S,
-            amount,
-        )
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.pfadd(user_key, ip or "127.0.0.1")
+            pipe.expire(user_key, APIUSER_TTL_S)
+            pipe.incrby(limit_key, amount)
+            pipe.expire(limit_key, APILIMIT_TTL_S)
+            _, _, count, _ = await pipe.execute()
     except (redis.RedisError, OSError) as exc:
         log.warning("daily limit not checked, redis unavailable: %s", exc.__class__.__name__)
         sentry_sdk.capture_exception(exc)

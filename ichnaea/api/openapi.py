@@ -1,9 +1,9 @@
 """The OpenAPI 3.1 document of the public API, built from what the endpoints use.
 
 Nothing in it is written twice: request bodies come from the parsers'
-field tables (``ichnaea.api.fields``: the locate tables in
+field tables (``ichnaea.reports.fields``: the locate tables in
 ``ichnaea.api.locate.schemas``, the submission tables in
-``ichnaea.api.submit.schemas``), error bodies and their examples from the
+``ichnaea.reports.formats``), error bodies and their examples from the
 error classes (``ichnaea.errors``) and the parsers themselves, limits from
 the constants the code enforces. ``tests/api/test_openapi.py`` holds the
 parsers to the document and ``tests/api/test_schemathesis.py`` the running
@@ -31,7 +31,6 @@ import ichnaea
 from ichnaea.api.keys import KEY_PATTERN
 from ichnaea.api.openapi_errors import CATALOGUE, error_example
 from ichnaea.api.openapi_schemas import Schema, component_schemas, ref
-from ichnaea.api.submit.schemas import MAX_REPORTS_PER_SUBMISSION
 from ichnaea.errors import (
     ApiError,
     DailyLimitExceededError,
@@ -42,6 +41,7 @@ from ichnaea.errors import (
     PayloadTooLargeError,
     ServiceUnavailableError,
 )
+from ichnaea.reports.formats import MAX_REPORTS_PER_SUBMISSION
 
 JSON = "application/json"
 

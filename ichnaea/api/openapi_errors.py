@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from ichnaea.api.locate.schemas import parse_locate_request
-from ichnaea.api.submit.schemas import MAX_REPORTS_PER_SUBMISSION, parse_v2
 from ichnaea.errors import (
     ApiError,
     DailyLimitExceededError,
@@ -26,6 +25,7 @@ from ichnaea.errors import (
     RouteNotFoundError,
     ServiceUnavailableError,
 )
+from ichnaea.reports.formats import MAX_REPORTS_PER_SUBMISSION, parse_v2
 
 Schema = dict[str, Any]
 

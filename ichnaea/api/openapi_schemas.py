@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ichnaea.api.fields import Field, Kind
 from ichnaea.api.locate.schemas import LOCATE_FIELDS
 from ichnaea.api.openapi_errors import CATALOGUE, error_example, error_schema
-from ichnaea.api.submit import schemas as submit
 from ichnaea.errors import ApiError, LocationNotFoundError
+from ichnaea.reports import formats as submit
+from ichnaea.reports.fields import Field, Kind
 
 Schema = dict[str, Any]
 

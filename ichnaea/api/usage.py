@@ -46,14 +46,8 @@ from datetime import date
 import redis
 import redis.asyncio
 
-from ichnaea.api.keys import (
-    APILIMIT_TTL_S,
-    APIUSER_TTL_S,
-    ApiKey,
-    apilimit_key,
-    apiuser_key,
-    count_request,
-)
+from ichnaea.api.keys import APILIMIT_TTL_S, APIUSER_TTL_S, ApiKey, count_request
+from ichnaea.broker import keyspace
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +112,7 @@ class UsageRecorder:
         if api_key.valid_key is None:
             return None
         now = self._clock()
-        name = apilimit_key(api_key.valid_key, path, today)
+        name = keyspace.api_limit(api_key.valid_key, path, today)
         counter = self._counters.get(name)
         if counter is None:
             counter = self._counters[name] = _Counter()
@@ -140,7 +134,9 @@ class UsageRecorder:
                 return total + counter.pending
             return None
         counter.pending += amount
-        users = self._users.setdefault(apiuser_key(api_type, api_key.valid_key, today), set())
+        users = self._users.setdefault(
+            keyspace.api_users(api_type, api_key.valid_key, today), set()
+        )
         if len(users) < MAX_PENDING_USERS:
             users.add(ip or UNKNOWN_USER)
         self._ensure_task()

@@ -18,9 +18,9 @@ import redis
 from sqlalchemy.orm import Session
 
 from ichnaea.api.keys import API_KEY_CACHE_JITTER_S, API_KEY_CACHE_TTL_S, announce_key_change
+from ichnaea.broker.client import connect
 from ichnaea.cli.common import start_role
 from ichnaea.config import Settings
-from ichnaea.redis_client import connect
 from ichnaea.repositories import api_keys
 from ichnaea.repositories.session import create_engine, make_sessionmaker
 

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 import click
 
+from ichnaea.broker.embedded import EmbeddedRedis, EmbeddedRedisError, ensure_embedded_redis
 from ichnaea.config import ConfigError, Settings, load_settings
-from ichnaea.embedded import EmbeddedRedis, EmbeddedRedisError, ensure_embedded_redis
 from ichnaea.logging import configure_logging
 from ichnaea.repositories.session import MissingDriverError, require_driver
 

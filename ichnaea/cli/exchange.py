@@ -45,7 +45,7 @@ def export_group() -> None:
 def export_cells(kind: str, at: str | None, output: Path | None) -> None:
     """The MLS-format cell CSV (gzip): to ASSET_BUCKET as export/<name>, or to --output."""
     from ichnaea.assets import asset_store
-    from ichnaea.pipeline.cellexport import (
+    from ichnaea.pipeline.public.cellexport import (
         diff_window,
         full_window,
         publish,
@@ -101,7 +101,7 @@ def export_stations(
     datatype: str, filename: Path, lat: float | None, lon: float | None, radius: float | None
 ) -> None:
     """Dump every station of one type, all columns, as a gzip CSV (the original location_dump)."""
-    from ichnaea.pipeline.dump import area_bounds, dump_stations
+    from ichnaea.pipeline.public.dump import area_bounds, dump_stations
     from ichnaea.repositories.session import create_engine
 
     given = [value is not None for value in (lat, lon, radius)]
@@ -146,10 +146,10 @@ def import_cells_command(paths: tuple[Path, ...]) -> None:
     end. An unknown radio or an invalid first row stops with the file and
     line at fault; other invalid rows are skipped and named in the log.
     """
+    from ichnaea.broker.client import connect
     from ichnaea.geocode import Geocoder
     from ichnaea.metrics import make_metrics
-    from ichnaea.pipeline.cellimport import InvalidCSV, import_cells
-    from ichnaea.redis_client import connect
+    from ichnaea.pipeline.public.cellimport import InvalidCSV, import_cells
     from ichnaea.regions import RegionTable
     from ichnaea.repositories.session import create_engine
 

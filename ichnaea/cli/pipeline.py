@@ -43,17 +43,18 @@ def replay(
     MAX_QUEUE_BACKLOG, replay waits for the workers (or, with --process,
     processes) before queueing it.
     """
+    from ichnaea.broker import keyspace
+    from ichnaea.broker.client import connect
+    from ichnaea.broker.queue import encode_item, push_within
     from ichnaea.metrics import make_metrics
-    from ichnaea.pipeline.backlog import waiting_elsewhere
-    from ichnaea.pipeline.replay import (
+    from ichnaea.pipeline.ingest.backlog import waiting_elsewhere
+    from ichnaea.pipeline.ingest.replay import (
         ReplayFileError,
         ReplaySummary,
         archive_files,
         export_items,
         read_reports,
     )
-    from ichnaea.queue import INCOMING_QUEUE, encode_item, push_within
-    from ichnaea.redis_client import connect
     from ichnaea.repositories.session import create_engine
     from ichnaea.worker.jobs import Resources, run_queue_jobs
 
@@ -68,7 +69,7 @@ def replay(
         raise click.ClickException(str(exc)) from exc
     targets, _ = resources.targets()
     if through_incoming:
-        queue = INCOMING_QUEUE
+        queue = keyspace.INCOMING
     else:
         internal = [t for t in targets if t.schema == "internal"]
         if not internal:
@@ -139,8 +140,8 @@ def deadletter() -> None:
 @deadletter.command("list")
 def deadletter_list() -> None:
     """List parked batches: queue, when it failed, how many reports."""
-    from ichnaea.pipeline.export import dead_letters
-    from ichnaea.redis_client import connect
+    from ichnaea.broker.client import connect
+    from ichnaea.pipeline.deadletters import dead_letters
 
     settings = start_role("deadletter")
     use_embedded_redis(settings)
@@ -161,8 +162,8 @@ def deadletter_list() -> None:
 @click.option("--queue", help="Only batches of this export queue [default: all].")
 def deadletter_requeue(queue: str | None) -> None:
     """Put parked batches back on their export queue for another try."""
-    from ichnaea.pipeline.export import requeue_dead_letters
-    from ichnaea.redis_client import connect
+    from ichnaea.broker.client import connect
+    from ichnaea.pipeline.deadletters import requeue_dead_letters
 
     settings = start_role("deadletter")
     use_embedded_redis(settings)
@@ -178,7 +179,7 @@ def status(as_json: bool) -> None:
     Read-only. Exits 1 when Redis or the database cannot be reached, so it
     also serves as a check for the worker side.
     """
-    from ichnaea.redis_client import connect
+    from ichnaea.broker.client import connect
     from ichnaea.repositories.session import create_engine
     from ichnaea.worker.jobs import Resources
     from ichnaea.worker.status import pipeline_status, render

@@ -84,7 +84,7 @@ def worker(processes: int | None) -> None:
 @click.command()
 def scheduler() -> None:
     """Run the periodic-job scheduler (one per deployment; extras wait on a lock)."""
-    from ichnaea.redis_client import connect
+    from ichnaea.broker.client import connect
     from ichnaea.worker.scheduler import run_scheduler
 
     settings = start_role("scheduler")
@@ -148,12 +148,13 @@ def process(quiet: bool) -> None:
     lease ran out), half-full export batches are flushed, and the periodic
     jobs (stat counters, region stats, clean-ups) run once at the end.
     """
+    from ichnaea.broker.client import connect
     from ichnaea.metrics import make_metrics
-    from ichnaea.redis_client import connect
     from ichnaea.repositories.session import create_engine
     from ichnaea.worker.jobs import (
         Resources,
         claimed_elsewhere,
+        rename_legacy_keys,
         run_periodic_jobs,
         run_queue_jobs,
     )
@@ -181,6 +182,7 @@ def process(quiet: bool) -> None:
                 )
 
     try:
+        rename_legacy_keys(resources)
         run_periodic_jobs(resources)  # reclaims orphaned batches first
         drain()
         # Batches a dead worker left behind come back once their lease runs out.
@@ -212,7 +214,7 @@ def shell() -> None:
     """Open a Python shell with `settings`, `db` (read-write engine) and `redis`."""
     import code
 
-    from ichnaea.redis_client import connect
+    from ichnaea.broker.client import connect
     from ichnaea.repositories.session import create_engine
 
     settings = start_role("shell")

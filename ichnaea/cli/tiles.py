@@ -10,7 +10,7 @@ from pathlib import Path
 from ichnaea.assets import asset_store, sync_directory
 from ichnaea.cli.common import Progress
 from ichnaea.config import Settings
-from ichnaea.pipeline.tiles import TILES_PREFIX, TILES_RECORD, read_points, render_tiles
+from ichnaea.pipeline.public.tiles import TILES_PREFIX, TILES_RECORD, read_points, render_tiles
 from ichnaea.repositories.session import create_engine
 
 CACHE_CONTROL = "max-age=3600, public"

@@ -26,12 +26,12 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
+from ichnaea.broker import keyspace
 from ichnaea.codecs import AREAID_BYTES, CELLID_BYTES, MAC_BYTES, NR_AREAID_BYTES
 from ichnaea.enums import Radio
 
 log = logging.getLogger(__name__)
 
-STREAM_KEY = "station_changes"
 STREAM_MAX_ENTRIES = 10_000
 # Entries one read takes at most; a reader loops until it has caught up.
 READ_COUNT = 1_000
@@ -62,7 +62,7 @@ def announce(target: redis.Redis | Pipeline, kind: str, keys: Iterable[bytes]) -
     joined = b"".join(sorted({padded(kind, key) for key in keys}))
     if joined:
         target.xadd(
-            STREAM_KEY,
+            keyspace.STATION_CHANGES,
             {"kind": kind, "keys": joined},
             maxlen=STREAM_MAX_ENTRIES,
             approximate=True,
@@ -85,7 +85,7 @@ def announce_changes(client: redis.Redis, kind: str, keys: Iterable[bytes]) -> N
 
 def latest_id(client: redis.Redis) -> bytes:
     """The id of the newest entry (``0-0`` for an empty or missing stream)."""
-    newest: list[Any] = client.xrevrange(STREAM_KEY, count=1)  # type: ignore[assignment]
+    newest: list[Any] = client.xrevrange(keyspace.STATION_CHANGES, count=1)  # type: ignore[assignment]
     return bytes(newest[0][0]) if newest else START_ID
 
 
@@ -128,9 +128,9 @@ def read_changes(
     for read in range(max_reads):
         pipe = client.pipeline(transaction=False)
         if read == 0:
-            pipe.xrange(STREAM_KEY, count=1)
+            pipe.xrange(keyspace.STATION_CHANGES, count=1)
         block = block_ms if read == 0 else None
-        pipe.xread({STREAM_KEY: changes.last_id}, count=READ_COUNT, block=block)
+        pipe.xread({keyspace.STATION_CHANGES: changes.last_id}, count=READ_COUNT, block=block)
         replies = pipe.execute()
         if read == 0:
             oldest = replies[0]

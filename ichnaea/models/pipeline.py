@@ -4,7 +4,7 @@
 committed, in the same transaction as those writes, together with the
 Redis side effects the batch still has to apply when it is acknowledged
 (stat counter increments, cell areas to refresh). A batch handed to
-another worker after a crash (see :class:`ichnaea.reliable_queue.SerialQueue`)
+another worker after a crash (see :class:`ichnaea.broker.reliable.SerialQueue`)
 is looked up here first: if it was committed, only its effects are applied,
 so no observation is ever counted twice. Rows are deleted after a week.
 """

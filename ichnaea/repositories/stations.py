@@ -44,7 +44,7 @@ TEMPORARY_BLOCK_DAYS = 2
 # rules above). A decision of issue 11: the original left a moved station
 # blocked for as long as its age rule said (45 days for a young one), and
 # never answered from its new place meanwhile. The pipeline
-# (ichnaea.pipeline.station_state) only lets GNSS observations give a
+# (ichnaea.pipeline.stations.state) only lets GNSS observations give a
 # blocked station a position; the index kernel (ichnaea/_fast/_index.pyx)
 # keeps the same constants (tests/index/test_relearn.py holds them equal).
 RELEARN_SAMPLES = 10

@@ -3,7 +3,7 @@
 Read-only, for the website (:mod:`ichnaea.web.site.stats`): the functions
 take a connection of the caller's engine (the web role's read-only one) and
 return plain rows. ``stat`` holds at most two years of one row per counter
-and day (:func:`ichnaea.pipeline.stats.cleanup_stat`), ``region_stat`` one
+and day (:func:`ichnaea.pipeline.ops.stats.cleanup_stat`), ``region_stat`` one
 row per region: both are read whole.
 """
 

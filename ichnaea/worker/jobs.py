@@ -33,47 +33,36 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from ichnaea.assets import asset_store
+from ichnaea.broker import keyspace
+from ichnaea.broker.client import decoded
+from ichnaea.broker.reliable import ReliableQueue, SerialQueue, consumer_id
 from ichnaea.codecs import DATAMAP_SHARD_IDS
 from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
 from ichnaea.index.changes import announce_changes
 from ichnaea.metrics import Metrics
-from ichnaea.pipeline.areas import update_areas
-from ichnaea.pipeline.cellexport import (
+from ichnaea.pipeline.export.stage import ExporterCache, export_all, ready
+from ichnaea.pipeline.ingest.incoming import ExportTarget, process_incoming
+from ichnaea.pipeline.ingest.internal import KnownKeys, process_internal
+from ichnaea.pipeline.ops.monitor import monitor_api_key_limits, monitor_api_users
+from ichnaea.pipeline.ops.ratecontrol import control_sample_rate
+from ichnaea.pipeline.ops.stats import cleanup_stat, update_region_stats, update_stat_counters
+from ichnaea.pipeline.public.cellexport import (
     ExportWindow,
     diff_window,
     full_window,
     prune_local,
     publish,
 )
-from ichnaea.pipeline.datamap import DATAMAP_BATCH, cleanup_datamap, update_datamap
-from ichnaea.pipeline.export import (
-    ExporterCache,
-    clear_timer_if_empty,
-    count_serial_failure,
-    export_all,
-    ready,
-)
-from ichnaea.pipeline.incoming import ExportTarget, process_incoming
-from ichnaea.pipeline.internal import KnownKeys, process_internal
-from ichnaea.pipeline.monitor import monitor_api_key_limits, monitor_api_users
-from ichnaea.pipeline.ratecontrol import control_sample_rate
-from ichnaea.pipeline.station import (
-    AREA_QUEUE,
-    cleanup_batches,
-    process_station_queue,
-    station_queues,
-)
-from ichnaea.pipeline.stats import cleanup_stat, update_region_stats, update_stat_counters
-from ichnaea.queue import INCOMING_QUEUE
-from ichnaea.redis_client import decoded
+from ichnaea.pipeline.public.datamap import DATAMAP_BATCH, cleanup_datamap, update_datamap
+from ichnaea.pipeline.runner import Claimed, Done, run_batch, timer_cleared
+from ichnaea.pipeline.stations.areas import update_areas
+from ichnaea.pipeline.stations.updater import cleanup_batches, process_station_queue, station_queues
 from ichnaea.regions import RegionTable
-from ichnaea.reliable_queue import ReliableQueue, SerialQueue, consumer_id
 from ichnaea.repositories.export_configs import list_export_configs
 
 log = logging.getLogger(__name__)
 
-DUE_KEY = "scheduler:due"
 # Cell areas are recomputed from all their cells, and every station batch
 # that moves a cell queues its area again: waiting for a big batch (or
 # AREA_MAX_AGE_S) lets one recomputation serve many queued copies. (The
@@ -150,7 +139,7 @@ class Job:
 
 
 def _incoming(res: Resources) -> int:
-    if not res.redis.llen(INCOMING_QUEUE):
+    if not res.redis.llen(keyspace.INCOMING):
         return 0
     targets, _ = res.targets()
     return process_incoming(
@@ -221,38 +210,50 @@ def _stations(res: Resources) -> int:
     return handled
 
 
+@dataclass(frozen=True, slots=True)
+class RawStage:
+    """A serial queue of raw items and an idempotent function of them (cell areas, datamap).
+
+    Applying a batch twice after a crash gives the same rows.
+    """
+
+    client: redis.Redis
+    apply_items: Callable[[list[bytes]], object]
+
+    @staticmethod
+    def decode(raw: bytes) -> bytes:
+        return raw
+
+    def apply(self, batch: Claimed, items: list[bytes]) -> Done:
+        self.apply_items(items)
+        return timer_cleared(self.client, batch.queue)
+
+
 def _serial_batch(
     res: Resources, name: str, batch: int, apply: Callable[[list[bytes]], object]
 ) -> int:
     queue = SerialQueue(res.redis, name)
     if not (res.redis.llen(name) or res.redis.exists(queue.inflight_key)):
         return 0
-    claimed = queue.claim(res.owner, batch, lease_s=res.settings.queue_lease_s)
-    if claimed is None:
-        return 0
-    if claimed.resumed:
-        log.warning("%s: resuming batch %s left by a stopped worker", name, claimed.id)
-    # Idempotent stages: applying a batch twice after a crash gives the same rows.
-    try:
-        apply(claimed.items)
-    except Exception as exc:
-        count_serial_failure(queue, claimed, res.owner, exc)
-        raise
-    queue.ack(res.owner, lambda pipe: clear_timer_if_empty(pipe, res.redis, name))
-    return len(claimed.items)
+    stage = RawStage(res.redis, apply)
+    return run_batch(
+        queue, stage, consumer=res.owner, batch=batch, lease_s=res.settings.queue_lease_s
+    )
 
 
 def _cellareas(res: Resources) -> int:
-    pending = SerialQueue(res.redis, AREA_QUEUE)
+    pending = SerialQueue(res.redis, keyspace.CELL_AREAS)
     if not (
         res.drain
         or res.redis.exists(pending.inflight_key)
-        or ready(res.redis, AREA_QUEUE, AREA_BATCH, now=time.time(), max_age_s=AREA_MAX_AGE_S)
+        or ready(
+            res.redis, keyspace.CELL_AREAS, AREA_BATCH, now=time.time(), max_age_s=AREA_MAX_AGE_S
+        )
     ):
         return 0
     return _serial_batch(
         res,
-        AREA_QUEUE,
+        keyspace.CELL_AREAS,
         AREA_BATCH,
         lambda ids: _update_areas(res, ids),
     )
@@ -267,7 +268,7 @@ def _datamap(res: Resources) -> int:
     return sum(
         _serial_batch(
             res,
-            f"update_datamap_{shard}",
+            keyspace.datamap_queue(shard),
             DATAMAP_BATCH,
             lambda grids, shard=shard: update_datamap(  # type: ignore[misc]
                 res.db, shard, grids, today=utcnow().date(), metrics=res.metrics
@@ -287,7 +288,7 @@ def _today() -> date:
 def _reclaim(res: Resources) -> int:
     """Give back the batches of Redis-to-Redis and export consumers whose lease ran out."""
     targets, _ = res.targets()
-    names = [INCOMING_QUEUE]
+    names = [keyspace.INCOMING]
     for target in targets:
         names.extend(target.queues(res.redis))
     returned = sum(ReliableQueue(res.redis, name).reclaim() for name in names)
@@ -352,13 +353,21 @@ def data_queue_names(res: Resources, targets: Sequence[ExportTarget] | None = No
 
     ``targets`` defaults to the export configs of ``res``.
     """
-    names = [INCOMING_QUEUE, AREA_QUEUE, *(q.name for q in station_queues())]
-    names += [f"update_datamap_{shard}" for shard in DATAMAP_SHARD_IDS]
+    names = [keyspace.INCOMING, keyspace.CELL_AREAS, *(q.name for q in station_queues())]
+    names += [keyspace.datamap_queue(shard) for shard in DATAMAP_SHARD_IDS]
     if targets is None:
         targets, _ = res.targets()
     for target in targets:
         names.extend(target.queues(res.redis))
     return names
+
+
+def rename_legacy_keys(res: Resources) -> int:
+    """Move an older version's untagged queue keys (:func:`keyspace.rename_legacy_keys`)."""
+    moved = keyspace.rename_legacy_keys(res.redis, data_queue_names(res))
+    if moved:
+        log.warning("moved %d Redis keys of an older version to their tagged names", moved)
+    return moved
 
 
 def _monitor_queues(res: Resources) -> int:
@@ -368,25 +377,9 @@ def _monitor_queues(res: Resources) -> int:
             pipe.llen(name)
         sizes = pipe.execute()
     for name, size in zip(names, sizes, strict=True):
-        tags = {"queue": name, "queue_type": "data", "data_type": data_type(name)}
+        tags = {"queue": name, "queue_type": "data", "data_type": keyspace.data_type(name)}
         res.metrics.gauge("queue", size, tags=tags)
     return 0
-
-
-_DATA_TYPES = (
-    ("update_incoming", "report"),
-    ("queue_export_", "exports"),
-    ("update_blue_", "bluetooth"),
-    ("update_wifi_", "wifi"),
-    ("update_cellarea", "cellarea"),
-    ("update_cell_", "cell"),
-    ("update_datamap_", "datamap"),
-)
-
-
-def data_type(queue: str) -> str:
-    """The ``data_type`` tag of a data queue's size gauge (spec section 3.2)."""
-    return next((kind for prefix, kind in _DATA_TYPES if queue.startswith(prefix)), "other")
 
 
 QUEUE_JOBS: tuple[Job, ...] = (
@@ -458,11 +451,11 @@ def run_queue_jobs(res: Resources) -> int:
 def run_due_jobs(res: Resources, *, limit: int = 10) -> int:
     """Run periodic jobs the scheduler marked due; return how many ran."""
     ran = 0
-    while ran < limit and (raw := res.redis.spop(DUE_KEY)) is not None:
+    while ran < limit and (raw := res.redis.spop(keyspace.SCHEDULER_DUE)) is not None:
         name = decoded(cast(bytes, raw))  # SPOP without a count: one member
         job = periodic_job(name)
         if job is None:
-            log.error("unknown periodic job %r in %s ignored", name, DUE_KEY)
+            log.error("unknown periodic job %r in %s ignored", name, keyspace.SCHEDULER_DUE)
             continue
         run_job(job, res)
         ran += 1
@@ -473,11 +466,11 @@ def claimed_elsewhere(res: Resources, targets: Sequence[ExportTarget] | None = N
     """Items claimed by consumers and not yet acknowledged (in progress or orphaned)."""
     if targets is None:
         targets, _ = res.targets()
-    reliable = [INCOMING_QUEUE]
+    reliable = [keyspace.INCOMING]
     for target in targets:
         reliable.extend(target.queues(res.redis))
-    serial = [AREA_QUEUE, *(q.name for q in station_queues())]
-    serial += [f"update_datamap_{shard}" for shard in DATAMAP_SHARD_IDS]
+    serial = [keyspace.CELL_AREAS, *(q.name for q in station_queues())]
+    serial += [keyspace.datamap_queue(shard) for shard in DATAMAP_SHARD_IDS]
     held = 0
     for name in reliable:
         queue = ReliableQueue(res.redis, name)

@@ -16,15 +16,16 @@ import os
 import signal
 import time
 
+from ichnaea.broker.client import connect
 from ichnaea.config import Settings
 from ichnaea.logging import configure_logging
 from ichnaea.metrics import make_metrics
-from ichnaea.redis_client import connect
 from ichnaea.repositories.session import create_engine
 from ichnaea.worker.jobs import (
     RECLAIM,
     Resources,
     registered_jobs,
+    rename_legacy_keys,
     run_due_jobs,
     run_job,
     run_queue_jobs,
@@ -59,6 +60,10 @@ def _process_main(
         metrics=make_metrics(settings),
     )
     log.info("worker process ready (%d jobs registered)", len(registered_jobs(settings)))
+    try:
+        rename_legacy_keys(resources)
+    except Exception:
+        log.exception("could not look for Redis keys of an older version; going on")
     try:
         # A parent killed with SIGKILL cannot set `stop`: an orphan exits on its own.
         last_reclaim = time.monotonic()

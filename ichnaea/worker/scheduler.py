@@ -22,14 +22,13 @@ import time
 
 import redis
 
+from ichnaea.broker import keyspace
 from ichnaea.config import Settings
-from ichnaea.worker.jobs import DUE_KEY, Job, scheduled_jobs
+from ichnaea.worker.jobs import Job, scheduled_jobs
 from ichnaea.worker.shutdown import StopSignal
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "scheduler:lock"
-SLOTS_KEY = "scheduler:slots"
 LOCK_TTL_MS = 30_000
 TICK_S = 1.0
 
@@ -50,19 +49,19 @@ class SchedulerLock:
         self._renew = client.register_script(_RENEW)
 
     def acquire(self) -> bool:
-        return bool(self.client.set(LOCK_KEY, self.token, nx=True, px=self.ttl_ms))
+        return bool(self.client.set(keyspace.SCHEDULER_LOCK, self.token, nx=True, px=self.ttl_ms))
 
     def renew(self) -> bool:
-        return bool(self._renew(keys=[LOCK_KEY], args=[self.token, self.ttl_ms]))
+        return bool(self._renew(keys=[keyspace.SCHEDULER_LOCK], args=[self.token, self.ttl_ms]))
 
     def release(self) -> None:
-        if self.client.get(LOCK_KEY) == self.token.encode():
-            self.client.delete(LOCK_KEY)
+        if self.client.get(keyspace.SCHEDULER_LOCK) == self.token.encode():
+            self.client.delete(keyspace.SCHEDULER_LOCK)
 
 
 def mark_due(client: redis.Redis, jobs: tuple[Job, ...], epoch_s: float) -> list[str]:
     """Add the jobs whose slot at ``epoch_s`` has not been marked yet to the due set."""
-    stored = client.hmget(SLOTS_KEY, [job.name for job in jobs]) if jobs else []
+    stored = client.hmget(keyspace.SCHEDULER_SLOTS, [job.name for job in jobs]) if jobs else []
     due = {
         job.name: job.slot(epoch_s)
         for job, last in zip(jobs, stored, strict=True)
@@ -70,9 +69,9 @@ def mark_due(client: redis.Redis, jobs: tuple[Job, ...], epoch_s: float) -> list
     }
     if due:
         with client.pipeline(transaction=True) as pipe:
-            pipe.sadd(DUE_KEY, *due)
+            pipe.sadd(keyspace.SCHEDULER_DUE, *due)
             for name, slot in due.items():
-                pipe.hset(SLOTS_KEY, name, slot)
+                pipe.hset(keyspace.SCHEDULER_SLOTS, name, slot)
             pipe.execute()
     return list(due)
 
@@ -86,7 +85,9 @@ def run_scheduler(settings: Settings, client: redis.Redis, stop: StopSignal) -> 
         try:
             if not lock.acquire():
                 if not waiting_logged:
-                    log.warning("another scheduler holds %s; waiting for it", LOCK_KEY)
+                    log.warning(
+                        "another scheduler holds %s; waiting for it", keyspace.SCHEDULER_LOCK
+                    )
                     waiting_logged = True
                 stop.wait(lock.ttl_ms / 3000)
                 continue

@@ -24,14 +24,10 @@ from typing import Any
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from ichnaea.pipeline.export import DEAD_LETTER_PREFIX
-from ichnaea.pipeline.incoming import ExportTarget
-from ichnaea.pipeline.ratecontrol import SAMPLE_RATE_KEY
-from ichnaea.redis_client import decoded
+from ichnaea.broker import keyspace
+from ichnaea.broker.client import decoded
+from ichnaea.pipeline.ingest.incoming import ExportTarget
 from ichnaea.worker.jobs import Resources, claimed_elsewhere, data_queue_names, scheduled_jobs
-from ichnaea.worker.scheduler import LOCK_KEY, SLOTS_KEY
-
-UNDECODABLE_SUFFIX = ":undecodable"
 
 
 @dataclass
@@ -82,12 +78,12 @@ def pipeline_status(res: Resources) -> PipelineStatus:
             pipe.llen(name)
         status.queues = dict(zip(names, (int(n) for n in pipe.execute()), strict=True))
     status.claimed = claimed_elsewhere(res, targets)
-    for key in _keys(client, f"{DEAD_LETTER_PREFIX}*"):
+    for key in _keys(client, keyspace.DEAD_LETTER_PATTERN):
         status.dead_letters[key] = int(client.llen(key))
-    for key in _keys(client, f"*{UNDECODABLE_SUFFIX}"):
+    for key in _keys(client, keyspace.UNDECODABLE_PATTERN):
         status.undecodable[key] = int(client.llen(key))
-    status.scheduler_leader = decoded(client.get(LOCK_KEY))
-    slots = client.hgetall(SLOTS_KEY)
+    status.scheduler_leader = decoded(client.get(keyspace.SCHEDULER_LOCK))
+    slots = client.hgetall(keyspace.SCHEDULER_SLOTS)
     for job in scheduled_jobs(res.settings):
         slot = decoded(slots.get(job.name.encode()))
         if slot is None or not job.period_s:
@@ -97,7 +93,7 @@ def pipeline_status(res: Resources) -> PipelineStatus:
         status.last_runs[job.name] = datetime.fromtimestamp(start, UTC).isoformat(
             timespec="seconds"
         )
-    status.sample_rate = decoded(client.get(SAMPLE_RATE_KEY))
+    status.sample_rate = decoded(client.get(keyspace.SAMPLE_RATE))
     if status.scheduler_leader is None:
         status.problems.append("no scheduler holds the lock: periodic jobs are not enqueued")
     if status.dead_letters:

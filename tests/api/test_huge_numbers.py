@@ -17,8 +17,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import decode_item
 from ichnaea.config import Settings
-from ichnaea.queue import INCOMING_QUEUE, decode_item
 from ichnaea.web.app import create_app
 from tests.fixtures_app import PROXY_PEER, Seeder
 
@@ -159,7 +160,7 @@ def api(app_settings: Settings, seed: Seeder) -> Iterator[TestClient]:
 
 
 def queued(client: redis.Redis) -> list[dict[str, Any]]:
-    return [decode_item(raw) for raw in client.lrange(INCOMING_QUEUE, 0, -1)]
+    return [decode_item(raw) for raw in client.lrange(keyspace.INCOMING, 0, -1)]
 
 
 @pytest.mark.parametrize(
@@ -181,7 +182,7 @@ def test_submit_drops_huge_and_non_finite_numbers_keeping_the_report(
     failures = []
     for field in fields:
         for value in VALUES:
-            backend_redis.delete(INCOMING_QUEUE)
+            backend_redis.delete(keyspace.INCOMING)
             body = body_text(with_value(template, field, value))
             response = api.post(f"{path}?key=test", content=body)
             if response.status_code != ok:

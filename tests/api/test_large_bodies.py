@@ -22,8 +22,9 @@ from starlette.testclient import TestClient
 
 from ichnaea.api.body import LARGE_BODY_BYTES
 from ichnaea.api.locate.constants import MAX_WIFIS_IN_QUERY
-from ichnaea.api.submit.schemas import MAX_REPORTS_PER_SUBMISSION
-from ichnaea.queue import INCOMING_QUEUE, decode_item
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import decode_item
+from ichnaea.reports.formats import MAX_REPORTS_PER_SUBMISSION
 from tests.fixtures_app import Seeder
 
 LONDON_MACS = ["a82066000001", "a82066000002"]
@@ -55,7 +56,7 @@ def test_locate_with_10000_wifis_looks_up_only_the_strongest(
     response = api.post("/v1/geolocate?key=test", json=body)
     assert response.status_code == 200
     assert round(response.json()["location"]["lat"], 2) == 51.5
-    (item,) = [decode_item(raw) for raw in backend_redis.lrange(INCOMING_QUEUE, 0, -1)]
+    (item,) = [decode_item(raw) for raw in backend_redis.lrange(keyspace.INCOMING, 0, -1)]
     assert len(item["report"]["wifiAccessPoints"]) == MAX_WIFIS_IN_QUERY
 
 
@@ -79,7 +80,7 @@ def test_submission_at_the_report_cap_is_queued_whole(
 ) -> None:
     response = api.post("/v2/geosubmit", json=reports(MAX_REPORTS_PER_SUBMISSION))
     assert response.status_code == 200
-    assert backend_redis.llen(INCOMING_QUEUE) == MAX_REPORTS_PER_SUBMISSION
+    assert backend_redis.llen(keyspace.INCOMING) == MAX_REPORTS_PER_SUBMISSION
 
 
 @pytest.mark.parametrize("path", ["/v2/geosubmit", "/v1/geosubmit", "/v1/submit"])
@@ -101,7 +102,7 @@ def test_submission_over_the_report_cap_is_413_and_queues_nothing(
             f"send at most {MAX_REPORTS_PER_SUBMISSION} per request"
         },
     }
-    assert backend_redis.llen(INCOMING_QUEUE) == 0
+    assert backend_redis.llen(keyspace.INCOMING) == 0
 
 
 def hold_parse(

@@ -33,9 +33,9 @@ from ichnaea.api.locate.batch import parse_batch
 from ichnaea.api.locate.schemas import parse_locate_request
 from ichnaea.api.openapi import openapi_document
 from ichnaea.api.openapi_errors import CATALOGUE
-from ichnaea.api.submit.schemas import parse_v0, parse_v1, parse_v2
 from ichnaea.config import Settings
 from ichnaea.errors import ApiError, ParseError
+from ichnaea.reports.formats import parse_v0, parse_v1, parse_v2
 from ichnaea.web.app import API_PATHS, create_app
 
 Schema = dict[str, Any]

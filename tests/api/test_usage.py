@@ -10,13 +10,14 @@ import pytest
 import redis
 import redis.asyncio
 
-from ichnaea.api.keys import ApiKey, apilimit_key, apiuser_key
+from ichnaea.api.keys import ApiKey
 from ichnaea.api.usage import UsageRecorder
+from ichnaea.broker import keyspace
 
 DAY = date(2026, 12, 6)
 KEY = ApiKey(valid_key="usage", maxreq=20)
-COUNTER = apilimit_key("usage", "v1.geolocate", DAY)
-USERS = apiuser_key("locate", "usage", DAY)
+COUNTER = keyspace.api_limit("usage", "v1.geolocate", DAY)
+USERS = keyspace.api_users("locate", "usage", DAY)
 # Flushes happen only when a test asks for them.
 NEVER_S = 3600.0
 

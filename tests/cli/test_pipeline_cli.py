@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from ichnaea.__main__ import cli
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import decode_item, encode_item
 from ichnaea.codecs import encode_mac
-from ichnaea.pipeline.export import dead_letter_key
-from ichnaea.queue import INCOMING_QUEUE, decode_item, encode_item
 from tests._support import embedded_env
 from tests.fixtures_pipeline import Pipeline
 from tests.test_end_to_end import _answers
@@ -64,17 +64,18 @@ def test_replay_of_a_missing_path_fails_with_its_name(pipeline: Pipeline, tmp_pa
 def test_deadletter_list_and_requeue(pipeline: Pipeline) -> None:
     queue = "queue_export_backup"
     letter = {"queue": queue, "failed_at": 0, "items": [{"api_key": None, "report": {"n": 1}}]}
-    pipeline.redis.rpush(dead_letter_key(queue), encode_item(letter))
+    pipeline.redis.rpush(keyspace.dead_letter(queue), encode_item(letter))
     env = cli_env(pipeline)
     listed = CliRunner().invoke(cli, ["deadletter", "list"], env=env)
     assert listed.exit_code == 0, listed.output
     assert (
-        f"{dead_letter_key(queue)}[0]  failed 1970-01-01T00:00:00+00:00  1 items" in listed.output
+        f"{keyspace.dead_letter(queue)}[0]  failed 1970-01-01T00:00:00+00:00  1 items"
+        in listed.output
     )
     requeued = CliRunner().invoke(cli, ["deadletter", "requeue"], env=env)
     assert "requeued 1 items" in requeued.output
     assert [decode_item(raw) for raw in pipeline.redis.lrange(queue, 0, -1)] == letter["items"]
-    assert not pipeline.redis.exists(dead_letter_key(queue))
+    assert not pipeline.redis.exists(keyspace.dead_letter(queue))
 
 
 def test_status_lists_busy_queues_dead_letters_and_the_missing_scheduler(
@@ -85,8 +86,8 @@ def test_status_lists_busy_queues_dead_letters_and_the_missing_scheduler(
     from ichnaea.worker.jobs import data_queue_names
 
     pipeline.redis.rpush("update_wifi_3", b"{}", b"{}")
-    pipeline.redis.rpush(dead_letter_key("queue_export_backup"), encode_item({"items": []}))
-    pipeline.redis.rpush("update_incoming:undecodable", b"junk")
+    pipeline.redis.rpush(keyspace.dead_letter("queue_export_backup"), encode_item({"items": []}))
+    pipeline.redis.rpush(keyspace.undecodable(keyspace.INCOMING), b"junk")
     pipeline.redis.hset("scheduler:slots", "reclaim", 59_000_000)
     env = cli_env(pipeline)
     result = CliRunner().invoke(cli, ["status"], env=env)
@@ -98,8 +99,9 @@ def test_status_lists_busy_queues_dead_letters_and_the_missing_scheduler(
         f"  ({len(data_queue_names(pipeline.resources)) - 1} other queues empty)",
     ]
     assert "other queues empty)" in result.output
-    assert "dead letters: dead_letter:queue_export_backup 1" in result.output
-    assert "undecodable: update_incoming:undecodable 1" in result.output
+    # Keys as redis-cli takes them (tagged by their queue: ichnaea.broker.keyspace).
+    assert "dead letters: dead_letter:{queue_export_backup} 1" in result.output
+    assert "undecodable: {update_incoming}:undecodable 1" in result.output
     assert "PROBLEM: no scheduler holds the lock" in result.output
     assert "reclaim                  last due 2026-02-02T02:40:00+00:00" in result.output
     found = json_module.loads(CliRunner().invoke(cli, ["status", "--json"], env=env).output)
@@ -132,7 +134,7 @@ def test_replay_waits_while_export_queues_hold_the_backlog(
 
     def worker_catches_up(seconds: float) -> None:
         # Stands in for a worker: what replay waited for is exported meanwhile.
-        waits.append(pipeline.redis.llen(internal) + pipeline.redis.llen(INCOMING_QUEUE))
+        waits.append(pipeline.redis.llen(internal) + pipeline.redis.llen(keyspace.INCOMING))
         pipeline.redis.delete(internal)
 
     monkeypatch.setattr("time.sleep", worker_catches_up)
@@ -140,7 +142,7 @@ def test_replay_waits_while_export_queues_hold_the_backlog(
     result = CliRunner().invoke(cli, ["replay", str(tmp_path), "--through-incoming"], env=env)
     assert result.exit_code == 0, result.output
     assert waits == [3]  # 3 waiting + 2 replayed > 4: it waited once
-    assert pipeline.redis.llen(INCOMING_QUEUE) == 2
+    assert pipeline.redis.llen(keyspace.INCOMING) == 2
 
 
 @pytest.mark.timeout(120)

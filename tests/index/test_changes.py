@@ -12,15 +12,16 @@ from pathlib import Path
 
 import redis
 
+from ichnaea.broker import keyspace
 from ichnaea.codecs import encode_areaid, encode_cellid, encode_mac
 from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
 from ichnaea.index import changes
-from ichnaea.pipeline.cellimport import import_cells
+from ichnaea.pipeline.public.cellimport import import_cells
 from ichnaea.regions import RegionTable
 from tests._support import RecordingMetrics
 from tests.fixtures_pipeline import Pipeline
-from tests.pipeline.test_cellimport import HEADER, SPEC_ROWS, write_csv
+from tests.pipeline.public.test_cellimport import HEADER, SPEC_ROWS, write_csv
 
 NR_CELL = encode_cellid(Radio.nr, 310, 410, 2**24 - 1, 2**36 - 1)  # 17 bytes
 NR_AREA = encode_areaid(Radio.nr, 310, 410, 2**24 - 1)  # 9 bytes
@@ -40,7 +41,7 @@ def test_keys_of_every_width_come_back_as_announced(backend_redis: redis.Redis) 
         "area": {area, NR_AREA},
     }
     assert not found.missed
-    assert backend_redis.xlen(changes.STREAM_KEY) == 3
+    assert backend_redis.xlen(keyspace.STATION_CHANGES) == 3
     # Read again from where the reader stopped: nothing new.
     again = changes.read_changes(backend_redis, found.last_id)
     assert again.keys == {} and again.last_id == found.last_id and not again.missed
@@ -54,7 +55,7 @@ def test_a_reader_behind_the_trimmed_stream_knows_it_missed_entries(
     changes.announce(backend_redis, "wifi", [b"\x02" * 6])
     changes.announce(backend_redis, "wifi", [b"\x03" * 6])
     # The entry after `seen` is gone:
-    backend_redis.xtrim(changes.STREAM_KEY, maxlen=1, approximate=False)
+    backend_redis.xtrim(keyspace.STATION_CHANGES, maxlen=1, approximate=False)
     found = changes.read_changes(backend_redis, seen)
     assert found.missed
     assert found.keys == {"wifi": {b"\x03" * 6}}

@@ -25,6 +25,7 @@ from ichnaea.api.locate.query import BlueLookup, CellLookup, Query, WifiLookup
 from ichnaea.api.locate.result import Position
 from ichnaea.api.locate.sources import internal
 from ichnaea.breaker import CircuitBreaker
+from ichnaea.broker import keyspace
 from ichnaea.codecs import decode_cellid, mac_shard_id
 from ichnaea.geocode import Geocoder
 from ichnaea.index import changes, live
@@ -265,7 +266,7 @@ def test_a_host_that_missed_the_announcements_catches_up_from_the_database(
     assert _found(index, first) == {}  # no announcement, catch-up not due
     # Redis restarted (or the stream was trimmed past this reader): the
     # next entry shows that entries were missed, and the reader catches up.
-    backend_redis.delete(changes.STREAM_KEY)
+    backend_redis.delete(keyspace.STATION_CHANGES)
     _write_wifi(engine, _wifi_row(second, 48.1, 11.1))
     changes.announce(backend_redis, "blue", [b"\x01" * 6])
     index.refresh()

@@ -4,7 +4,7 @@ Decision (issue 11): a blocked station that GNSS observations have given a
 position again since its block, ``RELEARN_SAMPLES`` of them, and that was
 blocked at most ``MAX_RELEARN_BLOCKS`` times, is not blocked
 (ichnaea/repositories/stations.py ``relearned``; the pipeline's side is in
-tests/pipeline/test_station_plan.py).
+tests/pipeline/stations/test_station_plan.py).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from ichnaea.codecs import datamap_shard_id, encode_datamap_grid
 from ichnaea.enums import StatKey
 from ichnaea.models.stats import DATAMAP_SHARDS, Stat
-from ichnaea.pipeline.cellexport import CSV_HEADER
+from ichnaea.pipeline.public.cellexport import CSV_HEADER
 from tests._support import embedded_env
 from tests.test_end_to_end import free_port
 from tests.web._browser import Browser, chromium

@@ -3,7 +3,8 @@ import time
 
 import redis
 
-from ichnaea.worker.scheduler import LOCK_KEY, SchedulerLock
+from ichnaea.broker import keyspace
+from ichnaea.worker.scheduler import SchedulerLock
 
 
 def test_second_scheduler_waits_for_the_lock(redis_client: redis.Redis) -> None:
@@ -26,7 +27,7 @@ def test_lock_of_a_dead_leader_expires(redis_client: redis.Redis) -> None:
     while not standby.acquire():
         assert time.monotonic() < deadline, "the lock never expired"
         time.sleep(0.05)
-    assert redis_client.get(LOCK_KEY) == standby.token.encode()
+    assert redis_client.get(keyspace.SCHEDULER_LOCK) == standby.token.encode()
 
 
 def test_run_scheduler_takes_and_releases_the_lock(
@@ -39,18 +40,19 @@ def test_run_scheduler_takes_and_releases_the_lock(
     thread.start()
     try:
         deadline = time.monotonic() + 5
-        while redis_client.get(LOCK_KEY) is None:
+        while redis_client.get(keyspace.SCHEDULER_LOCK) is None:
             assert time.monotonic() < deadline, "scheduler never took the lock"
             time.sleep(0.02)
     finally:
         stop.set()
         thread.join(10)
     assert not thread.is_alive()
-    assert redis_client.get(LOCK_KEY) is None
+    assert redis_client.get(keyspace.SCHEDULER_LOCK) is None
 
 
 def test_leader_marks_every_periodic_job_due_once(redis_client: redis.Redis, make_settings) -> None:  # type: ignore[no-untyped-def]
-    from ichnaea.worker.jobs import DUE_KEY, scheduled_jobs
+    from ichnaea.broker import keyspace
+    from ichnaea.worker.jobs import scheduled_jobs
     from ichnaea.worker.scheduler import run_scheduler
 
     settings = make_settings()
@@ -60,14 +62,14 @@ def test_leader_marks_every_periodic_job_due_once(redis_client: redis.Redis, mak
     thread.start()
     try:
         deadline = time.monotonic() + 5
-        while redis_client.scard(DUE_KEY) < len(jobs):
-            assert time.monotonic() < deadline, redis_client.smembers(DUE_KEY)
+        while redis_client.scard(keyspace.SCHEDULER_DUE) < len(jobs):
+            assert time.monotonic() < deadline, redis_client.smembers(keyspace.SCHEDULER_DUE)
             time.sleep(0.02)
         time.sleep(1.5)  # more ticks: jobs not yet due are not added again
     finally:
         stop.set()
         thread.join(10)
-    assert redis_client.smembers(DUE_KEY) == {job.name.encode() for job in jobs}
+    assert redis_client.smembers(keyspace.SCHEDULER_DUE) == {job.name.encode() for job in jobs}
 
 
 def _epoch(text: str) -> float:
@@ -92,20 +94,21 @@ def test_daily_jobs_run_at_their_utc_time_of_day_not_at_scheduler_start() -> Non
 
 
 def test_slots_survive_a_scheduler_restart(redis_client: redis.Redis, make_settings) -> None:  # type: ignore[no-untyped-def]
-    from ichnaea.worker.jobs import DUE_KEY, scheduled_jobs
+    from ichnaea.broker import keyspace
+    from ichnaea.worker.jobs import scheduled_jobs
     from ichnaea.worker.scheduler import mark_due
 
     jobs = scheduled_jobs(make_settings())
     names = {job.name for job in jobs}
     start = _epoch("2026-11-30T00:06:30")
     assert set(mark_due(redis_client, jobs, start)) == names  # first sight: all due
-    redis_client.delete(DUE_KEY)  # the workers ran them
+    redis_client.delete(keyspace.SCHEDULER_DUE)  # the workers ran them
     # A new leader (the state is in Redis) 20 s later: nothing repeats.
     assert mark_due(redis_client, jobs, start + 20) == []
     # 00:07:30: the minute jobs and the 00:07 daily job, not the 00:17 one.
     due = set(mark_due(redis_client, jobs, start + 60))
     assert due == {"reclaim", "monitor_queues", "rate_control", "update_statregion"}
-    assert redis_client.smembers(DUE_KEY) == {name.encode() for name in due}
+    assert redis_client.smembers(keyspace.SCHEDULER_DUE) == {name.encode() for name in due}
     # 00:10:30: the ten-minute jobs too.
     due = set(mark_due(redis_client, jobs, _epoch("2026-11-30T00:10:30")))
     assert {"update_statcounter", "monitor_api_users", "monitor_api_key_limits"} < due
@@ -135,18 +138,18 @@ def test_a_worker_runs_due_jobs_and_ignores_unknown_names(
     monkeypatch.setattr(
         jobs, "PERIODIC_JOBS", (jobs.Job("monitor_queues", lambda r: ran.append("m") or 0, 60),)
     )
-    redis_client.sadd(jobs.DUE_KEY, "monitor_queues", "no_such_job")
+    redis_client.sadd(keyspace.SCHEDULER_DUE, "monitor_queues", "no_such_job")
     res = jobs.Resources(make_settings(), None, redis_client)
     assert jobs.run_due_jobs(res) == 1
     assert ran == ["m"]
-    assert redis_client.scard(jobs.DUE_KEY) == 0
+    assert redis_client.scard(keyspace.SCHEDULER_DUE) == 0
 
 
 def test_queue_gauges_carry_the_data_type_and_cover_export_queues_quirk_20_fixed(
     redis_client: redis.Redis, make_settings, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     import ichnaea.worker.jobs as jobs
-    from ichnaea.pipeline.incoming import ExportTarget
+    from ichnaea.pipeline.ingest.incoming import ExportTarget
     from tests._support import RecordingMetrics
 
     backup = ExportTarget("backup", "dummy", frozenset(), frozenset())
@@ -185,14 +188,14 @@ def test_rate_control_job_steers_the_locate_sample_rate_by_the_station_backlog(
     redis_client: redis.Redis, make_settings
 ) -> None:  # type: ignore[no-untyped-def]
     import ichnaea.worker.jobs as jobs
-    from ichnaea.api.locate.service import GLOBAL_SAMPLE_RATE_KEY
+    from ichnaea.broker import keyspace
 
     redis_client.mset({"rate_controller_enabled": "1", "rate_controller_target": "10",
                        "rate_controller_kp": "1"})  # fmt: skip
     redis_client.rpush("update_wifi_3", *[b"{}"] * 15)  # backlog 15 > target 10
     res = jobs.Resources(make_settings(), None, redis_client)
     jobs.run_job(jobs.periodic_job("rate_control"), res)
-    assert float(redis_client.get(GLOBAL_SAMPLE_RATE_KEY)) == 0.0
+    assert float(redis_client.get(keyspace.SAMPLE_RATE)) == 0.0
     redis_client.delete("update_wifi_3")
     jobs.run_job(jobs.periodic_job("rate_control"), res)
-    assert float(redis_client.get(GLOBAL_SAMPLE_RATE_KEY)) == 100.0
+    assert float(redis_client.get(keyspace.SAMPLE_RATE)) == 100.0

@@ -61,6 +61,7 @@ import numpy as np
 import redis
 import redis.asyncio
 
+from ichnaea.broker import keyspace
 from ichnaea.geo import distance_m
 
 __all__ = [
@@ -74,8 +75,6 @@ __all__ = [
     "FallbackEvent",
     "FallbackNetworks",
     "LookupEvent",
-    "fallback_cache_key",
-    "fallback_ratelimit_key",
     "make_http_client",
     "outbound_request",
 ]
@@ -252,19 +251,6 @@ def make_http_client() -> httpx.AsyncClient:
     )
 
 
-def fallback_ratelimit_key(name: str, interval_s: int, now_s: float) -> str:
-    """Redis key of the provider's request counter for the interval holding ``now_s``."""
-    return f"fallback_ratelimit:{name}:{math.floor(now_s / interval_s)}"
-
-
-def fallback_cache_key(
-    schema: str, kind: Literal["blue", "cell", "wifi"], network_id: bytes
-) -> bytes:
-    """Binary Redis key caching the provider's answer for one network."""
-    provider = schema.partition("/")[0]
-    return f"cache:fallback:{provider}:v1:1:{kind}:".encode("ascii") + network_id
-
-
 def _pick(entry: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
     return {field: entry[field] for field in fields if entry.get(field) is not None}
 
@@ -422,7 +408,7 @@ def _cache_keys(config: FallbackConfig, networks: FallbackNetworks) -> list[byte
         kind, ids = "blue", blue
     else:
         return None
-    return [fallback_cache_key(config.schema, kind, network_id) for network_id in ids]
+    return [keyspace.fallback_cache(config.schema, kind, network_id) for network_id in ids]
 
 
 def _ignore(event: FallbackEvent) -> None:
@@ -509,7 +495,7 @@ class FallbackClient:
         if not config.ratelimit:
             return False
         interval_s = config.ratelimit_interval_s
-        key = fallback_ratelimit_key(config.name, interval_s, time.time())
+        key = keyspace.fallback_ratelimit(config.name, interval_s, time.time())
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(key)

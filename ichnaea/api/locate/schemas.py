@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ichnaea._fast import cell_lookups, wifi_lookups
-from ichnaea.api.fields import Field, Kind, names
 from ichnaea.api.locate import constants as c
 from ichnaea.errors import ParseError
 from ichnaea.mcc import ALL_VALID_MCCS
+from ichnaea.reports.fields import Field, Kind, names
 
 RADIO_TYPES = ("gsm", "cdma", "wcdma", "lte", "nr")
 _RADIO_MESSAGE = "is not one of gsm, cdma, wcdma, lte, nr"
@@ -107,7 +107,7 @@ def _entries(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return value
 
 
-# The fields stage A reads (ichnaea.api.fields): the parser's name tuples
+# The fields stage A reads (ichnaea.reports.fields): the parser's name tuples
 # come from these tables, and so does the API document. Out-of-range values
 # (the ranges given) are dropped in stage B, never an error.
 _AGE = Field(

@@ -14,7 +14,7 @@ report (quirk Q5 fixed: the original answered 500 when reading the global
 sample rate failed).
 
 The service also queues the submit API's reports (:meth:`queue_reports`),
-so both APIs measure the backlog one way (``ichnaea.pipeline.backlog``).
+so both APIs measure the backlog one way (``ichnaea.pipeline.ingest.backlog``).
 """
 
 from __future__ import annotations
@@ -44,16 +44,16 @@ from ichnaea.api.locate.query import Query
 from ichnaea.api.locate.result import Position, Region, best_position, best_region
 from ichnaea.api.locate.sources import fallback, geoip, internal
 from ichnaea.breaker import CircuitBreaker
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import GroupPusher, encode_item
 from ichnaea.geocode import Geocoder
 from ichnaea.index.live import LiveIndex
-from ichnaea.pipeline.backlog import EXPORT_TARGETS_TTL_S, waiting_elsewhere_async
-from ichnaea.pipeline.incoming import ExportTarget, load_targets
+from ichnaea.pipeline.ingest.backlog import EXPORT_TARGETS_TTL_S, waiting_elsewhere_async
+from ichnaea.pipeline.ingest.incoming import ExportTarget, load_targets
 from ichnaea.privacy import strip_opted_out
-from ichnaea.queue import INCOMING_QUEUE, GroupPusher, encode_item
 
 log = logging.getLogger(__name__)
 
-GLOBAL_SAMPLE_RATE_KEY = "global_locate_sample_rate"
 SAMPLE_RATE_TTL_S = 1.0
 
 T = TypeVar("T")
@@ -129,7 +129,7 @@ class LocateService:
         now = time.monotonic()
         if now - self._sample_rate_read_at < SAMPLE_RATE_TTL_S:
             return self._sample_rate
-        raw = await self.redis.get(GLOBAL_SAMPLE_RATE_KEY)
+        raw = await self.redis.get(keyspace.SAMPLE_RATE)
         try:
             rate = 100.0 if raw is None else float(raw)
         except ValueError:
@@ -168,17 +168,17 @@ class LocateService:
         """Queue encoded report items on ``update_incoming``, all or none; False past the limit.
 
         ``limit`` bounds the waiting reports after the push (see
-        ``ichnaea.pipeline.backlog``). Concurrent calls share one Redis
-        round trip (:class:`ichnaea.queue.GroupPusher`); each returns once
+        ``ichnaea.pipeline.ingest.backlog``). Concurrent calls share one Redis
+        round trip (:class:`ichnaea.broker.queue.GroupPusher`); each returns once
         its own push is acknowledged. Redis errors propagate.
         """
         if self._incoming is None:
-            self._incoming = GroupPusher(self.redis, INCOMING_QUEUE, self._waiting_elsewhere)
+            self._incoming = GroupPusher(self.redis, keyspace.INCOMING, self._waiting_elsewhere)
         return await self._incoming.push(encoded, limit=limit)
 
     async def _waiting_elsewhere(self) -> int:
         targets = await self._targets()
-        return await waiting_elsewhere_async(self.redis, targets, besides=INCOMING_QUEUE)
+        return await waiting_elsewhere_async(self.redis, targets, besides=keyspace.INCOMING)
 
     async def _store_query(self, query: Query, api_key: ApiKey, found: list[Position]) -> None:
         if not api_key.store_sample_locate:

@@ -7,7 +7,7 @@ rate, then one queue item per report on ``update_incoming``. A Redis
 failure while queueing is a 503 with ``Retry-After``: the client keeps the
 data and sends it again, nothing is silently lost. So is a submission whose
 reports would push the backlog past ``MAX_QUEUE_BACKLOG``
-(``ichnaea.pipeline.backlog``): its reports are queued all or none.
+(``ichnaea.pipeline.ingest.backlog``): its reports are queued all or none.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from ichnaea.api.context import (
 from ichnaea.api.keys import ApiKey
 from ichnaea.api.logfields import note
 from ichnaea.api.responses import AnswerResponse
-from ichnaea.api.submit.schemas import Report, parse_v0, parse_v1, parse_v2
+from ichnaea.broker.queue import encode_item
 from ichnaea.errors import ParseError, ServiceUnavailableError
-from ichnaea.queue import encode_item
+from ichnaea.reports.formats import Report, parse_v0, parse_v1, parse_v2
 
 log = logging.getLogger(__name__)
 

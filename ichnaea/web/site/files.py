@@ -34,8 +34,8 @@ from starlette.responses import FileResponse, Response
 
 from ichnaea.assets import AssetStore, DirectoryAssetStore
 from ichnaea.config import Settings
-from ichnaea.pipeline.cellexport import EXPORT_NAME, EXPORT_PREFIX
-from ichnaea.pipeline.tiles import TILES_PREFIX, TILES_RECORD
+from ichnaea.pipeline.public.cellexport import EXPORT_NAME, EXPORT_PREFIX
+from ichnaea.pipeline.public.tiles import TILES_PREFIX, TILES_RECORD
 
 log = logging.getLogger(__name__)
 

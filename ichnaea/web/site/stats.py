@@ -1,7 +1,7 @@
 """The statistics page's data: daily counters as chart series, region counts as table rows.
 
 ``stat`` holds one running total per counter and day (see
-:mod:`ichnaea.pipeline.stats`): for each station type, the distinct
+:mod:`ichnaea.pipeline.ops.stats`): for each station type, the distinct
 stations (``unique_cell``, ``unique_wifi``, ``unique_blue``) and the
 observations (``cell``, ``wifi``, ``blue``) ever stored. :func:`daily_series`
 lays them out as uPlot wants them: one list of days and, per type, one value

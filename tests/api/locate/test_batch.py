@@ -10,9 +10,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from ichnaea.broker import keyspace
 from ichnaea.config import Settings
 from ichnaea.enums import Radio
-from ichnaea.queue import INCOMING_QUEUE
 from ichnaea.web.app import create_app
 from tests._support import calibrated
 from tests.fixtures_app import PROXY_PEER, Seeder, flush_usage
@@ -198,11 +198,11 @@ def test_batch_stores_a_query_report_per_found_query(
     queries = [FOUND_WIFI, UNKNOWN_WIFI, FOUND_WIFI, FOUND_CELL]
     api.post(URL, json={"queries": queries})
     # The single endpoint stores the same reports for the same queries.
-    stored = backend_redis.llen(INCOMING_QUEUE)
+    stored = backend_redis.llen(keyspace.INCOMING)
     for query in queries:
         api.post(SINGLE, json=query)
     assert stored == 3
-    assert backend_redis.llen(INCOMING_QUEUE) == 2 * stored
+    assert backend_redis.llen(keyspace.INCOMING) == 2 * stored
 
 
 def test_batch_large_body_is_answered(api: TestClient) -> None:

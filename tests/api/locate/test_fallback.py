@@ -28,10 +28,9 @@ from ichnaea.api.locate.fallback import (
     FallbackEvent,
     FallbackNetworks,
     LookupEvent,
-    fallback_cache_key,
-    fallback_ratelimit_key,
     make_http_client,
 )
+from ichnaea.broker import keyspace
 from ichnaea.codecs import encode_cellid, encode_mac
 from ichnaea.enums import Radio
 from tests.fixtures_provider import Provider
@@ -507,7 +506,7 @@ async def test_http_client_follows_one_redirect_only(
 
 
 def test_ratelimit_key_uses_interval_number() -> None:
-    assert fallback_ratelimit_key("fall", 60, 150.9) == "fallback_ratelimit:fall:2"
+    assert keyspace.fallback_ratelimit("fall", 60, 150.9) == "fallback_ratelimit:fall:2"
 
 
 @pytest.mark.anyio
@@ -517,7 +516,7 @@ async def test_ratelimit_counter_at_limit_skips_call(
     provider.reply(200, FOUND)
     now = time.time()
     for when in (now, now + 60):  # the test may cross into the next interval
-        await aredis.set(fallback_ratelimit_key("fall", 60, when), 10)
+        await aredis.set(keyspace.fallback_ratelimit("fall", 60, when), 10)
     query, networks = make_query(cells=1)
 
     answer = await FallbackClient(http, aredis).locate(config(provider.url()), query, networks)
@@ -539,7 +538,7 @@ async def test_ratelimit_counts_requests_and_expires(
 
     assert answers == [ANSWER, ANSWER, None]
     assert len(provider.requests) == 2
-    key = fallback_ratelimit_key("fall", 3600, time.time())
+    key = keyspace.fallback_ratelimit("fall", 3600, time.time())
     assert await aredis.get(key) == b"3"
     assert 3600 * 4 < await aredis.ttl(key) <= 3600 * 5
 
@@ -669,11 +668,11 @@ async def test_cache_hit_skips_ratelimit_and_is_not_rewritten(
     provider: Provider, aredis: redis.asyncio.Redis, http: httpx.AsyncClient
 ) -> None:
     query, networks = make_query(cells=1)
-    key = fallback_cache_key("ichnaea/v1", "cell", cellid(1))
+    key = keyspace.fallback_cache("ichnaea/v1", "cell", cellid(1))
     await aredis.set(key, json.dumps({"lat": 1.0, "lon": 2.0, "accuracy": 3.0, "fallback": None}))
     await aredis.expire(key, 1000)
     for when in (time.time(), time.time() + 60):
-        await aredis.set(fallback_ratelimit_key("fall", 60, when), 10)
+        await aredis.set(keyspace.fallback_ratelimit("fall", 60, when), 10)
 
     answer = await FallbackClient(http, aredis).locate(config(provider.url()), query, networks)
 
@@ -684,7 +683,7 @@ async def test_cache_hit_skips_ratelimit_and_is_not_rewritten(
 
 async def _cache_wifis(aredis: redis.asyncio.Redis, values: list[Any], schema: str) -> None:
     for n, value in enumerate(values):
-        key = fallback_cache_key(schema, "wifi", encode_mac(mac(n)))
+        key = keyspace.fallback_cache(schema, "wifi", encode_mac(mac(n)))
         await aredis.set(key, value if isinstance(value, bytes) else json.dumps(value))
 
 
@@ -905,5 +904,5 @@ def test_config_rejects_invalid_values(overrides: dict[str, Any]) -> None:
 
 def test_config_provider_is_schema_first_part() -> None:
     assert config("http://x/", schema="googlemaps/v1").provider == "googlemaps"
-    key = fallback_cache_key("googlemaps/v1", "blue", b"\x01" * 6)
+    key = keyspace.fallback_cache("googlemaps/v1", "blue", b"\x01" * 6)
     assert key == b"cache:fallback:googlemaps:v1:1:blue:" + b"\x01" * 6

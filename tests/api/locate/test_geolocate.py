@@ -14,8 +14,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import decode_item
 from ichnaea.enums import Radio
-from ichnaea.queue import INCOMING_QUEUE, decode_item
 from tests._support import calibrated
 from tests.fixtures_app import Backend, Seeder
 
@@ -51,7 +52,7 @@ def api(client: TestClient, seed: Seeder) -> Iterator[TestClient]:
 
 
 def queued(backend_redis: redis.Redis) -> list[dict]:  # type: ignore[type-arg]
-    return [decode_item(raw) for raw in backend_redis.lrange(INCOMING_QUEUE, 0, -1)]
+    return [decode_item(raw) for raw in backend_redis.lrange(keyspace.INCOMING, 0, -1)]
 
 
 def today() -> str:
@@ -494,11 +495,11 @@ def test_query_reports_are_throttled_first_when_the_pipeline_falls_behind(
     seed.api_key("test")
     for i, mac in enumerate(MACS[:2]):
         seed.wifi(mac, lat=51.5 + i * 1e-5, last_seen=None)
-    backend_redis.rpush(INCOMING_QUEUE, b"x", b"y")  # backlog 2 >= 4 // 2
+    backend_redis.rpush(keyspace.INCOMING, b"x", b"y")  # backlog 2 >= 4 // 2
     settings = make_settings(
         DB_READONLY_URI=backend.db_url, REDIS_URI=backend.redis_url, MAX_QUEUE_BACKLOG="4"
     )
     body = {"wifiAccessPoints": [{"macAddress": mac} for mac in MACS[:2]]}
     with TestClient(create_app(settings)) as client:
         assert client.post(URL, json=body).status_code == 200
-    assert backend_redis.llen(INCOMING_QUEUE) == 2
+    assert backend_redis.llen(keyspace.INCOMING) == 2

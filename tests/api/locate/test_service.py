@@ -8,8 +8,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import encode_item
 from ichnaea.config import Settings
-from ichnaea.queue import INCOMING_QUEUE, encode_item
 from ichnaea.web.app import create_app
 from tests.fixtures_app import Backend, Seeder
 
@@ -37,4 +38,4 @@ def test_query_reports_stop_at_half_the_backlog_counting_export_queues(
     body = {"wifiAccessPoints": [{"macAddress": mac} for mac in MACS]}
     with TestClient(create_app(settings)) as client:
         assert client.post("/v1/geolocate?key=test", json=body).status_code == 200
-    assert backend_redis.llen(INCOMING_QUEUE) == stored
+    assert backend_redis.llen(keyspace.INCOMING) == stored

@@ -20,10 +20,10 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from ichnaea.api.locate import service
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import decode_item, encode_item
 from ichnaea.config import Settings
 from ichnaea.models.api_key import ExportConfig
-from ichnaea.pipeline.incoming import partitions_key
-from ichnaea.queue import INCOMING_QUEUE, decode_item, encode_item
 from ichnaea.repositories.session import create_engine
 from ichnaea.web.app import create_app
 from tests.fixtures_app import Backend
@@ -72,7 +72,7 @@ def test_reports_waiting_in_export_queues_count_against_the_backlog(
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "30"
     assert refused.json()["error"]["errors"][0]["reason"] == "serviceUnavailable"
-    assert backend_redis.llen(INCOMING_QUEUE) == 2
+    assert backend_redis.llen(keyspace.INCOMING) == 2
 
 
 def test_partitioned_export_queues_count_against_the_backlog(
@@ -85,14 +85,14 @@ def test_partitioned_export_queues_count_against_the_backlog(
         conn.execute(sa.insert(table).values(name="backup", schema="s3", batch=100))
     try:
         queues = ["queue_export_backup:gnss:no_key", "queue_export_backup:query:test"]
-        backend_redis.sadd(partitions_key("backup"), *queues)
+        backend_redis.sadd(keyspace.export_partitions("backup"), *queues)
         for queue in queues:
             backend_redis.rpush(queue, encode_item({"n": 1}), encode_item({"n": 2}))
         client = make_client(5)
         assert client.post("/v2/geosubmit", json={"items": [report("a82066000001")]}).is_success
         second = client.post("/v2/geosubmit", json={"items": [report("a82066000002")]})
         assert second.status_code == 503  # 4 in the partitions + 1 waiting = 5
-        assert backend_redis.llen(INCOMING_QUEUE) == 1
+        assert backend_redis.llen(keyspace.INCOMING) == 1
     finally:
         with engine.begin() as conn:
             conn.execute(sa.delete(table).where(table.c.name == "backup"))
@@ -106,7 +106,7 @@ def test_a_submission_that_would_pass_the_limit_is_refused_whole(
     assert client.post("/v2/geosubmit", json={"items": [report("a82066000001")]}).is_success
     body = {"items": [report(f"a820660000{n:02d}") for n in range(2, 5)]}
     assert client.post("/v2/geosubmit", json=body).status_code == 503  # 1 + 3 > 3
-    assert macs_of(backend_redis.lrange(INCOMING_QUEUE, 0, -1)) == ["a82066000001"]
+    assert macs_of(backend_redis.lrange(keyspace.INCOMING, 0, -1)) == ["a82066000001"]
 
 
 @pytest.mark.parametrize("slow_config_read", [False, True])
@@ -140,9 +140,9 @@ def test_concurrent_submissions_never_overrun_the_backlog_and_lose_nothing(
         answers = list(pool.map(submit, range(requests)))
     accepted = [mac for status, macs in answers if status == 200 for mac in macs]
     assert {status for status, _ in answers} <= {200, 503}
-    waiting = backend_redis.llen(INCOMING_QUEUE) + backend_redis.llen(INTERNAL_QUEUE)
+    waiting = backend_redis.llen(keyspace.INCOMING) + backend_redis.llen(INTERNAL_QUEUE)
     assert waiting <= limit
-    assert sorted(macs_of(backend_redis.lrange(INCOMING_QUEUE, 0, -1))) == sorted(accepted)
+    assert sorted(macs_of(backend_redis.lrange(keyspace.INCOMING, 0, -1))) == sorted(accepted)
     assert len(accepted) == (limit - 8) // per_request * per_request  # as full as it can be
 
 
@@ -161,6 +161,6 @@ def test_submission_with_the_database_down_is_queued_against_incoming_alone(
         body = {"items": [report("a82066000001")]}
         assert client.post("/v2/geosubmit", json=body).status_code == 200
         assert client.post("/v2/geosubmit", json=body).status_code == 503
-    assert redis_client.llen(INCOMING_QUEUE) == 1
+    assert redis_client.llen(keyspace.INCOMING) == 1
     assert "export configs not read, database unavailable" in caplog.text
     redis_client.close()

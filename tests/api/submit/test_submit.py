@@ -12,8 +12,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from ichnaea.api.submit.schemas import parse_v0, parse_v1, parse_v2
-from ichnaea.queue import INCOMING_QUEUE, decode_item
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import decode_item
+from ichnaea.reports.formats import parse_v0, parse_v1, parse_v2
 from tests.fixtures_app import Backend, Seeder
 
 MAC = "a82066010203"
@@ -28,7 +29,7 @@ def api(client: TestClient, seed: Seeder) -> Iterator[TestClient]:
 
 
 def queued(client: redis.Redis) -> list[dict[str, Any]]:
-    return [decode_item(raw) for raw in client.lrange(INCOMING_QUEUE, 0, -1)]
+    return [decode_item(raw) for raw in client.lrange(keyspace.INCOMING, 0, -1)]
 
 
 def test_v2_report_is_queued_with_known_fields_only(
@@ -128,7 +129,7 @@ def test_110_reports_plus_junk_queue_110_items(api: TestClient, backend_redis: r
     items = [{"position": {"latitude": 51.5, "longitude": -0.1}, "wifiAccessPoints": [WIFI]}] * 110
     items.append({"latitude": 10, "longitude": 10, "whatever": "xx"})
     assert api.post("/v2/geosubmit", json={"items": items}).status_code == 200
-    assert backend_redis.llen(INCOMING_QUEUE) == 110
+    assert backend_redis.llen(keyspace.INCOMING) == 110
 
 
 def test_v1_moves_position_fields_and_drops_nan(
@@ -177,7 +178,7 @@ def test_gzip_bodies(api: TestClient, backend_redis: redis.Redis) -> None:
     assert api.post("/v2/geosubmit", content=body[:-5], headers=headers).status_code == 400
     latin = '{"items": [{"carrier": "Résumé"}]}'.encode("latin-1")
     assert api.post("/v2/geosubmit", content=latin).status_code == 400
-    assert backend_redis.llen(INCOMING_QUEUE) == 1
+    assert backend_redis.llen(keyspace.INCOMING) == 1
 
 
 def test_no_sampling_stores_nothing(
@@ -341,7 +342,7 @@ def test_backlog_over_the_limit_refuses_with_503_and_keeps_the_queue(
         refused = client.post("/v1/submit", json={"items": [{"wifi": [{"key": MAC}]}]})
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "30"
-    assert backend_redis.llen(INCOMING_QUEUE) == 3  # nothing evicted, nothing added
+    assert backend_redis.llen(keyspace.INCOMING) == 3  # nothing evicted, nothing added
 
 
 def test_null_store_sample_submit_on_a_known_key_stores_everything_quirk_14_fixed(

@@ -1,0 +1,121 @@
+"""The internal exporter stage: queued reports → observations on the shard queues.
+
+A batch is claimed from ``queue_export_internal`` (any number of workers
+in parallel), transformed by :func:`ichnaea.pipeline.ingest.observations.transform_batch`,
+and its observations and datamap grid cells are pushed to their queues in
+the same Redis transaction that acknowledges the batch: a crash before it
+leaves the batch to be reclaimed whole, a crash after it loses nothing, so
+every report yields its observations exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from redis.client import Pipeline
+from sqlalchemy import Engine
+
+from ichnaea.broker import keyspace
+from ichnaea.broker.queue import decode_object
+from ichnaea.broker.reliable import LEASE_S, ReliableQueue
+from ichnaea.geocode import Geocoder
+from ichnaea.metrics import Metrics
+from ichnaea.models.api_key import ApiKey
+from ichnaea.pipeline.ingest.observations import InternalBatch, transform_batch
+from ichnaea.pipeline.runner import Claimed, Done, run_batch
+from ichnaea.pipeline.stations.updater import encode_observation
+
+log = logging.getLogger(__name__)
+
+INTERNAL_BATCH = 500
+KNOWN_KEYS_TTL_S = 60.0
+
+_COUNTS = (
+    ("data.report.upload", "report_upload", None),
+    ("data.report.drop", "report_drop", None),
+    ("data.observation.upload", "blue_upload", "blue"),
+    ("data.observation.drop", "blue_drop", "blue"),
+    ("data.observation.upload", "cell_upload", "cell"),
+    ("data.observation.drop", "cell_drop", "cell"),
+    ("data.observation.upload", "wifi_upload", "wifi"),
+    ("data.observation.drop", "wifi_drop", "wifi"),
+)
+
+
+class KnownKeys:
+    """The API keys in the database, re-read at most once a minute (metric tags)."""
+
+    def __init__(self, engine: Engine, ttl_s: float = KNOWN_KEYS_TTL_S) -> None:
+        self.engine = engine
+        self.ttl_s = ttl_s
+        self._keys: frozenset[str] = frozenset()
+        self._read_at = float("-inf")
+
+    def get(self) -> frozenset[str]:
+        if time.monotonic() - self._read_at >= self.ttl_s:
+            with self.engine.connect() as conn:
+                self._keys = frozenset(conn.execute(sa.select(ApiKey.valid_key)).scalars())
+            self._read_at = time.monotonic()
+        return self._keys
+
+
+def push_outputs(pipe: Pipeline, batch: InternalBatch) -> None:
+    for queue, observations in batch.observations.items():
+        if observations:
+            pipe.rpush(queue, *(encode_observation(obs) for obs in observations))
+    for queue, grids in batch.datamap.items():
+        if grids:
+            pipe.rpush(queue, *sorted(grids))
+
+
+def emit_counts(metrics: Metrics, batch: InternalBatch, known: frozenset[str]) -> None:
+    for api_key, counts in batch.counts.items():
+        key_tags: dict[str, str] = {"key": api_key} if api_key in known else {}
+        for metric, count_name, obs_type in _COUNTS:
+            value = counts.get(count_name, 0)
+            if value:
+                tags = key_tags if obs_type is None else {"type": obs_type, **key_tags}
+                metrics.incr(metric, value, tags=tags)
+
+
+@dataclass(frozen=True, slots=True)
+class InternalStage:
+    """Reports of an internal export queue → observations and datamap cells, exactly once."""
+
+    geocoder: Geocoder
+    metrics: Metrics
+    known_keys: KnownKeys
+
+    decode = staticmethod(decode_object)
+
+    def apply(self, batch: Claimed, items: list[dict[str, Any]]) -> Done:
+        result = transform_batch(items, self.geocoder)
+
+        def counted() -> None:
+            emit_counts(self.metrics, result, self.known_keys.get())
+            target, _, _ = keyspace.parse_export_queue(batch.queue)
+            self.metrics.incr("data.export.batch", tags={"key": target})
+
+        return Done(effects=lambda pipe: push_outputs(pipe, result), acknowledged=counted)
+
+
+def process_internal(
+    client: redis.Redis,
+    *,
+    queue_name: str,
+    geocoder: Geocoder,
+    metrics: Metrics,
+    known_keys: KnownKeys,
+    consumer: str,
+    batch: int = INTERNAL_BATCH,
+    lease_s: int = LEASE_S,
+) -> int:
+    """Transform one claimed batch; return how many queued reports it held."""
+    stage = InternalStage(geocoder, metrics, known_keys)
+    queue = ReliableQueue(client, queue_name)
+    return run_batch(queue, stage, consumer=consumer, batch=batch, lease_s=lease_s)

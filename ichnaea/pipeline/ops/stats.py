@@ -1,0 +1,305 @@
+"""Statistics: daily running totals in ``stat`` and per-region counts in ``region_stat``.
+
+Daily counters
+--------------
+The station updater counts, per UTC day, the observations and the new
+stations it stores, per :class:`ichnaea.enums.StatKey`, in Redis
+(:func:`incr_stat_counters`: ``INCRBY`` plus a two-day ``EXPIRE`` on
+``statcounter_<name>_<YYYYMMDD>``). Redis then holds the increments that
+are not yet in the database.
+
+:func:`update_stat_counters` (every ten minutes) moves them to ``stat``, for
+each key in enum order, for yesterday and then today (increments of the
+previous day can still arrive just after midnight). With ``v`` the counter:
+
+* if the ``stat`` row of (key, day) exists, ``value += v``;
+* otherwise the row is inserted with the value of the latest earlier row
+  of that key (0 if none) plus ``v``.
+
+``stat.value`` is thus a running total: all observations ever, all distinct
+stations ever. Rows are written even when ``v`` is 0, so every day has one.
+
+Each value is moved exactly once, whatever stops a run (the original
+counted a value twice when it died between its commit and its ``DECRBY``):
+
+1. One Lua script moves every counter's value ``v`` into the hash
+   ``statcounter:pending`` (``DECRBY v``, never a reset, so increments
+   arriving meanwhile stay for the next run) together with a fresh run id.
+2. One database transaction adds the pending values to ``stat`` and records
+   the run id in ``pipeline_batch`` (queue ``statcounter``).
+3. The pending hash is deleted.
+
+A run that finds a pending hash (its predecessor stopped) first finishes
+it: step 2 unless the run id is already recorded, then step 3. Overlapping
+runs are kept apart by a Redis lock (``statcounter:lock``, expiring after
+five minutes); a run that finds the lock held does nothing and the next
+scheduled run catches up.
+
+:func:`cleanup_stat` deletes rows older than two years (730 days).
+
+Region statistics
+-----------------
+:func:`update_region_stats` (daily) counts per region the known cells by
+radio (``SUM(num_cells)`` over ``cell_area``) and the Bluetooth and Wi-Fi
+stations (``COUNT(*)`` over the 16 shards each; blocked stations keep their
+region and are counted), reading with READ COMMITTED on MySQL so the long
+scans take no snapshot. ``region_stat`` has no column for 5G NR, so NR areas
+are not counted. If nothing at all is counted the table is left as it is
+(an empty database must not wipe the statistics); otherwise every counted
+region's row is rewritten (missing counts 0), rows of regions no longer
+counted are deleted, and the website's cache key ``cache:stats_regions:4``
+is dropped. The original scheduled this only when a map token was set
+(spec section 24 item 2); it has nothing to do with maps and runs always.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import redis
+from redis.exceptions import LockError
+from sqlalchemy import bindparam, delete, func, insert, select, union_all, update
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from ichnaea.broker import keyspace
+from ichnaea.broker.client import decoded
+from ichnaea.enums import Radio, StatKey
+from ichnaea.models.cell import CellArea
+from ichnaea.models.pipeline import PipelineBatch
+from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS, MacStation
+from ichnaea.models.stats import RegionStat, Stat
+
+log = logging.getLogger(__name__)
+
+# Counters live two days: long enough for the run just after midnight to
+# pick up yesterday's tail.
+STAT_COUNTER_TTL_S = 172_800
+STAT_COUNTER_LOCK_TTL_S = 300
+STAT_RETENTION_DAYS = 730
+
+# cell_area radio -> region_stat column; NR has no column (module docstring).
+_RADIO_COLUMNS = {Radio.gsm: "gsm", Radio.wcdma: "wcdma", Radio.lte: "lte"}
+_REGION_COLUMNS = ("gsm", "wcdma", "lte", "blue", "wifi")
+
+
+def incr_stat_counters(pipe: redis.Redis, counts: Mapping[StatKey, int], day: date) -> None:
+    """Queue ``INCRBY`` and ``EXPIRE`` of each counter on ``pipe`` (a pipeline or client).
+
+    Zero counts are sent too, which refreshes the expiry and keeps the
+    commands of every batch alike.
+    """
+    for stat_key, count in counts.items():
+        key = keyspace.stat_counter(stat_key.name, day)
+        pipe.incrby(key, count)
+        pipe.expire(key, STAT_COUNTER_TTL_S)
+
+
+def _is_mysql(connection: Connection) -> bool:
+    return connection.dialect.name in ("mysql", "mariadb")
+
+
+def _persist_counter(connection: Connection, stat_key: StatKey, day: date, value: int) -> None:
+    """Add ``value`` to the running total of (key, day), creating the row from the last one."""
+    key = int(stat_key)
+    row = connection.execute(
+        select(Stat.value).where(Stat.key == key, Stat.time == day).with_for_update()
+    ).one_or_none()
+    if row is not None:
+        if value:
+            connection.execute(
+                update(Stat)
+                .where(Stat.key == key, Stat.time == day)
+                .values(value=func.coalesce(Stat.value, 0) + value)
+            )
+        return
+    previous = connection.execute(
+        select(Stat.value)
+        .where(Stat.key == key, Stat.time < day)
+        .order_by(Stat.time.desc())
+        .limit(1)
+    ).scalar()
+    values = {"key": key, "time": day, "value": (previous or 0) + value}
+    added = func.coalesce(Stat.value, 0) + value
+    if _is_mysql(connection):
+        mysql_insert = mysql.insert(Stat).values(values)
+        connection.execute(mysql_insert.on_duplicate_key_update(value=added))
+    else:
+        sqlite_insert = sqlite.insert(Stat).values(values)
+        connection.execute(
+            sqlite_insert.on_conflict_do_update(
+                index_elements=[Stat.key, Stat.time], set_={"value": added}
+            )
+        )
+
+
+# Moves the counters (KEYS[2..]) into the pending hash (KEYS[1]) with the
+# run id (ARGV[1]); does nothing if a pending hash is already there.
+_TAKE_COUNTERS = """
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+redis.call('hset', KEYS[1], '_run', ARGV[1])
+for i = 2, #KEYS do
+  local value = tonumber(redis.call('get', KEYS[i]) or '0')
+  if value ~= 0 then
+    redis.call('decrby', KEYS[i], value)
+    redis.call('hset', KEYS[1], KEYS[i], value)
+  end
+end
+return 1
+"""
+
+
+def _parse_counter_key(key: str) -> tuple[StatKey, date]:
+    name, day = keyspace.parse_stat_counter(key)
+    return StatKey[name], datetime.strptime(day, "%Y%m%d").date()
+
+
+def _apply_pending(
+    engine: Engine, pending: Mapping[str, str], slots: list[tuple[StatKey, date]], now: datetime
+) -> None:
+    """Step 2: add the pending values (and a row for every slot) to ``stat``, once."""
+    run_id = f"statcounter:{pending['_run']}"
+    values = {
+        _parse_counter_key(key): int(value) for key, value in pending.items() if key != "_run"
+    }
+    for slot in slots:
+        values.setdefault(slot, 0)
+    with engine.begin() as connection:
+        done = connection.execute(
+            select(PipelineBatch.batch_id).where(PipelineBatch.batch_id == run_id)
+        ).scalar()
+        if done is not None:
+            log.info("stat counters of run %s were already stored", run_id)
+            return
+        for (stat_key, day), value in sorted(values.items()):
+            _persist_counter(connection, stat_key, day, value)
+        connection.execute(
+            insert(PipelineBatch).values(
+                batch_id=run_id, queue="statcounter", effects="{}", created=now
+            )
+        )
+
+
+def update_stat_counters(engine: Engine, redis_client: redis.Redis, *, today: date) -> None:
+    """Move the Redis day counters of yesterday and today into ``stat`` (module docstring)."""
+    lock = redis_client.lock(
+        keyspace.STAT_COUNTER_LOCK, timeout=STAT_COUNTER_LOCK_TTL_S, blocking=False
+    )
+    if not lock.acquire():
+        log.info("stat counters are being updated by another run; skipping")
+        return
+    try:
+        slots = [(stat_key, day) for stat_key in StatKey for day in (today - timedelta(1), today)]
+        keys = [keyspace.stat_counter(stat_key.name, day) for stat_key, day in slots]
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        # A pending move left by a stopped run is finished first, then ours.
+        for _ in range(2):
+            taken = redis_client.eval(
+                _TAKE_COUNTERS,
+                len(keys) + 1,
+                keyspace.STAT_COUNTER_PENDING,
+                *keys,
+                uuid.uuid4().hex,
+            )
+            raw = redis_client.hgetall(keyspace.STAT_COUNTER_PENDING)
+            pending = {decoded(key): decoded(value) for key, value in raw.items()}
+            if "_run" in pending:
+                _apply_pending(engine, pending, slots, now)
+            redis_client.delete(keyspace.STAT_COUNTER_PENDING)
+            if taken:
+                break
+    finally:
+        try:
+            lock.release()
+        except LockError as exc:
+            # The lock expired mid-run; another run may have started.
+            log.warning("stat counter lock lost before release: %s", exc)
+
+
+def cleanup_stat(engine: Engine, *, today: date) -> int:
+    """Delete ``stat`` rows older than 730 days; return how many."""
+    cutoff = today - timedelta(days=STAT_RETENTION_DAYS)
+    with engine.begin() as connection:
+        result = connection.execute(delete(Stat).where(Stat.time < cutoff))
+    return result.rowcount
+
+
+def _count_stations(
+    connection: Connection, shards: Mapping[str, type[MacStation]]
+) -> dict[str, int]:
+    """Stations with a region per region, over all shards (one statement)."""
+    per_shard = [
+        select(table.region.label("region"), func.count().label("n"))
+        .where(table.region.is_not(None))
+        .group_by(table.region)
+        for table in shards.values()
+    ]
+    totals: dict[str, int] = {}
+    for region, count in connection.execute(union_all(*per_shard)):
+        if region is not None:  # excluded by the query; narrows the type
+            totals[region] = totals.get(region, 0) + int(count)
+    return totals
+
+
+def _count_regions(connection: Connection) -> dict[str, dict[str, int]]:
+    """region -> {gsm, wcdma, lte, blue, wifi}; only regions with a row somewhere."""
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(region: str | None, column: str, value: int) -> None:
+        if region is None:  # excluded by the queries; narrows the type
+            return
+        counts.setdefault(region, dict.fromkeys(_REGION_COLUMNS, 0))[column] += value
+
+    cells = (
+        select(CellArea.region, CellArea.radio, func.sum(CellArea.num_cells))
+        .where(
+            CellArea.region.is_not(None),
+            CellArea.radio.in_([int(radio) for radio in _RADIO_COLUMNS]),
+        )
+        .group_by(CellArea.region, CellArea.radio)
+    )
+    for region, radio, total in connection.execute(cells):
+        # SUM is a DECIMAL on MySQL, and NULL if every num_cells is.
+        add(region, _RADIO_COLUMNS[Radio(radio)], int(total or 0))
+    for column, shards in (("blue", BLUE_SHARDS), ("wifi", WIFI_SHARDS)):
+        for region, total in _count_stations(connection, shards).items():
+            add(region, column, total)
+    return counts
+
+
+def _write_region_stats(connection: Connection, counts: Mapping[str, Mapping[str, int]]) -> None:
+    existing = set(connection.execute(select(RegionStat.region).with_for_update()).scalars())
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
+    for region, columns in counts.items():
+        if region in existing:
+            updates.append({"b_region": region, **columns})
+        else:
+            inserts.append({"region": region, **columns})
+    if updates:
+        connection.execute(
+            update(RegionStat).where(RegionStat.region == bindparam("b_region")), updates
+        )
+    if inserts:
+        connection.execute(insert(RegionStat), inserts)
+    gone = existing - counts.keys()
+    if gone:
+        connection.execute(delete(RegionStat).where(RegionStat.region.in_(sorted(gone))))
+
+
+def update_region_stats(engine: Engine, redis_client: redis.Redis) -> None:
+    """Recount cells and stations per region into ``region_stat`` (module docstring)."""
+    with engine.connect() as connection:
+        if _is_mysql(connection):
+            connection.execution_options(isolation_level="READ COMMITTED")
+        with connection.begin():
+            counts = _count_regions(connection)
+            if not counts:
+                log.info("no stations with a region; region_stat left unchanged")
+                return
+            _write_region_stats(connection, counts)
+    redis_client.delete(keyspace.REGION_STATS_CACHE)
