@@ -1,4 +1,8 @@
-"""Where public files go (``ASSET_BUCKET``): the cell exports and the map tiles.
+"""The one object-store wrapper: S3 (boto3) or a local directory.
+
+It stores the public files (``ASSET_BUCKET``: the cell exports and the map
+tiles) and the raw report archives (the ``s3`` and ``file`` export
+targets, :mod:`ichnaea.pipeline.export.exporters`).
 
 ``ASSET_BUCKET`` is a bucket name or ``s3://bucket[/prefix]`` (boto3, with
 ``S3_ENDPOINT_URL`` for S3-compatible stores), or ``file:///abs/dir`` for a
@@ -38,8 +42,16 @@ class AssetStore(Protocol):
         ...
 
     def put_bytes(
-        self, key: str, data: bytes, *, content_type: str, cache_control: str = ...
-    ) -> str: ...
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str = ...,
+        content_encoding: str = ...,
+    ) -> str:
+        """Store ``data`` as ``key`` in one request; return where it went."""
+        ...
 
     def read(self, key: str) -> bytes | None:
         """The content of ``key``, or None when nothing is stored there."""
@@ -54,6 +66,10 @@ class AssetStore(Protocol):
         ...
 
     def delete(self, keys: Iterable[str]) -> None: ...
+
+    def close(self) -> None:
+        """Release the client held between calls."""
+        ...
 
 
 def _md5_file(path: Path) -> str:
@@ -86,9 +102,17 @@ class S3AssetStore:
         return f"s3://{self.bucket}/{self.prefix + key}"
 
     def put_bytes(
-        self, key: str, data: bytes, *, content_type: str, cache_control: str = ""
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str = "",
+        content_encoding: str = "",
     ) -> str:
         extra = {"CacheControl": cache_control} if cache_control else {}
+        if content_encoding:
+            extra["ContentEncoding"] = content_encoding
         self._client.put_object(
             Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type, **extra
         )
@@ -128,14 +152,24 @@ class S3AssetStore:
             objects = [{"Key": key} for key in batch[start : start + DELETE_BATCH]]
             self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects})
 
+    def close(self) -> None:
+        self._client.close()
+
 
 class DirectoryAssetStore:
-    def __init__(self, directory: Path) -> None:
+    """Files under ``directory``; each appears atomically (hidden name, fsync, rename).
+
+    ``mode`` 0644 for public files, 0600 for raw report archives (they
+    locate people).
+    """
+
+    def __init__(self, directory: Path, *, mode: int = 0o644) -> None:
         self.directory = directory
+        self.mode = mode
 
     def _write(self, key: str, fill: Callable[[BinaryIO], object]) -> str:
         target = self.directory / key
-        write_atomically(target, fill, mode=0o644)  # public files
+        write_atomically(target, fill, mode=self.mode)
         return str(target)
 
     def put(self, key: str, path: Path, *, content_type: str = "", cache_control: str = "") -> str:
@@ -146,7 +180,13 @@ class DirectoryAssetStore:
         return self._write(key, copy)
 
     def put_bytes(
-        self, key: str, data: bytes, *, content_type: str = "", cache_control: str = ""
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "",
+        cache_control: str = "",
+        content_encoding: str = "",
     ) -> str:
         return self._write(key, lambda out: out.write(data))
 
@@ -172,6 +212,9 @@ class DirectoryAssetStore:
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
             (self.directory / key).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        pass
 
 
 def asset_store(asset_bucket: str, *, endpoint_url: str = "") -> AssetStore | None:

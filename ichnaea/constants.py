@@ -1,10 +1,11 @@
 """Physical and geodetic constants, with their units in their names.
 
-These are the values the rest of ichnaea reads. The compiled kernels in
-``ichnaea._fast`` may not import from ``ichnaea`` (the import graph points the
-other way), so ``ichnaea/_fast/_geodesy.pxd`` keeps its own C copies of the
-geodesy constants; ``tests/_fast/test_geodesy.py`` asserts the two sets are
-equal.
+The geodesy itself runs in the compiled kernels of ``ichnaea._fast``, which
+may not import from ``ichnaea`` (the import graph points the other way):
+``ichnaea/_fast/_geodesy.pxd`` keeps its own C copies, and
+``tests/_fast/test_geodesy.py`` holds them equal to these. Python code that
+needs one of the values (report validation's coordinate ranges) reads it
+here.
 """
 
 from typing import Final

@@ -54,7 +54,7 @@ class Pipeline:
         with self.engine.begin() as conn:
             conn.execute(table.delete().where(table.c.name == name))
             conn.execute(table.insert().values(name=name, **values))
-        self.resources._targets = None
+        self.resources._targets.clear()  # re-read at the next use
 
     def api_key(self, key: str = "test", **values: Any) -> None:
         table = metadata.tables["api_key"]

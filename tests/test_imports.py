@@ -88,3 +88,89 @@ def test_models_import_no_repositories_or_services() -> None:
                 )
                 for t in targets
             ), name
+
+
+def _within(name: str, *packages: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def test_only_repositories_and_models_import_the_models() -> None:
+    """All SQL lives in ichnaea.repositories; the rest passes engines and connections."""
+    outside = importers_of("ichnaea.models") - {
+        name for name in import_graph() if _within(name, "ichnaea.repositories")
+    }
+    assert outside == set()
+
+
+def test_the_pipeline_never_imports_the_api_or_the_web_layer() -> None:
+    graph = import_graph()
+    pipeline = [name for name in graph if _within(name, "ichnaea.pipeline", "ichnaea.worker")]
+    assert pipeline
+    for name in pipeline:
+        assert not any(_within(t, "ichnaea.api", "ichnaea.web") for t in graph[name]), name
+
+
+def test_the_broker_stands_below_everything_but_config_and_logging() -> None:
+    graph = import_graph()
+    for name in [n for n in graph if _within(n, "ichnaea.broker")]:
+        assert all(
+            _within(t, "ichnaea.broker", "ichnaea.config", "ichnaea.cpus") for t in graph[name]
+        ), (name, graph[name])
+
+
+# What the pipeline may take from SQLAlchemy: types to pass along and errors to catch.
+SQLALCHEMY_ALLOWED = {
+    "sqlalchemy": {"Engine", "Connection"},
+    "sqlalchemy.engine": {"Engine", "Connection"},
+    "sqlalchemy.orm": {"Session"},
+    "sqlalchemy.exc": None,  # any error class
+}
+
+
+def sqlalchemy_imports(path: Path) -> list[str]:
+    """The SQLAlchemy names ``path`` imports beyond SQLALCHEMY_ALLOWED."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("sqlalchemy") and alias.name != "sqlalchemy.exc":
+                    found.append(alias.name)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            module = node.module or ""
+            allowed = SQLALCHEMY_ALLOWED.get(module, set())
+            if allowed is None:
+                continue
+            found += [f"{module}.{a.name}" for a in node.names if a.name not in allowed]
+    return found
+
+
+def test_the_pipeline_writes_no_sql() -> None:
+    offenders = {}
+    for path in sorted((PACKAGE / "pipeline").rglob("*.py")):
+        if names := sqlalchemy_imports(path):
+            offenders[str(path.relative_to(PACKAGE))] = names
+    assert offenders == {}
+
+
+def test_the_sql_rule_finds_a_statement(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "import sqlalchemy as sa\nfrom sqlalchemy import Engine, select\n"
+        "from sqlalchemy.exc import OperationalError\n"
+    )
+    assert sqlalchemy_imports(module) == ["sqlalchemy", "sqlalchemy.select"]
+
+
+def test_only_the_runner_claims_and_acknowledges_batches() -> None:
+    """One loop: no other module of the package claims or acks a queue's batch."""
+    calls = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("claim", "ack")
+            ):
+                calls.add(relative)
+    assert calls == {"pipeline/runner.py"}

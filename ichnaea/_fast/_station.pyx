@@ -78,9 +78,9 @@ cdef double MIN_ACCURACY_M = 10.0
 cdef double FULL_WEIGHT_AGE_MS = 2000.0
 cdef double MAX_AGE_MS = 20000.0
 # Speeds up to this get the full weight, above the maximum none (m/s).
-cdef double FULL_WEIGHT_SPEED_MS = 5.0
-cdef double MIN_SPEED_MS = 1.0
-cdef double MAX_SPEED_MS = 50.0
+cdef double FULL_WEIGHT_SPEED_MPS = 5.0
+cdef double MIN_SPEED_MPS = 1.0
+cdef double MAX_SPEED_MPS = 50.0
 # Signal weight (SIGNAL_SCALE / (s + offset)²)², dBm.
 cdef double SIGNAL_SCALE = 10000.0
 cdef double WIFI_DEFAULT_SIGNAL_DBM = -80.0
@@ -147,7 +147,7 @@ cdef double _observation_weight(
     int kind,  # IN: _BLUE, _WIFI or _CELL
     double accuracy_m,  # IN
     double age_ms,  # IN
-    double speed_ms,  # IN
+    double speed_mps,  # IN
     double signal_dbm,  # IN
     double radio,  # IN: Radio value (cells only)
 ) noexcept nogil:
@@ -175,7 +175,7 @@ cdef double _observation_weight(
     return (
         _qualify(accuracy_m, MIN_ACCURACY_M, MIN_ACCURACY_M, max_accuracy_m)
         * _qualify(age_ms, FULL_WEIGHT_AGE_MS, FULL_WEIGHT_AGE_MS, MAX_AGE_MS)
-        * _qualify(speed_ms, MIN_SPEED_MS, FULL_WEIGHT_SPEED_MS, MAX_SPEED_MS)
+        * _qualify(speed_mps, MIN_SPEED_MPS, FULL_WEIGHT_SPEED_MPS, MAX_SPEED_MPS)
         * signal
     )
 
@@ -228,7 +228,7 @@ cdef object _offsets(object values, Py_ssize_t n):
 # Array entry points
 # ---------------------------------------------------------------------------
 
-def observation_weights(int kind, accuracy_m, age_ms, speed_ms, signal_dbm, radio=None):
+def observation_weights(int kind, accuracy_m, age_ms, speed_mps, signal_dbm, radio=None):
     """Weight of every observation of one station kind (spec 8).
 
     ``accuracy × age × speed × signal`` factors, see the module docs.
@@ -243,7 +243,7 @@ def observation_weights(int kind, accuracy_m, age_ms, speed_ms, signal_dbm, radi
     age_ms : array_like of float, shape (n,)
         Observation age, milliseconds, either sign; NaN or 0 = unknown;
         above 20000 gives 0.
-    speed_ms : array_like of float, shape (n,)
+    speed_mps : array_like of float, shape (n,)
         Speed, m/s; NaN or 0 = unknown; above 50 gives 0.
     signal_dbm : array_like of float, shape (n,)
         Signal strength, dBm; NaN or 0 = the type's default.
@@ -266,11 +266,11 @@ def observation_weights(int kind, accuracy_m, age_ms, speed_ms, signal_dbm, radi
         raise ValueError(f"kind must be 0 (blue), 1 (wifi) or 2 (cell), got {kind}")
     cdef const float64_t[::1] accuracy = _vector(accuracy_m, "accuracy_m")
     cdef const float64_t[::1] age = _vector(age_ms, "age_ms")
-    cdef const float64_t[::1] speed = _vector(speed_ms, "speed_ms")
+    cdef const float64_t[::1] speed = _vector(speed_mps, "speed_mps")
     cdef const float64_t[::1] signal = _vector(signal_dbm, "signal_dbm")
     cdef Py_ssize_t i, n = accuracy.shape[0]
     check_lengths(n, age.shape[0], "age_ms")
-    check_lengths(n, speed.shape[0], "speed_ms")
+    check_lengths(n, speed.shape[0], "speed_mps")
     check_lengths(n, signal.shape[0], "signal_dbm")
     if radio is None:
         if kind == _CELL:

@@ -574,7 +574,7 @@ def observation_weights(
     kind: int,
     accuracy_m: ArrayLike,
     age_ms: ArrayLike,
-    speed_ms: ArrayLike,
+    speed_mps: ArrayLike,
     signal_dbm: ArrayLike,
     radio: ArrayLike | None = None,
 ) -> Float64Array:
@@ -591,7 +591,7 @@ def observation_weights(
     quality = (
         _qualifying_factor(accuracy_m, 10.0, 10.0, STATION_MAX_ACCURACY_M[kind])
         * _qualifying_factor(age_ms, 2000.0, 2000.0, 20000.0)
-        * _qualifying_factor(speed_ms, 1.0, 5.0, 50.0)
+        * _qualifying_factor(speed_mps, 1.0, 5.0, 50.0)
     )
     if kind == KIND_BLUE:
         return quality

@@ -1,16 +1,16 @@
 """SQL for the ``api_key`` table.
 
-Functions take the caller's session and never commit: the caller owns the
-transaction. Field names are the column names of
-:class:`ichnaea.models.api_key.ApiKey`; an unknown name raises an error from
-SQLAlchemy rather than being ignored.
+Functions take the caller's session (or connection, where no ORM object
+comes back) and never commit: the caller owns the transaction. Field names
+are the column names of :class:`ichnaea.models.api_key.ApiKey`; an unknown
+name raises an error from SQLAlchemy rather than being ignored.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, insert, select, update
+from sqlalchemy import Connection, CursorResult, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,11 @@ def _matching_row(session: Session, key: str) -> ApiKey | None:
 def list_api_keys(session: Session) -> list[ApiKey]:
     """Return every API key, ordered by key."""
     return list(session.scalars(select(ApiKey).order_by(ApiKey.valid_key)))
+
+
+def read_valid_keys(connection: Connection | Session) -> frozenset[str]:
+    """Return the key string of every API key."""
+    return frozenset(connection.execute(select(ApiKey.valid_key)).scalars())
 
 
 def create_api_key(session: Session, *, valid_key: str, **fields: Any) -> bool:

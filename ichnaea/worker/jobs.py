@@ -29,6 +29,7 @@ from functools import cached_property
 from typing import cast
 
 import redis
+from cachetools import TTLCache, cachedmethod
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -72,6 +73,9 @@ AREA_MAX_AGE_S = 30
 TARGETS_TTL_S = 10.0
 
 
+Targets = tuple[list[ExportTarget], dict[str, tuple[str | None, int]]]
+
+
 def utcnow() -> datetime:
     """Naive UTC now, to the second (the precision of the DATETIME columns)."""
     return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
@@ -88,7 +92,10 @@ class Resources:
     owner: str = field(default_factory=consumer_id)
     # Export everything that is queued, not only full batches (ichnaea process).
     drain: bool = False
-    _targets: tuple[float, list[ExportTarget], dict[str, tuple[str | None, int]]] | None = None
+    # The export configs, re-read every few seconds: operators edit them live.
+    _targets: TTLCache[str, Targets] = field(
+        default_factory=lambda: TTLCache(maxsize=1, ttl=TARGETS_TTL_S)
+    )
 
     @cached_property
     def geocoder(self) -> Geocoder:
@@ -102,15 +109,14 @@ class Resources:
     def exporters(self) -> ExporterCache:
         return ExporterCache(self.settings, self.metrics)
 
-    def targets(self) -> tuple[list[ExportTarget], dict[str, tuple[str | None, int]]]:
-        """The export configs (re-read every few seconds: operators edit them live)."""
-        if self._targets is None or time.monotonic() - self._targets[0] > TARGETS_TTL_S:
-            with Session(self.db) as session:
-                rows = list_export_configs(session)
-                targets = [ExportTarget.from_row(row) for row in rows]
-                configs = {row.name: (row.url, int(row.batch or 0)) for row in rows}
-            self._targets = (time.monotonic(), targets, configs)
-        return self._targets[1], self._targets[2]
+    @cachedmethod(lambda self: self._targets)
+    def targets(self) -> Targets:
+        """The export targets, and each one's (url, batch) by name."""
+        with Session(self.db) as session:
+            rows = list_export_configs(session)
+            targets = [ExportTarget.from_row(row) for row in rows]
+            configs = {row.name: (row.url, int(row.batch or 0)) for row in rows}
+        return targets, configs
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from ichnaea.repositories.api_keys import (
     delete_api_key,
     get_api_key,
     list_api_keys,
+    read_valid_keys,
     update_api_key,
 )
 
@@ -107,3 +108,10 @@ def test_keys_differing_in_case_are_two_keys(db_session: Session) -> None:
     ]
     assert delete_api_key(db_session, "RELKEY")
     assert [k.valid_key for k in list_api_keys(db_session)] == ["relkey"]
+
+
+def test_read_valid_keys_returns_every_key(db_session: Session) -> None:
+    assert read_valid_keys(db_session) == frozenset()
+    for name in ("b", "a"):
+        create_api_key(db_session, valid_key=name)
+    assert read_valid_keys(db_session.connection()) == {"a", "b"}

@@ -79,11 +79,16 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import boto3
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 
-from ichnaea.atomicfile import write_atomically
+from ichnaea.assets import AssetStore, DirectoryAssetStore, S3AssetStore
 from ichnaea.config import Settings
 from ichnaea.metrics import Metrics
 from ichnaea.privacy import strip_opted_out
@@ -200,43 +205,6 @@ class GeosubmitExporter:
         pass
 
 
-class S3Exporter:
-    """Put one gzip JSON object per batch into an S3 bucket."""
-
-    def __init__(self, name: str, url: str, *, metrics: Metrics, endpoint_url: str = "") -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "s3" or not parts.netloc:
-            raise ValueError(f"s3 url {url!r} is not s3://bucket/path")
-        template = parts.path.lstrip("/")
-        if template and not template.endswith("/"):
-            template += "/"
-        _check_template(template)
-        self.name = name
-        self.bucket = parts.netloc
-        self.template = template
-        self._metrics = metrics
-        self._client = boto3.client("s3", endpoint_url=endpoint_url or None)
-
-    def send(self, items: Sequence[Mapping[str, Any]], partition: Partition) -> None:
-        key = object_key(self.template, partition, datetime.now(UTC), uuid.uuid4().hex)
-        body = encode_batch(items, level=ARCHIVE_GZIP_LEVEL)
-        try:
-            self._client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=body,
-                ContentEncoding="gzip",
-                ContentType="application/json",
-            )
-        except (BotoCoreError, ClientError, OSError) as exc:
-            self._metrics.incr(UPLOAD_METRIC, tags={"key": self.name, "status": "failure"})
-            raise ExportError(f"{self.name}: put s3://{self.bucket}/{key} failed: {exc}") from exc
-        self._metrics.incr(UPLOAD_METRIC, tags={"key": self.name, "status": "success"})
-
-    def close(self) -> None:
-        self._client.close()
-
-
 _UNSAFE_PATH_CHARS = re.compile(r"[^-0-9A-Za-z_.]")
 
 
@@ -248,8 +216,51 @@ def _path_segment(value: str | None) -> str | None:
     return "_" if safe.strip(".") == "" else safe
 
 
-class FileExporter:
-    """Write one gzip JSON file per batch under a local directory, atomically."""
+class ArchiveExporter:
+    """One gzip JSON object per batch in an object store (:mod:`ichnaea.assets`)."""
+
+    def __init__(self, name: str, store: AssetStore, template: str, *, metrics: Metrics) -> None:
+        _check_template(template)
+        self.name = name
+        self.store = store
+        self.template = template
+        self._metrics = metrics
+
+    def send(self, items: Sequence[Mapping[str, Any]], partition: Partition) -> None:
+        # Source and key cannot climb out of the template (valid ones are unchanged).
+        safe = Partition(_path_segment(partition.source), _path_segment(partition.api_key))
+        key = object_key(self.template, safe, datetime.now(UTC), uuid.uuid4().hex)
+        body = encode_batch(items, level=ARCHIVE_GZIP_LEVEL)
+        try:
+            self.store.put_bytes(
+                key, body, content_type="application/json", content_encoding="gzip"
+            )
+        except (BotoCoreError, ClientError, OSError) as exc:
+            self._metrics.incr(UPLOAD_METRIC, tags={"key": self.name, "status": "failure"})
+            raise ExportError(f"{self.name}: storing {key} failed: {exc}") from exc
+        self._metrics.incr(UPLOAD_METRIC, tags={"key": self.name, "status": "success"})
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class S3Exporter(ArchiveExporter):
+    """Batches as objects under ``s3://bucket/template``."""
+
+    def __init__(self, name: str, url: str, *, metrics: Metrics, endpoint_url: str = "") -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise ValueError(f"s3 url {url!r} is not s3://bucket/path")
+        template = parts.path.lstrip("/")
+        if template and not template.endswith("/"):
+            template += "/"
+        _check_template(template)
+        store = S3AssetStore(parts.netloc, endpoint_url=endpoint_url)
+        super().__init__(name, store, template, metrics=metrics)
+
+
+class FileExporter(ArchiveExporter):
+    """Batches as files under ``file:///abs/dir/template``, private to the owner (0600)."""
 
     def __init__(self, name: str, url: str, *, metrics: Metrics) -> None:
         parts = urlsplit(url)
@@ -258,25 +269,9 @@ class FileExporter:
         if not parts.path.startswith("/"):
             raise ValueError(f"file url {url!r} needs an absolute path")
         template = parts.path if parts.path.endswith("/") else parts.path + "/"
-        _check_template(template)
-        self.name = name
-        self.template = template
-        self._metrics = metrics
-
-    def send(self, items: Sequence[Mapping[str, Any]], partition: Partition) -> None:
-        safe = Partition(_path_segment(partition.source), _path_segment(partition.api_key))
-        path = Path(object_key(self.template, safe, datetime.now(UTC), uuid.uuid4().hex))
-        body = encode_batch(items, level=ARCHIVE_GZIP_LEVEL)
-        try:
-            # Private to the owner: raw reports locate people.
-            write_atomically(path, lambda out: out.write(body), mode=0o600)
-        except OSError as exc:
-            self._metrics.incr(UPLOAD_METRIC, tags={"key": self.name, "status": "failure"})
-            raise ExportError(f"{self.name}: writing {path} failed: {exc}") from exc
-        self._metrics.incr(UPLOAD_METRIC, tags={"key": self.name, "status": "success"})
-
-    def close(self) -> None:
-        pass
+        # Keys are the absolute paths, relative to the root.
+        store = DirectoryAssetStore(Path("/"), mode=0o600)
+        super().__init__(name, store, template.lstrip("/"), metrics=metrics)
 
 
 # (name, schema, reason) already logged by make_exporter: the caller may ask
@@ -324,40 +319,50 @@ def send_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     backoff: Sequence[float] = (1.0, 2.0, 5.0),
 ) -> bool:
-    """Send ``items``, retrying ``ExportError``; False once every attempt failed."""
+    """Send ``items``, retrying ``ExportError`` (tenacity); False once every attempt failed."""
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
     tags = {"key": exporter.name}
-    attempt = 0
-    while True:
-        attempt += 1
-        failure: ExportError | None = None
+
+    def send() -> None:
         start = time.perf_counter()
         try:
             exporter.send(items, partition)
-        except ExportError as exc:
-            failure = exc
         finally:
             metrics.timing(TIMING_METRIC, (time.perf_counter() - start) * 1000.0, tags=tags)
-        if failure is None:
-            metrics.incr(BATCH_METRIC, tags=tags)
-            return True
-        if attempt == attempts:
-            log.error(
-                "export %r: giving up on %d items after %d attempts: %s",
-                exporter.name,
-                len(items),
-                attempts,
-                failure,
-            )
-            return False
-        delay_s = backoff[min(attempt, len(backoff)) - 1] if backoff else 0.0
+
+    def pause(state: RetryCallState) -> float:
+        return backoff[min(state.attempt_number, len(backoff)) - 1] if backoff else 0.0
+
+    def note(state: RetryCallState) -> None:
+        assert state.outcome is not None and state.next_action is not None
         log.warning(
             "export %r: attempt %d/%d failed, retrying in %.1f s: %s",
             exporter.name,
-            attempt,
+            state.attempt_number,
             attempts,
-            delay_s,
+            state.next_action.sleep,
+            state.outcome.exception(),
+        )
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(ExportError),
+        stop=stop_after_attempt(attempts),
+        wait=pause,
+        sleep=sleep,
+        before_sleep=note,
+        reraise=True,
+    )
+    try:
+        retrying(send)
+    except ExportError as failure:
+        log.error(
+            "export %r: giving up on %d items after %d attempts: %s",
+            exporter.name,
+            len(items),
+            attempts,
             failure,
         )
-        sleep(delay_s)
+        return False
+    metrics.incr(BATCH_METRIC, tags=tags)
+    return True

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-import sqlalchemy as sa
 from redis.client import Pipeline
 from sqlalchemy import Engine
 
@@ -25,10 +24,10 @@ from ichnaea.broker.queue import decode_object
 from ichnaea.broker.reliable import LEASE_S, ReliableQueue
 from ichnaea.geocode import Geocoder
 from ichnaea.metrics import Metrics
-from ichnaea.models.api_key import ApiKey
 from ichnaea.pipeline.ingest.observations import InternalBatch, transform_batch
 from ichnaea.pipeline.runner import Claimed, Done, run_batch
 from ichnaea.pipeline.stations.updater import encode_observation
+from ichnaea.repositories.api_keys import read_valid_keys
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class KnownKeys:
     def get(self) -> frozenset[str]:
         if time.monotonic() - self._read_at >= self.ttl_s:
             with self.engine.connect() as conn:
-                self._keys = frozenset(conn.execute(sa.select(ApiKey.valid_key)).scalars())
+                self._keys = read_valid_keys(conn)
             self._read_at = time.monotonic()
         return self._keys
 

@@ -29,14 +29,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
+from ichnaea import constants
 from ichnaea.enums import Radio, ReportSource
 from ichnaea.mcc import ALL_VALID_MCCS
 
 Entry = dict[str, Any]
 
 # Report (position) ranges. Latitude stops at the Web-Mercator limit.
-MAX_LAT_DEG: Final = 85.051
-MAX_LON_DEG: Final = 180.0
+MAX_LAT_DEG: Final = constants.MAX_LAT_DEG
+MAX_LON_DEG: Final = constants.MAX_LON_DEG
 MIN_TIMESTAMP_MS: Final = 10**12
 MAX_TIMESTAMP_MS: Final = 10**13
 # name, min, max: accuracy_m, altitude_m, altitude_accuracy_m, heading_deg,

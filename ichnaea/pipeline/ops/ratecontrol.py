@@ -71,7 +71,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import TypeVar
 
 import redis
-import sqlalchemy
+from sqlalchemy.engine import Engine
 
 from ichnaea.broker import keyspace
 from ichnaea.metrics import Metrics
@@ -106,9 +106,6 @@ DEFAULT_TRX_MAX = 1_000_000
 
 # simple-pid replaces an elapsed time of zero by this, to avoid dividing by it.
 ZERO_DT_S = 1e-16
-
-# A server status table, not one of our tables: the number of undo log
-# entries InnoDB has not purged yet.
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +183,7 @@ def pid_step(
 
 def control_sample_rate(
     client: redis.Redis,
-    engine: sqlalchemy.Engine | None,
+    engine: Engine | None,
     metrics: Metrics,
     *,
     backlog: int,

@@ -1,5 +1,9 @@
 """Statistics: daily running totals in ``stat`` and per-region counts in ``region_stat``.
 
+This module holds the Redis side and the order of the steps; their SQL is
+in :mod:`ichnaea.repositories.statistics` and, for the ``pipeline_batch``
+ledger, :mod:`ichnaea.repositories.batches`.
+
 Daily counters
 --------------
 The station updater counts, per UTC day, the observations and the new
@@ -58,21 +62,22 @@ import logging
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import redis
 from redis.exceptions import LockError
-from sqlalchemy import bindparam, delete, func, insert, select, union_all, update
-from sqlalchemy.dialects import mysql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from ichnaea.broker import keyspace
 from ichnaea.broker.client import decoded
-from ichnaea.enums import Radio, StatKey
-from ichnaea.models.cell import CellArea
-from ichnaea.models.pipeline import PipelineBatch
-from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS, MacStation
-from ichnaea.models.stats import RegionStat, Stat
+from ichnaea.enums import StatKey
+from ichnaea.repositories.batches import committed_effects, record_batch
+from ichnaea.repositories.statistics import (
+    add_to_running_totals,
+    count_regions,
+    delete_stats_before,
+    replace_region_counts,
+    use_read_committed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +86,8 @@ log = logging.getLogger(__name__)
 STAT_COUNTER_TTL_S = 172_800
 STAT_COUNTER_LOCK_TTL_S = 300
 STAT_RETENTION_DAYS = 730
-
-# cell_area radio -> region_stat column; NR has no column (module docstring).
-_RADIO_COLUMNS = {Radio.gsm: "gsm", Radio.wcdma: "wcdma", Radio.lte: "lte"}
-_REGION_COLUMNS = ("gsm", "wcdma", "lte", "blue", "wifi")
+# The pipeline_batch queue of counter runs; a run's batch id is "statcounter:<run id>".
+_LEDGER_QUEUE = "statcounter"
 
 
 def incr_stat_counters(pipe: redis.Redis, counts: Mapping[StatKey, int], day: date) -> None:
@@ -97,44 +100,6 @@ def incr_stat_counters(pipe: redis.Redis, counts: Mapping[StatKey, int], day: da
         key = keyspace.stat_counter(stat_key.name, day)
         pipe.incrby(key, count)
         pipe.expire(key, STAT_COUNTER_TTL_S)
-
-
-def _is_mysql(connection: Connection) -> bool:
-    return connection.dialect.name in ("mysql", "mariadb")
-
-
-def _persist_counter(connection: Connection, stat_key: StatKey, day: date, value: int) -> None:
-    """Add ``value`` to the running total of (key, day), creating the row from the last one."""
-    key = int(stat_key)
-    row = connection.execute(
-        select(Stat.value).where(Stat.key == key, Stat.time == day).with_for_update()
-    ).one_or_none()
-    if row is not None:
-        if value:
-            connection.execute(
-                update(Stat)
-                .where(Stat.key == key, Stat.time == day)
-                .values(value=func.coalesce(Stat.value, 0) + value)
-            )
-        return
-    previous = connection.execute(
-        select(Stat.value)
-        .where(Stat.key == key, Stat.time < day)
-        .order_by(Stat.time.desc())
-        .limit(1)
-    ).scalar()
-    values = {"key": key, "time": day, "value": (previous or 0) + value}
-    added = func.coalesce(Stat.value, 0) + value
-    if _is_mysql(connection):
-        mysql_insert = mysql.insert(Stat).values(values)
-        connection.execute(mysql_insert.on_duplicate_key_update(value=added))
-    else:
-        sqlite_insert = sqlite.insert(Stat).values(values)
-        connection.execute(
-            sqlite_insert.on_conflict_do_update(
-                index_elements=[Stat.key, Stat.time], set_={"value": added}
-            )
-        )
 
 
 # Moves the counters (KEYS[2..]) into the pending hash (KEYS[1]) with the
@@ -162,26 +127,18 @@ def _apply_pending(
     engine: Engine, pending: Mapping[str, str], slots: list[tuple[StatKey, date]], now: datetime
 ) -> None:
     """Step 2: add the pending values (and a row for every slot) to ``stat``, once."""
-    run_id = f"statcounter:{pending['_run']}"
+    run_id = f"{_LEDGER_QUEUE}:{pending['_run']}"
     values = {
         _parse_counter_key(key): int(value) for key, value in pending.items() if key != "_run"
     }
     for slot in slots:
         values.setdefault(slot, 0)
     with engine.begin() as connection:
-        done = connection.execute(
-            select(PipelineBatch.batch_id).where(PipelineBatch.batch_id == run_id)
-        ).scalar()
-        if done is not None:
+        if committed_effects(connection, run_id) is not None:
             log.info("stat counters of run %s were already stored", run_id)
             return
-        for (stat_key, day), value in sorted(values.items()):
-            _persist_counter(connection, stat_key, day, value)
-        connection.execute(
-            insert(PipelineBatch).values(
-                batch_id=run_id, queue="statcounter", effects="{}", created=now
-            )
-        )
+        add_to_running_totals(connection, values)
+        record_batch(connection, batch_id=run_id, queue=_LEDGER_QUEUE, effects="{}", created=now)
 
 
 def update_stat_counters(engine: Engine, redis_client: redis.Redis, *, today: date) -> None:
@@ -224,82 +181,17 @@ def cleanup_stat(engine: Engine, *, today: date) -> int:
     """Delete ``stat`` rows older than 730 days; return how many."""
     cutoff = today - timedelta(days=STAT_RETENTION_DAYS)
     with engine.begin() as connection:
-        result = connection.execute(delete(Stat).where(Stat.time < cutoff))
-    return result.rowcount
-
-
-def _count_stations(
-    connection: Connection, shards: Mapping[str, type[MacStation]]
-) -> dict[str, int]:
-    """Stations with a region per region, over all shards (one statement)."""
-    per_shard = [
-        select(table.region.label("region"), func.count().label("n"))
-        .where(table.region.is_not(None))
-        .group_by(table.region)
-        for table in shards.values()
-    ]
-    totals: dict[str, int] = {}
-    for region, count in connection.execute(union_all(*per_shard)):
-        if region is not None:  # excluded by the query; narrows the type
-            totals[region] = totals.get(region, 0) + int(count)
-    return totals
-
-
-def _count_regions(connection: Connection) -> dict[str, dict[str, int]]:
-    """region -> {gsm, wcdma, lte, blue, wifi}; only regions with a row somewhere."""
-    counts: dict[str, dict[str, int]] = {}
-
-    def add(region: str | None, column: str, value: int) -> None:
-        if region is None:  # excluded by the queries; narrows the type
-            return
-        counts.setdefault(region, dict.fromkeys(_REGION_COLUMNS, 0))[column] += value
-
-    cells = (
-        select(CellArea.region, CellArea.radio, func.sum(CellArea.num_cells))
-        .where(
-            CellArea.region.is_not(None),
-            CellArea.radio.in_([int(radio) for radio in _RADIO_COLUMNS]),
-        )
-        .group_by(CellArea.region, CellArea.radio)
-    )
-    for region, radio, total in connection.execute(cells):
-        # SUM is a DECIMAL on MySQL, and NULL if every num_cells is.
-        add(region, _RADIO_COLUMNS[Radio(radio)], int(total or 0))
-    for column, shards in (("blue", BLUE_SHARDS), ("wifi", WIFI_SHARDS)):
-        for region, total in _count_stations(connection, shards).items():
-            add(region, column, total)
-    return counts
-
-
-def _write_region_stats(connection: Connection, counts: Mapping[str, Mapping[str, int]]) -> None:
-    existing = set(connection.execute(select(RegionStat.region).with_for_update()).scalars())
-    updates: list[dict[str, Any]] = []
-    inserts: list[dict[str, Any]] = []
-    for region, columns in counts.items():
-        if region in existing:
-            updates.append({"b_region": region, **columns})
-        else:
-            inserts.append({"region": region, **columns})
-    if updates:
-        connection.execute(
-            update(RegionStat).where(RegionStat.region == bindparam("b_region")), updates
-        )
-    if inserts:
-        connection.execute(insert(RegionStat), inserts)
-    gone = existing - counts.keys()
-    if gone:
-        connection.execute(delete(RegionStat).where(RegionStat.region.in_(sorted(gone))))
+        return delete_stats_before(connection, cutoff)
 
 
 def update_region_stats(engine: Engine, redis_client: redis.Redis) -> None:
     """Recount cells and stations per region into ``region_stat`` (module docstring)."""
     with engine.connect() as connection:
-        if _is_mysql(connection):
-            connection.execution_options(isolation_level="READ COMMITTED")
+        use_read_committed(connection)
         with connection.begin():
-            counts = _count_regions(connection)
+            counts = count_regions(connection)
             if not counts:
                 log.info("no stations with a region; region_stat left unchanged")
                 return
-            _write_region_stats(connection, counts)
+            replace_region_counts(connection, counts)
     redis_client.delete(keyspace.REGION_STATS_CACHE)

@@ -44,12 +44,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ichnaea.assets import AssetStore, DirectoryAssetStore
 from ichnaea.enums import Radio
-from ichnaea.models.cell import CELL_TABLES
+from ichnaea.repositories.cell_exchange import export_pages
 
 log = logging.getLogger(__name__)
 
@@ -134,37 +133,8 @@ def unix_text(value: date | None) -> str:
 def _rows(engine: Engine, window: ExportWindow, page_size: int) -> Iterator[list[Any]]:
     """Pages of CSV rows, table by table in cell id order."""
     for radio, name in EXPORT_RADIOS:
-        table = CELL_TABLES[radio].__table__
-        c = table.c
-        query = (
-            sa.select(
-                c.cellid,
-                c.mcc,
-                c.mnc,
-                c.lac,
-                c.cid,
-                c.psc,
-                c.lon,
-                c.lat,
-                c.radius,
-                c.samples,
-                c.created,
-                c.modified,
-            )
-            .where(c.lat.is_not(None), c.lon.is_not(None), c.modified >= window.start)
-            .order_by(c.cellid)
-            .limit(page_size)
-        )
-        if window.end is not None:
-            query = query.where(c.modified < window.end)
-        last: bytes | None = None
-        while True:
-            page_query = query if last is None else query.where(c.cellid > last)
-            with engine.connect() as connection:
-                page = connection.execute(page_query).all()
-            if not page:
-                break
-            last = page[-1].cellid
+        pages = export_pages(engine, radio, start=window.start, end=window.end, page_size=page_size)
+        for page in pages:
             yield [
                 [
                     name,
@@ -184,8 +154,6 @@ def _rows(engine: Engine, window: ExportWindow, page_size: int) -> Iterator[list
                 ]
                 for row in page
             ]
-            if len(page) < page_size:
-                break
 
 
 def write_cells(

@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 import redis
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ichnaea.codecs import encode_areaid, encode_cellid
@@ -55,12 +54,12 @@ from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
 from ichnaea.index.changes import announce_changes
 from ichnaea.metrics import Metrics
-from ichnaea.models.cell import CELL_TABLES
 from ichnaea.pipeline.ingest.validation import validate_cell
 from ichnaea.pipeline.ops.stats import update_region_stats
 from ichnaea.pipeline.public.cellexport import CSV_HEADER
 from ichnaea.pipeline.stations.areas import update_areas
 from ichnaea.pipeline.stations.dbretry import with_lock_retry
+from ichnaea.repositories.cell_exchange import insert_cells, read_modified_for_update, update_cells
 
 log = logging.getLogger(__name__)
 
@@ -216,15 +215,9 @@ def _write_chunk(connection: Connection, cells: list[_Cell]) -> dict[bytes, str]
         if kept is None or _newer(cell.values["modified"], kept.values["modified"]):
             pending[cell.cellid] = cell
     for radio, pending in by_radio.items():
-        table = cast(sa.Table, CELL_TABLES[radio].__table__)
-        stored = dict(
-            connection.execute(
-                sa.select(table.c.cellid, table.c.modified)
-                .where(table.c.cellid.in_(list(pending)))
-                .with_for_update()
-            ).all()
-        )
-        inserts, updates = [], []
+        stored = read_modified_for_update(connection, radio, list(pending))
+        inserts: list[dict[str, Any]] = []
+        updates: list[tuple[bytes, dict[str, Any]]] = []
         for cellid, cell in pending.items():
             if cellid not in stored:
                 v = cell.values
@@ -240,21 +233,14 @@ def _write_chunk(connection: Connection, cells: list[_Cell]) -> dict[bytes, str]
                 )
                 outcome[cellid] = "new"
             elif _newer(cell.values["modified"], stored[cellid]):
-                updates.append(
-                    {"b_cellid": cellid, **{c: cell.values[c] for c in _UPDATED_COLUMNS}}
-                )
+                updates.append((cellid, cell.values))
                 outcome[cellid] = "updated"
             else:
                 outcome[cellid] = "found"
         if inserts:
-            connection.execute(sa.insert(table), inserts)
+            insert_cells(connection, radio, inserts)
         if updates:
-            statement = (
-                sa.update(table)
-                .where(table.c.cellid == sa.bindparam("b_cellid"))
-                .values({c: sa.bindparam(c) for c in _UPDATED_COLUMNS})
-            )
-            connection.execute(statement, updates)
+            update_cells(connection, radio, updates, _UPDATED_COLUMNS)
     return outcome
 
 

@@ -34,13 +34,17 @@ import logging
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from ichnaea.codecs import datamap_shard_id, decode_datamap_grid
+from ichnaea.codecs import DATAMAP_SHARD_IDS, datamap_shard_id, decode_datamap_grid
 from ichnaea.metrics import Metrics
-from ichnaea.models.stats import DATAMAP_SHARDS, DataMap
 from ichnaea.pipeline.stations.dbretry import with_lock_retry
+from ichnaea.repositories.datamap import (
+    delete_modified_before,
+    insert_grids,
+    read_modified_for_update,
+    set_modified,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +55,11 @@ DBERROR_METRIC = "datamaps.dberror"
 DATAMAP_RETENTION_DAYS = 365
 
 
-def _shard(shard_id: str) -> type[DataMap]:
-    try:
-        return DATAMAP_SHARDS[shard_id]
-    except KeyError:
+def _check_shard(shard_id: str) -> None:
+    if shard_id not in DATAMAP_SHARD_IDS:
         raise ValueError(
-            f"unknown datamap shard {shard_id!r}, expected one of {sorted(DATAMAP_SHARDS)}"
-        ) from None
+            f"unknown datamap shard {shard_id!r}, expected one of {sorted(DATAMAP_SHARD_IDS)}"
+        )
 
 
 def _valid_grids(shard_id: str, grids: Iterable[bytes]) -> list[bytes]:
@@ -79,25 +81,14 @@ def _valid_grids(shard_id: str, grids: Iterable[bytes]) -> list[bytes]:
     return list(valid)
 
 
-def _store(connection: Connection, table: type[DataMap], grids: list[bytes], today: date) -> int:
-    existing: dict[bytes, date | None] = {
-        grid: modified
-        for grid, modified in connection.execute(
-            select(table.grid, table.modified).where(table.grid.in_(grids)).with_for_update()
-        )
-    }
+def _store(connection: Connection, shard_id: str, grids: list[bytes], today: date) -> int:
+    existing = read_modified_for_update(connection, shard_id, grids)
     stale = [grid for grid, modified in existing.items() if modified != today]
     new = [grid for grid in grids if grid not in existing]
     if stale:
-        connection.execute(update(table).where(table.grid.in_(stale)).values(modified=today))
+        set_modified(connection, shard_id, stale, today)
     if new:
-        connection.execute(
-            insert(table)
-            .prefix_with("IGNORE", dialect="mysql")
-            .prefix_with("IGNORE", dialect="mariadb")
-            .prefix_with("OR IGNORE", dialect="sqlite"),
-            [{"grid": grid, "created": today, "modified": today} for grid in new],
-        )
+        insert_grids(connection, shard_id, new, today)
     return len(stale) + len(new)
 
 
@@ -115,22 +106,21 @@ def update_datamap(
     inserted concurrently by another worker still counts as inserted).
     Raises ``ValueError`` for an unknown shard id.
     """
-    table = _shard(shard_id)
+    _check_shard(shard_id)
     valid = _valid_grids(shard_id, grids)
     if not valid:
         return 0
 
     def run() -> int:
         with engine.begin() as connection:
-            return _store(connection, table, valid, today)
+            return _store(connection, shard_id, valid, today)
 
     return with_lock_retry(run, metrics=metrics, tags={}, metric=DBERROR_METRIC)
 
 
 def cleanup_datamap(engine: Engine, shard_id: str, *, today: date) -> int:
     """Delete the grid cells of one shard not seen for more than a year; return how many."""
-    table = _shard(shard_id)
+    _check_shard(shard_id)
     cutoff = today - timedelta(days=DATAMAP_RETENTION_DAYS)
     with engine.begin() as connection:
-        result = connection.execute(delete(table).where(table.modified < cutoff))
-    return result.rowcount
+        return delete_modified_before(connection, shard_id, cutoff)

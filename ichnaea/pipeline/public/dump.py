@@ -32,20 +32,17 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, BinaryIO, cast
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO
 
-import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from ichnaea import geo
 from ichnaea.codecs import decode_mac
 from ichnaea.enums import Radio
-from ichnaea.models.base import Base
-from ichnaea.models.cell import CELL_TABLES
-from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
 from ichnaea.pipeline.public.cellexport import coordinate_text, unix_text
+from ichnaea.repositories.dumps import station_pages
 
-DATATYPES = ("blue", "cell", "wifi")
 PAGE_SIZE = 25_000
 
 RADIO_NAMES: dict[int, str] = {
@@ -131,49 +128,8 @@ def _cell_line(row: Sequence[Any]) -> list[str]:
     ]
 
 
-def _tables(datatype: str) -> list[sa.Table]:
-    models: list[type[Base]]
-    if datatype == "cell":
-        models = [CELL_TABLES[radio] for radio in sorted(CELL_TABLES)]
-    elif datatype == "wifi":
-        models = list(WIFI_SHARDS.values())
-    elif datatype == "blue":
-        models = list(BLUE_SHARDS.values())
-    else:
-        raise ValueError(f"datatype must be one of {', '.join(DATATYPES)}, got {datatype!r}")
-    return [cast(sa.Table, model.__table__) for model in models]
-
-
-def _pages(
-    connection: sa.Connection,
-    table: sa.Table,
-    columns: Sequence[str],
-    bounds: tuple[float, float, float, float] | None,
-    page_size: int,
-) -> Iterator[Sequence[sa.Row[Any]]]:
-    """The rows of ``table``, page by page in key order; ``columns[0]`` is the key."""
-    key = table.c[columns[0]]
-    stmt = sa.select(*(table.c[name] for name in columns)).order_by(key).limit(page_size)
-    if bounds is not None:
-        max_lat, min_lat, max_lon, min_lon = bounds
-        stmt = stmt.where(
-            table.c.lat <= max_lat,
-            table.c.lat >= min_lat,
-            table.c.lon <= max_lon,
-            table.c.lon >= min_lon,
-        )
-    last: bytes | None = None
-    while True:
-        rows = connection.execute(stmt if last is None else stmt.where(key > last)).all()
-        if rows:
-            yield rows
-        if len(rows) < page_size:
-            return
-        last = rows[-1][0]
-
-
 def dump_stations(
-    engine: sa.Engine,
+    engine: Engine,
     datatype: str,
     out: BinaryIO,
     *,
@@ -189,25 +145,26 @@ def dump_stations(
     Raises
     ------
     ValueError
-        If ``datatype`` is not one of :data:`DATATYPES` or ``page_size < 1``.
+        If ``datatype`` is not one of :data:`ichnaea.repositories.dumps.DATATYPES`
+        or ``page_size < 1``.
     """
     if page_size < 1:
         raise ValueError(f"page_size must be at least 1, got {page_size}")
-    tables = _tables(datatype)
     if datatype == "cell":
         header, columns, line = CELL_HEADER, ("cellid", *CELL_HEADER), _cell_line
     else:
         header, columns, line = MAC_HEADER, MAC_HEADER, _mac_line
     total = 0
-    with (
-        engine.connect() as connection,
-        gzip.GzipFile(fileobj=out, mode="wb") as gz,
-        io.TextIOWrapper(gz, encoding="utf-8", newline="") as text,
-    ):
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(header)
-        for table in tables:
-            for rows in _pages(connection, table, columns, bounds, page_size):
+    with engine.connect() as connection:
+        # Raises for an unknown datatype before the gzip stream writes to ``out``.
+        pages = station_pages(connection, datatype, columns, bounds=bounds, page_size=page_size)
+        with (
+            gzip.GzipFile(fileobj=out, mode="wb") as gz,
+            io.TextIOWrapper(gz, encoding="utf-8", newline="") as text,
+        ):
+            writer = csv.writer(text, lineterminator="\n")
+            writer.writerow(header)
+            for rows in pages:
                 writer.writerows(line(row) for row in rows)
                 total += len(rows)
                 if progress is not None:

@@ -40,12 +40,11 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-import sqlalchemy as sa
 from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 
 from ichnaea.codecs import DATAMAP_LAT_MAX, DATAMAP_LON_MAX, DATAMAP_SHARD_IDS
-from ichnaea.models.stats import DATAMAP_SHARDS
+from ichnaea.repositories.datamap import grid_pages
 
 TILE_PX = 256
 # Where the tiles live in ASSET_BUCKET (``tiles/<z>/<x>/<y>.png``), and the
@@ -107,19 +106,7 @@ def read_points(
     cells = 0
     epoch = np.datetime64(today, "D")
     for shard_id in DATAMAP_SHARD_IDS:
-        table = DATAMAP_SHARDS[shard_id].__table__
-        last: bytes | None = None
-        while True:
-            query = (
-                sa.select(table.c.grid, table.c.modified).order_by(table.c.grid).limit(page_size)
-            )
-            if last is not None:
-                query = query.where(table.c.grid > last)
-            with engine.connect() as connection:
-                rows = connection.execute(query).all()
-            if not rows:
-                break
-            last = rows[-1].grid
+        for rows in grid_pages(engine, shard_id, page_size):
             raw = np.frombuffer(b"".join(row.grid for row in rows), dtype=">u4").reshape(-1, 2)
             lat = raw[:, 0].astype(np.int64) - DATAMAP_LAT_MAX
             lon = raw[:, 1].astype(np.int64) - DATAMAP_LON_MAX
@@ -131,8 +118,6 @@ def read_points(
             cells += len(rows)
             if progress is not None:
                 progress(len(rows))
-            if len(rows) < page_size:
-                break
     if not lats:
         return np.empty(0), np.empty(0), 0
     return np.concatenate(lats), np.concatenate(lons), cells

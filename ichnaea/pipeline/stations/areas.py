@@ -8,7 +8,8 @@ The cell updater queues the ids of the areas whose cells changed;
 
 One run handles a batch of area ids, de-duplicated, in one read-write
 transaction (retried on lock conflicts, metric ``data.station.dberror``
-with ``type:cellarea``):
+with ``type:cellarea``); the statements are those of
+:mod:`ichnaea.repositories.cell_areas`:
 
 1. Read which of the areas exist, ``SELECT ... FOR UPDATE`` on MySQL so
    two workers cannot rebuild the same area at once (SQLite serialises
@@ -20,9 +21,9 @@ with ``type:cellarea``):
 
    * no cells: delete the area row (if any);
    * otherwise compute the aggregate; existing rows keep ``created``, new
-     ones get ``created = modified = now``. All rows are written by one
-     upsert (:func:`ichnaea.repositories.upsert.upsert_rows`), so a
-     concurrent insert of the same area overwrites instead of failing.
+     ones get ``created = modified = now``. All rows of a table are
+     written by one upsert, so a concurrent insert of the same area
+     overwrites instead of failing.
 
 The aggregate of the cells of one area:
 
@@ -56,21 +57,25 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Table, delete, select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Connection, Engine
 
 from ichnaea import geo
-from ichnaea.codecs import CELLID_BYTES, NR_CELLID_BYTES, AreaId, decode_areaid
-from ichnaea.enums import Radio
+from ichnaea.codecs import AreaId, decode_areaid
 from ichnaea.geocode import Geocoder
 from ichnaea.metrics import Metrics
-from ichnaea.models.cell import CELL_TABLES, area_table
 from ichnaea.pipeline.stations.dbretry import with_lock_retry
-from ichnaea.repositories.upsert import upsert_rows
+from ichnaea.repositories.cell_areas import (
+    CellRow,
+    delete_areas,
+    fetch_positioned_cells,
+    has_cell_table,
+    read_areas_for_update,
+    write_areas,
+)
 
 log = logging.getLogger(__name__)
 
@@ -208,92 +213,21 @@ def _parse_ids(area_ids: Iterable[bytes]) -> dict[bytes, AreaId]:
         except ValueError as exc:
             log.warning("skipping malformed area id %r: %s", area_id, exc)
             continue
-        if area.radio not in CELL_TABLES:
+        if not has_cell_table(area.radio):
             log.warning("skipping area id %r: no cell table for radio %s", area_id, area.radio)
             continue
         parsed[area_id] = area
     return parsed
 
 
-class _CellRow(NamedTuple):
-    mcc: int
-    mnc: int
-    lac: int
-    lat: float
-    lon: float
-    max_lat: float | None
-    min_lat: float | None
-    max_lon: float | None
-    min_lon: float | None
-    radius: int | None
-    region: str | None
-    last_seen: date | None
-
-
-_CELL_COLUMNS = ", ".join(_CellRow._fields)
-# Key ranges per statement: a few hundred keep the statement small and the
-# range optimizer quick.
-RANGES_PER_QUERY = 500
-
-
-def _as_date(value: date | str | None) -> date | None:
-    # SQLite hands DATE columns of raw statements back as ISO text.
-    return date.fromisoformat(value) if isinstance(value, str) else value
-
-
-def _fetch_cells(
-    connection: Connection, areas: dict[bytes, AreaId]
-) -> dict[tuple[int, int, int, int], list[_CellRow]]:
-    """Positioned cells of the areas, grouped by (radio, mcc, mnc, lac).
-
-    A cell id starts with the id of its area (radio, mcc, mnc, lac, then the
-    cell id in 4 bytes, or 8 for NR), so the cells of an area are one range
-    of the table's primary key. The statements are built as text: the
-    literals are hex and the SQL compiler's cost for thousands of bound
-    ranges was most of the area update.
-    """
-    by_radio: dict[Radio, list[bytes]] = {}
-    for area_id, area in areas.items():
-        by_radio.setdefault(area.radio, []).append(area_id)
-    found: dict[tuple[int, int, int, int], list[_CellRow]] = {}
-    for radio, area_ids in by_radio.items():
-        table = CELL_TABLES[radio].__tablename__
-        pad = (NR_CELLID_BYTES if radio is Radio.nr else CELLID_BYTES) - len(area_ids[0])
-        low, high = "00" * pad, "ff" * pad
-        for start in range(0, len(area_ids), RANGES_PER_QUERY):
-            ranges = " OR ".join(
-                f"cellid BETWEEN X'{area_id.hex()}{low}' AND X'{area_id.hex()}{high}'"
-                for area_id in area_ids[start : start + RANGES_PER_QUERY]
-            )
-            sql = (
-                f"SELECT {_CELL_COLUMNS} FROM {table} "
-                f"WHERE lat IS NOT NULL AND lon IS NOT NULL AND ({ranges})"
-            )
-            for raw in connection.exec_driver_sql(sql):
-                values = tuple(raw)
-                row = _CellRow._make((*values[:-1], _as_date(values[-1])))
-                found.setdefault((int(radio), row.mcc, row.mnc, row.lac), []).append(row)
-    return found
-
-
 def _update_batch(
-    connection: Connection,
-    areas: dict[bytes, AreaId],
-    table: Table,
-    *,
-    geocoder: Geocoder,
-    now: datetime,
+    connection: Connection, areas: dict[bytes, AreaId], *, geocoder: Geocoder, now: datetime
 ) -> None:
-    existing = {
-        bytes(row["areaid"]): dict(row)
-        for row in connection.execute(
-            select(table).where(table.c.areaid.in_(list(areas))).with_for_update()
-        ).mappings()
-    }
-    cells = _fetch_cells(connection, areas)
+    existing = read_areas_for_update(connection, areas)
+    cells = fetch_positioned_cells(connection, areas)
 
     to_delete: list[bytes] = []
-    present: list[tuple[bytes, AreaId, list[_CellRow]]] = []
+    present: list[tuple[bytes, AreaId, list[CellRow]]] = []
     for area_id, area in areas.items():
         area_cells = cells.get((int(area.radio), area.mcc, area.mnc, area.lac))
         if area_cells:
@@ -318,11 +252,9 @@ def _update_batch(
         row.update(asdict(aggregate), modified=now)
         rows.append(row)
 
-    if to_delete:
-        connection.execute(delete(table).where(table.c.areaid.in_(to_delete)))
-    # New and existing areas in one statement; rows locked above.
-    columns = [column.name for column in table.columns]
-    upsert_rows(connection, table, columns, [{c: row.get(c) for c in columns} for row in rows])
+    delete_areas(connection, to_delete)
+    # New and existing areas in one statement per table; rows locked above.
+    write_areas(connection, rows)
 
 
 def update_areas(
@@ -344,15 +276,9 @@ def update_areas(
         return 0
     moment = _naive_utc(now)
 
-    by_table: dict[Table, dict[bytes, AreaId]] = {}
-    for area_id, area in areas.items():
-        table: Table = area_table(area.radio).__table__  # type: ignore[assignment]
-        by_table.setdefault(table, {})[area_id] = area
-
     def run() -> None:
         with engine.begin() as connection:
-            for table, group in by_table.items():
-                _update_batch(connection, group, table, geocoder=geocoder, now=moment)
+            _update_batch(connection, areas, geocoder=geocoder, now=moment)
 
     with_lock_retry(run, metrics=metrics, tags=DBERROR_TAGS)
     return len(areas)

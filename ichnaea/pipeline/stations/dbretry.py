@@ -28,13 +28,19 @@ workers that collided once spread out instead of colliding again in step.
 from __future__ import annotations
 
 import logging
-import random
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from ichnaea.metrics import Metrics
 
@@ -55,7 +61,7 @@ DEFAULT_ATTEMPTS = 3
 DEFAULT_BASE_DELAY_S = 0.1
 
 
-def lock_error_code(exc: BaseException) -> str | None:
+def lock_error_code(exc: BaseException | None) -> str | None:
     """The ``errno`` tag of a lock conflict, or None for any other error.
 
     ``exc`` is what SQLAlchemy raised; the driver's own exception is
@@ -81,36 +87,44 @@ def with_lock_retry(
     tags: Mapping[str, str],
     metric: str = "data.station.dberror",
     attempts: int = DEFAULT_ATTEMPTS,
-    sleep: Callable[[float], object] = time.sleep,
+    sleep: Callable[[float], None] = time.sleep,
     base_delay_s: float = DEFAULT_BASE_DELAY_S,
 ) -> T:
     """Return ``fn()``, calling it again after lock conflicts (see the module docstring).
 
     ``fn`` must run one whole transaction. ``attempts`` is the total number
     of calls (at least 1); ``sleep`` is injectable so tests need not wait.
+    The loop is tenacity's: full-jitter backoff is its ``wait_random_exponential``.
     """
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
     if base_delay_s < 0:
         raise ValueError(f"base_delay_s must not be negative, got {base_delay_s}")
-    attempt = 1
-    while True:
-        try:
-            return fn()
-        except DBAPIError as exc:
-            code = lock_error_code(exc)
-            if code is None:
-                raise
-            metrics.incr(metric, tags={**tags, "errno": code})
-            if attempt >= attempts:
-                raise
-            delay_s = random.uniform(0.0, base_delay_s * 2 ** (attempt - 1))
-            log.info(
-                "lock conflict (%s) on attempt %d of %d, retrying in %.3f s",
-                code,
-                attempt,
-                attempts,
-                delay_s,
-            )
-            sleep(delay_s)
-            attempt += 1
+
+    def code_of(state: RetryCallState) -> str:
+        assert state.outcome is not None
+        return lock_error_code(state.outcome.exception()) or ""
+
+    def count(state: RetryCallState) -> None:  # every lock conflict, the last one too
+        metrics.incr(metric, tags={**tags, "errno": code_of(state)})
+
+    def note(state: RetryCallState) -> None:
+        delay_s = state.next_action.sleep if state.next_action else 0.0
+        log.info(
+            "lock conflict (%s) on attempt %d of %d, retrying in %.3f s",
+            code_of(state),
+            state.attempt_number,
+            attempts,
+            delay_s,
+        )
+
+    retrying = Retrying(
+        retry=retry_if_exception(lambda exc: lock_error_code(exc) is not None),
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=base_delay_s),
+        sleep=sleep,
+        after=count,
+        before_sleep=note,
+        reraise=True,
+    )
+    return retrying(fn)

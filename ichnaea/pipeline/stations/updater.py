@@ -6,19 +6,20 @@ in flight at a time, so the batches of a shard are applied in queue order
 and workers never contend for the same rows. One batch costs one
 transaction with one read (``SELECT ... FOR UPDATE`` of every station the
 batch names) and one write (a single upsert of every new, changed,
-replaced, blocked or confirmed row, see :mod:`ichnaea.repositories.upsert`).
-The decisions are :func:`ichnaea.pipeline.stations.plan.plan_station_updates`;
-this module is the I/O around them.
+replaced, blocked or confirmed row), both in
+:mod:`ichnaea.repositories.station_rows`. The decisions are
+:func:`ichnaea.pipeline.stations.plan.plan_station_updates`; this module is
+the I/O around them.
 
 Exactly-once: the transaction also records the batch id in
-``pipeline_batch`` with the batch's Redis effects (stat counters, cell
-areas to refresh). The effects are applied in the same Redis transaction
-that acknowledges the batch. A worker killed anywhere in between leaves the
-batch in flight; the next worker finds the id committed and applies only
-the effects. The station metrics (``data.observation.insert``,
-``data.station.new/confirm/blocklist``) are recorded with the effects and
-counted by the worker whose acknowledgement succeeds. Deadlocks and
-lock-wait timeouts retry the transaction.
+``pipeline_batch`` (:mod:`ichnaea.repositories.batches`) with the batch's
+Redis effects (stat counters, cell areas to refresh). The effects are
+applied in the same Redis transaction that acknowledges the batch. A worker
+killed anywhere in between leaves the batch in flight; the next worker
+finds the id committed and applies only the effects. The station metrics
+(``data.observation.insert``, ``data.station.new/confirm/blocklist``) are
+recorded with the effects and counted by the worker whose acknowledgement
+succeeds. Deadlocks and lock-wait timeouts retry the transaction.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import redis
-import sqlalchemy as sa
 from redis.client import Pipeline
 from sqlalchemy import Connection, Engine
 
@@ -43,15 +43,13 @@ from ichnaea.enums import Radio, StatKey
 from ichnaea.geocode import Geocoder
 from ichnaea.index.changes import announce_changes
 from ichnaea.metrics import Metrics
-from ichnaea.models.cell import CELL_TABLES
-from ichnaea.models.pipeline import PipelineBatch
-from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
 from ichnaea.pipeline.ops.stats import incr_stat_counters
 from ichnaea.pipeline.runner import Claimed, Done, run_batch
 from ichnaea.pipeline.stations.dbretry import with_lock_retry
 from ichnaea.pipeline.stations.plan import StationPlan, plan_station_updates
 from ichnaea.pipeline.stations.state import StationType, station_key
-from ichnaea.repositories.upsert import upsert_rows
+from ichnaea.repositories.batches import committed_effects, delete_batches_before, record_batch
+from ichnaea.repositories.station_rows import read_for_update, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +65,8 @@ _STAT_KEYS = {
 
 @dataclass(frozen=True, slots=True)
 class StationQueue:
-    """One shard queue and the table it feeds."""
+    """One shard queue; it feeds the shard table of ``stype.name`` and ``shard``
+    (:func:`ichnaea.repositories.station_rows.station_table`)."""
 
     stype: StationType
     shard: str
@@ -75,17 +74,6 @@ class StationQueue:
     @property
     def name(self) -> str:
         return keyspace.station_queue(self.stype.name, self.shard)
-
-    @property
-    def table(self) -> sa.Table:
-        if self.stype is StationType.wifi:
-            model: Any = WIFI_SHARDS[self.shard]
-        elif self.stype is StationType.blue:
-            model = BLUE_SHARDS[self.shard]
-        else:
-            model = CELL_TABLES[Radio[self.shard]]
-        table: sa.Table = model.__table__
-        return table
 
 
 def station_queues() -> tuple[StationQueue, ...]:
@@ -109,63 +97,23 @@ def encode_observation(observation: Mapping[str, Any]) -> bytes:
     return json.dumps(observation, separators=(",", ":")).encode()
 
 
-def _key_column(table: sa.Table) -> sa.Column[Any]:
-    (column,) = table.primary_key.columns
-    return column
-
-
-def _read_existing(
-    conn: Connection, table: sa.Table, keys: Sequence[bytes]
-) -> dict[bytes, dict[str, Any]]:
-    key = _key_column(table)
-    existing: dict[bytes, dict[str, Any]] = {}
-    mysql = conn.dialect.name in ("mysql", "mariadb")
-    columns = [column.name for column in table.columns]
-    at = columns.index(key.name)
-    # Chunked so the IN list stays well inside any parameter limit.
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        if mysql:
-            # The driver returns the column types as they are (bytes,
-            # float, int, date, datetime, str): skip the statement
-            # compilation and the result processing, a tenth of the stage.
-            rows = _mysql_select_for_update(conn, table.name, columns, key.name, chunk)
-            for values in rows:
-                existing[bytes(values[at])] = dict(zip(columns, values, strict=True))
-            continue
-        stmt = sa.select(table).where(key.in_(chunk)).with_for_update()
-        for row in conn.execute(stmt).mappings():
-            existing[bytes(row[key.name])] = dict(row)
-    return existing
-
-
-def _mysql_select_for_update(
-    conn: Connection, table: str, columns: Sequence[str], key: str, keys: Sequence[bytes]
-) -> list[tuple[Any, ...]]:
-    column_list = ",".join(f"`{name}`" for name in columns)
-    key_list = ",".join(f"X'{value.hex()}'" for value in keys)
-    sql = f"SELECT {column_list} FROM `{table}` WHERE `{key}` IN ({key_list}) FOR UPDATE"
-    # Through SQLAlchemy (no parameters: the driver does no %-formatting), so
-    # errors arrive wrapped and the lock-retry and error events see them.
-    return [tuple(row) for row in conn.exec_driver_sql(sql)]
-
-
 def _rows_to_write(
-    table: sa.Table, plan: StationPlan, existing: Mapping[bytes, Mapping[str, Any]], today: date
+    stype: StationType,
+    plan: StationPlan,
+    existing: Mapping[bytes, Mapping[str, Any]],
+    today: date,
 ) -> list[dict[str, Any]]:
-    key = _key_column(table).name
-    columns = [column.name for column in table.columns]
-    rows: list[dict[str, Any]] = []
-    for row in plan.inserts:
-        rows.append({name: row.get(name) for name in columns})
+    """The plan's rows: inserts as planned, updates and confirms over the existing rows."""
+    key = stype.key_column
+    rows: list[dict[str, Any]] = list(plan.inserts)
     for row in plan.updates:
         merged = dict(existing[bytes(row[key])])
         merged.update(row)
-        rows.append({name: merged.get(name) for name in columns})
+        rows.append(merged)
     for station in plan.confirms:
         merged = dict(existing[station])
         merged["last_seen"] = today
-        rows.append({name: merged.get(name) for name in columns})
+        rows.append(merged)
     return rows
 
 
@@ -217,11 +165,7 @@ def _apply_batch(
     # A freshly claimed batch has a new id, so only a resumed one can have
     # been committed before. (Should an ambiguous commit be retried, the
     # ledger's primary key still refuses to apply a batch twice.)
-    done = None
-    if resumed:
-        done = conn.execute(
-            sa.select(PipelineBatch.effects).where(PipelineBatch.batch_id == batch_id)
-        ).scalar()
+    done = committed_effects(conn, batch_id) if resumed else None
     if done is not None:
         log.info(
             "%s: batch %s was committed before; applying its effects only", queue.name, batch_id
@@ -229,18 +173,15 @@ def _apply_batch(
         effects: dict[str, Any] = json.loads(done)
         return effects
     today = now.date()
-    table = queue.table
-    existing = _read_existing(conn, table, sorted(set(keys)))
+    kind, shard = queue.stype.name, queue.shard
+    existing = read_for_update(conn, kind, shard, sorted(set(keys)))
     plan = plan_station_updates(
         queue.stype, observations, existing, now=now, today=today, geocoder=geocoder, keys=keys
     )
-    rows = _rows_to_write(table, plan, existing, today)
-    upsert_rows(conn, table, [c.name for c in table.columns], rows)
+    write_rows(conn, kind, shard, _rows_to_write(queue.stype, plan, existing, today))
     effects = _effects(queue, plan, today)
-    conn.execute(
-        sa.insert(PipelineBatch).values(
-            batch_id=batch_id, queue=queue.name, effects=json.dumps(effects), created=now
-        )
+    record_batch(
+        conn, batch_id=batch_id, queue=queue.name, effects=json.dumps(effects), created=now
     )
     return effects
 
@@ -316,5 +257,4 @@ def cleanup_batches(engine: Engine, *, now: datetime, keep_days: int = 7) -> int
     """Forget committed batch ids older than ``keep_days``."""
     cutoff = now.replace(tzinfo=None) - timedelta(days=keep_days)
     with engine.begin() as conn:
-        result = conn.execute(sa.delete(PipelineBatch).where(PipelineBatch.created < cutoff))
-    return int(result.rowcount)
+        return delete_batches_before(conn, cutoff)

@@ -38,6 +38,7 @@ from ichnaea.pipeline.stations.updater import (
 )
 from ichnaea.regions import RegionTable
 from ichnaea.repositories.session import create_engine
+from ichnaea.repositories.station_rows import station_table
 from tests.fixtures_pipeline import Pipeline
 from tests.pipeline.stations.test_station_plan import (
     ALL_TYPES,
@@ -103,9 +104,15 @@ def shard_queue(stype: StationType) -> StationQueue:
     return queue_for_name(f"update_{stype.name}_{mac_shard_id(identity(stype)['mac'])}")
 
 
+def shard_table(stype: StationType) -> sa.Table:
+    """The table that :func:`shard_queue` feeds."""
+    queue = shard_queue(stype)
+    return station_table(queue.stype.name, queue.shard)
+
+
 def seed(pipeline: Pipeline, stype: StationType, *rows: dict[str, Any]) -> None:
     with pipeline.engine.begin() as conn:
-        conn.execute(shard_queue(stype).table.insert(), list(rows))
+        conn.execute(shard_table(stype).insert(), list(rows))
 
 
 def push(pipeline: Pipeline, stype: StationType, observations: Sequence[dict[str, Any]]) -> None:
@@ -126,7 +133,7 @@ def process(pipeline: Pipeline, stype: StationType, *, engine: sa.Engine | None 
 
 def stored(pipeline: Pipeline, stype: StationType) -> dict[bytes, dict[str, Any]]:
     """Every row of the shard's table, by station key."""
-    table = shard_queue(stype).table
+    table = shard_table(stype)
     with pipeline.engine.connect() as conn:
         rows = conn.execute(sa.select(table)).mappings()
         return {bytes(row[stype.key_column]): dict(row) for row in rows}
@@ -536,7 +543,7 @@ def test_lock_conflict_is_retried_once_and_then_applied_9_7_14(
     so the retry finds the lock free.
     """
     cell = StationType.cell
-    table = shard_queue(cell).table
+    table = shard_table(cell)
     seed(pipeline, cell, station(cell, samples=10, weight=10.0, created=time_ago(30)))
     push(pipeline, cell, [obs(cell)])
 
