@@ -193,6 +193,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
+    parser.add_argument("--profile-sort", default="tottime",
+                        help="pstats orders, comma-separated (e.g. tottime,cumulative)")
+    parser.add_argument("--profile-lines", type=int, default=25)
     args = parser.parse_args()
     rng = random.Random(42)
 
@@ -331,7 +334,8 @@ def profile(args: argparse.Namespace, env: dict[str, str], client: redis.Redis,
             break
     profiler.disable()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    for order in args.profile_sort.split(","):
+        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.profile_lines)
     print(out.getvalue(), file=sys.stderr)
     return {
         "reports": args.profile,

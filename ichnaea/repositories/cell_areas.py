@@ -28,6 +28,7 @@ from ichnaea.codecs import CELLID_BYTES, NR_CELLID_BYTES
 from ichnaea.enums import Radio
 from ichnaea.models.cell import CELL_TABLES, area_table
 from ichnaea.repositories.upsert import upsert_rows
+from ichnaea.values import as_date
 
 # Key ranges per statement: a few hundred keep the statement small and the
 # range optimizer quick.
@@ -57,11 +58,6 @@ class CellRow(NamedTuple):
 
 
 _CELL_COLUMNS = ", ".join(CellRow._fields)
-
-
-def _as_date(value: date | str | None) -> date | None:
-    # SQLite hands DATE columns of raw statements back as ISO text.
-    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _table_of(area_id: bytes) -> sa.Table:
@@ -124,7 +120,7 @@ def fetch_positioned_cells(
             )
             for raw in connection.exec_driver_sql(sql):
                 values = tuple(raw)
-                row = CellRow._make((*values[:-1], _as_date(values[-1])))
+                row = CellRow._make((*values[:-1], as_date(values[-1])))
                 found.setdefault((int(radio), row.mcc, row.mnc, row.lac), []).append(row)
     return found
 

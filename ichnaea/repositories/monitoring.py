@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy
 from sqlalchemy.exc import DBAPIError
 
+from ichnaea.repositories.session import MYSQL_DIALECTS
+
 HISTORY_LENGTH_SQL = (
     "SELECT count FROM information_schema.innodb_metrics WHERE name = 'trx_rseg_history_len'"
 )
@@ -20,7 +22,7 @@ def read_history_length(engine: sqlalchemy.Engine | None) -> int | None:
     1227, expected on managed databases: skipped without a log line every
     minute). Any other database error propagates.
     """
-    if engine is None or engine.dialect.name not in ("mysql", "mariadb"):
+    if engine is None or engine.dialect.name not in MYSQL_DIALECTS:
         return None
     try:
         with engine.connect() as connection:

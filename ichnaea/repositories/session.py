@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+MYSQL_DIALECTS = ("mysql", "mariadb")
 MYSQL_POOL_SIZE = 10
 MYSQL_MAX_OVERFLOW = 10
 POOL_TIMEOUT_S = 10.0
@@ -57,7 +58,7 @@ class MissingDriverError(RuntimeError):
 
 def require_driver(url: str | URL) -> None:
     """Raise :class:`MissingDriverError` if the driver ``url`` needs cannot be imported."""
-    if make_url(url).get_backend_name() not in ("mysql", "mariadb"):
+    if make_url(url).get_backend_name() not in MYSQL_DIALECTS:
         return
     try:
         importlib.import_module("MySQLdb")
@@ -72,6 +73,11 @@ def require_driver(url: str | URL) -> None:
 def is_sqlite(url: str | URL) -> bool:
     """True for ``sqlite://`` URLs."""
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def is_mysql(connection: Connection) -> bool:
+    """Whether ``connection`` talks to MySQL or MariaDB (their SQL, their driver)."""
+    return connection.dialect.name in MYSQL_DIALECTS
 
 
 def create_engine(
@@ -109,7 +115,7 @@ def create_engine(
         # path: autocommit, so returning a connection to the pool costs no
         # ROLLBACK round trip.
         pool_args["pool_reset_on_return"] = None
-    if backend in ("mysql", "mariadb"):
+    if backend in MYSQL_DIALECTS:
         require_driver(parsed)
         engine = sqlalchemy.create_engine(
             parsed,

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 from ichnaea.enums import Radio
 from ichnaea.models.cell import CELL_TABLES
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
+from ichnaea.repositories.session import is_mysql
 from ichnaea.repositories.upsert import upsert_rows
 
 # Keys per ``IN (...)`` list: well inside any backend's parameter limit.
@@ -57,7 +58,7 @@ def read_for_update(
     table = station_table(kind, shard)
     key = _key_column(table)
     existing: dict[bytes, dict[str, Any]] = {}
-    mysql = conn.dialect.name in ("mysql", "mariadb")
+    mysql = is_mysql(conn)
     columns = [column.name for column in table.columns]
     at = columns.index(key.name)
     for start in range(0, len(keys), KEYS_PER_STATEMENT):

@@ -30,6 +30,7 @@ from ichnaea.codecs import NR_AREAID_BYTES, mac_shard_id
 from ichnaea.enums import Radio
 from ichnaea.models.cell import CELL_TABLES, CellArea, CellAreaNr
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
+from ichnaea.values import as_date, or_nan
 
 Float = NDArray[np.float64]
 
@@ -96,27 +97,18 @@ class StationRows:
         )
 
 
-def _date(value: date | str | None) -> date | None:
-    # Raw driver rows: SQLite hands dates and datetimes back as ISO text.
-    return date.fromisoformat(value[:10]) if isinstance(value, str) else value
-
-
 def _datetime(value: datetime | str | None) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _day(value: date | str | None) -> float:
-    day = _date(value)
+    day = as_date(value)
     return float(day.toordinal()) if day is not None else _NAN
 
 
 def _seconds(value: datetime | str | None) -> float:
     moment = _datetime(value)
     return (moment - _EPOCH).total_seconds() if moment is not None else _NAN
-
-
-def _float(value: float | None) -> float:
-    return float(value) if value is not None else _NAN
 
 
 def _rows_to_columns(rows: Sequence[Any]) -> tuple[StationRows, Float]:
@@ -131,13 +123,13 @@ def _rows_to_columns(rows: Sequence[Any]) -> tuple[StationRows, Float]:
         region.append(r[4])
         data[0, i] = r[1]
         data[1, i] = r[2]
-        data[2, i] = _float(r[3])
-        data[3, i] = _float(r[5])
+        data[2, i] = or_nan(r[3])
+        data[3, i] = or_nan(r[5])
         data[4, i] = _day(r[6])
         data[5, i] = _seconds(r[7])
         data[6, i] = _day(r[8])
         data[7, i] = _day(r[9])
-        data[8, i] = _float(r[10])
+        data[8, i] = or_nan(r[10])
     columns = StationRows(
         keys=keys,
         lat=data[0],
@@ -360,8 +352,8 @@ def fetch_areas(conn: StationReader, areaids: Iterable[bytes]) -> AreaRows:
         keys=[bytes(r[0]) for r in rows],
         lat=np.array([r[1] for r in rows], dtype=np.float64),
         lon=np.array([r[2] for r in rows], dtype=np.float64),
-        radius_m=np.array([_float(r[3]) for r in rows], dtype=np.float64),
-        num_cells=np.array([_float(r[5]) for r in rows], dtype=np.float64),
+        radius_m=np.array([or_nan(r[3]) for r in rows], dtype=np.float64),
+        num_cells=np.array([or_nan(r[5]) for r in rows], dtype=np.float64),
         created_day=np.array([_day(r[6]) for r in rows], dtype=np.float64),
         modified_s=np.array([_seconds(r[7]) for r in rows], dtype=np.float64),
         last_seen_day=np.array([_day(r[8]) for r in rows], dtype=np.float64),

@@ -30,6 +30,7 @@ from ichnaea.enums import Radio, StatKey
 from ichnaea.models.cell import CellArea
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS, MacStation
 from ichnaea.models.stats import RegionStat, Stat
+from ichnaea.repositories.session import is_mysql
 
 # cell_area radio -> region_stat column; region_stat has no column for NR.
 _RADIO_COLUMNS = {Radio.gsm: "gsm", Radio.wcdma: "wcdma", Radio.lte: "lte"}
@@ -88,10 +89,6 @@ def read_region_counts(connection: Connection) -> list[RegionCount]:
     ]
 
 
-def _is_mysql(connection: Connection) -> bool:
-    return connection.dialect.name in ("mysql", "mariadb")
-
-
 def _add_to_running_total(connection: Connection, stat_key: StatKey, day: date, value: int) -> None:
     """Add ``value`` to the running total of (key, day), creating the row from the last one."""
     key = int(stat_key)
@@ -115,7 +112,7 @@ def _add_to_running_total(connection: Connection, stat_key: StatKey, day: date, 
     values = {"key": key, "time": day, "value": (previous or 0) + value}
     # Should the row have appeared since the SELECT, the value is added to it.
     added = func.coalesce(Stat.value, 0) + value
-    if _is_mysql(connection):
+    if is_mysql(connection):
         mysql_insert = mysql.insert(Stat).values(values)
         connection.execute(mysql_insert.on_duplicate_key_update(value=added))
     else:
@@ -152,7 +149,7 @@ def use_read_committed(connection: Connection) -> None:
     Long scans then take no snapshot. SQLite has no such level and is left
     as it is. Call before the transaction begins.
     """
-    if _is_mysql(connection):
+    if is_mysql(connection):
         connection.execution_options(isolation_level="READ COMMITTED")
 
 

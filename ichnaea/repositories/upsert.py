@@ -22,6 +22,8 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.sql.dml import Insert
 
+from ichnaea.repositories.session import MYSQL_DIALECTS
+
 # Text that is its own SQL literal between single quotes (region codes).
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9 _.-]{0,64}")
 
@@ -30,7 +32,7 @@ def upsert(table: sa.Table, dialect_name: str, columns: Sequence[str]) -> Insert
     """An upsert of ``columns`` (all non-key columns are overwritten on conflict)."""
     keys = [column.name for column in table.primary_key.columns]
     updated = [name for name in columns if name not in keys]
-    if dialect_name in ("mysql", "mariadb"):
+    if dialect_name in MYSQL_DIALECTS:
         my = mysql.insert(table)
         return my.on_duplicate_key_update({name: my.inserted[name] for name in updated})
     if dialect_name == "sqlite":
@@ -95,7 +97,7 @@ def upsert_rows(
     if not rows:
         return
     name = conn.dialect.name
-    if name in ("mysql", "mariadb"):
+    if name in MYSQL_DIALECTS:
         try:
             values = ",".join(
                 "(" + ",".join([_mysql_literal(row[c]) for c in columns]) + ")" for row in rows

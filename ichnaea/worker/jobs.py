@@ -24,7 +24,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import cached_property
 from typing import cast
 
@@ -61,6 +61,7 @@ from ichnaea.pipeline.stations.areas import update_areas
 from ichnaea.pipeline.stations.updater import cleanup_batches, process_station_queue, station_queues
 from ichnaea.regions import RegionTable
 from ichnaea.repositories.export_configs import list_export_configs
+from ichnaea.values import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,6 @@ TARGETS_TTL_S = 10.0
 
 
 Targets = tuple[list[ExportTarget], dict[str, tuple[str | None, int]]]
-
-
-def utcnow() -> datetime:
-    """Naive UTC now, to the second (the precision of the DATETIME columns)."""
-    return datetime.now(UTC).replace(microsecond=0, tzinfo=None)
 
 
 @dataclass

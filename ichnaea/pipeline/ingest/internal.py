@@ -11,11 +11,11 @@ every report yields its observations exactly once.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from cachetools import TTLCache, cachedmethod
 from redis.client import Pipeline
 from sqlalchemy import Engine
 
@@ -51,16 +51,12 @@ class KnownKeys:
 
     def __init__(self, engine: Engine, ttl_s: float = KNOWN_KEYS_TTL_S) -> None:
         self.engine = engine
-        self.ttl_s = ttl_s
-        self._keys: frozenset[str] = frozenset()
-        self._read_at = float("-inf")
+        self._cache: TTLCache[str, frozenset[str]] = TTLCache(maxsize=1, ttl=ttl_s)
 
+    @cachedmethod(lambda self: self._cache)
     def get(self) -> frozenset[str]:
-        if time.monotonic() - self._read_at >= self.ttl_s:
-            with self.engine.connect() as conn:
-                self._keys = read_valid_keys(conn)
-            self._read_at = time.monotonic()
-        return self._keys
+        with self.engine.connect() as conn:
+            return read_valid_keys(conn)
 
 
 def push_outputs(pipe: Pipeline, batch: InternalBatch) -> None:

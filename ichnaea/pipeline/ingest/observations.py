@@ -116,7 +116,7 @@ class InternalBatch:
 # -- coercion: unusable values are None --------------------------------------
 
 
-def _int(value: Any) -> int | None:
+def _as_int(value: Any) -> int | None:
     kind = type(value)
     if kind is int:
         return value  # type: ignore[no-any-return]
@@ -126,14 +126,14 @@ def _int(value: Any) -> int | None:
         try:
             return int(value)
         except ValueError:
-            number = _float(value)
+            number = _as_float(value)
             return None if number is None else int(number)
     if isinstance(value, int) and not isinstance(value, bool):
         return int(value)
     return None
 
 
-def _float(value: Any) -> float | None:
+def _as_float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
@@ -156,7 +156,7 @@ def _source(value: Any) -> int | None:
         source = _SOURCES.get(value.strip().lower())
         if source is not None:
             return source
-    number = _int(value)
+    number = _as_int(value)
     return number if number in SOURCE_NUMBERS else None
 
 
@@ -170,19 +170,19 @@ _POSITION_FIELDS: Final = (
 # (v2 name, internal name, coercion); "radio" and "serving" only count for emptiness
 # of Wi-Fi and cell entries respectively, and are not part of the observations.
 _BLUE_FIELDS: Final = (
-    ("macAddress", "mac", _str), ("age", "age", _int), ("signalStrength", "signal", _int),
+    ("macAddress", "mac", _str), ("age", "age", _as_int), ("signalStrength", "signal", _as_int),
 )  # fmt: skip
 _WIFI_FIELDS: Final = (
-    ("macAddress", "mac", _str), ("age", "age", _int), ("channel", "channel", _int),
-    ("frequency", "frequency", _int), ("radioType", "radio", _str),
-    ("signalToNoiseRatio", "snr", _int), ("signalStrength", "signal", _int),
+    ("macAddress", "mac", _str), ("age", "age", _as_int), ("channel", "channel", _as_int),
+    ("frequency", "frequency", _as_int), ("radioType", "radio", _str),
+    ("signalToNoiseRatio", "snr", _as_int), ("signalStrength", "signal", _as_int),
 )  # fmt: skip
 _CELL_FIELDS: Final = (
-    ("radioType", "radio", _radio), ("mobileCountryCode", "mcc", _int),
-    ("mobileNetworkCode", "mnc", _int), ("locationAreaCode", "lac", _int),
-    ("cellId", "cid", _int), ("age", "age", _int), ("asu", "asu", _int),
-    ("primaryScramblingCode", "psc", _int), ("serving", "serving", _int),
-    ("signalStrength", "signal", _int), ("timingAdvance", "ta", _int),
+    ("radioType", "radio", _radio), ("mobileCountryCode", "mcc", _as_int),
+    ("mobileNetworkCode", "mnc", _as_int), ("locationAreaCode", "lac", _as_int),
+    ("cellId", "cid", _as_int), ("age", "age", _as_int), ("asu", "asu", _as_int),
+    ("primaryScramblingCode", "psc", _as_int), ("serving", "serving", _as_int),
+    ("signalStrength", "signal", _as_int), ("timingAdvance", "ta", _as_int),
 )  # fmt: skip
 
 
@@ -219,13 +219,13 @@ def flatten_report(report: Any) -> dict[str, Any] | None:
     flat: dict[str, Any] = {}
     if isinstance(position, dict):
         for source_name, name in _POSITION_FIELDS:
-            number = _float(position.get(source_name))
+            number = _as_float(position.get(source_name))
             if number is not None:
                 flat[name] = number
         source = _source(position.get("source"))
         if source is not None:
             flat["source"] = source
-        gps_age = _int(position.get("age")) or 0
+        gps_age = _as_int(position.get("age")) or 0
 
     blue = _entries(report.get("bluetoothBeacons"), _BLUE_FIELDS, gps_age)
     cell = _entries(report.get("cellTowers"), _CELL_FIELDS, gps_age)
@@ -245,7 +245,7 @@ def flatten_report(report: Any) -> dict[str, Any] | None:
     if wifi:
         flat["wifi"] = wifi
 
-    timestamp = _int(report.get("timestamp"))
+    timestamp = _as_int(report.get("timestamp"))
     if timestamp is not None:
         # A zero timestamp is left alone (it fails validation anyway).
         flat["timestamp"] = timestamp - gps_age if timestamp else timestamp

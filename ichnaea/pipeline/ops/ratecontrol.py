@@ -343,7 +343,7 @@ class _Params:
         self.valid = False
 
 
-def _int(text: str) -> int | None:
+def _text_int(text: str) -> int | None:
     try:
         return int(text)
     except ValueError:
@@ -359,17 +359,17 @@ def _finite(text: str) -> float | None:
 
 
 def _flag(text: str) -> int | None:
-    value = _int(text)
+    value = _text_int(text)
     return value if value in (0, 1) else None
 
 
 def _non_negative_int(text: str) -> int | None:
-    value = _int(text)
+    value = _text_int(text)
     return value if value is not None and value >= 0 else None
 
 
 def _positive_int(text: str) -> int | None:
-    value = _int(text)
+    value = _text_int(text)
     return value if value is not None and value > 0 else None
 
 

@@ -40,7 +40,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -49,6 +49,7 @@ from sqlalchemy.engine import Engine
 from ichnaea.assets import AssetStore, DirectoryAssetStore
 from ichnaea.enums import Radio
 from ichnaea.repositories.cell_exchange import export_pages
+from ichnaea.values import naive_utc
 
 log = logging.getLogger(__name__)
 
@@ -95,20 +96,16 @@ class ExportWindow:
     filename: str
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def full_window(now: datetime) -> ExportWindow:
     """Cells modified since the day 365 days before ``now``'s day (UTC)."""
-    today = _naive_utc(now).date()
+    today = naive_utc(now).date()
     start = datetime.combine(today - timedelta(days=FULL_DAYS), time())
     return ExportWindow("full", start, None, f"MLS-full-cell-export-{today:%Y-%m-%d}T000000.csv.gz")
 
 
 def diff_window(now: datetime) -> ExportWindow:
     """Cells modified in the last whole hour before ``now`` (UTC)."""
-    end = _naive_utc(now).replace(minute=0, second=0, microsecond=0)
+    end = naive_utc(now).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=1)
     return ExportWindow("diff", start, end, f"MLS-diff-cell-export-{end:%Y-%m-%dT%H}0000.csv.gz")
 

@@ -122,7 +122,7 @@ class _Cell:
     values: dict[str, Any]
 
 
-def _int(row: Mapping[str, str], column: str, *, empty: int | None = None) -> int | None:
+def _column_int(row: Mapping[str, str], column: str, *, empty: int | None = None) -> int | None:
     text = row.get(column, "").strip()
     if not text:
         if empty is None:
@@ -140,7 +140,7 @@ def _int(row: Mapping[str, str], column: str, *, empty: int | None = None) -> in
         return int(number)
 
 
-def _float(row: Mapping[str, str], column: str, lo: float, hi: float) -> float:
+def _column_float(row: Mapping[str, str], column: str, lo: float, hi: float) -> float:
     text = row.get(column, "").strip()
     try:
         value = float(text)
@@ -152,7 +152,7 @@ def _float(row: Mapping[str, str], column: str, lo: float, hi: float) -> float:
 
 
 def _moment(row: Mapping[str, str], column: str) -> datetime | None:
-    seconds = _int(row, column, empty=-1)
+    seconds = _column_int(row, column, empty=-1)
     if seconds is None or seconds < 0:
         return None
     try:
@@ -164,18 +164,18 @@ def _moment(row: Mapping[str, str], column: str) -> datetime | None:
 def parse_row(row: Mapping[str, str], geocoder: Geocoder) -> _Cell:
     """The cell of one CSV row (the radio is already known to be valid)."""
     radio = RADIOS[row["radio"].strip()]
-    key = {name: _int(row, column) for name, column in
+    key = {name: _column_int(row, column) for name, column in
            (("mcc", "mcc"), ("mnc", "net"), ("lac", "area"), ("cid", "cell"))}  # fmt: skip
-    psc = _int(row, "unit", empty=0)
+    psc = _column_int(row, "unit", empty=0)
     checked = validate_cell({"radio": radio.name, **key, "psc": psc})
     if checked is None or checked["radio"] != radio.value:
         raise _BadRow("mcc/net/area/cell", f"{radio.name} cell {key} is not a valid cell key")
     if "psc" not in checked:
         raise _BadRow("unit", f"{psc} is not a valid {radio.name} psc")
-    lat = _float(row, "lat", -90.0, 90.0)
-    lon = _float(row, "lon", -180.0, 180.0)
-    radius = _int(row, "range", empty=0)
-    samples = _int(row, "samples", empty=0)
+    lat = _column_float(row, "lat", -90.0, 90.0)
+    lon = _column_float(row, "lon", -180.0, 180.0)
+    radius = _column_int(row, "range", empty=0)
+    samples = _column_int(row, "samples", empty=0)
     assert radius is not None and samples is not None
     if radius < 0:
         raise _BadRow("range", f"{radius} is negative")

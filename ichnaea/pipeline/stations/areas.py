@@ -56,7 +56,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -76,12 +76,11 @@ from ichnaea.repositories.cell_areas import (
     read_areas_for_update,
     write_areas,
 )
+from ichnaea.values import naive_utc, or_nan
 
 log = logging.getLogger(__name__)
 
 DBERROR_TAGS = {"type": "cellarea"}
-
-_NAN = float("nan")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +94,6 @@ class AreaAggregate:
     num_cells: int
     last_seen: date | None
     region: str | None
-
-
-def _float(value: float | None) -> float:
-    return _NAN if value is None else float(value)
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    # Columns hold naive UTC datetimes.
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def aggregate_areas(
@@ -128,7 +118,7 @@ def aggregate_areas(
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
 
     def column(name: str) -> NDArray[np.float64]:
-        return np.array([_float(getattr(cell, name)) for cell in cells], dtype=np.float64)
+        return np.array([or_nan(getattr(cell, name)) for cell in cells], dtype=np.float64)
 
     lat, lon = column("lat"), column("lon")
     centre_lat = np.add.reduceat(lat, starts) / counts
@@ -274,7 +264,7 @@ def update_areas(
     areas = _parse_ids(area_ids)
     if not areas:
         return 0
-    moment = _naive_utc(now)
+    moment = naive_utc(now)
 
     def run() -> None:
         with engine.begin() as connection:

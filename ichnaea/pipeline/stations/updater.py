@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import redis
@@ -50,6 +50,7 @@ from ichnaea.pipeline.stations.plan import StationPlan, plan_station_updates
 from ichnaea.pipeline.stations.state import StationType, station_key
 from ichnaea.repositories.batches import committed_effects, delete_batches_before, record_batch
 from ichnaea.repositories.station_rows import read_for_update, write_rows
+from ichnaea.values import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ class StationStage:
         return value, station_key(self.queue.stype, value)
 
     def apply(self, batch: Claimed, items: list[tuple[dict[str, Any], bytes]]) -> Done:
-        when = self.now or datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+        when = self.now or utcnow()
         observations = [obs for obs, _ in items]
         keys = [key for _, key in items]
 
