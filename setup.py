@@ -31,6 +31,7 @@ KERNELS = [
     "_station",
     "_index",
     "_query",
+    "_sqltext",
 ]
 
 

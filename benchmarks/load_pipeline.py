@@ -193,8 +193,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
-    parser.add_argument("--profile-sort", default="tottime",
-                        help="pstats orders, comma-separated (e.g. tottime,cumulative)")
+    parser.add_argument(
+        "--profile-sort",
+        default="tottime",
+        help="pstats orders, comma-separated (e.g. tottime,cumulative)",
+    )
     parser.add_argument("--profile-lines", type=int, default=25)
     args = parser.parse_args()
     rng = random.Random(42)

@@ -9,10 +9,12 @@ Contract:
   ``out`` arrays and return scalar results. They check only that the lengths agree, which keeps a
   mistake from reading or writing out of bounds; any other misuse (wrong
   dtype, non-contiguous arrays) raises the usual Cython ``ValueError``.
-* Two kernels take Python objects instead: ``wifi_lookups`` and
+* Three kernels take Python objects instead: ``wifi_lookups`` and
   ``cell_lookups`` read the decoded JSON of a locate query's Wi-Fi and cell
   entries, and hand back to the Python path (return None) whatever is not
-  plain (see ``_query.pyx``).
+  plain (see ``_query.pyx``); ``mysql_values`` formats station rows as SQL
+  literals and raises TypeError for a value that is not plain
+  (``_sqltext.pyx``).
 * Kernels never raise for numeric reasons: NaN propagates, and a Vincenty
   iteration that does not converge is reported through the documented
   fallback or NaN.
@@ -40,6 +42,7 @@ try:
     )
     from ichnaea._fast._index import block_rule, gather_stations, locate_cells, locate_macs
     from ichnaea._fast._query import cell_limits, cell_lookups, wifi_limits, wifi_lookups
+    from ichnaea._fast._sqltext import mysql_values
     from ichnaea._fast._station import (
         KIND_BLUE,
         KIND_CELL,
@@ -89,6 +92,7 @@ __all__ = [
     "m_to_rdist_array",
     "max_distance_m_array",
     "max_distance_to_points",
+    "mysql_values",
     "network_weights",
     "observation_weights",
     "order_groups",

@@ -171,7 +171,12 @@ def decode_item(raw: bytes) -> Any:
     """A queued item: gzip JSON as we write it, or plain JSON as other producers may."""
     if raw[:2] == _GZIP_MAGIC:
         raw = gzip.decompress(raw)
-    return json.loads(raw.decode("utf-8"))
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # What orjson refuses (integers beyond 64 bits, NaN) the json module
+        # reads as encode_item wrote it, or refuses with its own message.
+        return json.loads(raw.decode("utf-8"))
 
 
 def decode_object(raw: bytes) -> dict[str, Any]:

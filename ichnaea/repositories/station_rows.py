@@ -4,7 +4,7 @@ A batch of the station updater (:mod:`ichnaea.pipeline.stations.updater`)
 costs two statements per 500 stations: :func:`read_for_update` locks and
 reads every row the batch names (``SELECT ... FOR UPDATE``), and
 :func:`write_rows` inserts or overwrites every new and changed row in one
-upsert (:func:`ichnaea.repositories.upsert.upsert_rows`).
+upsert (:func:`ichnaea.repositories.upsert.upsert_values`).
 
 A shard table is named by its station kind and shard, as the shard queues
 are: ``wifi`` or ``blue`` with a shard id ``0``-``f``
@@ -24,7 +24,7 @@ from ichnaea.enums import Radio
 from ichnaea.models.cell import CELL_TABLES
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
 from ichnaea.repositories.session import is_mysql
-from ichnaea.repositories.upsert import upsert_rows
+from ichnaea.repositories.upsert import upsert_values
 
 # Keys per ``IN (...)`` list: well inside any backend's parameter limit.
 KEYS_PER_STATEMENT = 500
@@ -96,4 +96,4 @@ def write_rows(conn: Connection, kind: str, shard: str, rows: Sequence[Mapping[s
     """
     table = station_table(kind, shard)
     columns = [column.name for column in table.columns]
-    upsert_rows(conn, table, columns, [{name: row.get(name) for name in columns} for row in rows])
+    upsert_values(conn, table, columns, [[row.get(name) for name in columns] for row in rows])

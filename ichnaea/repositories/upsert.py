@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.sql.dml import Insert
 
+from ichnaea import _fast
 from ichnaea.repositories.session import MYSQL_DIALECTS
 
 # Text that is its own SQL literal between single quotes (region codes).
@@ -86,34 +87,52 @@ def _mysql_literal(value: object) -> str:
 def upsert_rows(
     conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Insert or overwrite ``rows`` (dicts over ``columns``) in one statement.
+    """Insert or overwrite ``rows`` (dicts over ``columns``) in one statement."""
+    upsert_values(conn, table, columns, [[row[c] for c in columns] for row in rows])
+
+
+def mysql_values_text(values: Sequence[Sequence[Any]]) -> str:
+    """The ``(v,...),(v,...)`` literals of ``values``: the specification of ``_fast.mysql_values``.
+
+    Raises TypeError for a value outside bytes, numbers, dates and short codes.
+    """
+    return ",".join("(" + ",".join([_mysql_literal(v) for v in row]) + ")" for row in values)
+
+
+def upsert_values(
+    conn: Connection, table: sa.Table, columns: Sequence[str], values: Sequence[Sequence[Any]]
+) -> None:
+    """Insert or overwrite rows given as value sequences in ``columns`` order, in one statement.
 
     On MySQL/MariaDB the statement text is built here: the values of
     station rows are bytes, numbers, dates and two-letter codes, whose
-    literals need no escaping, and formatting them directly costs a third
-    of what the driver's generic per-value escaping does. Anything else
-    (SQLite, or a value outside those types) goes through :func:`upsert`.
+    literals need no escaping. The compiled ``_fast.mysql_values`` formats
+    plain values; the Python path takes the rest (booleans, NumPy
+    scalars), and anything else (SQLite, or a value outside those types)
+    goes through :func:`upsert`.
     """
-    if not rows:
+    if not values:
         return
     name = conn.dialect.name
     if name in MYSQL_DIALECTS:
         try:
-            values = ",".join(
-                "(" + ",".join([_mysql_literal(row[c]) for c in columns]) + ")" for row in rows
-            )
+            text = _fast.mysql_values(values)
         except TypeError:
-            values = ""
-        if values:
+            try:
+                text = mysql_values_text(values)
+            except TypeError:
+                text = ""
+        if text:
             keys = {column.name for column in table.primary_key.columns}
             updates = ",".join(f"`{c}`=VALUES(`{c}`)" for c in columns if c not in keys)
             column_list = ",".join(f"`{c}`" for c in columns)
             sql = (
-                f"INSERT INTO `{table.name}` ({column_list}) VALUES {values} "
+                f"INSERT INTO `{table.name}` ({column_list}) VALUES {text} "
                 f"ON DUPLICATE KEY UPDATE {updates}"
             )
             # No parameters: the driver sends the text as it is (no
             # %-formatting), and SQLAlchemy still wraps its errors.
             conn.exec_driver_sql(sql)
             return
-    conn.execute(upsert(table, name, columns), [dict(row) for row in rows])
+    rows = [dict(zip(columns, row, strict=True)) for row in values]
+    conn.execute(upsert(table, name, columns), rows)

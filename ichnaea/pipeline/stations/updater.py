@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import orjson
 import redis
 from redis.client import Pipeline
 from sqlalchemy import Connection, Engine
@@ -95,7 +96,7 @@ def queue_for_name(name: str) -> StationQueue:
 
 def encode_observation(observation: Mapping[str, Any]) -> bytes:
     """The wire form of a queued observation: compact JSON (shard queues are short-lived)."""
-    return json.dumps(observation, separators=(",", ":")).encode()
+    return orjson.dumps(observation)
 
 
 def _rows_to_write(
@@ -200,7 +201,7 @@ class StationStage:
 
     def decode(self, raw: bytes) -> tuple[dict[str, Any], bytes]:
         """An observation the table can key, and its station key."""
-        value = json.loads(raw)
+        value = orjson.loads(raw)
         if not isinstance(value, dict):
             raise ValueError("not a JSON object")
         return value, station_key(self.queue.stype, value)
