@@ -44,7 +44,7 @@ def export_group() -> None:
 )
 def export_cells(kind: str, at: str | None, output: Path | None) -> None:
     """The MLS-format cell CSV (gzip): to ASSET_BUCKET as export/<name>, or to --output."""
-    from ichnaea.assets import asset_store
+    from ichnaea.objectstore import asset_store
     from ichnaea.pipeline.public.cellexport import (
         diff_window,
         full_window,

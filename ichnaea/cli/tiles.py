@@ -7,9 +7,9 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ichnaea.assets import asset_store, sync_directory
 from ichnaea.cli.common import Progress
 from ichnaea.config import Settings
+from ichnaea.objectstore import asset_store, sync_directory
 from ichnaea.pipeline.public.tiles import TILES_PREFIX, TILES_RECORD, read_points, render_tiles
 from ichnaea.repositories.session import create_engine
 

@@ -28,13 +28,13 @@ from ichnaea.api.locate import calibration
 from ichnaea.api.locate.fallback import FallbackClient, make_http_client
 from ichnaea.api.locate.service import LocateService
 from ichnaea.api.usage import UsageRecorder
-from ichnaea.assets import AssetStore, asset_store
 from ichnaea.broker.client import connect, connect_async
 from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
 from ichnaea.geoip import GeoIPReader, default_geoip_path
 from ichnaea.index.live import IndexSettings, LiveIndex
 from ichnaea.metrics import Metrics, make_metrics
+from ichnaea.objectstore import ObjectStore, asset_store
 from ichnaea.regions import RegionTable
 from ichnaea.repositories.session import create_engine
 
@@ -54,7 +54,7 @@ class AppState:
     metrics: Metrics
     api: ApiState
     # ASSET_BUCKET, read by the website (map tiles, cell exports); None when unset.
-    assets: AssetStore | None = None
+    assets: ObjectStore | None = None
 
 
 def metrics_of(scope: Scope) -> Metrics | None:

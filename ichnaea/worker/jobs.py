@@ -33,7 +33,6 @@ from cachetools import TTLCache, cachedmethod
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ichnaea.assets import asset_store
 from ichnaea.broker import keyspace
 from ichnaea.broker.client import decoded
 from ichnaea.broker.reliable import ReliableQueue, SerialQueue, consumer_id
@@ -42,6 +41,7 @@ from ichnaea.config import Settings
 from ichnaea.geocode import Geocoder
 from ichnaea.index.changes import announce_changes
 from ichnaea.metrics import Metrics
+from ichnaea.objectstore import asset_store
 from ichnaea.pipeline.export.stage import ExporterCache, export_all, ready
 from ichnaea.pipeline.ingest.incoming import ExportTarget, process_incoming
 from ichnaea.pipeline.ingest.internal import KnownKeys, process_internal

@@ -88,9 +88,9 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from ichnaea.assets import AssetStore, DirectoryAssetStore, S3AssetStore
 from ichnaea.config import Settings
 from ichnaea.metrics import Metrics
+from ichnaea.objectstore import DirectoryStore, ObjectStore, S3Store
 from ichnaea.privacy import strip_opted_out
 
 log = logging.getLogger(__name__)
@@ -217,9 +217,9 @@ def _path_segment(value: str | None) -> str | None:
 
 
 class ArchiveExporter:
-    """One gzip JSON object per batch in an object store (:mod:`ichnaea.assets`)."""
+    """One gzip JSON object per batch in an object store (:mod:`ichnaea.objectstore`)."""
 
-    def __init__(self, name: str, store: AssetStore, template: str, *, metrics: Metrics) -> None:
+    def __init__(self, name: str, store: ObjectStore, template: str, *, metrics: Metrics) -> None:
         _check_template(template)
         self.name = name
         self.store = store
@@ -255,7 +255,7 @@ class S3Exporter(ArchiveExporter):
         if template and not template.endswith("/"):
             template += "/"
         _check_template(template)
-        store = S3AssetStore(parts.netloc, endpoint_url=endpoint_url)
+        store = S3Store(parts.netloc, endpoint_url=endpoint_url)
         super().__init__(name, store, template, metrics=metrics)
 
 
@@ -270,7 +270,7 @@ class FileExporter(ArchiveExporter):
             raise ValueError(f"file url {url!r} needs an absolute path")
         template = parts.path if parts.path.endswith("/") else parts.path + "/"
         # Keys are the absolute paths, relative to the root.
-        store = DirectoryAssetStore(Path("/"), mode=0o600)
+        store = DirectoryStore(Path("/"), mode=0o600)
         super().__init__(name, store, template.lstrip("/"), metrics=metrics)
 
 

@@ -26,7 +26,7 @@ Two windows (``full_window``, ``diff_window``):
   (HH the end hour).
 
 ``publish`` writes the file to a temporary path and hands it to the
-:mod:`ichnaea.assets` store of ``ASSET_BUCKET`` as ``export/<filename>``.
+:mod:`ichnaea.objectstore` store of ``ASSET_BUCKET`` as ``export/<filename>``.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.engine import Engine
 
-from ichnaea.assets import AssetStore, DirectoryAssetStore
 from ichnaea.enums import Radio
+from ichnaea.objectstore import DirectoryStore, ObjectStore
 from ichnaea.repositories.cell_exchange import export_pages
 from ichnaea.values import naive_utc
 
@@ -179,7 +179,7 @@ def write_cells(
     return count
 
 
-def prune_local(store: AssetStore, now: datetime, *, keep_days: int = LOCAL_KEEP_DAYS) -> int:
+def prune_local(store: ObjectStore, now: datetime, *, keep_days: int = LOCAL_KEEP_DAYS) -> int:
     """Delete the exports of a local directory store dated before ``now - keep_days``.
 
     A bucket expires its exports by a lifecycle policy (the README's,
@@ -188,7 +188,7 @@ def prune_local(store: AssetStore, now: datetime, *, keep_days: int = LOCAL_KEEP
     too), so the export job does it: the same 7 days by default. Files of
     other names are left alone. Returns how many were deleted.
     """
-    if not isinstance(store, DirectoryAssetStore):
+    if not isinstance(store, DirectoryStore):
         return 0
     cutoff = (now - timedelta(days=keep_days)).date()
     old = [
@@ -205,7 +205,7 @@ def prune_local(store: AssetStore, now: datetime, *, keep_days: int = LOCAL_KEEP
 
 def publish(
     engine: Engine,
-    store: AssetStore,
+    store: ObjectStore,
     window: ExportWindow,
     *,
     page_size: int = PAGE_SIZE,

@@ -22,7 +22,7 @@
 3. **PNG.** Written here with zlib (no imaging library): 8-bit palette of
    256 entries of the one colour with alphas 0..255 (``tRNS``), the same
    quantisation the original got from ``pngquant``.
-4. **Files** ``<out>/<z>/<x>/<y>.png``; :func:`ichnaea.assets.sync_directory`
+4. **Files** ``<out>/<z>/<x>/<y>.png``; :func:`ichnaea.objectstore.sync_directory`
    then mirrors them to ``tiles/`` in ``ASSET_BUCKET`` (``CacheControl:
    max-age=3600, public``, ``image/png``), deleting tiles that are gone,
    and ``tiles/data.json`` records the run.

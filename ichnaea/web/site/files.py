@@ -32,8 +32,8 @@ from datetime import UTC, datetime
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, Response
 
-from ichnaea.assets import AssetStore, DirectoryAssetStore
 from ichnaea.config import Settings
+from ichnaea.objectstore import DirectoryStore, ObjectStore
 from ichnaea.pipeline.public.cellexport import EXPORT_NAME, EXPORT_PREFIX
 from ichnaea.pipeline.public.tiles import TILES_PREFIX, TILES_RECORD
 
@@ -52,15 +52,15 @@ EMPTY_TILE = base64.b64decode(
 )
 
 
-def local_directory(settings: Settings, store: AssetStore | None) -> DirectoryAssetStore | None:
+def local_directory(settings: Settings, store: ObjectStore | None) -> DirectoryStore | None:
     """The store when the web role serves it itself (a directory, and no ``ASSET_URL``)."""
-    if settings.asset_url or not isinstance(store, DirectoryAssetStore):
+    if settings.asset_url or not isinstance(store, DirectoryStore):
         return None
     return store
 
 
 def public_url(
-    settings: Settings, store: AssetStore | None, key: str, root_path: str
+    settings: Settings, store: ObjectStore | None, key: str, root_path: str
 ) -> str | None:
     """Where a browser gets ``key`` of the store, or None when nothing serves it."""
     if settings.asset_url:
@@ -79,7 +79,7 @@ class TileRecord:
     tiles: int
 
 
-def read_tile_record(store: AssetStore) -> TileRecord | None:
+def read_tile_record(store: ObjectStore) -> TileRecord | None:
     """The last run's record, or None when there is none (or it cannot be understood)."""
     data = store.read(TILES_PREFIX + TILES_RECORD)
     if data is None:
@@ -109,7 +109,7 @@ class ExportFile:
     size: int
 
 
-def list_exports(store: AssetStore) -> list[ExportFile]:
+def list_exports(store: ObjectStore) -> list[ExportFile]:
     """The store's cell exports, newest first; files of other names are left out."""
     found = []
     for key, size in store.sizes(EXPORT_PREFIX).items():
@@ -131,7 +131,7 @@ def _tile_in_range(match: re.Match[str]) -> bool:
     return zoom <= MAX_TILE_ZOOM and x < 2**zoom and y < 2**zoom
 
 
-def serve_local(directory: DirectoryAssetStore, key: str) -> Response:
+def serve_local(directory: DirectoryStore, key: str) -> Response:
     """A file of ``tiles/`` or ``export/`` in the local store (see the module docstring)."""
     if not key.startswith((TILES_PREFIX, EXPORT_PREFIX)) or any(
         part in ("", ".", "..") or part.startswith(".") for part in key.split("/")

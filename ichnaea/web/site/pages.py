@@ -45,8 +45,8 @@ from starlette.routing import Route
 
 import ichnaea
 from ichnaea.api.openapi import openapi_document
-from ichnaea.assets import AssetStore
 from ichnaea.config import Settings
+from ichnaea.objectstore import ObjectStore
 from ichnaea.repositories.statistics import read_daily_counts, read_region_counts
 from ichnaea.web.lifespan import AppState, app_state
 from ichnaea.web.site import apidoc, files, stats
@@ -193,7 +193,7 @@ class Site:
         )
 
     async def _from_store(
-        self, store: AssetStore | None, key: str, read: Callable[[AssetStore], T]
+        self, store: ObjectStore | None, key: str, read: Callable[[ObjectStore], T]
     ) -> tuple[T | None, bool]:
         """``read(store)``, cached, and whether it failed; (None, False) without a store."""
         if store is None:

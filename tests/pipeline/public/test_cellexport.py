@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ichnaea.assets import DirectoryAssetStore, S3AssetStore, asset_store
 from ichnaea.codecs import encode_cellid
 from ichnaea.enums import Radio
 from ichnaea.models.cell import CELL_TABLES
+from ichnaea.objectstore import DirectoryStore, S3Store, asset_store
 from ichnaea.pipeline.public.cellexport import (
     CSV_HEADER,
     diff_window,
@@ -129,7 +129,7 @@ def test_publish_to_a_local_directory_and_report_progress(engine: Engine, tmp_pa
         add_cell(engine, Radio.gsm, cid)
     seen: list[int] = []
     store = asset_store(f"file://{tmp_path}/assets")
-    assert isinstance(store, DirectoryAssetStore)
+    assert isinstance(store, DirectoryStore)
     location, count = publish(engine, store, full_window(NOW), page_size=2, progress=seen.append)
     target = tmp_path / "assets" / "export" / "MLS-full-cell-export-2026-11-30T000000.csv.gz"
     assert (location, count, seen) == (str(target), 5, [2, 2, 1])
@@ -142,7 +142,7 @@ def test_a_local_directory_keeps_seven_days_of_exports(tmp_path: Path) -> None:
     # A bucket expires its exports by lifecycle policy; a local directory
     # (the embedded default's) has none, so the export job prunes it.
     store = asset_store(f"file://{tmp_path}/assets")
-    assert isinstance(store, DirectoryAssetStore)
+    assert isinstance(store, DirectoryStore)
     names = [
         "MLS-full-cell-export-2026-11-22T000000.csv.gz",  # 8 days before NOW: deleted
         "MLS-diff-cell-export-2026-11-22T230000.csv.gz",  # deleted
@@ -169,7 +169,7 @@ def test_a_bucket_is_left_to_its_lifecycle_policy(s3_bucket: S3Bucket) -> None:
 def test_publish_to_s3_with_boto3(engine: Engine, s3_bucket: S3Bucket) -> None:
     add_cell(engine, Radio.gsm, 1, modified=datetime(2026, 11, 30, 9, 30))
     store = asset_store(s3_bucket.name, endpoint_url=s3_bucket.endpoint_url)
-    assert isinstance(store, S3AssetStore)
+    assert isinstance(store, S3Store)
     location, count = publish(engine, store, diff_window(NOW))
     key = "export/MLS-diff-cell-export-2026-11-30T100000.csv.gz"
     assert (location, count) == (f"s3://{s3_bucket.name}/{key}", 1)
@@ -180,7 +180,7 @@ def test_publish_to_s3_with_boto3(engine: Engine, s3_bucket: S3Bucket) -> None:
 def test_asset_bucket_forms_and_errors(tmp_path: Path) -> None:
     assert asset_store("") is None
     prefixed = asset_store("s3://bucket/public/")
-    assert isinstance(prefixed, S3AssetStore)
+    assert isinstance(prefixed, S3Store)
     assert (prefixed.bucket, prefixed.prefix) == ("bucket", "public/")
     for bad in ("bucket/with/slash", "http://example.com/x", "file://relative/dir"):
         with pytest.raises(ValueError, match="ASSET_BUCKET"):

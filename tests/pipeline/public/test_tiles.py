@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ichnaea.assets import DirectoryAssetStore, asset_store, sync_directory
 from ichnaea.codecs import DATAMAP_SHARD_IDS, datamap_shard_id, encode_datamap_grid
 from ichnaea.models.stats import DATAMAP_SHARDS
+from ichnaea.objectstore import DirectoryStore, asset_store, sync_directory
 from ichnaea.pipeline.public.tiles import (
     TILE_PX,
     encode_png,
@@ -140,7 +140,7 @@ def test_sync_to_a_directory_uploads_changes_and_deletes_orphans(tmp_path: Path)
         (local / name).parent.mkdir(parents=True, exist_ok=True)
         (local / name).write_bytes(body)
     store = asset_store(f"file://{tmp_path}/public")
-    assert isinstance(store, DirectoryAssetStore)
+    assert isinstance(store, DirectoryStore)
     store.put_bytes("tiles/data.json", b"{}", content_type="application/json")
     first = sync_directory(store, local, "tiles/", content_type="image/png", keep=["data.json"])
     assert (first.new, first.changed, first.unchanged, first.deleted) == (3, 0, 0, 0)

@@ -34,7 +34,7 @@ from ichnaea.atomicfile import write_atomically
 DELETE_BATCH = 1000
 
 
-class AssetStore(Protocol):
+class ObjectStore(Protocol):
     def put(
         self, key: str, path: Path, *, content_type: str = ..., cache_control: str = ...
     ) -> str:
@@ -80,7 +80,7 @@ def _md5_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-class S3AssetStore:
+class S3Store:
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "") -> None:
         self.bucket = bucket
         self.prefix = prefix
@@ -156,7 +156,7 @@ class S3AssetStore:
         self._client.close()
 
 
-class DirectoryAssetStore:
+class DirectoryStore:
     """Files under ``directory``; each appears atomically (hidden name, fsync, rename).
 
     ``mode`` 0644 for public files, 0600 for raw report archives (they
@@ -217,7 +217,7 @@ class DirectoryAssetStore:
         pass
 
 
-def asset_store(asset_bucket: str, *, endpoint_url: str = "") -> AssetStore | None:
+def asset_store(asset_bucket: str, *, endpoint_url: str = "") -> ObjectStore | None:
     """The store ``ASSET_BUCKET`` names, or None when it is empty.
 
     Raises ``ValueError`` for a value that is neither a bucket name, an
@@ -229,13 +229,13 @@ def asset_store(asset_bucket: str, *, endpoint_url: str = "") -> AssetStore | No
     if "://" not in value:
         if "/" in value:
             raise ValueError(f"ASSET_BUCKET {value!r}: a bucket name has no '/'")
-        return S3AssetStore(value, endpoint_url=endpoint_url)
+        return S3Store(value, endpoint_url=endpoint_url)
     parts = urlsplit(value)
     if parts.scheme == "s3" and parts.netloc:
         prefix = parts.path.strip("/")
-        return S3AssetStore(parts.netloc, prefix + "/" if prefix else "", endpoint_url=endpoint_url)
+        return S3Store(parts.netloc, prefix + "/" if prefix else "", endpoint_url=endpoint_url)
     if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path.startswith("/"):
-        return DirectoryAssetStore(Path(parts.path))
+        return DirectoryStore(Path(parts.path))
     raise ValueError(
         f"ASSET_BUCKET {value!r} is not a bucket name, s3://bucket[/prefix] or file:///abs/dir"
     )
@@ -250,7 +250,7 @@ class SyncSummary:
 
 
 def sync_directory(
-    store: AssetStore,
+    store: ObjectStore,
     local: Path,
     prefix: str,
     *,
