@@ -45,12 +45,12 @@ def run_jobs_once(resources: Resources) -> int:
     return run_queue_jobs(resources) + run_due_jobs(resources)
 
 
-def _process_main(
-    settings: Settings, index: int, stop: multiprocessing.synchronize.Event, parent: int
-) -> None:
+def _process_main(settings: Settings, index: int, parent: int) -> None:
     configure_logging(settings.logging_level, role=f"worker-{index}")
-    # The parent coordinates shutdown through `stop`; a SIGTERM sent to this
-    # process alone also ends it after the batch in hand.
+    # The parent asks for a stop with SIGTERM, which ends the process after
+    # the batch in hand. No lock is shared with the parent or the siblings (a
+    # multiprocessing.Event is one): a process killed while holding it would
+    # leave every other one waiting on it forever.
     own = ShutdownFlag().install()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     resources = Resources(
@@ -65,16 +65,16 @@ def _process_main(
     except Exception:
         log.exception("could not look for Redis keys of an older version; going on")
     try:
-        # A parent killed with SIGKILL cannot set `stop`: an orphan exits on its own.
+        # A parent killed with SIGKILL cannot ask: an orphan exits on its own.
         last_reclaim = time.monotonic()
         idle_s = IDLE_SLEEP_MIN_S
-        while not (stop.is_set() or own.is_set()) and os.getppid() == parent:
+        while not own.is_set() and os.getppid() == parent:
             try:
                 handled = run_jobs_once(resources)
             except Exception:
                 # Redis or the database unreachable: keep the process, wait, retry.
                 log.exception("worker pass failed; retrying in %.0f s", IDLE_SLEEP_MAX_S)
-                stop.wait(IDLE_SLEEP_MAX_S)
+                own.wait(IDLE_SLEEP_MAX_S)
                 continue
             if handled:
                 idle_s = IDLE_SLEEP_MIN_S
@@ -84,7 +84,7 @@ def _process_main(
             if time.monotonic() - last_reclaim >= settings.queue_lease_s:
                 last_reclaim = time.monotonic()
                 run_job(RECLAIM, resources)
-            stop.wait(idle_s)
+            own.wait(idle_s)
             idle_s = min(idle_s * 2, IDLE_SLEEP_MAX_S)
     finally:
         resources.db.dispose()
@@ -95,13 +95,10 @@ def _process_main(
 def run_pool(settings: Settings, processes: int) -> None:
     """Run ``processes`` worker processes until SIGTERM/SIGINT."""
     ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
     shutdown = ShutdownFlag().install()
 
     def start(index: int) -> multiprocessing.process.BaseProcess:
-        proc = ctx.Process(
-            target=_process_main, args=(settings, index, stop, os.getpid()), daemon=False
-        )
+        proc = ctx.Process(target=_process_main, args=(settings, index, os.getpid()), daemon=False)
         proc.start()
         return proc
 
@@ -113,7 +110,8 @@ def run_pool(settings: Settings, processes: int) -> None:
                 log.error("worker process %d exited with %s; restarting", i, proc.exitcode)
                 procs[i] = start(i)
     log.info("stopping the worker pool (signal %s)", shutdown.signum)
-    stop.set()
+    for proc in procs:
+        proc.terminate()  # SIGTERM: finish the batch in hand, then exit
     deadline = time.monotonic() + 30
     for proc in procs:
         proc.join(max(0.1, deadline - time.monotonic()))

@@ -80,3 +80,42 @@ def test_workers_wait_out_an_unreachable_redis(tmp_path: Path) -> None:
             parent.kill()
             parent.wait()
     assert parent.returncode == 0, log.read_text()
+
+
+def test_a_pool_whose_workers_are_killed_again_and_again_still_stops(
+    tmp_path: Path, redis_server_url: str
+) -> None:
+    """Workers share no lock with the pool or each other: none can die holding it.
+
+    (Their stop signal was a multiprocessing.Event once; a sibling SIGKILLed
+    inside its wait left the others blocked on its lock for good.)
+    """
+    env = {**os.environ, "ICHNAEA_DATA_DIR": str(tmp_path), "REDIS_URI": redis_server_url}
+    env.pop("DB_READWRITE_URI", None)
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "ichnaea", "worker", "--processes", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        seen: set[int] = set()
+        deadline = time.monotonic() + 60
+        kills = 0
+        while kills < 6:
+            assert time.monotonic() < deadline, "the pool stopped replacing its processes"
+            workers = pool_workers(parent.pid)
+            seen.update(workers)
+            if len(workers) == 2:
+                os.kill(workers[kills % 2], signal.SIGKILL)
+                kills += 1
+            time.sleep(0.3)
+        time.sleep(1.5)  # the replacements start and reach their idle wait
+        survivors = pool_workers(parent.pid)
+        seen.update(survivors)
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=30) == 0
+        assert not any(alive(pid) for pid in seen)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
