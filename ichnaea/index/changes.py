@@ -1,9 +1,10 @@
 """Announcements of changed stations, from the pipeline to every web host's index.
 
 After a commit that changed station rows, the writer appends one entry to
-the Redis stream ``station_changes``: the station kind and the keys it
-touched (fixed width per kind: 6-byte MACs, cells zero-padded to 17 bytes
-and areas to 9, as the index stores them). Every web process reads the
+the Redis stream ``station_changes`` (the station updater in the Redis
+transaction that acknowledges its batch, the other writers at once): the
+station kind and the keys it touched (fixed width per kind: 6-byte MACs,
+cells zero-padded to 17 bytes and areas to 9, as the index stores them). Every web process reads the
 stream from where it left off (``XREAD``, no consumer group: each reader
 needs every entry) and reads those keys' rows again
 (:mod:`ichnaea.index.live`).

@@ -13,8 +13,10 @@ the I/O around them.
 
 Exactly-once: the transaction also records the batch id in
 ``pipeline_batch`` (:mod:`ichnaea.repositories.batches`) with the batch's
-Redis effects (stat counters, cell areas to refresh). The effects are
-applied in the same Redis transaction that acknowledges the batch. A worker
+Redis effects (stat counters, cell areas to refresh). The effects, and the
+announcement of the changed keys to the web hosts' station index
+(:mod:`ichnaea.index.changes`), are applied in the same Redis transaction
+that acknowledges the batch. A worker
 killed anywhere in between leaves the batch in flight; the next worker
 finds the id committed and applies only the effects. The station metrics
 (``data.observation.insert``, ``data.station.new/confirm/blocklist``) are
@@ -42,7 +44,7 @@ from ichnaea.broker.reliable import LEASE_S, SerialQueue
 from ichnaea.codecs import MAC_SHARD_IDS
 from ichnaea.enums import Radio, StatKey
 from ichnaea.geocode import Geocoder
-from ichnaea.index.changes import announce_changes
+from ichnaea.index.changes import announce
 from ichnaea.metrics import Metrics
 from ichnaea.pipeline.ops.stats import incr_stat_counters
 from ichnaea.pipeline.runner import Claimed, Done, run_batch
@@ -226,13 +228,18 @@ class StationStage:
 
         tags = {"type": self.queue.stype.name}
         effects = with_lock_retry(transaction, metrics=self.metrics, tags=tags)
-        # Before the ack: a worker stopped in between leaves the batch to be
-        # resumed, and the resumed batch announces its keys again.
-        announce_changes(self.client, self.queue.stype.name, keys)
+
+        def acknowledged_with(pipe: Pipeline) -> None:
+            apply_effects(pipe, effects)
+            # The changed keys are announced with the ack, after the commit:
+            # a worker stopped in between leaves the batch to be resumed, and
+            # whoever acknowledges it announces them (one round trip fewer).
+            announce(pipe, self.queue.stype.name, keys)
+
         # Counted by the worker that acknowledges, so a batch resumed after a
         # crash between commit and ack is counted too, and only once.
         return Done(
-            effects=lambda pipe: apply_effects(pipe, effects),
+            effects=acknowledged_with,
             acknowledged=lambda: emit_metrics(self.metrics, effects, self.queue.stype),
         )
 
