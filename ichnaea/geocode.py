@@ -229,6 +229,29 @@ class Geocoder:
             return False
         return bool(shapely.contains_xy(self._buffered[rid], lon_deg, lat_deg))
 
+    def in_regions(
+        self, lat_deg: ArrayLike, lon_deg: ArrayLike, codes: Sequence[str | None]
+    ) -> NDArray[np.bool_]:
+        """``in_region`` for each point and code of three sequences, one shape test per code."""
+        lat = np.asarray(lat_deg, dtype=np.float64)
+        lon = np.asarray(lon_deg, dtype=np.float64)
+        if lat.ndim != 1 or lat.shape != lon.shape or len(codes) != lat.size:
+            raise ValueError(
+                f"lat_deg, lon_deg and codes must be 1-D and of one length, "
+                f"got shapes {lat.shape}, {lon.shape} and {len(codes)} codes"
+            )
+        found = np.zeros(lat.size, dtype=np.bool_)
+        finite = np.isfinite(lat) & np.isfinite(lon)
+        by_region: dict[int, list[int]] = {}
+        for i, code in enumerate(codes):
+            rid = self._code_ids.get(code) if code is not None else None
+            if rid is not None and finite[i]:
+                by_region.setdefault(rid, []).append(i)
+        for rid, members in by_region.items():
+            index = np.array(members, dtype=np.intp)
+            found[index] = shapely.contains_xy(self._buffered[rid], lon[index], lat[index])
+        return found
+
     def region_for_cell(self, lat_deg: float, lon_deg: float, mcc: int) -> str | None:
         """The region of a cell at a point: prefer the regions of its MCC.
 

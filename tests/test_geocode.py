@@ -328,3 +328,15 @@ def test_in_region_uses_the_buffered_shape_of_that_code(geocoder: Geocoder) -> N
     assert geocoder.in_region(46.2884, 7.45, "CH")
     assert not geocoder.in_region(51.5, -0.1, "ZZ")
     assert not geocoder.in_region(51.5, -0.1, None)
+
+
+def test_in_regions_is_in_region_for_each_point(geocoder: Geocoder) -> None:
+    rng = np.random.default_rng(11)
+    lat = np.append(rng.uniform(35, 60, 400), [float("nan"), 46.2884])
+    lon = np.append(rng.uniform(-10, 25, 400), [6.82, 7.45])
+    codes = [None, "ZZ", *rng.choice(["FR", "CH", "DE", "GB", "IT"], 398).tolist(), "FR", "FR"]
+    expected = [geocoder.in_region(a, b, c) for a, b, c in zip(lat, lon, codes, strict=True)]
+    assert 20 < sum(expected) < len(expected) - 20  # the sample holds both answers
+    assert geocoder.in_regions(lat, lon, codes).tolist() == expected
+    with pytest.raises(ValueError, match="one length"):
+        geocoder.in_regions(lat, lon, codes[:-1])

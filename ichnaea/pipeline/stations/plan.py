@@ -105,9 +105,9 @@ _BLOCK_COLUMNS = ("block_first", "block_last", "block_count")
 class RegionLookup(Protocol):
     """The part of :class:`ichnaea.geocode.Geocoder` the planner uses."""
 
-    def region(self, lat_deg: float, lon_deg: float) -> str | None: ...
-
-    def in_region(self, lat_deg: float, lon_deg: float, code: str | None) -> bool: ...
+    def in_regions(
+        self, lat_deg: ArrayLike, lon_deg: ArrayLike, codes: Sequence[str | None]
+    ) -> NDArray[np.bool_]: ...
 
     def regions(self, lat_deg: ArrayLike, lon_deg: ArrayLike) -> list[str | None]: ...
 
@@ -314,10 +314,13 @@ def plan_station_updates(
         ],
         dtype=np.intp,
     )
-    fresh_regions: dict[int, str | None] = {}
+    regions: dict[int, str | None] = {}
     if fresh.size:
         found = geocoder.regions(agg["lat_deg"][fresh], agg["lon_deg"][fresh])
-        fresh_regions = dict(zip(fresh.tolist(), found, strict=True))
+        regions = dict(zip(fresh.tolist(), found, strict=True))
+    # A changed station keeps its region while its merged centre stays in
+    # it, else takes the region of the centre: in bulk, like the fresh ones.
+    regions.update(_changed_regions(groups, changes, merged, geocoder))
     for k, (group, action) in enumerate(zip(groups, actions, strict=True)):
         if action is None:
             continue
@@ -327,9 +330,7 @@ def plan_station_updates(
             plan.confirms.append(group.key)
         else:
             ident = _key_columns(stype, group, observations)
-            values = _row_values(
-                action, group, k, agg_values, merged, now, today, geocoder, fresh_regions
-            )
+            values = _row_values(action, group, k, agg_values, merged, now, today, regions)
             (plan.inserts if group.row is None else plan.updates).append({**ident, **values})
             if stype is StationType.cell:
                 plan.area_ids.add(
@@ -385,6 +386,26 @@ def _merge_changes(
     return {k: {name: values[j] for name, values in lists.items()} for j, k in enumerate(changes)}
 
 
+def _changed_regions(
+    groups: Sequence[_Group],
+    changes: Sequence[int],
+    merged: Mapping[int, Mapping[str, Any]],
+    geocoder: RegionLookup,
+) -> dict[int, str | None]:
+    """The region of every changed station, keyed by group index."""
+    if not changes:
+        return {}
+    lat = np.array([merged[k]["lat"] for k in changes], dtype=np.float64)
+    lon = np.array([merged[k]["lon"] for k in changes], dtype=np.float64)
+    kept: list[str | None] = [(groups[k].row or {}).get("region") for k in changes]
+    stays = geocoder.in_regions(lat, lon, kept)
+    moved = np.flatnonzero(~stays)
+    found = geocoder.regions(lat[moved], lon[moved]) if moved.size else []
+    for i, region in zip(moved.tolist(), found, strict=True):
+        kept[i] = region
+    return dict(zip(changes, kept, strict=True))
+
+
 def _relearns(action: Action | None, group: _Group, consistent: bool) -> bool:
     """Whether a block starts learning the station afresh from its group (issue 11):
     a consistent GNSS group that disagrees with the stored position (a move)."""
@@ -399,8 +420,7 @@ def _row_values(
     merged: Mapping[int, Mapping[str, Any]],
     now: datetime,
     today: date,
-    geocoder: RegionLookup,
-    fresh_regions: Mapping[int, str | None],
+    regions: Mapping[int, str | None],
 ) -> dict[str, Any]:
     """Every station column of a new, new_block, change, replace or block row."""
     row: Row = group.row or {}  # empty only for new and new_block
@@ -424,17 +444,12 @@ def _row_values(
         }
         if _relearns(action, group, bool(agg["consistent"][k])):
             # Moved: blocked, and learned afresh where the group puts it.
-            return {**_aggregate_alone(group, k, agg, today, fresh_regions), **blocked}
+            return {**_aggregate_alone(group, k, agg, today, regions), **blocked}
         return {**dict.fromkeys(STATION_COLUMNS), "region": row.get("region"), **blocked}
     if action is Action.change:
-        position = merged[k]
-        lat, lon = position["lat"], position["lon"]
-        region = row.get("region")
-        if region is None or not geocoder.in_region(lat, lon, region):
-            region = geocoder.region(lat, lon)
         return {
-            **position,
-            "region": region,
+            **merged[k],
+            "region": regions[k],
             "samples": min((row.get("samples") or 0) + samples, MAX_SAMPLES),
             "source": group.source,
             "created": row.get("created"),
@@ -444,7 +459,7 @@ def _row_values(
         }
     # new and replace: the aggregate alone
     return {
-        **_aggregate_alone(group, k, agg, today, fresh_regions),
+        **_aggregate_alone(group, k, agg, today, regions),
         "created": row.get("created", now),
         "modified": now,
         **_kept(row, _BLOCK_COLUMNS),
@@ -456,13 +471,13 @@ def _aggregate_alone(
     k: int,
     agg: Mapping[str, list[Any]],
     today: date,
-    fresh_regions: Mapping[int, str | None],
+    regions: Mapping[int, str | None],
 ) -> dict[str, Any]:
     """The position columns of a station learned from its group alone (new,
     replace, and a block that starts afresh)."""
     return {
         **{column: agg[name][k] for column, name in _POSITION_COLUMNS.items()},
-        "region": fresh_regions[k],
+        "region": regions[k],
         "samples": min(agg["count"][k], MAX_SAMPLES),
         "source": group.source,
         "weight": min(agg["weight"][k], MAX_WEIGHT),
