@@ -177,11 +177,6 @@ def queue_of_dead_letter(key: str) -> str:
     return _untag(key.removeprefix(DEAD_LETTER_PREFIX))
 
 
-def queue_of_undecodable(key: str) -> str:
-    """The queue whose set-aside items ``key`` holds (inverse of :func:`undecodable`)."""
-    return _untag(key.removesuffix(UNDECODABLE_SUFFIX))
-
-
 def _untag(text: str) -> str:
     if text.startswith("{") and text.endswith("}"):
         return text[1:-1]

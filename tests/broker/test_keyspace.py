@@ -62,7 +62,6 @@ def test_keys_that_meet_their_queue_share_its_cluster_slot(queue: str) -> None:
     ]
     assert {slot(key) for key in together} == {slot(queue)}
     assert keyspace.queue_of_dead_letter(keyspace.dead_letter(queue)) == queue
-    assert keyspace.queue_of_undecodable(keyspace.undecodable(queue)) == queue
 
 
 def test_names_parse_back() -> None:
