@@ -240,12 +240,11 @@ def count_failure(
         queue.ack(consumer, park)
 
 
-def clear_timer_if_empty(pipe: Pipeline, client: redis.Redis, queue: str) -> None:
-    """Queue the removal of ``queue``'s flush timer on ``pipe`` if the queue is empty now."""
-    if client.llen(queue) == 0:
-        pipe.delete(keyspace.since(queue))
-
-
 def timer_cleared(client: redis.Redis, queue: str) -> Done:
     """The ``Done`` of a timed queue's batch: its flush timer goes once the queue is empty."""
-    return Done(effects=lambda pipe: clear_timer_if_empty(pipe, client, queue))
+
+    def clear_if_empty(pipe: Pipeline) -> None:
+        if client.llen(queue) == 0:
+            pipe.delete(keyspace.since(queue))
+
+    return Done(effects=clear_if_empty)

@@ -26,15 +26,20 @@ def alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
-def test_workers_exit_when_the_pool_parent_is_killed(tmp_path: Path, redis_server_url: str) -> None:
-    env = {**os.environ, "ICHNAEA_DATA_DIR": str(tmp_path), "REDIS_URI": redis_server_url}
+def start_pool(tmp_path: Path, redis_url: str) -> subprocess.Popen[bytes]:
+    """``ichnaea worker`` with two processes on Redis alone (no database)."""
+    env = {**os.environ, "ICHNAEA_DATA_DIR": str(tmp_path), "REDIS_URI": redis_url}
     env.pop("DB_READWRITE_URI", None)
-    parent = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "ichnaea", "worker", "--processes", "2"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def test_workers_exit_when_the_pool_parent_is_killed(tmp_path: Path, redis_server_url: str) -> None:
+    parent = start_pool(tmp_path, redis_server_url)
     try:
         deadline = time.monotonic() + 30
         workers: list[int] = []
@@ -90,14 +95,7 @@ def test_a_pool_whose_workers_are_killed_again_and_again_still_stops(
     (Their stop signal was a multiprocessing.Event once; a sibling SIGKILLed
     inside its wait left the others blocked on its lock for good.)
     """
-    env = {**os.environ, "ICHNAEA_DATA_DIR": str(tmp_path), "REDIS_URI": redis_server_url}
-    env.pop("DB_READWRITE_URI", None)
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "ichnaea", "worker", "--processes", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    parent = start_pool(tmp_path, redis_server_url)
     try:
         seen: set[int] = set()
         deadline = time.monotonic() + 60
