@@ -172,6 +172,11 @@ class Settings:
         return self.redis_url is None
 
     @property
+    def redis_cluster(self) -> bool:
+        """``REDIS_URI`` names a Redis Cluster (``redis+cluster://``)."""
+        return self.redis_url is not None and self.redis_url.startswith(CLUSTER_SCHEMES)
+
+    @property
     def embedded_redis_socket(self) -> Path:
         return self.data_dir / "redis.sock"
 
@@ -342,11 +347,48 @@ def _database_urls(env: _Env, data_dir: Path) -> tuple[str, str, str, DbUser | N
     return ro, rw, ddl, ro_user, rw_user
 
 
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """The ``host:port`` pairs of a ``redis+cluster://`` URL, in order.
+
+    Raises ValueError naming the part that is not ``host:port``.
+    """
+    rest = url.split("://", 1)[1]
+    rest = rest.rsplit("@", 1)[-1]  # drop the credentials
+    hosts, _, path = rest.partition("/")
+    if path not in ("", "0"):
+        raise ValueError(f"a cluster has only database 0, not {path!r}")
+    nodes = []
+    for part in hosts.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{part!r} is not host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes
+
+
 def _redis_url(env: _Env) -> str | None:
     uri = env.text("REDIS_URI")
+    nodes = env.text("REDIS_CLUSTER_NODES")
+    if uri and nodes:
+        raise ConfigError("REDIS_URI and REDIS_CLUSTER_NODES: set one, not both")
+    if nodes:
+        uri = f"redis+cluster://{nodes.replace(' ', '')}"
     if uri:
+        if uri.startswith(CLUSTER_SCHEMES):
+            try:
+                cluster_nodes(uri)
+            except ValueError as exc:
+                name = "REDIS_CLUSTER_NODES" if nodes else "REDIS_URI"
+                raise ConfigError(f"{name}: {exc}") from None
+            return uri
         if not uri.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"REDIS_URI: {uri!r} must start with redis://, rediss:// or unix://")
+            raise ConfigError(
+                f"REDIS_URI: {uri!r} must start with redis://, rediss://, unix:// "
+                "or redis+cluster:// (a Redis Cluster: redis+cluster://host:port,host:port)"
+            )
         return uri
     if env.has("REDIS_HOST"):
         port = env.integer("REDIS_PORT", 6379, lo=1, hi=65535)

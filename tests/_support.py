@@ -115,3 +115,12 @@ def calibrated(kind: str, spread_m: float, networks: int, confidence: int = 95) 
     (ichnaea.api.locate.calibration, issue 11)."""
     table = calibration.load(confidence).tables[kind]
     return round(table.radius(spread_m, networks), 7)
+
+
+def parametrized(metafunc: pytest.Metafunc, name: str) -> bool:
+    """Whether the test parametrizes ``name`` itself (a fixture hook must not do it again)."""
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else ""
+        if name in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return True
+    return False

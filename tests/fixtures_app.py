@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from ichnaea.api.context import STATE_KEY as API_STATE_KEY
+from ichnaea.broker.client import connect_url
 from ichnaea.codecs import encode_areaid, encode_cellid, mac_shard_id
 from ichnaea.config import Settings, load_settings
 from ichnaea.enums import Radio
@@ -27,6 +28,7 @@ from ichnaea.models.cell import CELL_TABLES, CellArea
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
 from ichnaea.repositories.session import create_engine
 from ichnaea.web.app import create_app
+from tests._support import parametrized
 
 TEST_GEOIP = Path(__file__).parent / "data" / "GeoIP2-City-Test.mmdb"
 # Test requests arrive as from a reverse proxy on the same host: the default
@@ -41,22 +43,35 @@ class Backend:
     redis_url: str
 
 
-@pytest.fixture(params=[pytest.param("real", marks=pytest.mark.mysql), "embedded"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``backend``: MariaDB with the Redis server, SQLite with the embedded Redis, and,
+    for tests marked ``redis_cluster``, MariaDB with a Redis Cluster."""
+    if "backend" in metafunc.fixturenames and not parametrized(metafunc, "backend"):
+        kinds = [pytest.param("real", marks=pytest.mark.mysql), "embedded"]
+        if metafunc.definition.get_closest_marker("redis_cluster"):
+            kinds.append(pytest.param("cluster", marks=pytest.mark.mysql))
+        metafunc.parametrize("backend", kinds, indirect=True)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> Backend:
-    if request.param == "real":
-        db_url = request.getfixturevalue("migrated_mysql_url")
-        redis_url = request.getfixturevalue("redis_server_url")
-    else:
+    if request.param == "embedded":
         db_url = request.getfixturevalue("migrated_sqlite_url")
         redis_url = request.getfixturevalue("embedded_redis_url")
-    redis.Redis.from_url(redis_url).flushdb()
+    else:
+        db_url = request.getfixturevalue("migrated_mysql_url")
+        name = "redis_cluster_url" if request.param == "cluster" else "redis_server_url"
+        redis_url = request.getfixturevalue(name)
+    client = connect_url(redis_url)
+    client.flushdb()
+    client.close()
     return Backend(request.param, db_url, redis_url)
 
 
 @pytest.fixture
 def backend_redis(backend: Backend) -> Iterator[redis.Redis]:
     """A client of the same Redis the app under test uses."""
-    client = redis.Redis.from_url(backend.redis_url)
+    client = connect_url(backend.redis_url)
     yield client
     client.close()
 

@@ -1,9 +1,10 @@
+import re
 from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
 
-from ichnaea.config import ConfigError, DbUser, load_settings, read_env_file
+from ichnaea.config import ConfigError, DbUser, cluster_nodes, load_settings, read_env_file
 
 
 def test_defaults_are_embedded(tmp_path: Path) -> None:
@@ -64,6 +65,30 @@ def test_redis_from_host_and_port() -> None:
     settings = load_settings({"REDIS_HOST": "cache", "REDIS_PORT": "6380"})
     assert settings.redis_url == "redis://cache:6380/0"
     assert not settings.redis_embedded
+
+
+def test_redis_cluster_from_uri_or_node_list() -> None:
+    by_uri = load_settings({"REDIS_URI": "redis+cluster://:secret@a:7000,b:7001,[::1]:7002"})
+    assert by_uri.redis_cluster
+    assert cluster_nodes(str(by_uri.redis_url)) == [("a", 7000), ("b", 7001), ("::1", 7002)]
+    by_nodes = load_settings({"REDIS_CLUSTER_NODES": "a:7000, b:7001"})
+    assert by_nodes.redis_url == "redis+cluster://a:7000,b:7001"
+    assert not load_settings({"REDIS_URI": "redis://a:6379/0"}).redis_cluster
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"REDIS_URI": "redis+cluster://a:7000,b"}, "REDIS_URI: 'b' is not host:port"),
+        ({"REDIS_CLUSTER_NODES": "a:x"}, "REDIS_CLUSTER_NODES: 'a:x' is not host:port"),
+        ({"REDIS_URI": "redis+cluster://a:7000/3"}, "only database 0"),
+        ({"REDIS_URI": "redis://a", "REDIS_CLUSTER_NODES": "a:1"}, "set one, not both"),
+        ({"REDIS_URI": "cluster://a:1"}, "redis+cluster://"),
+    ],
+)
+def test_bad_redis_cluster_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(env)
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,8 @@ from ichnaea.repositories.session import create_engine
 from tests.fixtures_app import TEST_GEOIP, Backend
 from tests.test_end_to_end import free_port
 
-pytestmark = pytest.mark.slow
+# Also on a Redis Cluster (the outbox of ichnaea.broker.outbox carries the output).
+pytestmark = [pytest.mark.slow, pytest.mark.redis_cluster]
 
 MACS = ["a0b1c2d3e4f5", "a0b1c2d3e4f6", "a0b1c2d3e4f7"]
 

@@ -34,6 +34,7 @@ import redis
 import sqlalchemy as sa
 
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import connect_url
 from ichnaea.broker.queue import encode_item
 from ichnaea.codecs import encode_cellid, encode_mac, mac_shard_id
 from ichnaea.config import load_settings
@@ -44,7 +45,8 @@ from tests._support import pool_workers
 from tests.fixtures_app import Backend
 from tests.test_pipeline_end_to_end import role_env, stop, wipe
 
-pytestmark = pytest.mark.slow
+# Also on a Redis Cluster (the outbox of ichnaea.broker.outbox carries the output).
+pytestmark = [pytest.mark.slow, pytest.mark.redis_cluster]
 
 SITES = 40
 REPORTS = 600
@@ -139,7 +141,7 @@ def test_sigkilled_workers_leave_the_same_stations_quirk_11_fixed(
 ) -> None:
     reports, seen = make_reports()
     env = role_env(backend, tmp_path / "data", QUEUE_LEASE_S="2", STATION_BATCH="40")
-    client = redis.Redis.from_url(backend.redis_url)
+    client = connect_url(backend.redis_url)
 
     # 1. Undisturbed, in this process.
     wipe(backend.db_url)

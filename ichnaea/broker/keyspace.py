@@ -22,11 +22,14 @@ that meet only in pipelines without a transaction (the queue-size gauges,
 the backlog measure, the API-usage flush) need no tag: a cluster client
 splits those per node.
 
-What still crosses slots, and waits for the Redis Cluster issue (it needs
-a different protocol, not a different name): the stages acknowledge a
-batch in the same transaction that pushes its output to other queues
-(exactly-once), and ``update_statcounter`` moves every day counter into
-its pending hash in one script. Both keep the original's key names.
+A stage acknowledges a batch in the same transaction that pushes its
+output to other queues (exactly-once). On a cluster those queues live in
+other slots: the acknowledging transaction then records the output in the
+consumer's :func:`outbox` (the queue's own slot) and delivers it after,
+deduplicated per target slot by :func:`delivered`
+(:mod:`ichnaea.broker.outbox`). The other multi-key commands (the weekly
+``PFCOUNT`` of ``apiuser`` keys, ``MGET`` of counters) take per-slot ways
+where the client is a cluster client; see their callers.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from datetime import date, datetime
 from typing import Final, Literal
 
 import redis
+
+from ichnaea.broker.client import is_cluster
 
 # -- data queues (the original's names) ------------------------------------
 
@@ -141,6 +146,21 @@ def serial_lease(queue: str) -> str:
     return f"{tag(queue)}:lease"
 
 
+def outbox(queue: str, sender: str) -> str:
+    """One consumer's acknowledged effects on other hash slots, not yet delivered (cluster)."""
+    return f"{tag(queue)}:outbox:{sender}"
+
+
+def outbox_senders(queue: str) -> str:
+    """The consumers of ``queue`` that may have an :func:`outbox` to deliver."""
+    return f"{tag(queue)}:outbox_senders"
+
+
+def delivered(key: str) -> str:
+    """The last outbox entry per sender delivered to ``key``'s hash slot (cluster)."""
+    return f"{tag(key)}:delivered"
+
+
 def new_batch_id(queue: str, unique: str) -> str:
     """The id of a freshly claimed serial batch (recorded by the database stages)."""
     return f"{queue}:{unique}"
@@ -210,6 +230,11 @@ def api_limit_pattern(day: date) -> str:
 API_USERS_PATTERN: Final = "apiuser:*"
 
 
+def union_scratch(run: str, index: int) -> str:
+    """A copy of one day's user sketch, counted with the other days' under one tag (cluster)."""
+    return f"{{apiuser_union:{run}}}:{index}"
+
+
 def parse_api_limit(key: str) -> tuple[str, str, str]:
     """``(api_key, path, YYYYMMDD)``; ValueError for another shape."""
     api_key, path, day = key.removeprefix("apilimit:").rsplit(":", 2)
@@ -226,13 +251,19 @@ def parse_api_users(key: str) -> tuple[str, str, date]:
 # -- statistics ------------------------------------------------------------
 
 STAT_COUNTER_LOCK: Final = "statcounter:lock"
-STAT_COUNTER_PENDING: Final = "statcounter:pending"
+# Where a version before 2026-12 kept a stopped run's values (all counters in one hash).
+LEGACY_STAT_COUNTER_PENDING: Final = "statcounter:pending"
 _STAT_COUNTER_PREFIX: Final = "statcounter_"
 
 
 def stat_counter(stat: str, day: date) -> str:
     """One day's count of a statistic (``wifi``, ``unique_cell``, ...), until persisted."""
     return f"{_STAT_COUNTER_PREFIX}{stat}_{day:%Y%m%d}"
+
+
+def stat_counter_pending(counter: str) -> str:
+    """A day counter's value taken by a statistics run, until stored (its counter's slot)."""
+    return f"{tag(counter)}:pending"
 
 
 def parse_stat_counter(key: str) -> tuple[str, str]:
@@ -292,6 +323,8 @@ def rename_legacy_keys(client: redis.Redis, queues: Iterable[str]) -> int:
     queues (``<queue>:processing:<consumer>``) go back to the head of their
     queue, as a reclaim would return them.
     """
+    if is_cluster(client):
+        return 0  # no older version ran on a cluster: it did not support one
     moves: list[tuple[str, str]] = []
     claimed: list[str] = []
     for queue in dict.fromkeys(queues):

@@ -20,7 +20,8 @@ Two consumers of the same queue shape serve the pipeline:
 * :class:`ReliableQueue` (many batches in flight, one per consumer) for the
   Redis-to-Redis stages (``update_incoming``, the internal exporter) and the
   external exporters. A Redis-to-Redis stage acknowledges its batch in the
-  same transaction that pushes its output, so it is exactly-once.
+  same transaction that pushes its output, so it is exactly-once (on a
+  Redis Cluster, through :mod:`ichnaea.broker.outbox`).
 * :class:`SerialQueue` (one batch in flight per queue, handed over whole
   with its id when its consumer dies) for the stages that write to the
   database. They record committed batch ids in the database, so a batch
@@ -41,7 +42,7 @@ from dataclasses import dataclass
 import redis
 from redis.client import Pipeline
 
-from ichnaea.broker import keyspace
+from ichnaea.broker import keyspace, outbox
 from ichnaea.broker.client import decoded
 
 LEASE_S = 60
@@ -138,13 +139,13 @@ class ReliableQueue:
         is processed by whoever claims it.
         """
         processing = self.processing_key(consumer)
+        applied = outbox.plan(self.client, self.name, consumer, effects)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.watch(processing)  # type: ignore[no-untyped-call]
             if not pipe.exists(processing):
                 raise LostLease(f"{self.name}: the batch of {consumer} was reclaimed")
             pipe.multi()
-            if effects is not None:
-                effects(pipe)
+            applied.queue_on(pipe)
             pipe.delete(processing)
             pipe.srem(self.consumers_key, consumer)
             pipe.delete(self.lease_key(consumer))
@@ -152,6 +153,7 @@ class ReliableQueue:
                 pipe.execute()
             except redis.WatchError:
                 raise LostLease(f"{self.name}: the batch of {consumer} was reclaimed") from None
+        applied.deliver()
 
     def _give_back(self, consumer: str, *, only_if_expired: bool) -> int:
         keys = [
@@ -283,18 +285,19 @@ class SerialQueue:
         is acknowledged. Raises :class:`LostLease` if this owner no longer
         holds the batch; then nothing is applied.
         """
+        applied = outbox.plan(self.client, self.name, owner, effects)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.watch(self.lease_key)  # type: ignore[no-untyped-call]
             if decoded(pipe.get(self.lease_key)) != owner:
                 raise LostLease(f"{self.name}: the lease of {owner} ran out before ack")
             pipe.multi()
-            if effects is not None:
-                effects(pipe)
+            applied.queue_on(pipe)
             pipe.delete(self.inflight_key, self.batch_id_key, self.lease_key)
             try:
                 pipe.execute()
             except redis.WatchError:
                 raise LostLease(f"{self.name}: the batch of {owner} was taken over") from None
+        applied.deliver()
 
     def release(self, owner: str) -> None:
         """Give up the lease without acking (graceful stop): the batch stays first in line."""

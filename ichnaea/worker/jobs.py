@@ -33,7 +33,7 @@ from cachetools import TTLCache, cachedmethod
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ichnaea.broker import keyspace
+from ichnaea.broker import keyspace, outbox
 from ichnaea.broker.client import decoded
 from ichnaea.broker.reliable import ReliableQueue, SerialQueue, consumer_id
 from ichnaea.codecs import DATAMAP_SHARD_IDS
@@ -288,7 +288,12 @@ def _today() -> date:
 
 
 def _reclaim(res: Resources) -> int:
-    """Give back the batches of Redis-to-Redis and export consumers whose lease ran out."""
+    """Give back the batches of consumers whose lease ran out; deliver what they left.
+
+    On a Redis Cluster, a consumer that stopped between acknowledging a
+    batch and delivering its output to other hash slots left that output
+    in its outbox (:mod:`ichnaea.broker.outbox`): the sweep delivers it.
+    """
     targets, _ = res.targets()
     names = [keyspace.INCOMING]
     for target in targets:
@@ -296,6 +301,11 @@ def _reclaim(res: Resources) -> int:
     returned = sum(ReliableQueue(res.redis, name).reclaim() for name in names)
     if returned:
         log.warning("reclaimed %d items from consumers that stopped", returned)
+    # An entry older than a lease is no longer its owner's to deliver.
+    queues = data_queue_names(res, targets)
+    delivered = outbox.sweep(res.redis, queues, min_age_s=res.settings.queue_lease_s)
+    if delivered:
+        log.warning("delivered %d outbox entries of consumers that stopped", delivered)
     return 0
 
 
@@ -465,7 +475,11 @@ def run_due_jobs(res: Resources, *, limit: int = 10) -> int:
 
 
 def claimed_elsewhere(res: Resources, targets: Sequence[ExportTarget] | None = None) -> int:
-    """Items claimed by consumers and not yet acknowledged (in progress or orphaned)."""
+    """Items claimed by consumers and not yet acknowledged (in progress or orphaned).
+
+    On a Redis Cluster, acknowledged batches whose output waits in an
+    outbox count too (one each).
+    """
     if targets is None:
         targets, _ = res.targets()
     reliable = [keyspace.INCOMING]
@@ -483,7 +497,8 @@ def claimed_elsewhere(res: Resources, targets: Sequence[ExportTarget] | None = N
         for name in serial:
             pipe.llen(SerialQueue(res.redis, name).inflight_key)
         held += sum(int(n) for n in pipe.execute())
-    return held
+    # On a Redis Cluster: acknowledged output not yet delivered to its queues.
+    return held + outbox.pending(res.redis, [*reliable, *serial])
 
 
 def run_periodic_jobs(res: Resources) -> None:

@@ -68,7 +68,10 @@ def mark_due(client: redis.Redis, jobs: tuple[Job, ...], epoch_s: float) -> list
         if last is None or int(last) != job.slot(epoch_s)
     }
     if due:
-        with client.pipeline(transaction=True) as pipe:
+        # No transaction (the two keys lie in different slots on a Redis
+        # Cluster): the due set is written first, so a tick cut short
+        # marks a job again next time (a set), never skips it.
+        with client.pipeline(transaction=False) as pipe:
             pipe.sadd(keyspace.SCHEDULER_DUE, *due)
             for name, slot in due.items():
                 pipe.hset(keyspace.SCHEDULER_SLOTS, name, slot)

@@ -8,10 +8,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
 import redis
 import redis.asyncio
 
 from ichnaea.api.keys import ApiKey, ApiKeyCache, announce_key_change
+from ichnaea.broker.client import connect_async_url
+
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
 
 KNOWN = ApiKey(valid_key="known", maxreq=5)
 DOWN_REDIS = "redis://127.0.0.1:1/0"
@@ -27,7 +32,7 @@ class Clock:
 
 def run_with(url: str, scenario: Callable[[redis.asyncio.Redis], Awaitable[None]]) -> None:
     async def main() -> None:
-        client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=1)
+        client = connect_async_url(url)
         try:
             await scenario(client)
         finally:

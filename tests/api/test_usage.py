@@ -13,6 +13,10 @@ import redis.asyncio
 from ichnaea.api.keys import ApiKey
 from ichnaea.api.usage import UsageRecorder
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import connect_async_url
+
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
 
 DAY = date(2026, 12, 6)
 KEY = ApiKey(valid_key="usage", maxreq=20)
@@ -32,7 +36,7 @@ class Clock:
 
 def run(redis_url: str, scenario: Callable[[redis.asyncio.Redis], Awaitable[None]]) -> None:
     async def main() -> None:
-        client = redis.asyncio.Redis.from_url(redis_url)
+        client = connect_async_url(redis_url)
         try:
             await scenario(client)
         finally:

@@ -9,6 +9,9 @@ import redis
 
 from ichnaea.broker.reliable import LostLease, ReliableQueue, SerialQueue, consumer_id
 
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
+
 
 def fill(client: redis.Redis, n: int, key: str = "q") -> None:
     client.rpush(key, *[str(i).encode() for i in range(n)])

@@ -12,6 +12,9 @@ from ichnaea.broker.queue import decode_item
 from ichnaea.broker.reliable import ReliableQueue, SerialQueue
 from ichnaea.pipeline.runner import MAX_BATCH_FAILURES, Claimed, Done, run_batch
 
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
+
 QUEUE = "update_wifi_7"
 OUT = "out"
 

@@ -1,10 +1,14 @@
 import threading
 import time
 
+import pytest
 import redis
 
 from ichnaea.broker import keyspace
 from ichnaea.worker.scheduler import SchedulerLock
+
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
 
 
 def test_second_scheduler_waits_for_the_lock(redis_client: redis.Redis) -> None:
@@ -190,8 +194,9 @@ def test_rate_control_job_steers_the_locate_sample_rate_by_the_station_backlog(
     import ichnaea.worker.jobs as jobs
     from ichnaea.broker import keyspace
 
-    redis_client.mset({"rate_controller_enabled": "1", "rate_controller_target": "10",
-                       "rate_controller_kp": "1"})  # fmt: skip
+    for key, value in {"rate_controller_enabled": "1", "rate_controller_target": "10",
+                       "rate_controller_kp": "1"}.items():  # fmt: skip
+        redis_client.set(key, value)
     redis_client.rpush("update_wifi_3", *[b"{}"] * 15)  # backlog 15 > target 10
     res = jobs.Resources(make_settings(), None, redis_client)
     jobs.run_job(jobs.periodic_job("rate_control"), res)

@@ -62,6 +62,7 @@ import redis
 import redis.asyncio
 
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import mget_async
 from ichnaea.geo import distance_m
 
 __all__ = [
@@ -470,7 +471,7 @@ class FallbackClient:
         self, config: FallbackConfig, keys: list[bytes]
     ) -> tuple[CacheStatus, _Outcome | None]:
         try:
-            raw_values = await self._redis.mget(keys)
+            raw_values = await mget_async(self._redis, keys)
             values = [_decode_cache_value(raw) for raw in raw_values if raw is not None]
         except (redis.RedisError, ValueError) as exc:
             log.warning("fallback %s: cache read failed: %r", config.name, exc)
@@ -483,10 +484,11 @@ class FallbackClient:
         value = _encode_cache_value(outcome)
         expire_s = config.cache_expire_s or 1
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.mset(dict.fromkeys(keys, value))
+            # One SET per key, without a transaction: on a Redis Cluster the
+            # keys lie in several hash slots, and each entry stands alone.
+            async with self._redis.pipeline(transaction=False) as pipe:
                 for key in keys:
-                    pipe.expire(key, expire_s)
+                    pipe.set(key, value, ex=expire_s)
                 await pipe.execute()
         except redis.RedisError as exc:
             log.warning("fallback %s: cache write failed: %r", config.name, exc)

@@ -11,11 +11,18 @@
 
 Keys are found with ``SCAN``, not the original's ``KEYS``, which blocks
 Redis for the whole key space while the web tier waits.
+
+On a Redis Cluster the keys of one API key live in different hash slots
+(their names are the original's, without a hash tag), where ``MGET`` and a
+``PFCOUNT`` of several keys are refused: the counts are then read per slot
+(``mget_nonatomic``), and the weekly union is counted over copies of the
+day sketches placed under one hash tag (:func:`_union_count`).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -23,7 +30,7 @@ from datetime import date, timedelta
 import redis
 
 from ichnaea.broker import keyspace
-from ichnaea.broker.client import decoded
+from ichnaea.broker.client import decoded, is_cluster, mget
 from ichnaea.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -43,13 +50,40 @@ def monitor_api_key_limits(client: redis.Redis, metrics: Metrics, *, today: date
     sent = 0
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
-        for name, value in zip(chunk, client.mget(chunk), strict=True):
+        for name, value in zip(chunk, mget(client, chunk), strict=True):
             if value is None:  # expired between SCAN and MGET
                 continue
             api_key, path, _ = keyspace.parse_api_limit(name)
             metrics.gauge("api.limit", int(value), tags={"key": api_key, "path": path})
             sent += 1
     return sent
+
+
+def _union_count(client: redis.Redis, keys: list[str]) -> int:
+    """``PFCOUNT`` of the union of ``keys``, which may lie in different hash slots.
+
+    A HyperLogLog is a plain string value, so its copy under one hash tag
+    counts the same; the copies live a minute at most.
+    """
+    if len(keys) < 2 or not is_cluster(client):
+        return int(client.pfcount(*keys))
+    run = uuid.uuid4().hex
+    scratch = [keyspace.union_scratch(run, i) for i in range(len(keys))]
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.get(key)
+        sketches = pipe.execute()
+    present = [(copy, raw) for copy, raw in zip(scratch, sketches, strict=True) if raw]
+    if not present:
+        return 0
+    with client.pipeline(transaction=False) as pipe:
+        for copy, raw in present:
+            pipe.set(copy, raw, ex=60)
+        pipe.execute()
+    try:
+        return int(client.pfcount(*(copy for copy, _ in present)))
+    finally:
+        client.delete(*(copy for copy, _ in present))
 
 
 def monitor_api_users(client: redis.Redis, metrics: Metrics, *, today: date) -> int:
@@ -75,7 +109,7 @@ def monitor_api_users(client: redis.Redis, metrics: Metrics, *, today: date) -> 
         name = f"{api_type}.user"
         today_key = days.get(today)
         daily = int(client.pfcount(today_key)) if today_key else 0
-        weekly = int(client.pfcount(*days.values()))
+        weekly = _union_count(client, list(days.values()))
         metrics.gauge(name, daily, tags={"key": api_key, "interval": "1d"})
         metrics.gauge(name, weekly, tags={"key": api_key, "interval": "7d"})
     return len(groups)

@@ -74,6 +74,7 @@ import redis
 from sqlalchemy.engine import Engine
 
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import mget
 from ichnaea.metrics import Metrics
 from ichnaea.repositories.monitoring import read_history_length
 
@@ -218,7 +219,7 @@ def step_rate_controller(
     if backlog < 0:
         raise ValueError(f"backlog must be >= 0, got {backlog}")
     now = time.monotonic() if now is None else now
-    raw: dict[str, bytes | str | None] = dict(zip(_KEYS, client.mget(_KEYS), strict=True))
+    raw: dict[str, bytes | str | None] = dict(zip(_KEYS, mget(client, _KEYS), strict=True))
     params = _Params(raw)
 
     rate = params.read(keyspace.SAMPLE_RATE, _finite, DEFAULT_SAMPLE_RATE, write=False)
@@ -290,11 +291,14 @@ def step_rate_controller(
             ("dterm", state.d_term),
         ):
             metrics.gauge(f"rate_control.locate.{name}", value)
-    with client.pipeline() as pipe:
+    # No transaction: the keys lie in several hash slots on a Redis Cluster,
+    # and each write stands on its own.
+    with client.pipeline(transaction=False) as pipe:
         # NX: an operator may have set the key since the MGET.
         for key, text in params.defaults.items():
             pipe.set(key, text, nx=True)
-        pipe.mset(writes)
+        for key, written in writes.items():
+            pipe.set(key, written)
         pipe.execute()
     metrics.gauge("rate_control.locate", rate)
     return rate

@@ -26,15 +26,19 @@ stations ever. Rows are written even when ``v`` is 0, so every day has one.
 Each value is moved exactly once, whatever stops a run (the original
 counted a value twice when it died between its commit and its ``DECRBY``):
 
-1. One Lua script moves every counter's value ``v`` into the hash
-   ``statcounter:pending`` (``DECRBY v``, never a reset, so increments
-   arriving meanwhile stay for the next run) together with a fresh run id.
-2. One database transaction adds the pending values to ``stat`` and records
-   the run id in ``pipeline_batch`` (queue ``statcounter``).
-3. The pending hash is deleted.
+1. A Lua script per counter moves its value ``v`` into the counter's
+   pending key ``{statcounter_<name>_<YYYYMMDD>}:pending`` (``DECRBY v``,
+   never a reset, so increments arriving meanwhile stay for the next run)
+   together with a fresh run id. One script per counter, because on a
+   Redis Cluster the counters live in different hash slots; the pending
+   key shares its counter's.
+2. One database transaction per run id adds the pending values to ``stat``
+   and records the run id in ``pipeline_batch`` (queue ``statcounter``).
+3. The pending keys are deleted.
 
-A run that finds a pending hash (its predecessor stopped) first finishes
-it: step 2 unless the run id is already recorded, then step 3. Overlapping
+A run that finds a pending key (its predecessor stopped) takes that value
+with its run id instead: step 2 unless the run id is already recorded,
+then step 3. Overlapping
 runs are kept apart by a Redis lock (``statcounter:lock``, expiring after
 five minutes); a run that finds the lock held does nothing and the next
 scheduled run catches up.
@@ -102,19 +106,17 @@ def incr_stat_counters(pipe: redis.Redis, counts: Mapping[StatKey, int], day: da
         pipe.expire(key, STAT_COUNTER_TTL_S)
 
 
-# Moves the counters (KEYS[2..]) into the pending hash (KEYS[1]) with the
-# run id (ARGV[1]); does nothing if a pending hash is already there.
-_TAKE_COUNTERS = """
-if redis.call('exists', KEYS[1]) == 1 then return 0 end
-redis.call('hset', KEYS[1], '_run', ARGV[1])
-for i = 2, #KEYS do
-  local value = tonumber(redis.call('get', KEYS[i]) or '0')
-  if value ~= 0 then
-    redis.call('decrby', KEYS[i], value)
-    redis.call('hset', KEYS[1], KEYS[i], value)
-  end
-end
-return 1
+# KEYS[1]: a day counter, KEYS[2]: its pending key; ARGV[1]: a run id.
+# Moves the counter's value into the pending key as "<run id>:<value>",
+# unless a stopped run left one there; returns what the pending key holds.
+_TAKE_COUNTER = """
+local held = redis.call('GET', KEYS[2])
+if held then return held end
+local value = tonumber(redis.call('GET', KEYS[1]) or '0')
+if value ~= 0 then redis.call('DECRBY', KEYS[1], value) end
+local pending = ARGV[1] .. ':' .. value
+redis.call('SET', KEYS[2], pending)
+return pending
 """
 
 
@@ -124,13 +126,15 @@ def _parse_counter_key(key: str) -> tuple[StatKey, date]:
 
 
 def _apply_pending(
-    engine: Engine, pending: Mapping[str, str], slots: list[tuple[StatKey, date]], now: datetime
+    engine: Engine,
+    run: str,
+    values: Mapping[tuple[StatKey, date], int],
+    slots: list[tuple[StatKey, date]],
+    now: datetime,
 ) -> None:
-    """Step 2: add the pending values (and a row for every slot) to ``stat``, once."""
-    run_id = f"{_LEDGER_QUEUE}:{pending['_run']}"
-    values = {
-        _parse_counter_key(key): int(value) for key, value in pending.items() if key != "_run"
-    }
+    """Step 2: add one run's pending values (and a row for every slot) to ``stat``, once."""
+    run_id = f"{_LEDGER_QUEUE}:{run}"
+    values = dict(values)
     for slot in slots:
         values.setdefault(slot, 0)
     with engine.begin() as connection:
@@ -139,6 +143,41 @@ def _apply_pending(
             return
         add_to_running_totals(connection, values)
         record_batch(connection, batch_id=run_id, queue=_LEDGER_QUEUE, effects="{}", created=now)
+
+
+def _finish_legacy_pending(
+    engine: Engine, redis_client: redis.Redis, slots: list[tuple[StatKey, date]], now: datetime
+) -> None:
+    """The pending hash of a version before 2026-12 (one key for all counters), if a run left it."""
+    raw = redis_client.hgetall(keyspace.LEGACY_STAT_COUNTER_PENDING)
+    pending = {decoded(key): decoded(value) for key, value in raw.items()}
+    if "_run" in pending:
+        run = pending.pop("_run")
+        values = {_parse_counter_key(key): int(value) for key, value in pending.items()}
+        _apply_pending(engine, run, values, slots, now)
+        redis_client.delete(keyspace.LEGACY_STAT_COUNTER_PENDING)
+
+
+def _move_counters(
+    engine: Engine, redis_client: redis.Redis, slots: list[tuple[StatKey, date]], now: datetime
+) -> bool:
+    """Steps 1-3 for every counter; True if some were held by a stopped run (not taken)."""
+    ours = uuid.uuid4().hex
+    take = redis_client.register_script(_TAKE_COUNTER)
+    # Per run id (ours, or a stopped run's): its values and pending keys.
+    runs: dict[str, tuple[dict[tuple[StatKey, date], int], list[str]]] = {ours: ({}, [])}
+    for stat_key, day in slots:
+        counter = keyspace.stat_counter(stat_key.name, day)
+        pending = keyspace.stat_counter_pending(counter)
+        run, value = decoded(take(keys=[counter, pending], args=[ours])).rsplit(":", 1)
+        values, keys = runs.setdefault(run, ({}, []))
+        values[(stat_key, day)] = int(value)
+        keys.append(pending)
+    for run, (values, keys) in runs.items():
+        _apply_pending(engine, run, values, slots if run == ours else [], now)
+        for key in keys:
+            redis_client.delete(key)
+    return len(runs) > 1
 
 
 def update_stat_counters(engine: Engine, redis_client: redis.Redis, *, today: date) -> None:
@@ -151,23 +190,11 @@ def update_stat_counters(engine: Engine, redis_client: redis.Redis, *, today: da
         return
     try:
         slots = [(stat_key, day) for stat_key in StatKey for day in (today - timedelta(1), today)]
-        keys = [keyspace.stat_counter(stat_key.name, day) for stat_key, day in slots]
         now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-        # A pending move left by a stopped run is finished first, then ours.
+        _finish_legacy_pending(engine, redis_client, slots, now)
+        # A value a stopped run left pending is stored first, then ours.
         for _ in range(2):
-            taken = redis_client.eval(
-                _TAKE_COUNTERS,
-                len(keys) + 1,
-                keyspace.STAT_COUNTER_PENDING,
-                *keys,
-                uuid.uuid4().hex,
-            )
-            raw = redis_client.hgetall(keyspace.STAT_COUNTER_PENDING)
-            pending = {decoded(key): decoded(value) for key, value in raw.items()}
-            if "_run" in pending:
-                _apply_pending(engine, pending, slots, now)
-            redis_client.delete(keyspace.STAT_COUNTER_PENDING)
-            if taken:
+            if not _move_counters(engine, redis_client, slots, now):
                 break
     finally:
         try:

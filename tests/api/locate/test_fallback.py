@@ -12,7 +12,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -31,9 +31,13 @@ from ichnaea.api.locate.fallback import (
     make_http_client,
 )
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import connect_async_url
 from ichnaea.codecs import encode_cellid, encode_mac
 from ichnaea.enums import Radio
 from tests.fixtures_provider import Provider
+
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
 
 
 @pytest.fixture
@@ -43,7 +47,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def aredis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(redis_url)
+    client = connect_async_url(redis_url)
     yield client
     await client.aclose()
 
@@ -114,7 +118,7 @@ def make_query(
 
 
 async def cache_keys(aredis: redis.asyncio.Redis) -> list[bytes]:
-    return sorted(cast(list[bytes], await aredis.keys(b"cache:fallback:*")))
+    return sorted([key async for key in aredis.scan_iter(match=b"cache:fallback:*")])
 
 
 def free_port() -> int:
@@ -559,7 +563,7 @@ async def test_ratelimit_zero_or_none_is_unlimited(
         assert await FallbackClient(http, aredis).locate(conf, query, networks) == ANSWER
 
     assert len(provider.requests) == 3
-    assert await aredis.keys("fallback_ratelimit:*") == []
+    assert [key async for key in aredis.scan_iter(match="fallback_ratelimit:*")] == []
 
 
 def _redis_down() -> redis.asyncio.Redis:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from ichnaea.broker import keyspace
@@ -17,6 +18,9 @@ from ichnaea.pipeline.deadletters import dead_letters, requeue_dead_letters
 from ichnaea.pipeline.export.exporters import ExportError, FileExporter, Partition
 from ichnaea.pipeline.export.stage import export_queue, partition_of, ready
 from ichnaea.pipeline.ingest.incoming import ExportTarget, process_incoming
+
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
 
 
 class Failing:

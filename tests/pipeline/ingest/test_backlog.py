@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis
 import redis.asyncio
 
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import connect_async_url, is_cluster
 from ichnaea.broker.queue import GroupPusher, encode_item, push_within
 from ichnaea.pipeline.ingest.backlog import waiting_elsewhere, waiting_elsewhere_async
 from ichnaea.pipeline.ingest.incoming import ExportTarget
+
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
 
 TARGETS = [
     ExportTarget("internal", "internal", frozenset(), frozenset()),
@@ -37,7 +42,7 @@ def test_waiting_counts_incoming_export_queues_and_partitions_besides_the_target
     assert waiting_elsewhere(redis_client, TARGETS, besides="queue_export_internal") == 13
 
     async def measure() -> int:
-        client = redis.asyncio.Redis.from_url(redis_url)
+        client = connect_async_url(redis_url)
         try:
             return await waiting_elsewhere_async(client, TARGETS, besides=keyspace.INCOMING)
         finally:
@@ -65,7 +70,7 @@ def _with_pusher(redis_url: str, elsewhere: int, run):  # type: ignore[no-untype
     """``run(pusher)`` on a fresh asyncio client, for the queue "q"."""
 
     async def main():  # type: ignore[no-untyped-def]
-        client = redis.asyncio.Redis.from_url(redis_url)
+        client = connect_async_url(redis_url)
 
         async def waiting() -> int:
             return elsewhere
@@ -93,8 +98,12 @@ def test_concurrent_group_pushes_share_round_trips_and_keep_every_limit(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
     def evalsha_calls() -> int:
-        stats = redis_client.info("commandstats")
-        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+        if is_cluster(redis_client):  # the sum over the masters
+            per_node = redis_client.info("commandstats", target_nodes="primaries")  # type: ignore[call-arg]
+            nodes = list(per_node.values())
+        else:
+            nodes = [redis_client.info("commandstats")]
+        return sum(int(stats.get("cmdstat_evalsha", {}).get("calls", 0)) for stats in nodes)
 
     before = evalsha_calls()
 

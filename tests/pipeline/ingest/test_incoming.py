@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
 import redis
 from sqlalchemy.orm import Session
 
 from ichnaea.broker import keyspace
 from ichnaea.broker.queue import decode_item, encode_item
 from ichnaea.pipeline.ingest.incoming import ExportTarget, load_targets, process_incoming, route
+
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
 
 
 def target(name: str, *, schema: str = "dummy", keys: str = "", sources: str = "") -> ExportTarget:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 import redis
 
 from ichnaea.broker import keyspace
 from ichnaea.pipeline.ops.monitor import monitor_api_key_limits, monitor_api_users
 from tests._support import RecordingMetrics
+
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
 
 TODAY = date(2026, 11, 30)
 

@@ -32,6 +32,9 @@ from ichnaea.repositories.monitoring import read_history_length
 from tests._support import RecordingMetrics
 from tests.fixtures_db import db_prefix
 
+# Queues, limits, counters and caches: also on a Redis Cluster.
+pytestmark = pytest.mark.redis_cluster
+
 NOW = 10_000.0  # monotonic seconds
 MINUTE_AGO = NOW - 60.0
 
