@@ -23,7 +23,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
 from ichnaea import cpus
 
@@ -168,6 +168,11 @@ class Settings:
         return self.station_index_dir or self.data_dir / "index"
 
     @property
+    def db_reads_replica(self) -> bool:
+        """``DB_READONLY_URI`` names another server than ``DB_READWRITE_URI`` (a replica)."""
+        return _server(self.db_readonly_url) != _server(self.db_readwrite_url)
+
+    @property
     def redis_embedded(self) -> bool:
         return self.redis_url is None
 
@@ -196,6 +201,14 @@ class Settings:
         if self.asset_bucket == _embedded_asset_bucket(self.data_dir):
             used.append(f"assets (map tiles, cell exports): {self.embedded_asset_dir}")
         return used
+
+
+def _server(url: str) -> tuple[str, int | None, str]:
+    """Where a database URL points: host, port, and (SQLite) the file."""
+    parts = urlsplit(url)
+    if parts.scheme.startswith("sqlite"):
+        return ("", None, parts.path)
+    return (parts.hostname or "", parts.port, "")
 
 
 def _embedded_asset_bucket(data_dir: Path) -> str:

@@ -36,7 +36,7 @@ import redis.asyncio
 import sentry_sdk
 
 from ichnaea.broker import keyspace
-from ichnaea.broker.client import decoded
+from ichnaea.broker.client import REDIS_ERRORS, decoded
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class ApiKeyCache:
         self._next_check = now + self.check_interval_s
         try:
             version = decoded(await client.get(keyspace.APIKEY_VERSION))
-        except (redis.RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             if not self._redis_failing:
                 log.warning("api key changes not checked, redis unavailable: %s", exc)
             self._redis_failing = True
@@ -223,7 +223,7 @@ async def count_request(
             pipe.incrby(limit_key, amount)
             pipe.expire(limit_key, APILIMIT_TTL_S)
             _, _, count, _ = await pipe.execute()
-    except (redis.RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         log.warning("daily limit not checked, redis unavailable: %s", exc.__class__.__name__)
         sentry_sdk.capture_exception(exc)
         return None
@@ -241,6 +241,6 @@ async def rate_limit_exceeded(
             pipe.incr(key)
             pipe.expire(key, expire_s)
             count, _ = await pipe.execute()
-    except (redis.RedisError, OSError):
+    except REDIS_ERRORS:
         return on_error
     return int(count) > maxreq

@@ -48,6 +48,7 @@ import redis.asyncio
 
 from ichnaea.api.keys import APILIMIT_TTL_S, APIUSER_TTL_S, ApiKey, count_request
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class UsageRecorder:
                         pipe.pfadd(name, *ips)
                         pipe.expire(name, APIUSER_TTL_S)
                     replies = await pipe.execute()
-            except (redis.RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._restore(counts, users)
                 if not self._failing:
                     log.warning("api usage not sent, redis unavailable: %s", type(exc).__name__)

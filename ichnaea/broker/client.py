@@ -30,6 +30,15 @@ from redis.typing import KeyT
 
 from ichnaea.config import CLUSTER_SCHEMES, Settings, cluster_nodes
 
+# What a Redis outage raises: redis-py's errors, socket errors, and the
+# cluster client's own, which are no RedisError (an unreachable cluster
+# raises RedisClusterUnreachableError, a RedisClusterException).
+REDIS_ERRORS: tuple[type[Exception], ...] = (
+    redis.RedisError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+)
+
 CONNECT_TIMEOUT_S = 1.0
 SOCKET_TIMEOUT_S = 2.0
 

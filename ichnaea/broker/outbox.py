@@ -51,7 +51,7 @@ from redis.commands.core import CoreCommands
 from redis.crc import key_slot
 
 from ichnaea.broker import keyspace
-from ichnaea.broker.client import decoded, is_cluster
+from ichnaea.broker.client import REDIS_ERRORS, decoded, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class Plan:
             return
         try:
             deliver_outbox(self.client, self.queue, self.sender)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("%s: acknowledged, output delivered later: %s", self.queue, exc)
 
 
@@ -297,7 +297,7 @@ def deliver_outbox(client: redis.Redis, queue: str, sender: str, *, min_age_s: f
             break
         try:
             _deliver_entry(client, field_name, entry)
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise Undelivered(f"{queue}: outbox entry {entry.seq} of {sender}: {exc}") from exc
         pop(keys=[box, keyspace.outbox_senders(queue)], args=[raw, sender])
         done += 1

@@ -14,11 +14,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
-import redis
 from sqlalchemy.orm import Session
 
 from ichnaea.api.keys import API_KEY_CACHE_JITTER_S, API_KEY_CACHE_TTL_S, announce_key_change
-from ichnaea.broker.client import connect
+from ichnaea.broker.client import REDIS_ERRORS, connect
 from ichnaea.cli.common import start_role
 from ichnaea.config import Settings
 from ichnaea.repositories import api_keys
@@ -110,7 +109,7 @@ def _announce(settings: Settings) -> None:
     client = connect(settings)
     try:
         announce_key_change(client)
-    except (redis.RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         longest_min = (API_KEY_CACHE_TTL_S + API_KEY_CACHE_JITTER_S) / 60
         click.echo(
             f"warning: Redis unreachable ({exc}); running web processes see the change "

@@ -28,6 +28,7 @@ import redis
 from redis.client import Pipeline
 
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import REDIS_ERRORS
 from ichnaea.codecs import AREAID_BYTES, CELLID_BYTES, MAC_BYTES, NR_AREAID_BYTES
 from ichnaea.enums import Radio
 
@@ -58,13 +59,23 @@ def unpadded(kind: str, key: bytes) -> bytes:
     return key
 
 
-def announce(target: redis.Redis | Pipeline, kind: str, keys: Iterable[bytes]) -> None:
-    """Append one entry naming ``keys`` of ``kind`` (nothing when there are none)."""
+def announce(
+    target: redis.Redis | Pipeline, kind: str, keys: Iterable[bytes], *, at: int | None = None
+) -> None:
+    """Append one entry naming ``keys`` of ``kind`` (nothing when there are none).
+
+    ``at`` (epoch seconds) is the ``modified`` time the writer gave the
+    rows it wrote: a reader of a replica re-reads a key until its row is at
+    least that new (:mod:`ichnaea.index.live`).
+    """
     joined = b"".join(sorted({padded(kind, key) for key in keys}))
     if joined:
+        fields: dict[str, bytes | str | int] = {"kind": kind, "keys": joined}
+        if at is not None:
+            fields["at"] = at
         target.xadd(
             keyspace.STATION_CHANGES,
-            {"kind": kind, "keys": joined},
+            fields,  # type: ignore[arg-type]
             maxlen=STREAM_MAX_ENTRIES,
             approximate=True,
         )
@@ -78,7 +89,7 @@ def announce_changes(client: redis.Redis, kind: str, keys: Iterable[bytes]) -> N
     """
     try:
         announce(client, kind, keys)
-    except (redis.RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         log.warning(
             "station changes of %s not announced (redis: %s); web hosts catch up", kind, exc
         )
@@ -102,6 +113,8 @@ class Changes:
     last_id: bytes
     keys: dict[str, set[bytes]] = field(default_factory=dict)
     missed: bool = False
+    # Per kind and key: the newest ``at`` announced with it (entries that carry one).
+    written: dict[str, dict[bytes, int]] = field(default_factory=dict)
 
 
 def _add(changes: Changes, fields: Mapping[Any, Any]) -> None:
@@ -110,8 +123,14 @@ def _add(changes: Changes, fields: Mapping[Any, Any]) -> None:
     width = KEY_WIDTHS.get(kind)
     if width is None or len(joined) % width:
         return  # not an entry of this format; nothing to apply
-    found = changes.keys.setdefault(kind, set())
-    found.update(unpadded(kind, joined[i : i + width]) for i in range(0, len(joined), width))
+    keys = [unpadded(kind, joined[i : i + width]) for i in range(0, len(joined), width)]
+    changes.keys.setdefault(kind, set()).update(keys)
+    raw_at = fields.get(b"at")
+    if raw_at is not None and bytes(raw_at).isdigit():
+        at = int(raw_at)
+        written = changes.written.setdefault(kind, {})
+        for key in keys:
+            written[key] = max(at, written.get(key, at))
 
 
 def read_changes(

@@ -17,7 +17,9 @@ A :class:`LiveIndex` runs one background thread per web process:
    gone). Lookups search the overlay first (:mod:`ichnaea.index.reader`).
    A station the pipeline commits is so answered from its new state one
    Redis round trip and one database read after the commit: milliseconds,
-   well inside the 2 s the service promises.
+   well inside the 2 s the service promises. Reading a replica, whose copy
+   of the commit may arrive after the announcement, each announced key is
+   read again until its row is as new as announced (``replica_wait_s``).
 3. **Catch up**, every ``catchup_s`` (default 60 s), and at once when the
    stream says entries were missed (trimmed before this process read
    them, Redis unreachable, Redis restarted): read every row whose
@@ -55,6 +57,7 @@ from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ichnaea.broker.client import REDIS_ERRORS
 from ichnaea.enums import Radio
 from ichnaea.index import changes
 from ichnaea.index.build import build_index, encode_records, ensure_index, host_lock, index_keys
@@ -77,6 +80,8 @@ from ichnaea.repositories.stations import AreaRows, StationRows
 log = logging.getLogger(__name__)
 
 MAX_BLOCK_MS = 1000
+# Reading a replica: announced keys are read again at most this often.
+RECHECK_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,10 @@ class IndexSettings:
     rebuild_s: float = 6 * 3600.0
     # Seconds between tries while the index cannot be opened or built.
     retry_s: float = 30.0
+    # Reading a replica (0: the primary): how long an announced key is read
+    # again until its row is as new as announced, and how long at least.
+    replica_wait_s: float = 0.0
+    replica_min_s: float = 1.0
     # A mapped generation must have started at or after this (time.time_ns());
     # an older one is rebuilt at open. 0: any.
     not_before_ns: int = 0
@@ -197,6 +206,11 @@ class _Progress:
     last_id: bytes | None = None  # None: announcements not followed (Redis unreachable)
     high_water_s: dict[str, int] = field(default_factory=dict)
     next_catchup: float = 0.0
+    # Reading a replica: announced keys to read again, per kind, with
+    # (``at`` of the announcement, read again until this monotonic time,
+    # give up at this monotonic time).
+    recheck: dict[str, dict[bytes, tuple[int, float, float]]] = field(default_factory=dict)
+    next_recheck: float = 0.0
 
 
 def _file_ids(directory: Path) -> dict[str, tuple[int, int] | None]:
@@ -208,6 +222,11 @@ def _file_ids(directory: Path) -> dict[str, tuple[int, int] | None]:
         except OSError:
             ids[kind] = None
     return ids
+
+
+def _seconds(value: datetime) -> int:
+    """Epoch seconds of a naive UTC ``modified``."""
+    return int(value.replace(tzinfo=UTC).timestamp())
 
 
 def _to_datetime(seconds: int) -> datetime:
@@ -385,7 +404,7 @@ class LiveIndex:
         """Start following the announcements from the newest one, if Redis answers."""
         try:
             self._progress.last_id = changes.latest_id(self._redis)
-        except (redis.RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._progress.last_id = None
             log.warning("station index: announcements not followed, redis: %s", exc)
 
@@ -431,13 +450,14 @@ class LiveIndex:
         else:
             try:
                 found = changes.read_changes(self._redis, progress.last_id, block_ms=self._block_ms)
-            except (redis.RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("station index: announcements not read, redis: %s", exc)
                 progress.last_id = None
             else:
                 missed = found.missed
                 for kind, keys in found.keys.items():
                     self._apply_keys(kind, sorted(keys))
+                    self._note_recheck(kind, found.written.get(kind, {}))
                     log.debug("station index: %d %s stations changed", len(keys), kind)
                 # Only once applied: if the database failed them, the next
                 # refresh reads the same announcements again.
@@ -445,6 +465,7 @@ class LiveIndex:
         if missed:
             log.info("station index: announcements were missed, catching up from the database")
             progress.next_catchup = 0.0
+        self._recheck()
         if time.monotonic() >= progress.next_catchup:
             self._catch_up()
         self._fold_if_due()
@@ -452,12 +473,57 @@ class LiveIndex:
         self.refreshed_at = time.time()
         return progress.last_id is not None and not missed
 
-    def _apply_keys(self, kind: str, keys: list[bytes]) -> None:
+    def _apply_keys(self, kind: str, keys: list[bytes]) -> dict[bytes, Sequence[Any]]:
+        """Read ``keys``' rows into the overlay; return them by key."""
         fetched_ns = time.time_ns()
         with self._engine.connect() as conn:
             rows = rows_by_keys(conn, kind, keys)
-        found = {bytes(row[0]) for row in rows}
+        found = {bytes(row[0]): row for row in rows}
         self._put(kind, rows, [key for key in keys if key not in found], fetched_ns)
+        return found
+
+    def _note_recheck(self, kind: str, written: dict[bytes, int]) -> None:
+        """Reading a replica: keep the announced keys to read again (:meth:`_recheck`).
+
+        The announcement can overtake the replica: the pipeline announces
+        after its commit on the primary, and the replica applies that commit
+        a moment later. A key is read again until its row's ``modified`` is
+        at least the announced ``at`` and ``replica_min_s`` has passed (rows
+        carry whole seconds: an older write of the same second looks as
+        new), for at most ``replica_wait_s``; beyond that the periodic
+        catch-up reads it.
+        """
+        if self.settings.replica_wait_s <= 0 or not written:
+            return
+        now = time.monotonic()
+        pending = self._progress.recheck.setdefault(kind, {})
+        for key, at in written.items():
+            _, until, give_up = pending.get(key, (at, 0.0, 0.0))
+            pending[key] = (
+                at,
+                max(until, now + self.settings.replica_min_s),
+                max(give_up, now + self.settings.replica_wait_s),
+            )
+
+    def _recheck(self) -> None:
+        """Read the keys kept by :meth:`_note_recheck` again, at most every ``RECHECK_S``."""
+        progress = self._progress
+        now = time.monotonic()
+        if now < progress.next_recheck:
+            return
+        progress.next_recheck = now + RECHECK_S
+        for kind, pending in progress.recheck.items():
+            # Given up first: a replica that stays unreachable leaves nothing behind.
+            for key in [key for key, (_, _, give_up) in pending.items() if give_up <= now]:
+                del pending[key]
+            if not pending:
+                continue
+            rows = self._apply_keys(kind, sorted(pending))
+            for key, (at, until, _) in list(pending.items()):
+                row = rows.get(key)
+                fresh = row is not None and row[6] is not None and _seconds(row[6]) >= at
+                if fresh and until <= now:
+                    del pending[key]
 
     def _put(
         self, kind: str, rows: Sequence[Sequence[Any]], gone: list[bytes], fetched_ns: int
@@ -483,7 +549,7 @@ class LiveIndex:
                 for rows in pages:
                     modified = [row[6] for row in rows if row[6] is not None]
                     if modified:
-                        newest = int(max(modified).replace(tzinfo=UTC).timestamp())
+                        newest = _seconds(max(modified))
                         newest_s = max(newest_s, newest)
                     self._put(kind, rows, [], fetched_ns)
             progress.high_water_s[kind] = newest_s

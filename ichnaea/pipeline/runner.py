@@ -38,6 +38,7 @@ import sqlalchemy.exc
 from redis.client import Pipeline
 
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import REDIS_ERRORS
 from ichnaea.broker.queue import encode_item
 from ichnaea.broker.reliable import LEASE_S, LostLease, ReliableQueue, SerialQueue
 
@@ -50,8 +51,7 @@ FAILURE_COUNTER_TTL_S = 86400
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
-    redis.RedisError,
-    OSError,
+    *REDIS_ERRORS,
 )
 # What a stage's decode raises for an item it cannot use.
 DECODE_ERRORS: tuple[type[Exception], ...] = (

@@ -1,4 +1,4 @@
-"""SQL for the server's own health figures (read by the rate controller)."""
+"""SQL for the server's own health figures (the rate controller, the heartbeat)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,28 @@ def read_history_length(engine: sqlalchemy.Engine | None) -> int | None:
             return None
         raise
     return None if value is None else int(value)
+
+
+def read_replica_status(connection: sqlalchemy.Connection) -> dict[str, object] | None:
+    """Whether the server replicates, and how far behind; None if it is no replica.
+
+    ``{"running": bool, "lag_s": int | None}`` from ``SHOW SLAVE STATUS``
+    (MariaDB's and MySQL's name for it); ``running`` is both replication
+    threads up, ``lag_s`` the server's ``Seconds_Behind_Master`` (None while
+    not replicating). ``{"running": None, "lag_s": None}`` when the account
+    may not ask (the REPLICATION CLIENT or SLAVE MONITOR privilege).
+    """
+    if connection.dialect.name not in MYSQL_DIALECTS:
+        return None
+    try:
+        row = connection.execute(sqlalchemy.text("SHOW SLAVE STATUS")).mappings().first()
+    except DBAPIError as exc:
+        args = getattr(exc.orig, "args", ())
+        if args and args[0] == MYSQL_ACCESS_DENIED:
+            return {"running": None, "lag_s": None}
+        raise
+    if row is None:
+        return None
+    running = row["Slave_IO_Running"] == "Yes" and row["Slave_SQL_Running"] == "Yes"
+    lag = row["Seconds_Behind_Master"]
+    return {"running": running, "lag_s": None if lag is None else int(lag)}

@@ -11,6 +11,12 @@ timeout, and answers 503 with the same body when any of them is down:
 ``time`` is milliseconds. A check that fails reports ``up: false``; one that
 raises something unexpected reports ``up: null, time: -1`` (and is logged).
 
+When the web role reads from a replica (``DB_READONLY_URI``), ``database``
+also says whether it replicates and how far behind it is, without deciding
+the status: ``"replica": {"running": true, "lag_s": 0}`` (``lag_s`` is the
+server's ``Seconds_Behind_Master``, null while replication is stopped;
+both null when the account may not ask).
+
 With the station index on, ``station_index`` reports its state without
 deciding the status (the database answers while the index is not up):
 ``{"up": true, "state": "ready", "generation": ..., "age_s": 812.4,
@@ -32,7 +38,6 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
-import redis
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -40,8 +45,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import ichnaea
+from ichnaea.broker.client import REDIS_ERRORS
 from ichnaea.geoip import NULL_VERSION
 from ichnaea.migrate import current_revision
+from ichnaea.repositories.monitoring import read_replica_status
 from ichnaea.web.lifespan import AppState, app_state
 
 log = logging.getLogger(__name__)
@@ -63,10 +70,16 @@ def _check_database_sync(state: AppState) -> dict[str, Any]:
         with state.db.connect() as conn:
             conn.execute(text("SELECT 1"))
             revision = current_revision(conn)
+            replica = read_replica_status(conn)
     except SQLAlchemyError as exc:
         log.warning("heartbeat: database down: %s", exc.__class__.__name__)
         return {"up": False, "time": 0, "alembic_version": "unknown"}
-    return {"up": True, "time": _elapsed_ms(start), "alembic_version": revision}
+    result: dict[str, Any] = {"up": True, "time": _elapsed_ms(start), "alembic_version": revision}
+    if replica is not None:
+        # Reported, not deciding the status: a replica that lags or stopped
+        # still answers (the station index serves what it read).
+        result["replica"] = replica
+    return result
 
 
 async def _check_database(state: AppState) -> dict[str, Any]:
@@ -89,7 +102,7 @@ async def _check_redis(state: AppState) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         await state.redis.ping()
-    except (redis.RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         log.warning("heartbeat: redis down: %s", exc.__class__.__name__)
         return {"up": False, "time": 0}
     return {"up": True, "time": _elapsed_ms(start)}

@@ -41,6 +41,9 @@ from ichnaea.repositories.session import create_engine
 log = logging.getLogger(__name__)
 
 STATE_KEY = "ichnaea"
+# Reading a replica: how long an announced station is read again until the
+# replica has the announced write (beyond that, the index's catch-up).
+REPLICA_WAIT_S = 30.0
 
 
 @dataclass(slots=True)
@@ -93,6 +96,7 @@ def open_state(settings: Settings) -> AppState:
                 max_overlay_rows=settings.station_index_max_overlay_rows,
                 rebuild_s=settings.station_index_rebuild_s,
                 not_before_ns=settings.web_started_ns,
+                replica_wait_s=REPLICA_WAIT_S if settings.db_reads_replica else 0.0,
             ),
         )
         index.start()

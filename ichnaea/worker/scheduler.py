@@ -23,6 +23,7 @@ import time
 import redis
 
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import REDIS_ERRORS
 from ichnaea.config import Settings
 from ichnaea.worker.jobs import Job, scheduled_jobs
 from ichnaea.worker.shutdown import StopSignal
@@ -100,7 +101,7 @@ def run_scheduler(settings: Settings, client: redis.Redis, stop: StopSignal) -> 
                 stop.wait(TICK_S)
             if not stop.is_set():
                 log.warning("scheduler lost the lock; waiting to take it again")
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.error("scheduler: redis unavailable (%s); retrying", exc)
             stop.wait(5)
     lock.release()

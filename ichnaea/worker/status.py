@@ -25,7 +25,7 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from ichnaea.broker import keyspace
-from ichnaea.broker.client import decoded
+from ichnaea.broker.client import REDIS_ERRORS, decoded
 from ichnaea.pipeline.ingest.incoming import ExportTarget
 from ichnaea.worker.jobs import Resources, claimed_elsewhere, data_queue_names, scheduled_jobs
 
@@ -64,7 +64,7 @@ def pipeline_status(res: Resources) -> PipelineStatus:
     client = res.redis
     try:
         client.ping()
-    except (redis.RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         status.problems.append(f"redis unreachable: {exc}")
         return status
     targets: list[ExportTarget] = []

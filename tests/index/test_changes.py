@@ -47,6 +47,16 @@ def test_keys_of_every_width_come_back_as_announced(backend_redis: redis.Redis) 
     assert again.keys == {} and again.last_id == found.last_id and not again.missed
 
 
+def test_the_write_time_comes_back_per_key_newest_first(backend_redis: redis.Redis) -> None:
+    one, two = b"\x01" * 6, b"\x02" * 6
+    changes.announce(backend_redis, "wifi", [one, two], at=1_800_000_000)
+    changes.announce(backend_redis, "wifi", [two], at=1_800_000_005)
+    changes.announce(backend_redis, "wifi", [one])  # a writer that states no time
+    found = changes.read_changes(backend_redis, changes.START_ID)
+    assert found.keys == {"wifi": {one, two}}
+    assert found.written == {"wifi": {one: 1_800_000_000, two: 1_800_000_005}}
+
+
 def test_a_reader_behind_the_trimmed_stream_knows_it_missed_entries(
     backend_redis: redis.Redis,
 ) -> None:

@@ -176,11 +176,8 @@ def _check_alive(process: subprocess.Popen[bytes], name: str, log: Path) -> None
         raise ServerStartError(f"{name} exited with {process.returncode}:\n{log_tail(log)}")
 
 
-class _ServerGroup:
-    """Server processes started together, stopped together, and on every failed start."""
-
-    def __init__(self) -> None:
-        self._processes: list[subprocess.Popen[bytes]] = []
+class Started:
+    """Something a test starts and stops: a context manager that cleans up a failed start."""
 
     def __enter__(self) -> Self:
         return self.start()
@@ -198,14 +195,27 @@ class _ServerGroup:
 
     def start(self) -> Self:
         """Run the start steps; on any failure stop what started."""
-        if self._processes:
-            raise RuntimeError(f"a {type(self).__name__} starts once; make a new one")
         try:
             self._start_steps()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class _ServerGroup(Started):
+    """Server processes started together, stopped together, and on every failed start."""
+
+    def __init__(self) -> None:
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> Self:
+        if self._processes:
+            raise RuntimeError(f"a {type(self).__name__} starts once; make a new one")
+        return super().start()
 
     def stop(self) -> None:
         """Stop every process (SIGTERM, then SIGKILL after a timeout); safe to call again."""
@@ -451,8 +461,11 @@ class MariaDBPrimaryReplica(_ServerGroup):
         ]
         for index, role in enumerate(("primary", "replica")):
             data_dir = self._base_dir / role / "data"
-            data_dir.parent.mkdir(parents=True, exist_ok=True)
-            install = [install_db, *common, f"--datadir={data_dir}"]
+            # A temporary directory of its own: the shared /tmp may hold a
+            # stale file of a killed server whose pid this one got again.
+            tmp_dir = self._base_dir / role / "tmp"
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            install = [install_db, *common, f"--datadir={data_dir}", f"--tmpdir={tmp_dir}"]
             install += ["--auth-root-authentication-method=normal", "--skip-test-db"]
             _run(install, self._base_dir / role / "install-db.log", self._timeout_s)
             # The replica keeps no binary log of its own (nothing replicates
@@ -466,6 +479,7 @@ class MariaDBPrimaryReplica(_ServerGroup):
                 mariadbd,
                 *common,
                 f"--datadir={data_dir}",
+                f"--tmpdir={tmp_dir}",
                 f"--socket={self._socket(role)}",
                 f"--port={self._ports[index]}",
                 f"--bind-address={self._host}",
@@ -556,6 +570,19 @@ class MariaDBPrimaryReplica(_ServerGroup):
         """STOP SLAVE: the replica keeps serving reads but falls behind."""
         with self._cursor("replica") as cursor:
             cursor.execute("STOP SLAVE")
+
+    def delay_replication(self, seconds: int) -> None:
+        """Let the replica apply each event ``seconds`` after the primary wrote it."""
+        with self._cursor("replica") as cursor:
+            cursor.execute("STOP SLAVE")
+            cursor.execute(f"CHANGE MASTER TO MASTER_DELAY = {int(seconds)}")
+        self.start_replication()
+
+    def kill_replica(self) -> None:
+        """SIGKILL the replica's server (a lost replica); the primary runs on."""
+        replica = self._processes[1]
+        replica.kill()
+        replica.wait()
 
     def replica_lag_seconds(self) -> int | None:
         """Seconds_Behind_Master; None when the replica is not replicating."""

@@ -62,7 +62,7 @@ import redis
 import redis.asyncio
 
 from ichnaea.broker import keyspace
-from ichnaea.broker.client import mget_async
+from ichnaea.broker.client import REDIS_ERRORS, mget_async
 from ichnaea.geo import distance_m
 
 __all__ = [
@@ -81,6 +81,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# A cache read fails on Redis, or on a value it cannot decode.
+_CACHE_READ_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, ValueError)
 
 DEFAULT_SCHEMA: Final = "ichnaea/v1"  # also what a NULL ``fallback_schema`` means
 SCHEMAS: Final = frozenset({"ichnaea/v1", "combain/v1", "googlemaps/v1", "unwiredlabs/v1"})
@@ -473,7 +476,7 @@ class FallbackClient:
         try:
             raw_values = await mget_async(self._redis, keys)
             values = [_decode_cache_value(raw) for raw in raw_values if raw is not None]
-        except (redis.RedisError, ValueError) as exc:
+        except _CACHE_READ_ERRORS as exc:
             log.warning("fallback %s: cache read failed: %r", config.name, exc)
             return "failure", None
         return _combine_cached(values)
@@ -490,7 +493,7 @@ class FallbackClient:
                 for key in keys:
                     pipe.set(key, value, ex=expire_s)
                 await pipe.execute()
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             log.warning("fallback %s: cache write failed: %r", config.name, exc)
 
     async def _ratelimit_exceeded(self, config: FallbackConfig) -> bool:
@@ -503,7 +506,7 @@ class FallbackClient:
                 pipe.incr(key)
                 pipe.expire(key, interval_s * RATELIMIT_EXPIRE_INTERVALS)
                 count, _ = await pipe.execute()
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             # Without a working counter we cannot promise the provider anything.
             log.warning("fallback %s: rate limit check failed: %r", config.name, exc)
             return True

@@ -45,6 +45,7 @@ from ichnaea.api.locate.result import Position, Region, best_position, best_regi
 from ichnaea.api.locate.sources import fallback, geoip, internal
 from ichnaea.breaker import CircuitBreaker
 from ichnaea.broker import keyspace
+from ichnaea.broker.client import REDIS_ERRORS
 from ichnaea.broker.queue import GroupPusher, encode_item
 from ichnaea.geocode import Geocoder
 from ichnaea.index.live import LiveIndex
@@ -205,7 +206,7 @@ class LocateService:
             item = {"api_key": api_key.valid_key, "source": "query", "report": report}
             # Query reports are the first to go when the pipeline falls behind.
             await self.queue_reports([encode_item(item)], limit=self.max_queue_backlog // 2)
-        except (redis.RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("query report not stored, redis unavailable: %s", exc.__class__.__name__)
             sentry_sdk.capture_exception(exc)
 

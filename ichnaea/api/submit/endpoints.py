@@ -17,7 +17,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 import sentry_sdk
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,6 +34,7 @@ from ichnaea.api.context import (
 from ichnaea.api.keys import ApiKey
 from ichnaea.api.logfields import note
 from ichnaea.api.responses import AnswerResponse
+from ichnaea.broker.client import REDIS_ERRORS
 from ichnaea.broker.queue import encode_item
 from ichnaea.errors import ParseError, ServiceUnavailableError
 from ichnaea.reports.formats import Report, parse_v0, parse_v1, parse_v2
@@ -89,7 +89,7 @@ async def _submit(request: Request, path: str, parse: Callable[[Any], list[Repor
         limit = state.settings.max_queue_backlog
         try:
             queued = await state.service.queue_reports(items, limit=limit)
-        except (redis.RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.error("submission refused, redis unavailable: %s", exc.__class__.__name__)
             sentry_sdk.capture_exception(exc)
             raise ServiceUnavailableError() from exc

@@ -26,6 +26,7 @@ succeeds. Deadlocks and lock-wait timeouts retry the transaction.
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import time
@@ -234,7 +235,7 @@ class StationStage:
             # The changed keys are announced with the ack, after the commit:
             # a worker stopped in between leaves the batch to be resumed, and
             # whoever acknowledges it announces them (one round trip fewer).
-            announce(pipe, self.queue.stype.name, keys)
+            announce(pipe, self.queue.stype.name, keys, at=calendar.timegm(when.timetuple()))
 
         # Counted by the worker that acknowledges, so a batch resumed after a
         # crash between commit and ack is counted too, and only once.
