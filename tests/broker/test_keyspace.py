@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from redis.crc import key_slot
 from ichnaea.broker import keyspace
 from ichnaea.broker.reliable import ReliableQueue, SerialQueue
 from ichnaea.codecs import DATAMAP_SHARD_IDS, MAC_SHARD_IDS
+from ichnaea.worker.jobs import station_queues
 
 PACKAGE = Path(keyspace.__file__).resolve().parent.parent
 DAY = date(2026, 12, 7)
@@ -200,3 +202,11 @@ def test_legacy_keys_move_to_their_tagged_names(redis_client: redis.Redis) -> No
         ]
     )
     assert keyspace.rename_legacy_keys(redis_client, [keyspace.INCOMING, queue]) == 0
+
+
+def test_station_queues_spread_over_the_masters_of_a_cluster() -> None:
+    """On three masters with the slots split evenly (as redis-cli --cluster create
+    does), every master holds station queues: the shards' ingest spreads out."""
+    per_master = Counter(key_slot(q.name.encode()) * 3 // 16384 for q in station_queues())
+    assert sorted(per_master) == [0, 1, 2]
+    assert min(per_master.values()) >= 8, per_master
