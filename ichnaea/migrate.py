@@ -34,6 +34,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
 from ichnaea.config import DbUser, Settings
 from ichnaea.repositories.session import create_engine, is_sqlite
@@ -162,9 +163,31 @@ def _prepare_mysql(url: URL, settings: Settings, echo: Callable[[str], None]) ->
                     continue
                 _create_user(connection, user, quoted, privileges)
                 echo(f"Granted {privileges} on {quoted} to {role} user {user.name!r}@'%'")
+                if role == "read-only":
+                    granted = _grant_replica_monitor(connection, user)
+                    if granted:
+                        echo(
+                            f"Granted {granted} to {user.name!r}@'%' (the heartbeat's replica lag)"
+                        )
             connection.commit()
     finally:
         server.dispose()
+
+
+def _grant_replica_monitor(connection: Connection, user: DbUser) -> str | None:
+    """Let the web role read its replica's state (``SHOW SLAVE STATUS``); the privilege granted.
+
+    ``SLAVE MONITOR`` on MariaDB 10.5.9 and later, ``REPLICATION CLIENT``
+    on MySQL and older MariaDB; None if the server refuses both (the
+    heartbeat then shows the lag as unknown).
+    """
+    for privilege in ("SLAVE MONITOR", "REPLICATION CLIENT"):
+        try:
+            connection.exec_driver_sql(f"GRANT {privilege} ON *.* TO %s@'%%'", (user.name,))
+        except DBAPIError:
+            continue
+        return privilege
+    return None
 
 
 def _create_user(connection: Connection, user: DbUser, database: str, privileges: str) -> None:

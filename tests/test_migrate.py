@@ -22,6 +22,7 @@ from ichnaea.migrate import (
     migrate,
     migrations_dir,
 )
+from ichnaea.repositories.monitoring import read_replica_status
 from ichnaea.repositories.session import create_engine
 from tests.fixtures_db import db_prefix
 
@@ -127,6 +128,8 @@ def test_migrate_grants_select_only_to_readonly_user(
             with pytest.raises(OperationalError) as denied:
                 connection.exec_driver_sql("INSERT INTO api_key (valid_key) VALUES ('ro')")
             assert mysql_errno(denied.value) == COMMAND_DENIED
+            # The heartbeat may read the replica's state (here: no replica).
+            assert read_replica_status(connection) is None
     finally:
         readonly.dispose()
 
