@@ -13,7 +13,8 @@ keys of one hash slot, and the effects land in many. So on a cluster:
    thus acknowledged exactly when its output is recorded: never one
    without the other.
 2. Right after, the consumer *delivers* the entry: one script per target
-   slot applies that slot's commands. Each script first compares the
+   slot applies that slot's commands (all in one pipeline: a round trip
+   per master). Each script first compares the
    entry's sequence number with the last one that slot took from this
    consumer (a hash ``{<key>}:delivered``, field ``<queue>|<consumer>``)
    and does nothing for an entry it already took, so a delivery repeated
@@ -37,6 +38,7 @@ restart, which nothing prunes yet.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import struct
@@ -49,6 +51,7 @@ import redis
 from redis.client import Pipeline
 from redis.commands.core import CoreCommands
 from redis.crc import key_slot
+from redis.exceptions import NoScriptError
 
 from ichnaea.broker import keyspace
 from ichnaea.broker.client import REDIS_ERRORS, decoded, is_cluster
@@ -96,6 +99,8 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
+
+_DELIVER_SHA = hashlib.sha1(_DELIVER.encode()).hexdigest()
 
 # KEYS[1]: an outbox, KEYS[2]: its queue's senders set; ARGV: the entry, the sender.
 # Removes the entry only if it is still first (another deliverer may have
@@ -275,10 +280,26 @@ def plan(client: redis.Redis, queue: str, sender: str, effects: Effects | None) 
 
 
 def _deliver_entry(client: redis.Redis, field_name: str, entry: _Entry) -> None:
-    script = client.register_script(_DELIVER)
-    for keys, argv, count in entry.groups:
-        marker = keyspace.delivered(decoded(keys[0]))
-        script(keys=[marker, *keys], args=[field_name, entry.seq, count, *argv])
+    """One script run per target slot, all in one pipeline (a round trip per master).
+
+    A node that does not know the script (restarted, failed over) refuses
+    the run with NOSCRIPT: the script is loaded on every master and the
+    whole entry sent again, which the sequence check makes harmless for
+    the slots that took it the first time.
+    """
+    for attempt in range(2):
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for keys, argv, count in entry.groups:
+                    marker = keyspace.delivered(decoded(keys[0]))
+                    args: list[bytes | str | int] = [field_name, entry.seq, count, *argv]
+                    pipe.evalsha(_DELIVER_SHA, 1 + len(keys), marker, *keys, *args)
+                pipe.execute()
+            return
+        except NoScriptError:
+            if attempt:
+                raise
+            client.script_load(_DELIVER)
 
 
 def deliver_outbox(client: redis.Redis, queue: str, sender: str, *, min_age_s: float = 0.0) -> int:

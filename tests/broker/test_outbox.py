@@ -173,3 +173,10 @@ def test_entries_round_trip_binary_values() -> None:
             2,
         )
     ]
+
+
+def test_a_master_that_lost_the_script_gets_it_again(cluster: redis.Redis) -> None:
+    cluster.script_flush()  # every master, as after restarts
+    queue = claim_one(cluster, "c5")
+    queue.ack("c5", push_to_targets)
+    assert queued(cluster) == {target: [b"x1", b"x2"] for target in TARGETS}
