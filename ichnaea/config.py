@@ -123,6 +123,9 @@ class Settings:
     queue_lease_s: int = 60
     # Observations per station-shard batch (one DB read and one upsert each).
     station_batch: int = 500
+    # How long a shard's oldest observation may wait for its batch to fill
+    # before the shard is processed anyway (0: at once).
+    station_max_wait_ms: int = 1000
     # Seconds a half-full external export batch waits before it is sent anyway.
     export_max_age_s: int = 3600
     logging_level: str = "INFO"
@@ -517,6 +520,7 @@ def load_settings(
         max_queue_backlog=env.integer("MAX_QUEUE_BACKLOG", 1_000_000, lo=1, hi=1 << 40),
         queue_lease_s=env.integer("QUEUE_LEASE_S", 60, lo=1, hi=86400),
         station_batch=env.integer("STATION_BATCH", 500, lo=1, hi=100_000),
+        station_max_wait_ms=env.integer("STATION_MAX_WAIT_MS", 1000, lo=0, hi=3_600_000),
         export_max_age_s=env.integer("EXPORT_MAX_AGE_S", 3600, lo=0, hi=30 * 86400),
         logging_level=level,
         local_dev_env=env.boolean("LOCAL_DEV_ENV"),

@@ -183,14 +183,39 @@ def _external(res: Resources) -> int:
     )
 
 
+def _shard_due(size: int, in_flight: int, since: bytes | None, res: Resources, now: float) -> bool:
+    """Whether a station shard is processed now: a batch in flight, a full batch, or
+    observations that waited ``STATION_MAX_WAIT_MS`` (at once when draining).
+
+    Letting a shard fill up makes fewer, larger batches: each costs one
+    database transaction and one acknowledgement whatever its size. The
+    timer is set by the first push to a shard and restarted by each
+    acknowledged batch; a shard without one (pushed by an older version)
+    is processed at once.
+    """
+    if in_flight:
+        return True
+    if not size:
+        return False
+    if res.drain or size >= res.settings.station_batch or since is None:
+        return True
+    return (now - float(since)) * 1000 >= res.settings.station_max_wait_ms
+
+
 def _stations(res: Resources) -> int:
     queues = list(station_queues())
     with res.redis.pipeline(transaction=False) as pipe:
         for queue in queues:
             pipe.llen(queue.name)
             pipe.exists(SerialQueue(res.redis, queue.name).inflight_key)
-        sizes = pipe.execute()
-    busy = [q for i, q in enumerate(queues) if sizes[2 * i] or sizes[2 * i + 1]]
+            pipe.get(keyspace.since(queue.name))
+        found = pipe.execute()
+    now = time.time()
+    busy = [
+        queue
+        for i, queue in enumerate(queues)
+        if _shard_due(found[3 * i], found[3 * i + 1], found[3 * i + 2], res, now)
+    ]
     # Processes start at different shards so they spread instead of queueing up.
     random.shuffle(busy)
     handled = 0

@@ -11,6 +11,7 @@ every report yields its observations exactly once.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +60,13 @@ class KnownKeys:
             return read_valid_keys(conn)
 
 
-def push_outputs(pipe: Pipeline, batch: InternalBatch) -> None:
+def push_outputs(pipe: Pipeline, batch: InternalBatch, now: float) -> None:
     for queue, observations in batch.observations.items():
         if observations:
             pipe.rpush(queue, *(encode_observation(obs) for obs in observations))
+            # When the shard's oldest waiting observation arrived: the worker
+            # lets a shard fill up to a batch for a moment (STATION_MAX_WAIT_MS).
+            pipe.set(keyspace.since(queue), str(now), nx=True)
     for queue, grids in batch.datamap.items():
         if grids:
             pipe.rpush(queue, *sorted(grids))
@@ -96,7 +100,8 @@ class InternalStage:
             target, _, _ = keyspace.parse_export_queue(batch.queue)
             self.metrics.incr("data.export.batch", tags={"key": target})
 
-        return Done(effects=lambda pipe: push_outputs(pipe, result), acknowledged=counted)
+        now = time.time()
+        return Done(effects=lambda pipe: push_outputs(pipe, result, now), acknowledged=counted)
 
 
 def process_internal(

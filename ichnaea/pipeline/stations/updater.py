@@ -232,6 +232,9 @@ class StationStage:
 
         def acknowledged_with(pipe: Pipeline) -> None:
             apply_effects(pipe, effects)
+            # The shard's fill timer (ichnaea.worker.jobs) starts again: what
+            # arrived meanwhile may wait for a fuller batch.
+            pipe.set(keyspace.since(self.queue.name), str(time.time()))
             # The changed keys are announced with the ack, after the commit:
             # a worker stopped in between leaves the batch to be resumed, and
             # whoever acknowledges it announces them (one round trip fewer).

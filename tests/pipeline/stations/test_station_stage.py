@@ -17,6 +17,7 @@ stations at the base point created and modified 10 days ago.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -221,6 +222,9 @@ def test_five_observations_store_a_new_station_9_7_1(
     assert stat_counters(pipeline, stype) == (5, 1)
     for name in (stype.name, f"unique_{stype.name}"):
         assert 0 < pipeline.redis.ttl(f"statcounter_{name}_{DAY}") <= STAT_COUNTER_TTL_S
+    # The acknowledged batch restarts the shard's fill timer (ichnaea.worker.jobs).
+    since = pipeline.redis.get(keyspace.since(shard_queue(stype).name))
+    assert since is not None and abs(float(since) - time.time()) < 60
 
 
 @EVERY_TYPE
