@@ -24,7 +24,7 @@ from typing import Any
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from ichnaea.broker import keyspace
+from ichnaea.broker import keyspace, outbox
 from ichnaea.broker.client import REDIS_ERRORS, decoded
 from ichnaea.pipeline.ingest.incoming import ExportTarget
 from ichnaea.worker.jobs import Resources, claimed_elsewhere, data_queue_names, scheduled_jobs
@@ -34,6 +34,8 @@ from ichnaea.worker.jobs import Resources, claimed_elsewhere, data_queue_names, 
 class PipelineStatus:
     queues: dict[str, int] = field(default_factory=dict)
     claimed: int | None = None
+    # Redis Cluster: acknowledged batches whose output waits in an outbox.
+    undelivered: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
     undecodable: dict[str, int] = field(default_factory=dict)
     scheduler_leader: str | None = None
@@ -45,6 +47,7 @@ class PipelineStatus:
         return {
             "queues": self.queues,
             "claimed": self.claimed,
+            "undelivered": self.undelivered,
             "dead_letters": self.dead_letters,
             "undecodable": self.undecodable,
             "scheduler_leader": self.scheduler_leader,
@@ -77,7 +80,10 @@ def pipeline_status(res: Resources) -> PipelineStatus:
         for name in names:
             pipe.llen(name)
         status.queues = dict(zip(names, (int(n) for n in pipe.execute()), strict=True))
-    status.claimed = claimed_elsewhere(res, targets)
+    # claimed_elsewhere counts the outbox entries too (ichnaea process waits
+    # for them); shown apart here.
+    status.undelivered = outbox.pending(client, names)
+    status.claimed = claimed_elsewhere(res, targets) - status.undelivered
     for key in _keys(client, keyspace.DEAD_LETTER_PATTERN):
         status.dead_letters[key] = int(client.llen(key))
     for key in _keys(client, keyspace.UNDECODABLE_PATTERN):
@@ -114,6 +120,11 @@ def render(status: PipelineStatus) -> list[str]:
     lines.append(f"  ({idle} other queues empty)" if busy else f"  all {idle} queues empty")
     if status.claimed is not None:
         lines.append(f"claimed by workers, not yet acknowledged: {status.claimed:,}")
+    if status.undelivered:
+        lines.append(
+            f"acknowledged, output not yet delivered (Redis Cluster outboxes): "
+            f"{status.undelivered:,} (the reclaim job delivers what stopped workers left)"
+        )
     for title, counts in (
         ("dead letters", status.dead_letters),
         ("undecodable", status.undecodable),

@@ -7,7 +7,7 @@ queue test takes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -17,6 +17,10 @@ from redis.crc import key_slot
 from ichnaea.broker import keyspace, outbox
 from ichnaea.broker.client import connect_url
 from ichnaea.broker.reliable import ReliableQueue, SerialQueue
+from ichnaea.config import Settings
+from ichnaea.repositories.session import create_engine
+from ichnaea.worker.jobs import Resources, claimed_elsewhere
+from ichnaea.worker.status import pipeline_status, render
 
 # Three queues in three different slots (checked below), as a stage's output spreads.
 TARGETS = ("update_wifi_3", "update_blue_a", "update_cellarea")
@@ -180,3 +184,22 @@ def test_a_master_that_lost_the_script_gets_it_again(cluster: redis.Redis) -> No
     queue = claim_one(cluster, "c5")
     queue.ack("c5", push_to_targets)
     assert queued(cluster) == {target: [b"x1", b"x2"] for target in TARGETS}
+
+
+def test_status_shows_output_waiting_in_outboxes(
+    cluster: redis.Redis,
+    redis_cluster_url: str,
+    migrated_sqlite_url: str,
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queue = claim_one(cluster, "gone")
+    with monkeypatch.context() as patch:
+        patch.setattr(outbox.Plan, "deliver", lambda self: None)
+        queue.ack("gone", push_to_targets)
+    settings = make_settings(DB_READWRITE_URI=migrated_sqlite_url, REDIS_URI=redis_cluster_url)
+    res = Resources(settings, create_engine(migrated_sqlite_url), cluster)
+    status = pipeline_status(res)
+    assert (status.claimed, status.undelivered) == (0, 1)
+    assert any("not yet delivered (Redis Cluster outboxes): 1" in line for line in render(status))
+    assert claimed_elsewhere(res) == 1  # what ichnaea process waits for
