@@ -95,9 +95,8 @@ class IndexSettings:
     # Seconds between tries while the index cannot be opened or built.
     retry_s: float = 30.0
     # Reading a replica (0: the primary): how long an announced key is read
-    # again until its row is as new as announced, and how long at least.
+    # again until its row is as new as announced.
     replica_wait_s: float = 0.0
-    replica_min_s: float = 1.0
     # A mapped generation must have started at or after this (time.time_ns());
     # an older one is rebuilt at open. 0: any.
     not_before_ns: int = 0
@@ -207,9 +206,8 @@ class _Progress:
     high_water_s: dict[str, int] = field(default_factory=dict)
     next_catchup: float = 0.0
     # Reading a replica: announced keys to read again, per kind, with
-    # (``at`` of the announcement, read again until this monotonic time,
-    # give up at this monotonic time).
-    recheck: dict[str, dict[bytes, tuple[int, float, float]]] = field(default_factory=dict)
+    # (``at`` of the announcement, give up at this monotonic time).
+    recheck: dict[str, dict[bytes, tuple[int, float]]] = field(default_factory=dict)
     next_recheck: float = 0.0
 
 
@@ -227,6 +225,11 @@ def _file_ids(directory: Path) -> dict[str, tuple[int, int] | None]:
 def _seconds(value: datetime) -> int:
     """Epoch seconds of a naive UTC ``modified``."""
     return int(value.replace(tzinfo=UTC).timestamp())
+
+
+def _is_fresh(row: Sequence[Any] | None, at: int) -> bool:
+    """Whether a row read back is at least as new as the write announced at ``at``."""
+    return row is not None and row[6] is not None and _seconds(row[6]) >= at
 
 
 def _to_datetime(seconds: int) -> datetime:
@@ -456,8 +459,8 @@ class LiveIndex:
             else:
                 missed = found.missed
                 for kind, keys in found.keys.items():
-                    self._apply_keys(kind, sorted(keys))
-                    self._note_recheck(kind, found.written.get(kind, {}))
+                    rows = self._apply_keys(kind, sorted(keys))
+                    self._note_recheck(kind, found.written.get(kind, {}), rows)
                     log.debug("station index: %d %s stations changed", len(keys), kind)
                 # Only once applied: if the database failed them, the next
                 # refresh reads the same announcements again.
@@ -482,28 +485,27 @@ class LiveIndex:
         self._put(kind, rows, [key for key in keys if key not in found], fetched_ns)
         return found
 
-    def _note_recheck(self, kind: str, written: dict[bytes, int]) -> None:
-        """Reading a replica: keep the announced keys to read again (:meth:`_recheck`).
+    def _note_recheck(
+        self, kind: str, written: dict[bytes, int], rows: dict[bytes, Sequence[Any]]
+    ) -> None:
+        """Reading a replica: keep the announced keys it did not have yet (:meth:`_recheck`).
 
         The announcement can overtake the replica: the pipeline announces
         after its commit on the primary, and the replica applies that commit
-        a moment later. A key is read again until its row's ``modified`` is
-        at least the announced ``at`` and ``replica_min_s`` has passed (rows
-        carry whole seconds: an older write of the same second looks as
-        new), for at most ``replica_wait_s``; beyond that the periodic
-        catch-up reads it.
+        a moment later. A key whose row was missing or older than the
+        announced ``at`` is read again until it is not, for at most
+        ``replica_wait_s``; beyond that the periodic catch-up reads it.
+        Rows carry whole seconds, so an older write of the same second
+        passes for the announced one: a station written twice within a
+        second may be answered one write behind until the catch-up.
         """
         if self.settings.replica_wait_s <= 0 or not written:
             return
-        now = time.monotonic()
+        give_up = time.monotonic() + self.settings.replica_wait_s
         pending = self._progress.recheck.setdefault(kind, {})
         for key, at in written.items():
-            _, until, give_up = pending.get(key, (at, 0.0, 0.0))
-            pending[key] = (
-                at,
-                max(until, now + self.settings.replica_min_s),
-                max(give_up, now + self.settings.replica_wait_s),
-            )
+            if not _is_fresh(rows.get(key), at):
+                pending[key] = (at, give_up)
 
     def _recheck(self) -> None:
         """Read the keys kept by :meth:`_note_recheck` again, at most every ``RECHECK_S``."""
@@ -514,15 +516,13 @@ class LiveIndex:
         progress.next_recheck = now + RECHECK_S
         for kind, pending in progress.recheck.items():
             # Given up first: a replica that stays unreachable leaves nothing behind.
-            for key in [key for key, (_, _, give_up) in pending.items() if give_up <= now]:
+            for key in [key for key, (_, give_up) in pending.items() if give_up <= now]:
                 del pending[key]
             if not pending:
                 continue
             rows = self._apply_keys(kind, sorted(pending))
-            for key, (at, until, _) in list(pending.items()):
-                row = rows.get(key)
-                fresh = row is not None and row[6] is not None and _seconds(row[6]) >= at
-                if fresh and until <= now:
+            for key, (at, _) in list(pending.items()):
+                if _is_fresh(rows.get(key), at):
                     del pending[key]
 
     def _put(

@@ -192,7 +192,8 @@ def update_stat_counters(engine: Engine, redis_client: redis.Redis, *, today: da
         slots = [(stat_key, day) for stat_key in StatKey for day in (today - timedelta(1), today)]
         now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         _finish_legacy_pending(engine, redis_client, slots, now)
-        # A value a stopped run left pending is stored first, then ours.
+        # A counter a stopped run left pending gives that value this pass
+        # (stored under the stopped run's id) and its own in a second one.
         for _ in range(2):
             if not _move_counters(engine, redis_client, slots, now):
                 break
