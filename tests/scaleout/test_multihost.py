@@ -197,12 +197,20 @@ def drain(cluster: Cluster, expected: int) -> tuple[float, float]:
         60,
         interval_s=0.05,
     )
-    rest = wait_for(
-        f"station samples reaching {expected}",
-        lambda: samples(cluster) >= expected,
-        DRAIN_TIMEOUT_S,
-        interval_s=0.1,
-    )
+    try:
+        rest = wait_for(
+            f"station samples reaching {expected}",
+            lambda: samples(cluster) >= expected,
+            DRAIN_TIMEOUT_S,
+            interval_s=0.1,
+        )
+    except AssertionError as exc:
+        logs = "\n".join(
+            f"--- {host.name} {role}.log:\n{host.log(role)}"
+            for host in cluster.hosts
+            for role in ("worker", "scheduler")
+        )
+        raise AssertionError(f"{exc} (at {samples(cluster)})\n{logs}") from None
     assert samples(cluster) == expected  # none counted twice
     return first, rest
 
