@@ -37,8 +37,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import MySQLdb
-import MySQLdb.cursors
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -88,6 +86,14 @@ def free_ports(hosts: Sequence[str]) -> list[int]:
             sock.bind((host, 0))
             ports.append(int(sock.getsockname()[1]))
         return ports
+
+
+def _mysqldb() -> Any:
+    """The MySQL driver, imported when a MariaDB pair is used: the Redis launcher
+    (imported by every test session) must not need the ``mysql`` extra."""
+    import MySQLdb.cursors
+
+    return MySQLdb
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -496,7 +502,7 @@ class MariaDBPrimaryReplica(_ServerGroup):
                 try:
                     self._connect(role).close()
                     break
-                except MySQLdb.OperationalError:
+                except _mysqldb().OperationalError:
                     if time.monotonic() > deadline:
                         raise ServerStartError(
                             f"mariadbd {role} did not accept connections in"
@@ -507,7 +513,7 @@ class MariaDBPrimaryReplica(_ServerGroup):
     def _connect(self, role: str) -> Any:
         # Over the socket as root@localhost: the only account that exists
         # before _create_users, whatever address the server binds.
-        return MySQLdb.connect(
+        return _mysqldb().connect(
             unix_socket=str(self._socket(role)),
             user="root",
             connect_timeout=5,
@@ -518,7 +524,7 @@ class MariaDBPrimaryReplica(_ServerGroup):
     def _cursor(self, role: str) -> Iterator[Any]:
         connection = self._connect(role)
         try:
-            yield connection.cursor(MySQLdb.cursors.DictCursor)
+            yield connection.cursor(_mysqldb().cursors.DictCursor)
         finally:
             connection.close()
 
