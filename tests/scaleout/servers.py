@@ -32,7 +32,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -175,6 +175,29 @@ def _terminate(processes: Sequence[subprocess.Popen[bytes]], timeout_s: float) -
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _wait_until_up(
+    process: subprocess.Popen[bytes],
+    name: str,
+    log: Path,
+    probe: Callable[[], object],
+    not_yet: type[Exception],
+    deadline: float,
+) -> None:
+    """Call ``probe`` until it stops raising ``not_yet``; fail if the server exits or
+    ``deadline`` (monotonic) passes, with its log tail."""
+    while True:
+        _check_alive(process, name, log)
+        try:
+            probe()
+            return
+        except not_yet:
+            if time.monotonic() > deadline:
+                raise ServerStartError(
+                    f"{name} did not answer before its deadline:\n{log_tail(log)}"
+                ) from None
+            time.sleep(POLL_S)
 
 
 def _check_alive(process: subprocess.Popen[bytes], name: str, log: Path) -> None:
@@ -336,18 +359,14 @@ class RedisClusterServers(_ServerGroup):
 
     def _wait_ping(self, index: int, deadline: float) -> None:
         with self.node_client(index) as client:
-            while True:
-                _check_alive(self._processes[index], f"redis node {index}", self.log(index))
-                try:
-                    client.ping()
-                    return
-                except redis.RedisError:  # not listening yet, or still loading
-                    if time.monotonic() > deadline:
-                        raise ServerStartError(
-                            f"redis node {index} ({host_port(*self.nodes[index])}) did not"
-                            f" answer PING in {self._timeout_s} s:\n{log_tail(self.log(index))}"
-                        ) from None
-                    time.sleep(POLL_S)
+            _wait_until_up(
+                self._processes[index],
+                f"redis node {index}",
+                self.log(index),
+                client.ping,
+                redis.RedisError,  # not listening yet, or still loading
+                deadline,
+            )
 
     def _form_cluster(self) -> None:
         count = len(self._processes)
@@ -497,18 +516,18 @@ class MariaDBPrimaryReplica(_ServerGroup):
             self._processes.append(_spawn(argv, self.log(role)))
         deadline = time.monotonic() + self._timeout_s
         for index, role in enumerate(("primary", "replica")):
-            while True:
-                _check_alive(self._processes[index], f"mariadbd {role}", self.log(role))
-                try:
-                    self._connect(role).close()
-                    break
-                except _mysqldb().OperationalError:
-                    if time.monotonic() > deadline:
-                        raise ServerStartError(
-                            f"mariadbd {role} did not accept connections in"
-                            f" {self._timeout_s} s:\n{log_tail(self.log(role))}"
-                        ) from None
-                    time.sleep(POLL_S)
+
+            def connects(role: str = role) -> None:
+                self._connect(role).close()
+
+            _wait_until_up(
+                self._processes[index],
+                f"mariadbd {role}",
+                self.log(role),
+                connects,
+                _mysqldb().OperationalError,
+                deadline,
+            )
 
     def _connect(self, role: str) -> Any:
         # Over the socket as root@localhost: the only account that exists
