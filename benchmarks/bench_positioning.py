@@ -143,26 +143,27 @@ def test_cluster(benchmark: Any, cluster_scan: Scan, implementation: str) -> Non
 
 
 @pytest.mark.parametrize("implementation", ["kernel", "reference"])
-def test_network_weights(benchmark: Any, scan: Scan, implementation: str) -> None:
+def test_cluster_weights(benchmark: Any, scan: Scan, implementation: str) -> None:
     s = scan
     out = np.empty(s.n)
 
     def kernel() -> Any:
-        _fast.network_weights(s.score, s.age_ms, s.signal_dbm, out)
+        _fast.cluster_weights(s.age_ms, s.signal_dbm, s.radius_m, out)
         return out
 
     runners = {
         "kernel": kernel,
-        "reference": lambda: reference.network_weights(s.score, s.age_ms, s.signal_dbm),
+        "reference": lambda: reference.cluster_weights(s.age_ms, s.signal_dbm, s.radius_m),
     }
-    result = _bench(benchmark, f"network_weights n={s.n}", runners, implementation)
-    assert_array_equal(result, reference.network_weights(s.score, s.age_ms, s.signal_dbm))
+    result = _bench(benchmark, f"cluster_weights n={s.n}", runners, implementation)
+    assert_allclose(result, reference.cluster_weights(s.age_ms, s.signal_dbm, s.radius_m),
+                    rtol=1e-14)  # fmt: skip
 
 
 @pytest.mark.parametrize("implementation", ["kernel", "reference"])
 def test_weighted_position(benchmark: Any, scan: Scan, implementation: str) -> None:
     s = scan
-    weights = reference.network_weights(s.score, s.age_ms, s.signal_dbm)
+    weights = reference.cluster_weights(s.age_ms, s.signal_dbm, s.radius_m)
     runners = {
         "kernel": lambda: _fast.weighted_position(s.lat, s.lon, weights),
         "reference": lambda: reference.weighted_position(s.lat, s.lon, weights),
@@ -215,19 +216,21 @@ def test_aggregate_cluster(benchmark: Any, scan: Scan, implementation: str) -> N
 
 
 @pytest.mark.parametrize("implementation", ["kernel", "positioning", "reference"])
-def test_aggregate_cells(benchmark: Any, scan: Scan, implementation: str) -> None:
+def test_aggregate_cell_groups(benchmark: Any, scan: Scan, implementation: str) -> None:
     s = scan
-    arrays = (s.lat, s.lon, s.radius_m, s.age_ms, s.signal_dbm, s.score)
+    floor = np.full(s.n, -140.0)
+    arrays = (s.lat, s.lon, s.radius_m, s.age_ms, s.signal_dbm, floor, s.score)
     bounds = (positioning.CELL_MIN_ACCURACY_M, positioning.CELL_MAX_ACCURACY_M)
+    group = np.empty(s.n, dtype=np.int64)
 
     def public() -> Any:
-        found = positioning.aggregate_cell_position(*arrays)
-        return found.lat, found.lon, found.accuracy_m, found.score
+        return [(g.lat, g.lon, g.accuracy_m, g.score) for g in positioning.group_cells(*arrays)]
 
     runners = {
-        "kernel": lambda: _fast.aggregate_cells(*arrays, *bounds),
+        "kernel": lambda: _fast.aggregate_cell_groups(*arrays, *bounds, group),
         "positioning": public,
-        "reference": lambda: reference.aggregate_cells(*arrays, *bounds),
+        "reference": lambda: reference.aggregate_cell_groups(*arrays, *bounds)[0],
     }
-    result = _bench(benchmark, f"aggregate_cells n={s.n}", runners, implementation)
-    assert_allclose(result, reference.aggregate_cells(*arrays, *bounds), rtol=1e-12)
+    result = _bench(benchmark, f"aggregate_cell_groups n={s.n}", runners, implementation)
+    want = reference.aggregate_cell_groups(*arrays, *bounds)[0]
+    assert_allclose(np.array(result), np.array(want), rtol=1e-12)

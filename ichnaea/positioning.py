@@ -13,18 +13,21 @@ scan of a few dozen networks costs microseconds.
   more. Fewer than two networks never form a cluster, so a caller cannot
   learn where one real network is by pairing it with a made-up one.
 * ``aggregate_cluster_position`` turns one cluster into a position: the
-  weighted mean of its best-scored networks, weighted by signal and
-  station radius (issue 11; the old service weighted by score / signal²
-  and refined by least squares), an accuracy from the 95th percentile of
-  the distances, and the summed score.
-* ``aggregate_cell_position`` does the same for the cells of one cell area,
-  with the old service's weights.
+  weighted mean of its heaviest networks, weighted by signal and station
+  radius (issue 11; the old service weighted by score / signal² and
+  refined by least squares), an accuracy from the 95th percentile of the
+  distances, and the summed score.
+* ``group_cells`` does the same for every cell found for one query: cells
+  whose coverage discs overlap form a group (issue 11; the old service
+  grouped by cell area), each group one position, weighted by the signal
+  above the radio's floor and 1 / radius².
 
-Quirk Q1 is fixed here, not reproduced: when a cluster has more than
-``max_networks`` networks, the sample is the ``max_networks`` *highest*
-scores (ties kept in input order), where the old service sorted ascending
-and kept the lowest. The two agree on clusters of up to 20 Wi-Fi or 10
-Bluetooth networks.
+Quirk Q1 is not reproduced: when a cluster has more than ``max_networks``
+networks, the sample is the ``max_networks`` *heaviest* ones (ties kept in
+input order), where the old service sorted by ascending score and kept the
+lowest. The two agree on clusters of up to 20 Wi-Fi or 10 Bluetooth
+networks. ``ichnaea/_fast/_weighting.pyx`` states the rules and the figures
+that chose them.
 
 Callers prepare the per-network inputs as spec 4.5 step 1 says: ages are
 ``max(|age or 0|, 1000)`` milliseconds and missing signals are replaced by
@@ -46,9 +49,9 @@ __all__ = [
     "CELL_MIN_ACCURACY_M",
     "CellPosition",
     "ClusterPosition",
-    "aggregate_cell_position",
     "aggregate_cluster_position",
     "cluster_networks",
+    "group_cells",
 ]
 
 Float64Array = NDArray[np.float64]
@@ -89,7 +92,7 @@ class ClusterPosition:
 
 @dataclass(frozen=True, slots=True)
 class CellPosition:
-    """The position of the cells of one cell area.
+    """The position of one group of cells.
 
     Attributes
     ----------
@@ -100,12 +103,15 @@ class CellPosition:
         to the cells, clamped to the caller's bounds, metres.
     score : float
         Sum of the cells' scores.
+    members : ndarray of int64
+        The input indices of the group's cells, ascending.
     """
 
     lat: float
     lon: float
     accuracy_m: float
     score: float
+    members: IndexArray
 
 
 def _vector(name: str, value: ArrayLike, size: int | None = None) -> Float64Array:
@@ -264,45 +270,53 @@ def aggregate_cluster_position(
     return ClusterPosition(out_lat, out_lon, accuracy, score_sum, mask.view(np.bool_))
 
 
-def aggregate_cell_position(
+def group_cells(
     lat_deg: ArrayLike,
     lon_deg: ArrayLike,
     radius_m: ArrayLike,
     age_ms: ArrayLike,
     signal_dbm: ArrayLike,
+    floor_dbm: ArrayLike,
     score: ArrayLike,
     *,
     min_accuracy_m: float = CELL_MIN_ACCURACY_M,
     max_accuracy_m: float = CELL_MAX_ACCURACY_M,
-) -> CellPosition:
-    """Position, accuracy and score of the cells of one area (spec 4.7).
+) -> list[CellPosition]:
+    """The cells found for one query, grouped and aggregated (spec 4.7 as issue 11
+    changed it).
 
-    One cell: its own position, its radius clamped to
-    ``[min_accuracy_m, max_accuracy_m]`` and its score. Several cells: the
-    weighted mean position (weights as for ``aggregate_cluster_position``,
-    no least squares), the clamped 95th percentile of the distances from it
-    to the cells, and the sum of the scores; their radii are not used.
+    The heaviest cell (weight ``min(√(2000 / age), 1) · 10^((signal - floor)
+    / 15) / clip(radius, 1000, 50000)²``) seeds a group that takes every
+    cell whose disc overlaps its own; the rest form further groups the same
+    way. One cell gives its own position, its radius clamped to
+    ``[min_accuracy_m, max_accuracy_m]`` and its score; several the
+    weighted mean, the clamped 95th percentile of the distances from it to
+    the cells and the sum of the scores.
 
     Parameters
     ----------
     lat_deg, lon_deg : array_like, shape (n,)
-        The cells, degrees; n ≥ 1.
+        The cells, degrees.
     radius_m : array_like, shape (n,)
-        Cell radii, metres.
+        Cell radii, metres; NaN for none.
     age_ms, signal_dbm, score : array_like, shape (n,)
-        As for ``aggregate_cluster_position`` (signals defaulted per radio).
+        As for ``aggregate_cluster_position`` (missing signals already the floor).
+    floor_dbm : array_like, shape (n,)
+        The lowest signal of each cell's radio (-113 GSM, -121 WCDMA, -140
+        LTE, -156 NR), dBm.
     min_accuracy_m, max_accuracy_m : float
         Accuracy bounds, metres; 1 km and 50 km by default.
 
     Returns
     -------
-    CellPosition
+    list of CellPosition
+        One per group, the heaviest cell's first; empty for no cells.
 
     Raises
     ------
     ValueError
-        If the inputs are not 1-D arrays of one length ≥ 1 or an accuracy
-        bound is negative or NaN.
+        If the inputs are not 1-D arrays of one length or an accuracy bound
+        is negative or NaN.
     TypeError
         If an input is not real numbers.
     """
@@ -312,12 +326,15 @@ def aggregate_cell_position(
     radius = _vector("radius_m", radius_m, n)
     age = _vector("age_ms", age_ms, n)
     signal = _vector("signal_dbm", signal_dbm, n)
+    floor = _vector("floor_dbm", floor_dbm, n)
     scores = _vector("score", score, n)
-    if n == 0:
-        raise ValueError("a cell area needs at least one cell")
     lower = _bound("min_accuracy_m", min_accuracy_m)
     upper = _bound("max_accuracy_m", max_accuracy_m)
-    out_lat, out_lon, accuracy, score_sum = _fast.aggregate_cells(
-        lat, lon, radius, age, signal, scores, lower, upper
+    group_of = np.empty(n, dtype=np.int64)
+    groups = _fast.aggregate_cell_groups(
+        lat, lon, radius, age, signal, floor, scores, lower, upper, group_of
     )
-    return CellPosition(out_lat, out_lon, accuracy, score_sum)
+    return [
+        CellPosition(out_lat, out_lon, accuracy, score_sum, np.flatnonzero(group_of == g))
+        for g, (out_lat, out_lon, accuracy, score_sum) in enumerate(groups)
+    ]

@@ -112,5 +112,10 @@ def test_calibration_fit_recovers_a_known_quantile_line() -> None:
         assert intercept == pytest.approx(20, abs=4)
         inside = np.mean(error <= intercept + slope * spread)
         assert inside == pytest.approx(tau, abs=0.01)
-    # The intercept is never below the floor asked for (the lower confidence's).
-    assert fit_band(spread, error, 0.68, min_intercept=50.0)[0] >= 50.0
+    # Under a higher confidence's line (the 95 % one bounds the 68 % fit) over
+    # the spreads given: at both ends, and so in between.
+    above = (15.0, 0.6)
+    intercept, slope = fit_band(spread, error, 0.68, [above], (10.0, 200.0))
+    for s in (10.0, 105.0, 200.0):
+        assert intercept + slope * s <= above[0] + above[1] * s + 1e-9
+    assert fit_band(spread, error, 0.68)[0] > above[0]  # the bound binds

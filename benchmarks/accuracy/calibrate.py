@@ -19,11 +19,13 @@ network type, the number of networks it used and its unbounded spread
 For each type and band of networks used, the fit is the quantile regression
 of the error on the spread at the confidence (68 % and 95 %): the slope on
 a grid of 0.01, the intercept the exact quantile of what the slope leaves,
-the pair that minimises the pinball loss. The intercept is never below 0,
-and the 95 % one never below the 68 % one of the same band (a fit through
-0 was tried for cells and areas, and was far too narrow for them). A band
-with fewer than ``--min-samples`` results is merged into the band below it.
-The fit runs on the results the service would answer (:func:`fit`).
+the pair that minimises the pinball loss. The intercept is never below 0.
+The service chooses its answer by the 95 % radii whatever confidence it
+states (``ichnaea.api.locate.service``), so the 95 % table is fitted first,
+on the answers it chooses itself, and the 68 % one on the answers the 95 %
+one chooses, its intercept and slope never above the 95 % ones of the same
+band (so it never states the larger radius). A band with fewer than
+``--min-samples`` results is merged into the band below it.
 
 Printed: the table, and per query type of :mod:`scans` the share of the
 answers (``best_position`` of the calibrated results, as the service picks)
@@ -74,6 +76,15 @@ BOUNDS = {
     "area": (500.0, 500_000.0),
 }
 SLOPES = np.arange(0.0, 4.0001, 0.01)
+# The spreads a result of each type can have (tests/api/locate/
+# test_calibration.py holds the 95 % radius above the 68 % one over them): a
+# cell group's is at least its smallest bounded radius, 1 km.
+REACHABLE_SPREAD_M = {
+    "wifi": (0.0, 500.0),
+    "blue": (0.0, 200.0),
+    "cell": (1_000.0, 100_000.0),
+    "area": (0.0, 500_000.0),
+}
 FIT_KINDS = ("wifi", "blue", "cell", "area", "mixed")
 FIT_ROUNDS = 3
 KIND_CODES = {kind: i for i, kind in enumerate(calibration.KINDS)}
@@ -151,18 +162,24 @@ def fit_band(
     spread: np.ndarray,
     error: np.ndarray,
     tau: float,
-    min_intercept: float = 0.0,
+    below: list[tuple[float, float]] = (),  # type: ignore[assignment]
+    spreads: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[float, float]:
     """(intercept, slope) minimising the pinball loss at ``tau``, the intercept not
-    below ``min_intercept`` (nor 0)."""
+    below 0 and the line nowhere in the range ``spreads`` above the lines ``below``
+    (the higher confidence's (intercept, slope) rows)."""
     best: tuple[float, float, float] | None = None
     for slope in SLOPES:
+        # Under a line at both ends of the spreads is under it in between.
+        highest = min([np.inf] + [i + (s - slope) * spread for i, s in below for spread in spreads])
+        if highest < 0.0:
+            continue
         residual = error - slope * spread
         # Not below 0 (a radius grows with the spread and never goes negative
-        # for a small one) nor below the lower confidence's intercept; for a
+        # for a small one) nor above the higher confidence's line; for a
         # fixed slope, clamping the loss's optimum is the constrained optimum
         # (the loss is convex in the intercept).
-        intercept = max(min_intercept, 0.0, float(np.quantile(residual, tau)))
+        intercept = min(highest, max(0.0, float(np.quantile(residual, tau))))
         r = residual - intercept
         loss = float(np.sum(np.where(r >= 0, tau * r, (tau - 1) * r)))
         if best is None or loss < best[0]:
@@ -175,36 +192,44 @@ def fit(
     samples: Samples,
     confidence: int,
     min_samples: int,
-    below: calibration.Calibration | None = None,
+    above: calibration.Calibration | None = None,
 ) -> dict[str, Any]:
     """The tables of one confidence, fitted on the answers the service would give.
 
-    The service answers the best of a query's results, and the best is the one
-    that claims the smallest radius within the winning group: a fit on every
-    result would be too optimistic for the chosen ones (the winner's curse:
-    cells of several areas). So the fit runs again on the chosen results of
-    the previous round, ``FIT_ROUNDS`` times. The query types in ``FIT_KINDS``
+    The service answers the best of a query's results by the 95 % radii, and
+    the best is the one that claims the smallest radius within the winning
+    group: a fit on every result would be too optimistic for the chosen ones
+    (the winner's curse: cells of several groups). Without ``above`` (the
+    95 % fit) the fit runs again on the results its own table chooses,
+    ``FIT_ROUNDS`` times; with it, once on the results ``above`` chooses,
+    never above its intercepts and slopes. The query types in ``FIT_KINDS``
     teach the fit (mixed ones too: there a Wi-Fi answer competes with a cell
     one); the moved ones measure stale stations, which no radius can know
-    about. With ``below``
-    (the fit of a lower confidence), no intercept is below the one ``below``
-    uses for as many networks, so that at a small spread the higher
-    confidence never states the smaller radius.
+    about.
     """
     fitting = np.isin(samples.query_kind, FIT_KINDS)
-    tables = fit_round(samples, fitting, confidence, min_samples, below)
+    if above is not None:
+        return fit_round(samples, fitting & chosen_by(samples, above), confidence, min_samples,
+                         above)  # fmt: skip
+    tables = fit_round(samples, fitting, confidence, min_samples, None)
     for _ in range(FIT_ROUNDS):
         cal = calibration.Calibration(confidence, {
             kind: calibration.table_from(t, kind) for kind, t in tables.items()
         })  # fmt: skip
-        chosen = np.zeros(len(samples.query), bool)
-        chosen[list(answered(samples, cal).values())] = True
-        tables = fit_round(samples, fitting & chosen, confidence, min_samples, below)
+        tables = fit_round(samples, fitting & chosen_by(samples, cal), confidence, min_samples,
+                           None)  # fmt: skip
     return tables
 
 
+def chosen_by(samples: Samples, cal: calibration.Calibration) -> np.ndarray:
+    """Mask of the results ``cal``'s radii make the answers."""
+    chosen = np.zeros(len(samples.query), bool)
+    chosen[list(answered(samples, cal).values())] = True
+    return chosen
+
+
 def fit_round(samples: Samples, use: np.ndarray, confidence: int, min_samples: int,
-              below: calibration.Calibration | None) -> dict[str, Any]:  # fmt: skip
+              above: calibration.Calibration | None) -> dict[str, Any]:  # fmt: skip
     tau = confidence / 100
     tables: dict[str, Any] = {}
     for kind, code in KIND_CODES.items():
@@ -222,9 +247,25 @@ def fit_round(samples: Samples, use: np.ndarray, confidence: int, min_samples: i
                 continue  # too few: merged into the band below
             if pending.sum() == 0:
                 intercept, slope = 0.0, 1.0  # nothing measured: the spread as it is
+            elif above is None:
+                intercept, slope = fit_band(spread[pending], error[pending], tau)
             else:
-                least = 0.0 if below is None else _row_for(below.tables[kind], low).intercept_m
-                intercept, slope = fit_band(spread[pending], error[pending], tau, least)
+                # Every row of ``above`` that applies to some number of
+                # networks this row applies to bounds it, up to the spread
+                # where that row reaches the ceiling.
+                lowest = int(min(networks[pending])) if low != 1 else 1
+                highest = rows[-1]["min_networks"] if rows else np.inf
+                rows_above = _applying(above.tables[kind].rows, lowest, highest)
+                ceiling = BOUNDS[kind][1]
+                least, most = REACHABLE_SPREAD_M[kind]
+                most = max(
+                    min(most, (ceiling - row.intercept_m) / row.slope) if row.slope > 0 else most
+                    for row in rows_above
+                )
+                intercept, slope = fit_band(
+                    spread[pending], error[pending], tau,
+                    [(row.intercept_m, row.slope) for row in rows_above], (least, most),
+                )  # fmt: skip
             rows.append({"min_networks": int(min(networks[pending], default=low)) if low != 1
                          else 1, "intercept_m": round(intercept, 1), "slope": round(slope, 2),
                          "samples": int(pending.sum())})  # fmt: skip
@@ -234,8 +275,18 @@ def fit_round(samples: Samples, use: np.ndarray, confidence: int, min_samples: i
     return tables
 
 
-def _row_for(table: calibration.KindTable, networks: int) -> calibration.Row:
-    return next(row for row in table.rows if networks >= row.min_networks)
+def _applying(
+    rows: tuple[calibration.Row, ...], lowest: int, highest: float
+) -> list[calibration.Row]:
+    """The rows (descending ``min_networks``) that apply to some number of networks
+    in [lowest, highest)."""
+    out = []
+    upper = np.inf  # a row applies up to the next higher row's min_networks
+    for row in rows:
+        if row.min_networks < highest and upper > lowest:
+            out.append(row)
+        upper = row.min_networks
+    return out
 
 
 def answered(samples: Samples, cal: calibration.Calibration) -> dict[int, int]:
@@ -261,8 +312,10 @@ def answered(samples: Samples, cal: calibration.Calibration) -> dict[int, int]:
 
 
 def report(samples: Samples, truths: dict[int, tuple[str, tuple[float, float]]],
-           cal: calibration.Calibration) -> str:  # fmt: skip
-    best = answered(samples, cal)
+           cal: calibration.Calibration, chooser: calibration.Calibration) -> str:  # fmt: skip
+    """The share of each query type's answers (chosen by ``chooser``'s radii, as the
+    service chooses by the 95 % ones) inside ``cal``'s radius."""
+    best = answered(samples, chooser)
     counts: dict[str, list[int]] = {}
     kinds = calibration.KINDS
     for query, (kind, _) in truths.items():
@@ -319,16 +372,17 @@ def main(argv: list[str] | None = None) -> int:
                    "seeds": args.seeds, "shapes": args.shapes, "results": len(samples.query)},
         "confidence": {},
     }  # fmt: skip
-    below = None  # CONFIDENCES ascend: each fit keeps its intercepts above the last one's
-    for confidence in calibration.CONFIDENCES:
-        tables = fit(samples, confidence, args.min_samples, below)
+    # The highest confidence first: it chooses the answers, and bounds the others.
+    top: calibration.Calibration | None = None
+    for confidence in sorted(calibration.CONFIDENCES, reverse=True):
+        tables = fit(samples, confidence, args.min_samples, top)
         document["confidence"][str(confidence)] = tables
         cal = calibration.Calibration(confidence, {
             kind: calibration.table_from(t, kind) for kind, t in tables.items()
         })  # fmt: skip
+        top = top or cal
         print(json.dumps(tables, indent=1))
-        print(report(samples, truths, cal) + "\n")
-        below = cal
+        print(report(samples, truths, cal, top) + "\n")
     if args.write:
         calibration.TABLE_PATH.write_text(json.dumps(document, indent=2) + "\n")
         progress(f"wrote {calibration.TABLE_PATH}")

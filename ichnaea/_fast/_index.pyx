@@ -32,7 +32,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy
 
 from ichnaea._fast._clustering cimport cluster_labels, group_members
-from ichnaea._fast._weighting cimport cells_position, cluster_position
+from ichnaea._fast._weighting cimport cell_groups, cluster_position
 
 cdef enum:
     RECORD_BYTES = 29  # a station's value record
@@ -471,8 +471,8 @@ def locate_macs(
 def locate_cells(
     const uint8_t[::1] query,  # IN n cell keys of width bytes, ascending, unique
     Py_ssize_t width,  # IN the cell kind's key width (keys zero-padded to it)
-    const uint8_t[::1] prefix_bytes,  # IN (n,) the length of each key's area prefix
-    const double[::1] signal_dbm,  # IN (n,) per query key, missing ones already the default
+    const double[::1] floor_dbm,  # IN (n,) the lowest signal of each key's radio
+    const double[::1] signal_dbm,  # IN (n,) per query key, missing ones already the floor
     const double[::1] age_ms,  # IN (n,) per query key, already max(|age or 0|, 1000)
     const uint8_t[::1] base_keys,  # IN as gather_stations
     const uint8_t[::1] base_values,  # IN
@@ -484,31 +484,27 @@ def locate_cells(
     double min_accuracy_m,  # IN accuracy clamp
     double max_accuracy_m,  # IN
 ):
-    """The cell positions of one query, in one call (spec 4.7).
+    """The cell positions of one query, in one call (spec 4.7 as issue 11 changed it).
 
-    What ``_fast.gather_stations`` and ``aggregate_cells`` per cell area
-    do one after the other: find and decode the unblocked cells with their
-    scores, group them by area (the keys' first ``prefix_bytes``; sorted
-    keys keep an area's cells together) and aggregate each area, a cell
-    without a radius (NULL) counting as a point.
+    What ``_fast.gather_stations`` and ``aggregate_cell_groups`` do one
+    after the other: find and decode the unblocked cells with their scores,
+    then group the found cells by their overlapping discs and aggregate
+    each group (``_weighting.pyx`` says how).
 
-    Returns one tuple per area, in key order: ``(lat_deg, lon_deg,
+    Returns one tuple per group, heaviest seed first: ``(lat_deg, lon_deg,
     accuracy_m, score_sum, used)``, where ``used`` lists ``(query index,
-    seen today)`` for every cell of the area. Empty when no cell is found.
+    seen today)`` for every cell of the group, in key order. Empty when no
+    cell is found.
     """
     if width <= 0 or query.shape[0] % width:
         raise ValueError(f"query of {query.shape[0]} bytes is not a whole number of keys")
     cdef Py_ssize_t n = query.shape[0] // width
-    if prefix_bytes.shape[0] != n or signal_dbm.shape[0] != n or age_ms.shape[0] != n:
-        raise ValueError(f"prefix_bytes, signal_dbm and age_ms must hold {n} values")
+    if floor_dbm.shape[0] != n or signal_dbm.shape[0] != n or age_ms.shape[0] != n:
+        raise ValueError(f"floor_dbm, signal_dbm and age_ms must hold {n} values")
     cdef Py_ssize_t base_count = _count(base_keys, base_values, width, "base records")
     cdef Py_ssize_t over_count = _count(over_keys, over_values, width, "overlay records")
     if over_present.shape[0] != over_count:
         raise ValueError("overlay keys and flags differ in count")
-    cdef Py_ssize_t i
-    for i in range(n):
-        if not 0 < prefix_bytes[i] <= width:
-            raise ValueError(f"prefix_bytes[{i}] = {prefix_bytes[i]} is not in (0, {width}]")
     if n == 0:
         return []
     cdef const uint8_t* q = &query[0]
@@ -517,57 +513,49 @@ def locate_cells(
     cdef const uint8_t* ok = &over_keys[0] if over_count else NULL
     cdef const uint8_t* ov = &over_values[0] if over_count else NULL
     cdef const uint8_t* op = &over_present[0] if over_count else NULL
-    # Scratch: the decoded rows (COLUMNS × n), six area columns (6 × n) and
-    # the area position (4); the query index; region and source of the gather.
-    cdef double* doubles = <double*>malloc(((COLUMNS + 6) * n + 4) * sizeof(double))
-    cdef int64_t* at = <int64_t*>malloc(n * sizeof(int64_t))
+    # Scratch: the decoded rows (COLUMNS × n), the group inputs (7 × n) and
+    # outputs (4 × n); the query index and each row's group; region and
+    # source of the gather.
+    cdef double* doubles = <double*>malloc(((COLUMNS + 11) * n) * sizeof(double))
+    cdef int64_t* at = <int64_t*>malloc(2 * n * sizeof(int64_t))
     cdef int32_t* region = <int32_t*>malloc(n * sizeof(int32_t))
     cdef int8_t* source = <int8_t*>malloc(n * sizeof(int8_t))
-    cdef Py_ssize_t rows, start, end, k, r, m
-    cdef const uint8_t* key
+    cdef Py_ssize_t rows, groups, r, g
+    cdef int64_t* group_of
     cdef double* sub
     cdef double* position
-    cdef double radius
-    cdef list areas = [], used
+    cdef list found = [], used
     try:
         if doubles == NULL or at == NULL or region == NULL or source == NULL:
             raise MemoryError(f"cannot allocate scratch for {n} cells")
-        sub, position = doubles + COLUMNS * n, doubles + (COLUMNS + 6) * n
+        sub, position = doubles + COLUMNS * n, doubles + (COLUMNS + 7) * n
+        group_of = at + n
         with nogil:
             rows = _gather(
                 q, n, width, bk, bv, base_count, ok, ov, op, over_count, today_day, now_s,
                 doubles, n, at, region, source,
             )
-        start = 0
-        while start < rows:
-            # The area: the run of rows whose keys share the first row's prefix.
-            key = q + width * at[start]
-            end = start + 1
-            while (
-                end < rows
-                and prefix_bytes[at[end]] == prefix_bytes[at[start]]
-                and memcmp(q + width * at[end], key, prefix_bytes[at[start]]) == 0
-            ):
-                end += 1
-            m = end - start
-            for k in range(m):
-                r = start + k
-                radius = doubles[2 * n + r]
-                sub[k] = doubles[r]
-                sub[n + k] = doubles[n + r]
-                sub[2 * n + k] = 0.0 if radius != radius else radius
-                sub[3 * n + k] = age_ms[at[r]]
-                sub[4 * n + k] = signal_dbm[at[r]]
-                sub[5 * n + k] = doubles[8 * n + r]
-            cells_position(
-                sub, sub + n, sub + 2 * n, sub + 3 * n, sub + 4 * n, sub + 5 * n, m,
-                min_accuracy_m, max_accuracy_m, position,
-            )
+            for r in range(rows):
+                sub[r] = doubles[r]
+                sub[n + r] = doubles[n + r]
+                sub[2 * n + r] = doubles[2 * n + r]
+                sub[3 * n + r] = age_ms[at[r]]
+                sub[4 * n + r] = signal_dbm[at[r]]
+                sub[5 * n + r] = floor_dbm[at[r]]
+                sub[6 * n + r] = doubles[8 * n + r]
+        if rows == 0:
+            return found
+        groups = cell_groups(
+            sub, sub + n, sub + 2 * n, sub + 3 * n, sub + 4 * n, sub + 5 * n, sub + 6 * n,
+            rows, min_accuracy_m, max_accuracy_m, group_of, position,
+        )
+        for g in range(groups):
             # NaN (a NULL day) compares False: not seen today.
-            used = [(at[r], doubles[6 * n + r] >= today_day) for r in range(start, end)]
-            areas.append((position[0], position[1], position[2], position[3], used))
-            start = end
-        return areas
+            used = [(at[r], doubles[6 * n + r] >= today_day)
+                    for r in range(rows) if group_of[r] == g]  # fmt: skip
+            found.append((position[4 * g], position[4 * g + 1], position[4 * g + 2],
+                          position[4 * g + 3], used))  # fmt: skip
+        return found
     finally:
         free(doubles)
         free(at)

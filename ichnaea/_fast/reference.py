@@ -26,18 +26,19 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 __all__ = [
     "age_factor",
-    "aggregate_cells",
+    "aggregate_cell_groups",
     "aggregate_cluster",
     "bbox",
+    "cell_weights",
     "circle_radius_m",
     "cluster_complete_linkage",
+    "cluster_weights",
     "destination",
     "distance_m",
     "haversine_m",
     "haversine_rdist",
     "m_to_rdist",
     "max_distance_m",
-    "network_weights",
     "percentile95_distance_m",
     "select_sample",
     "vincenty_m",
@@ -402,12 +403,6 @@ def age_factor(age_ms: ArrayLike) -> Float64Array:
         return np.minimum(np.sqrt(FULL_WEIGHT_AGE_MS / _vector(age_ms)), 1.0)
 
 
-def network_weights(score: ArrayLike, age_ms: ArrayLike, signal_dbm: ArrayLike) -> Float64Array:
-    """``score · min(√(2000 / age_ms), 1) / signal_dbm²``."""
-    with np.errstate(all="ignore"):
-        return _vector(score) * age_factor(age_ms) / np.square(_vector(signal_dbm))
-
-
 def weighted_position(
     lat_deg: ArrayLike, lon_deg: ArrayLike, weights: ArrayLike
 ) -> tuple[float, float]:
@@ -435,13 +430,13 @@ def percentile95_distance_m(
     return float(np.percentile(distance_m(lat_deg, lon_deg, lats, lons), ACCURACY_PERCENTILE))
 
 
-def select_sample(score: ArrayLike, max_networks: int) -> NDArray[np.bool_]:
-    """Mask of the ``max_networks`` highest scores, ties in input order.
+def select_sample(weight: ArrayLike, max_networks: int) -> NDArray[np.bool_]:
+    """Mask of the ``max_networks`` heaviest networks, ties in input order.
 
-    The fix of quirk Q1 (the old service kept the lowest scores). A stable
-    sort of the negated scores puts NaN last.
+    In place of quirk Q1 (the old service kept the lowest scores). A stable
+    sort of the negated weights puts NaN last.
     """
-    s = _vector(score)
+    s = _vector(weight)
     mask = np.zeros(s.size, dtype=bool)
     mask[np.argsort(-s, kind="stable")[: max(max_networks, 0)]] = True
     return mask
@@ -477,8 +472,8 @@ def aggregate_cluster(
     """Spec 4.6 for one cluster, with issue 11's weights: ``(lat, lon, accuracy_m,
     score_sum, sample)``.
 
-    Sample of the highest scores (Q1 fixed), weighted mean with
-    :func:`cluster_weights` (no least squares), clamped 95th-percentile
+    Sample of the heaviest networks by :func:`cluster_weights` (in place of
+    Q1), weighted mean with them (no least squares), clamped 95th-percentile
     accuracy over the sample, score summed over the whole cluster. The
     sample keeps input order. A NaN latitude or longitude makes both NaN.
     """
@@ -487,49 +482,84 @@ def aggregate_cluster(
     radius = _vector(radius_m)
     if lat.size == 0:
         return math.nan, math.nan, math.nan, 0.0, np.zeros(0, dtype=bool)
-    sample = select_sample(s, max_networks)
+    weights = cluster_weights(age, signal, radius)
+    sample = select_sample(weights, max_networks)
     score_sum = float(np.sum(s))
     if not sample.any():
         return math.nan, math.nan, math.nan, score_sum, sample
-    lat0, lon0 = weighted_position(
-        lat[sample], lon[sample], cluster_weights(age[sample], signal[sample], radius[sample])
-    )
+    lat0, lon0 = weighted_position(lat[sample], lon[sample], weights[sample])
     if math.isnan(lat0) or math.isnan(lon0):
         lat0 = lon0 = math.nan  # half a position is no position
     accuracy = percentile95_distance_m(lat0, lon0, lat[sample], lon[sample])
     return lat0, lon0, _clamp(accuracy, min_accuracy_m, max_accuracy_m), score_sum, sample
 
 
-def aggregate_cells(
+def cell_weights(
+    age_ms: ArrayLike, signal_dbm: ArrayLike, floor_dbm: ArrayLike, radius_m: ArrayLike
+) -> Float64Array:
+    """Issue 11's cell weights: ``age_factor · 10^((signal - floor) / 15) /
+    clip(radius, 1000, 50000)²``, a NaN radius counting as 1000."""
+    radius = np.clip(np.nan_to_num(_vector(radius_m), nan=1000.0), 1000.0, 50000.0)
+    above = _vector(signal_dbm) - _vector(floor_dbm)
+    weights: Float64Array = age_factor(age_ms) * np.power(10.0, above / 15.0) / np.square(radius)
+    return weights
+
+
+def aggregate_cell_groups(
     lat_deg: ArrayLike,
     lon_deg: ArrayLike,
     radius_m: ArrayLike,
     age_ms: ArrayLike,
     signal_dbm: ArrayLike,
+    floor_dbm: ArrayLike,
     score: ArrayLike,
     min_accuracy_m: float,
     max_accuracy_m: float,
-) -> tuple[float, float, float, float]:
-    """Spec 4.7 for one area's cells: ``(lat, lon, accuracy_m, score_sum)``.
+) -> tuple[list[tuple[float, float, float, float]], NDArray[np.int64]]:
+    """Issue 11's cell groups: ``([(lat, lon, accuracy_m, score_sum)] per group,
+    the group of each cell)``.
 
-    One cell: its position, clamped radius and score. Several: weighted mean
-    (no least squares), clamped 95th percentile of the distances, summed
-    score. A NaN latitude or longitude makes both NaN.
+    The heaviest cell left (NaN weights last, ties to the earlier input)
+    seeds a group of the cells left whose discs (radius bounded to
+    [1000, 50000] m, NaN as 1000) overlap its own. Position: the weighted
+    mean (one cell: its own); accuracy: ``sqrt(Σ w (d² + r²) / Σ w)`` over
+    the distances d from it and the bounded radii r, clamped; score: the
+    sum. A NaN latitude or longitude makes both NaN.
     """
     lat, lon, radius = _vector(lat_deg), _vector(lon_deg), _vector(radius_m)
     s = _vector(score)
-    if lat.size == 0:
-        return math.nan, math.nan, math.nan, 0.0
-    if lat.size == 1:
-        lat0, lon0 = float(lat[0]), float(lon[0])
+    weights = cell_weights(age_ms, signal_dbm, floor_dbm, radius)
+    reach = np.clip(np.nan_to_num(radius, nan=1000.0), 1000.0, 50000.0)
+    group = np.full(lat.size, -1, dtype=np.int64)
+    groups: list[tuple[float, float, float, float]] = []
+    rank = np.where(np.isnan(weights), -np.inf, weights)
+    while (group < 0).any():
+        left = np.flatnonzero(group < 0)
+        seed = int(left[np.argmax(rank[left])])  # argmax: the first of equals
+        with np.errstate(invalid="ignore"):
+            near = (
+                distance_m(lat[seed], lon[seed], lat[left], lon[left]) <= reach[seed] + reach[left]
+            )
+        members = left[near | (left == seed)]
+        group[members] = len(groups)
+        if members.size == 1:
+            lat0, lon0 = float(lat[seed]), float(lon[seed])
+        else:
+            lat0, lon0 = weighted_position(lat[members], lon[members], weights[members])
         if math.isnan(lat0) or math.isnan(lon0):
             lat0 = lon0 = math.nan
-        return lat0, lon0, _clamp(radius[0], min_accuracy_m, max_accuracy_m), float(s[0])
-    lat0, lon0 = weighted_position(lat, lon, network_weights(s, age_ms, signal_dbm))
-    if math.isnan(lat0) or math.isnan(lon0):
-        lat0 = lon0 = math.nan
-    accuracy = percentile95_distance_m(lat0, lon0, lat, lon)
-    return lat0, lon0, _clamp(accuracy, min_accuracy_m, max_accuracy_m), float(np.sum(s))
+        if members.size == 1:
+            accuracy = float(reach[seed])
+        else:
+            w = weights[members]
+            d = distance_m(lat0, lon0, lat[members], lon[members])
+            with np.errstate(all="ignore"):
+                total = float(np.sum(w))
+                squares = float(np.sum(w * (d * d + reach[members] ** 2)))
+                accuracy = math.sqrt(squares / total) if total > 0.0 else math.nan
+        groups.append((lat0, lon0, _clamp(accuracy, min_accuracy_m, max_accuracy_m),
+                       float(np.sum(s[members]))))  # fmt: skip
+    return groups, group
 
 
 # ---------------------------------------------------------------------------

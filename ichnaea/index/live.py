@@ -67,7 +67,7 @@ from ichnaea.index.reader import (
     KindIndex,
     Overlay,
     StationIndex,
-    cell_areas,
+    cell_groups,
     lookup_areas,
     lookup_cells,
     lookup_macs,
@@ -311,9 +311,10 @@ class LiveIndex:
             max_accuracy_m=max_accuracy_m,
         )
 
-    def cell_areas(
+    def cell_groups(
         self,
         cellids: Sequence[bytes],
+        floor_dbm: Sequence[float],
         signal_dbm: Sequence[float],
         age_ms: Sequence[float],
         *,
@@ -322,12 +323,13 @@ class LiveIndex:
         min_accuracy_m: float,
         max_accuracy_m: float,
     ) -> list[Found]:
-        """``reader.cell_areas`` on the current view (``cellids`` unique)."""
+        """``reader.cell_groups`` on the current view (``cellids`` unique)."""
         view = self._current()
-        return cell_areas(
+        return cell_groups(
             view.base.kinds["cell"],
             view.overlays.get("cell"),
             cellids,
+            floor_dbm,
             signal_dbm,
             age_ms,
             today=today,

@@ -328,10 +328,11 @@ def mac_clusters(
     return clusters
 
 
-def cell_areas(
+def cell_groups(
     index: KindIndex,
     overlay: Overlay | None,
     cellids: Sequence[bytes],
+    floor_dbm: Sequence[float],
     signal_dbm: Sequence[float],
     age_ms: Sequence[float],
     *,
@@ -340,21 +341,21 @@ def cell_areas(
     min_accuracy_m: float,
     max_accuracy_m: float,
 ) -> list[Found]:
-    """The cell positions of a query per cell area, in one compiled call (``_fast.locate_cells``).
+    """The cell positions of a query per group of cells, in one compiled call
+    (``_fast.locate_cells``).
 
-    ``cellids`` are unique 11-byte (17 for NR) codec keys with one signal
-    and one age each, in any order; the ``used`` indices of the answer
-    index ``cellids``. Empty when no cell is found.
+    ``cellids`` are unique 11-byte (17 for NR) codec keys with the lowest
+    signal of their radio, one signal and one age each, in any order; the
+    ``used`` indices of the answer index ``cellids``. Empty when no cell is
+    found.
     """
     over_keys, over_values, over_present = _overlay_tables(index, overlay)
     width = index.keys.dtype.itemsize
     order = sorted(range(len(cellids)), key=lambda i: cellids[i].ljust(width, b"\0"))
-    # The area key is the cell key without its cell id (4 bytes, 8 for NR).
-    prefix = bytes(len(cellids[i]) - (8 if len(cellids[i]) > 11 else 4) for i in order)
-    areas: list[Found] = locate_cells(
+    groups: list[Found] = locate_cells(
         b"".join(cellids[i].ljust(width, b"\0") for i in order),
         width,
-        prefix,
+        np.array([floor_dbm[i] for i in order], dtype=np.float64),
         np.array([signal_dbm[i] for i in order], dtype=np.float64),
         np.array([age_ms[i] for i in order], dtype=np.float64),
         index.keys.view(np.uint8),
@@ -369,7 +370,7 @@ def cell_areas(
     )
     return [
         (lat, lon, accuracy, score, [(order[i], seen) for i, seen in used])
-        for lat, lon, accuracy, score, used in areas
+        for lat, lon, accuracy, score, used in groups
     ]
 
 

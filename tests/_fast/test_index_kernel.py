@@ -10,7 +10,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from ichnaea._fast import (
-    aggregate_cells,
+    aggregate_cell_groups,
     aggregate_cluster,
     cluster_complete_linkage,
     gather_stations,
@@ -222,7 +222,7 @@ def _cell_case(rng: random.Random):  # type: ignore[no-untyped-def]
     records = _clustered(rng, _records(rng, len(base)).view(np.uint8))
     over_records = _clustered(rng, _records(rng, len(over)).view(np.uint8))
     picks = sorted(set(rng.sample(ordered, min(len(ordered), rng.randint(0, 12)))))
-    prefix = bytes(7 if key[0] == 2 else 9 for key in picks)
+    floor = np.array([-140.0 if key[0] == 2 else -156.0 for key in picks])
     tables = (
         np.frombuffer(b"".join(base), np.uint8).copy(),
         records,
@@ -230,35 +230,31 @@ def _cell_case(rng: random.Random):  # type: ignore[no-untyped-def]
         over_records,
         np.array([rng.random() < 0.8 for _ in over], dtype=np.uint8),
     )
-    return b"".join(picks), prefix, tables
+    return b"".join(picks), floor, tables
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_locate_cells_is_gather_and_aggregate_per_area_in_one_call(seed: int) -> None:
+def test_locate_cells_is_gather_and_group_in_one_call(seed: int) -> None:
     rng = random.Random(seed)
-    query, prefix, tables = _cell_case(rng)
+    query, floor, tables = _cell_case(rng)
     n = len(query) // 17
     signal = np.array([rng.uniform(-120, -60) for _ in range(n)])
     age = np.array([rng.choice([1000.0, rng.uniform(1000, 60_000)]) for _ in range(n)])
-    got = locate_cells(query, 17, prefix, signal, age, *tables, TODAY, NOW_S, 1000.0, 100_000.0)
+    got = locate_cells(query, 17, floor, signal, age, *tables, TODAY, NOW_S, 1000.0, 100_000.0)
     out, at, _, _ = _kernel((query, 17, *tables))
-    want, start = [], 0
-    while start < len(at):
-        area = query[17 * at[start] : 17 * at[start] + prefix[at[start]]]
-        end = start
-        while end < len(at) and query[17 * at[end] :].startswith(area):
-            end += 1
-        rows = np.arange(start, end)
-        radius = np.where(np.isnan(out[2, rows]), 0.0, out[2, rows])
-        position = aggregate_cells(
-            out[0, rows], out[1, rows], radius, age[at[rows]], signal[at[rows]], out[8, rows],
-            1000.0, 100_000.0,
+    want = []
+    if len(at):
+        group = np.empty(len(at), dtype=np.int64)
+        found = aggregate_cell_groups(
+            out[0], out[1], out[2], age[at], signal[at], floor[at], out[8], 1000.0, 100_000.0,
+            group,
         )  # fmt: skip
-        want.append((*position, [(int(at[r]), bool(out[6, r] >= TODAY)) for r in rows]))
-        start = end
+        for g, position in enumerate(found):
+            rows = np.flatnonzero(group == g)
+            want.append((*position, [(int(at[r]), bool(out[6, r] >= TODAY)) for r in rows]))
     assert got == want
-    if seed == 0:
-        assert any(len(area[4]) >= 2 for area in got)  # the case holds areas of several cells
+    if seed == 4:
+        assert any(len(found[4]) >= 3 for found in got)  # the case holds groups of several cells
 
 
 def test_locate_cells_refuses_inconsistent_inputs() -> None:
@@ -267,9 +263,7 @@ def test_locate_cells_refuses_inconsistent_inputs() -> None:
     params = (TODAY, NOW_S, 1000.0, 100_000.0)
     one = np.zeros(1)
     with pytest.raises(ValueError, match="whole number of keys"):
-        locate_cells(b"\0" * 16, 17, b"\7", one, one, *tables, *params)
+        locate_cells(b"\0" * 16, 17, one, one, one, *tables, *params)
     with pytest.raises(ValueError, match="must hold 1 values"):
-        locate_cells(b"\0" * 17, 17, b"", one, one, *tables, *params)
-    with pytest.raises(ValueError, match="is not in"):
-        locate_cells(b"\0" * 17, 17, b"\x12", one, one, *tables, *params)
-    assert locate_cells(b"\0" * 17, 17, b"\7", one, one, *tables, *params) == []
+        locate_cells(b"\0" * 17, 17, np.zeros(0), one, one, *tables, *params)
+    assert locate_cells(b"\0" * 17, 17, one, one, one, *tables, *params) == []

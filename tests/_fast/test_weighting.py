@@ -56,9 +56,17 @@ def network_cluster(
     return (*random_cluster(rng, n, spread_m), radius)
 
 
-def fast_weights(score: np.ndarray, age: np.ndarray, signal: np.ndarray) -> np.ndarray:
-    out = np.empty(len(score))
-    _fast.network_weights(score, age, signal, out)
+def fast_weights(age: np.ndarray, signal: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    out = np.empty(len(age))
+    _fast.cluster_weights(age, signal, radius, out)
+    return out
+
+
+def fast_cell_weights(
+    age: np.ndarray, signal: np.ndarray, floor: np.ndarray, radius: np.ndarray
+) -> np.ndarray:
+    out = np.empty(len(age))
+    _fast.cell_weights(age, signal, floor, radius, out)
     return out
 
 
@@ -95,29 +103,49 @@ def assert_cluster_matches_reference(
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 20, 129, 300])
 def test_weights_and_mean_equal_numpy(n: int) -> None:
-    lat, lon, age, signal, score = random_cluster(np.random.default_rng(n), n)
-    weights = fast_weights(score, age, signal)
-    assert_array_equal(weights, reference.network_weights(score, age, signal))
+    lat, lon, age, signal, _, radius = network_cluster(np.random.default_rng(n), n)
+    weights = fast_weights(age, signal, radius)
+    assert_allclose(weights, reference.cluster_weights(age, signal, radius), rtol=1e-14)
     got = _fast.weighted_position(lat, lon, weights)
     want = reference.weighted_position(lat, lon, weights)
     # NumPy's pairwise summation order, reproduced: equal to the last bit.
     assert_array_equal(got, want)
 
 
-def test_weights_follow_the_age_rule() -> None:
-    # Full weight up to 2 s, half at 8 s, 1/sqrt(8) at 16 s; 1/signal².
+def test_weights_follow_the_age_signal_and_radius_rules() -> None:
+    # Full weight up to 2 s, half at 8 s, 1/sqrt(8) at 16 s; tenfold per
+    # 15 dB; divided by the radius bounded to [30, 300] m (NULL: 30).
     age = np.array([1000.0, 2000.0, 8000.0, 16000.0])
-    weights = fast_weights(np.ones(4), age, np.full(4, -10.0))
-    assert_allclose(weights * 100.0, [1.0, 1.0, 0.5, 1.0 / math.sqrt(8.0)], rtol=1e-15)
+    weights = fast_weights(age, np.full(4, -30.0), np.full(4, 100.0))
+    assert_allclose(weights * 1e4, [1.0, 1.0, 0.5, 1.0 / math.sqrt(8.0)], rtol=1e-14)
+    by_signal = fast_weights(np.full(2, 1000.0), np.array([-45.0, -60.0]), np.full(2, 100.0))
+    assert by_signal[0] == pytest.approx(10 * by_signal[1], rel=1e-14)
+    radius = np.array([10.0, 30.0, math.nan, 150.0, 300.0, 900.0])
+    by_radius = fast_weights(np.full(6, 1000.0), np.zeros(6), radius)
+    assert_allclose(by_radius, [1 / 30, 1 / 30, 1 / 30, 1 / 150, 1 / 300, 1 / 300], rtol=1e-15)
+
+
+def test_cell_weights_count_the_signal_above_the_radio_floor() -> None:
+    # -90 dBm LTE (50 dB above -140) weighs ten times -98 dBm GSM (15 dB
+    # above -113) at one radius; 1 / radius², the radius in [1 km, 50 km].
+    age = np.full(2, 1000.0)
+    w = fast_cell_weights(age, np.array([-90.0, -98.0]), np.array([-140.0, -113.0]),
+                          np.full(2, 2000.0))  # fmt: skip
+    assert w[0] / w[1] == pytest.approx(10 ** (35 / 15), rel=1e-14)
+    radius = np.array([500.0, math.nan, 2000.0, 90_000.0])
+    w = fast_cell_weights(np.full(4, 1000.0), np.full(4, -113.0), np.full(4, -113.0), radius)
+    assert_allclose(w, [1e-6, 1e-6, 1 / 4e6, 1 / 25e8], rtol=1e-15)
+    floor = np.full(4, -140.0)
+    args = (np.full(4, 1000.0), floor + 27, floor, radius)
+    assert_allclose(fast_cell_weights(*args), reference.cell_weights(*args), rtol=1e-14)
 
 
 def test_weights_propagate_nan() -> None:
-    score = np.array([1.0, math.nan, 1.0, 1.0])
-    age = np.array([1000.0, 1000.0, math.nan, 1000.0])
-    signal = np.array([-50.0, -50.0, -50.0, math.nan])
-    weights = fast_weights(score, age, signal)
-    assert_array_equal(np.isnan(weights), [False, True, True, True])
-    assert_array_equal(weights, reference.network_weights(score, age, signal))
+    age = np.array([1000.0, math.nan, 1000.0])
+    signal = np.array([-50.0, -50.0, math.nan])
+    weights = fast_weights(age, signal, np.full(3, 50.0))
+    assert_array_equal(np.isnan(weights), [False, True, True])
+    assert_allclose(weights, reference.cluster_weights(age, signal, np.full(3, 50.0)), rtol=1e-14)
 
 
 def test_weighted_position_of_nothing_is_nan() -> None:
@@ -147,13 +175,14 @@ def test_percentile95_with_equal_distances_and_nan() -> None:
 
 
 # ---------------------------------------------------------------------------
-# Sample selection (quirk Q1 fixed)
+# Sample selection (in place of quirk Q1)
 # ---------------------------------------------------------------------------
 
 
-def test_sample_keeps_highest_scored_networks_fixing_q1() -> None:
+def test_sample_keeps_the_heaviest_networks_in_place_of_q1() -> None:
     # The old service sorted ascending and kept the lowest scores (Q1); the
-    # kernel keeps the max_networks highest, ties in input order.
+    # kernel keeps the max_networks heaviest (aggregate_cluster ranks by the
+    # weights, a decision of issue 11), ties in input order.
     score = np.array([0.5, 9.0, 0.1, 3.0, 9.0, 3.0, 0.2])
     assert_array_equal(fast_sample(score, 4), [False, True, False, True, True, True, False])
     assert_array_equal(fast_sample(score, 3), [False, True, False, True, True, False, False])
@@ -261,23 +290,65 @@ def test_aggregate_cluster_with_an_empty_sample() -> None:
     assert all(math.isnan(v) for v in got[:3]) and got[3] == pytest.approx(want[3], rel=RTOL_M)
 
 
+def random_cells(rng: np.random.Generator, n: int, spread_m: float) -> tuple[np.ndarray, ...]:
+    """The inputs of ``aggregate_cell_groups``: cells spread over ``spread_m``
+    with radii of 0.3-8 km (a few NULL) and the floors of three radios."""
+    lat, lon, age, signal, score = random_cluster(rng, n, spread_m)
+    radius = rng.uniform(300.0, 8000.0, n).round()
+    radius[rng.random(n) < 0.1] = math.nan
+    floor = rng.choice([-113.0, -121.0, -140.0], n)
+    signal = floor + rng.uniform(0.0, 60.0, n).round()
+    return lat, lon, radius, age, signal, floor, score
+
+
+def fast_cell_groups(*arrays: np.ndarray) -> tuple[list[tuple[float, ...]], np.ndarray]:
+    group = np.empty(len(arrays[0]), dtype=np.int64)
+    found = _fast.aggregate_cell_groups(*arrays, 1000.0, 50000.0, group)
+    return found, group
+
+
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 12, 150])
-def test_aggregate_cells_matches_reference(n: int) -> None:
-    rng = np.random.default_rng(900 + n)
-    lat, lon, age, signal, score = random_cluster(rng, n, 30_000.0)
-    radius = rng.uniform(0.0, 80_000.0, n)
-    got = _fast.aggregate_cells(lat, lon, radius, age, signal, score, 1000.0, 50000.0)
-    want = reference.aggregate_cells(lat, lon, radius, age, signal, score, 1000.0, 50000.0)
-    assert_allclose(got, want, rtol=RTOL_M, atol=1e-12)
+@pytest.mark.parametrize("spread_m", [3_000.0, 30_000.0])
+def test_aggregate_cell_groups_matches_reference(n: int, spread_m: float) -> None:
+    arrays = random_cells(np.random.default_rng(900 + n), n, spread_m)
+    got, group = fast_cell_groups(*arrays)
+    want, want_group = reference.aggregate_cell_groups(*arrays, 1000.0, 50000.0)
+    assert_array_equal(group, want_group)
+    assert len(got) == len(want) == (len(set(group)) if n else 0)
+    if n:
+        assert_allclose(np.array(got), np.array(want), rtol=RTOL_M, atol=1e-12)
 
 
-def test_aggregate_cells_propagates_nan() -> None:
-    lat, lon, age, signal, score = random_cluster(np.random.default_rng(3), 3, 1000.0)
-    radius = np.full(3, 1000.0)
+def test_cells_whose_discs_overlap_form_one_group_across_radios_and_areas() -> None:
+    # A decision of issue 11 (the original made one cluster per area and
+    # radio): cells 3 km apart with 2 km radii overlap and form one group,
+    # whatever their radio; a cell 40 km away forms its own.
+    lat = np.array([52.0, 52.0 + 3000 / 111_320, 52.0 + 40_000 / 111_320])
+    lon = np.zeros(3)
+    radius = np.full(3, 2000.0)
+    age = np.full(3, 1000.0)
+    floor = np.array([-113.0, -140.0, -140.0])
+    signal = floor + np.array([30.0, 15.0, 45.0])  # the far cell is the heaviest
+    score = np.array([1.0, 2.0, 4.0])
+    found, group = fast_cell_groups(lat, lon, radius, age, signal, floor, score)
+    assert group.tolist() == [1, 1, 0]
+    assert found[0] == (lat[2], 0.0, 2000.0, 4.0)  # one cell: its radius
+    # Weighted tenfold per 15 dB above each radio's floor: 10:1.
+    assert found[1][0] == pytest.approx(lat[0] + (lat[1] - lat[0]) / 11, abs=1e-12)
+    assert found[1][3] == 3.0
+
+
+def test_aggregate_cell_groups_propagates_nan() -> None:
+    lat, lon, radius, age, signal, floor, score = random_cells(np.random.default_rng(3), 3, 100.0)
+    radius[:] = 1000.0
     signal[1] = math.nan
-    got = _fast.aggregate_cells(lat, lon, radius, age, signal, score, 1000.0, 50000.0)
-    want = reference.aggregate_cells(lat, lon, radius, age, signal, score, 1000.0, 50000.0)
-    assert all(math.isnan(v) for v in got[:3]) and all(math.isnan(v) for v in want[:3])
+    found, group = fast_cell_groups(lat, lon, radius, age, signal, floor, score)
+    # The NaN weight ranks last but its cell still overlaps the seed's disc.
+    assert group.tolist() == [0, 0, 0]
+    assert all(math.isnan(v) for v in found[0][:3])
+    want, _ = reference.aggregate_cell_groups(lat, lon, radius, age, signal, floor, score,
+                                              1000.0, 50000.0)  # fmt: skip
+    assert all(math.isnan(v) for v in want[0][:3])
 
 
 # ---------------------------------------------------------------------------
@@ -289,7 +360,9 @@ def test_kernels_reject_arrays_of_different_lengths() -> None:
     three, two = np.zeros(3), np.zeros(2)
     mask = np.empty(3, dtype=np.uint8)
     with pytest.raises(ValueError, match="length"):
-        _fast.network_weights(three, three, two, np.empty(3))
+        _fast.cluster_weights(three, three, two, np.empty(3))
+    with pytest.raises(ValueError, match="length"):
+        _fast.cell_weights(three, three, three, two, np.empty(3))
     with pytest.raises(ValueError, match="length"):
         _fast.weighted_position(three, two, three)
     with pytest.raises(ValueError, match="length"):
@@ -299,7 +372,8 @@ def test_kernels_reject_arrays_of_different_lengths() -> None:
     with pytest.raises(ValueError, match="length"):
         _fast.aggregate_cluster(three, three, three, three, three, two, 20, 10.0, 500.0, mask)
     with pytest.raises(ValueError, match="length"):
-        _fast.aggregate_cells(three, three, three, two, three, three, 1e3, 5e4)
+        _fast.aggregate_cell_groups(three, three, three, two, three, three, three, 1e3, 5e4,
+                                    np.empty(3, dtype=np.int64))  # fmt: skip
 
 
 def test_kernels_reject_float32_arrays() -> None:

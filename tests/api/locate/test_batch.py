@@ -69,7 +69,7 @@ def test_batch_answers_as_single_calls_in_order(api: TestClient) -> None:
     assert results == singles
     assert [r.get("accuracy") or reason(r) for r in results] == [
         pytest.approx(calibrated("wifi", 1.11, 3), abs=0.5),
-        calibrated("cell", 500.0, 1),
+        calibrated("cell", 1000.0, 1),  # the radius, 500 m, bounded to 1 km
         "notFound",
         "parseError",
         40000.0,

@@ -8,16 +8,22 @@ table is read and applied, which answers it applies to, and the setting.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from ichnaea.api.keys import ApiKey
 from ichnaea.api.locate import calibration
 from ichnaea.api.locate.calibration import Calibration, KindTable, Row
-from ichnaea.api.locate.result import DataSource, Position
+from ichnaea.api.locate.query import Query, WifiLookup
+from ichnaea.api.locate.result import DataSource, Position, best_position
+from ichnaea.api.locate.service import LocateService
+from ichnaea.api.locate.sources import internal
 from ichnaea.config import ConfigError, load_settings
 
 
@@ -95,18 +101,25 @@ def test_the_shipped_table_loads_for_both_confidences(confidence: int) -> None:
     assert data["fitted"]["seeds"] and data["fitted"]["results"] > 10_000  # fitted, not a stub
 
 
-# The largest spread a result of each type can have: the 95th percentile of
-# the distances from a cluster's centre to its members stays within the
-# cluster's diameter (500 m Wi-Fi, 200 m Bluetooth); cells and areas are
-# bounded by their radius ceilings.
-REACHABLE_SPREAD_M = {"wifi": 500.0, "blue": 200.0, "cell": 50_000.0, "area": 500_000.0}
+# The spreads a result of each type can have: the 95th percentile of the
+# distances from a cluster's centre to its members stays within the
+# cluster's diameter (500 m Wi-Fi, 200 m Bluetooth); a cell group's spread
+# (the weighted root mean square of distances and radii bounded to
+# [1 km, 50 km]) lies between 1 km and twice the largest radius; areas are
+# bounded by their radius ceiling.
+REACHABLE_SPREAD_M = {
+    "wifi": (0.0, 500.0),
+    "blue": (0.0, 200.0),
+    "cell": (1_000.0, 100_000.0),
+    "area": (0.0, 500_000.0),
+}
 
 
 @pytest.mark.parametrize("kind", calibration.KINDS)
 def test_the_95_radius_is_never_narrower_than_the_68_one(kind: str) -> None:
     wide, narrow = calibration.load(95), calibration.load(68)
     for networks in range(1, 25):
-        for spread in np.linspace(0.0, REACHABLE_SPREAD_M[kind], 401):
+        for spread in np.linspace(*REACHABLE_SPREAD_M[kind], 401):
             w = wide.tables[kind].radius(spread, networks)
             n = narrow.tables[kind].radius(spread, networks)
             assert w >= n, (networks, spread)
@@ -146,3 +159,39 @@ def test_locate_confidence_setting() -> None:
     assert load_settings({"LOCATE_CONFIDENCE": "68"}).locate_confidence == 68
     with pytest.raises(ConfigError, match="LOCATE_CONFIDENCE: expected one of 68, 95"):
         load_settings({"LOCATE_CONFIDENCE": "90"})
+
+
+def _result(kind: str, lat: float, spread_m: float, networks: int, score: float) -> Position:
+    used = [(kind, bytes([i]) * (6 if kind == "wifi" else 11), False) for i in range(networks)]
+    return Position(lat, -0.1, spread_m, score, DataSource.internal, None, used, spread_m)
+
+
+def test_the_answer_is_chosen_by_the_95_radii_and_stated_at_68(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A decision of issue 11: with LOCATE_CONFIDENCE=68 the narrower radii would
+    split a Wi-Fi answer from the cells around it, and the cells' larger score would
+    win (mixed queries: p90 408 m against 101 m at 95 %, 62.8 % inside 68 %); the
+    answer is chosen by the 95 % radii and only its radius is stated at 68 %."""
+    at68, at95 = calibration.load(68), calibration.load(95)
+    wifi = _result("wifi", 51.5, 40.0, 3, 0.5)
+    cell68 = at68.tables["cell"].radius(1000.0, 3)
+    cell95 = at95.tables["cell"].radius(1000.0, 3)
+    assert cell68 < cell95
+    # Between the two reaches of best_position (1.5 times the larger radius).
+    distance_m = 1.5 * (cell68 + cell95) / 2
+    cell = _result("cell", 51.5 + distance_m / 111_195, 1000.0, 3, 3.0)
+    assert best_position(at68.apply([wifi, cell])).used_networks[0][0] == "cell"
+    assert best_position(at95.apply([wifi, cell])).used_networks[0][0] == "wifi"
+
+    monkeypatch.setattr(internal, "search_positions", lambda *args: [wifi, cell])
+    query = Query(api_type="locate", wifi=[WifiLookup(mac=f"a8206600001{i}") for i in range(3)])
+    for confidence, radius in ((68, at68.radius(wifi)), (95, at95.radius(wifi))):
+        service = LocateService(
+            db=None, redis=None, geocoder=None, fallback=None,  # type: ignore[arg-type]
+            calibration=calibration.load(confidence),
+        )  # fmt: skip
+        best = asyncio.run(service.locate(query, ApiKey(store_sample_locate=0), now=datetime.now()))
+        assert best is not None and best.lat == 51.5
+        assert best.accuracy == pytest.approx(radius, abs=1e-6)
+    assert at68.radius(wifi) < at95.radius(wifi)

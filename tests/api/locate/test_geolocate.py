@@ -243,11 +243,11 @@ def test_14_known_cell_answers_with_cell_accuracy(
     seed.cell(Radio.lte, 2, 1234, lat=51.51, lon=-0.11)
     body = {"cellTowers": [lte_cell(signalStrength=-70, timingAdvance=1)]}
     response = api.post(URL, json=body)
-    # The calibrated radius (issue 11) of the cell's radius, 500 m: the
-    # original answered it bounded to 1,000 m.
+    # The calibrated radius (issue 11) of the cell's spread, its radius
+    # (500 m) bounded to [1 km, 50 km]: the original answered 1,000 m.
     assert response.json() == {
         "location": {"lat": 51.51, "lng": -0.11},
-        "accuracy": calibrated("cell", 500.0, 1),
+        "accuracy": calibrated("cell", 1000.0, 1),
     }
     (item,) = queued(backend_redis)
     assert item["report"]["cellTowers"][0]["signalStrength"] == -70
@@ -256,7 +256,7 @@ def test_14_known_cell_answers_with_cell_accuracy(
     cell = lte_cell()
     del cell["radioType"]
     response = api.post(URL, json={"radioType": "lte", "cellTowers": [cell]})
-    assert response.json()["accuracy"] == calibrated("cell", 500.0, 1)
+    assert response.json()["accuracy"] == calibrated("cell", 1000.0, 1)
 
 
 @pytest.mark.parametrize("fallbacks", [None, {"lacf": True}, {"ipf": True}])

@@ -8,9 +8,11 @@ Bluetooth → Wi-Fi → cells:
   diameter) and turn every group of two or more into one position with the
   compiled weighting kernel. Fewer than two found stations give nothing, so
   one real MAC paired with a made-up one reveals nothing.
-* Cells: every cell area (radio, MCC, MNC, LAC) of the found cells is one
-  cluster, aggregated by weighted mean. Only if no cell was found are the
-  cell areas themselves used, as coarse "lacf" positions.
+* Cells: the found cells, of every radio and area, are grouped by their
+  overlapping coverage discs (issue 11; the original made one cluster per
+  cell area) and each group is aggregated by weighted mean
+  (:func:`ichnaea.positioning.group_cells`). Only if no cell was found are
+  the cell areas themselves used, as coarse "lacf" positions.
 
 Every position carries the original's accuracy (its bounds applied here)
 and the unbounded spread it came from (``Position.spread_m``): the locate
@@ -77,9 +79,9 @@ from ichnaea.geocode import Geocoder
 from ichnaea.positioning import (
     CellPosition,
     ClusterPosition,
-    aggregate_cell_position,
     aggregate_cluster_position,
     cluster_networks,
+    group_cells,
 )
 from ichnaea.repositories.stations import AreaRows, StationReader, StationRows, is_outage
 
@@ -125,9 +127,10 @@ class IndexLookup(StationLookup, Protocol):
         max_accuracy_m: float,
     ) -> list[tuple[float, float, float, float, list[tuple[int, bool]]]]: ...
 
-    def cell_areas(
+    def cell_groups(
         self,
         cellids: Sequence[bytes],
+        floor_dbm: Sequence[float],
         signal_dbm: Sequence[float],
         age_ms: Sequence[float],
         *,
@@ -262,12 +265,6 @@ def _mac_positions(
     return results
 
 
-def _nan_as_zero(values: np.ndarray) -> np.ndarray:
-    """``values`` (a copy the caller owns) with NaN as 0, cheaper than ``np.nan_to_num``."""
-    values[np.isnan(values)] = 0.0
-    return values
-
-
 def _mac_positions_in(
     index: IndexLookup,
     lookups: list[BlueLookup] | list[WifiLookup],
@@ -323,9 +320,14 @@ def _found_positions(
     ]
 
 
-def _area_prefix(cellid: bytes) -> bytes:
-    # The area key is the cell key without its cell id (4 bytes, 8 for NR).
-    return cellid[:-8] if len(cellid) > 11 else cellid[:-4]
+def _cell_key_order(key: bytes) -> bytes:
+    # The station index's key order (zero-padded to the NR width): both
+    # paths group the cells in one order, so that ties and sums agree.
+    return key.ljust(17, b"\0")
+
+
+def _floor_dbm(cell: CellLookup) -> float:
+    return float(CELL_SIGNAL_RANGE_DBM[cell.radio][0])
 
 
 def _cell_positions(stations: StationLookup, query: Query, now: datetime) -> list[Position]:
@@ -334,35 +336,29 @@ def _cell_positions(stations: StationLookup, query: Query, now: datetime) -> lis
     rows = stations.cells(cellids, today=now.date(), now_s=to_seconds(now))
     if len(rows) == 0:
         return _area_positions(stations, query, now)
-    found = [by_id[key] for key in rows.keys]
-    signal = np.array(
-        [c.signal or CELL_SIGNAL_RANGE_DBM[c.radio][0] for c in found], dtype=np.float64
-    )
+    order = np.array(sorted(range(len(rows)), key=lambda i: _cell_key_order(rows.keys[i])))
+    keys = [rows.keys[i] for i in order]
+    found = [by_id[key] for key in keys]
+    # A missing signal is the radio's floor, the weakest it reports.
+    floor = np.array([_floor_dbm(c) for c in found], dtype=np.float64)
+    signal = np.array([c.signal or _floor_dbm(c) for c in found], dtype=np.float64)
     age = np.array([_weight_age(c.age) for c in found], dtype=np.float64)
-    score = _scores(rows, to_seconds(now))
-    seen_today = rows.last_seen_day >= now.date().toordinal()
-    groups: dict[bytes, list[int]] = {}
-    for i, key in enumerate(rows.keys):
-        groups.setdefault(_area_prefix(key), []).append(i)
+    score = _scores(rows, to_seconds(now))[order]
+    seen_today = rows.last_seen_day[order] >= now.date().toordinal()
     results = []
-    for members in groups.values():
-        index = np.array(members)
-        position = aggregate_cell_position(
-            rows.lat[index],
-            rows.lon[index],
-            # A cell without a radius (NULL) counts as a point: its accuracy
-            # then comes from the distances and the minimum alone, never NaN.
-            _nan_as_zero(rows.radius_m[index]),
-            age[index],
-            signal[index],
-            score[index],
-            min_accuracy_m=UNBOUNDED[0],
-            max_accuracy_m=UNBOUNDED[1],
-        )
-        used = [("cell", rows.keys[i], bool(seen_today[i])) for i in members]
-        results.append(
-            _internal_position(position, used, (CELL_MIN_ACCURACY_M, CELL_MAX_ACCURACY_M))
-        )
+    for group in group_cells(
+        rows.lat[order],
+        rows.lon[order],
+        rows.radius_m[order],
+        age,
+        signal,
+        floor,
+        score,
+        min_accuracy_m=UNBOUNDED[0],
+        max_accuracy_m=UNBOUNDED[1],
+    ):
+        used = [("cell", keys[i], bool(seen_today[i])) for i in group.members]
+        results.append(_internal_position(group, used, (CELL_MIN_ACCURACY_M, CELL_MAX_ACCURACY_M)))
     return results
 
 
@@ -372,18 +368,19 @@ def _cell_positions_in(index: IndexLookup, query: Query, now: datetime) -> list[
     by_id = {cell.cellid: cell for cell in query.cell}
     keys = list(by_id)
     found = list(by_id.values())
-    areas = index.cell_areas(
+    groups = index.cell_groups(
         keys,
-        [c.signal or CELL_SIGNAL_RANGE_DBM[c.radio][0] for c in found],
+        [_floor_dbm(c) for c in found],
+        [c.signal or _floor_dbm(c) for c in found],
         [max(abs(c.age or 0), MIN_WEIGHT_AGE_MS) for c in found],
         today=now.date(),
         now_s=to_seconds(now),
         min_accuracy_m=UNBOUNDED[0],
         max_accuracy_m=UNBOUNDED[1],
     )
-    if not areas:
+    if not groups:
         return _area_positions(index, query, now)
-    return _found_positions("cell", keys, areas, (CELL_MIN_ACCURACY_M, CELL_MAX_ACCURACY_M))
+    return _found_positions("cell", keys, groups, (CELL_MIN_ACCURACY_M, CELL_MAX_ACCURACY_M))
 
 
 def _area_scores(areas: AreaRows, now: datetime) -> np.ndarray:
