@@ -51,17 +51,19 @@ sqrt(Σ w (d² + r²) / Σ w) (a single cell: its bounded radius), and its
 score the sum of the cells' scores. Against the 95th percentile of the
 distances alone, this spread tracks the error better (a 6 % smaller mean
 calibrated radius for the same coverage on the training worlds) and keeps
-the radii of co-located cells (an LTE and a GSM cell of one mast). The original grouped
-by area, weighted by score / signal² and let the best area win: on the
-accuracy harness's held-out worlds these rules took the cell median error
-from 615 m to 489 m and the 90th percentile from 2,075 m to 1,275 m
-(benchmarks/RESULTS.md).
+the radii of co-located cells (an LTE and a GSM cell of one mast). The
+original grouped by area, weighted by score / signal² and let the best
+area win: on the accuracy harness's held-out worlds these rules took the
+cell median error from 615 m to 489 m and the 90th percentile from
+2,075 m to 1,275 m (benchmarks/RESULTS.md).
 
 Sums are evaluated in NumPy's pairwise order (8 partial sums, halves above
-128 terms), so that the kernels match a NumPy implementation bit for bit
-instead of within rounding. The entry points take contiguous float64 arrays
-(see ichnaea/positioning.py for the public functions) and allocate their
-scratch memory once, before releasing the GIL.
+128 terms), so that a weighted mean of given weights matches NumPy's bit for
+bit; the weights themselves (libm's ``pow``) may differ from NumPy's
+``power`` in the last bit, so positions agree within rounding. The entry
+points take contiguous float64 arrays (see ichnaea/positioning.py for the
+public functions) and allocate their scratch memory once, before releasing
+the GIL.
 """
 
 from libc.math cimport NAN, floor, isnan, pow, sqrt
