@@ -220,7 +220,11 @@ def test_aggregate_cell_groups(benchmark: Any, scan: Scan, implementation: str) 
     s = scan
     floor = np.full(s.n, -140.0)
     arrays = (s.lat, s.lon, s.radius_m, s.age_ms, s.signal_dbm, floor, s.score)
-    bounds = (positioning.CELL_MIN_ACCURACY_M, positioning.CELL_MAX_ACCURACY_M)
+    bounds = (
+        *positioning.CELL_RADIUS_BOUNDS_M,
+        positioning.CELL_MIN_ACCURACY_M,
+        positioning.CELL_MAX_ACCURACY_M,
+    )
     group = np.empty(s.n, dtype=np.int64)
 
     def public() -> Any:

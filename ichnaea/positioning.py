@@ -45,8 +45,10 @@ from numpy.typing import ArrayLike, NDArray
 from ichnaea import _fast
 
 __all__ = [
+    "AREA_RADIUS_BOUNDS_M",
     "CELL_MAX_ACCURACY_M",
     "CELL_MIN_ACCURACY_M",
+    "CELL_RADIUS_BOUNDS_M",
     "CellPosition",
     "ClusterPosition",
     "aggregate_cluster_position",
@@ -57,9 +59,14 @@ __all__ = [
 Float64Array = NDArray[np.float64]
 IndexArray = NDArray[np.int64]
 
-# Accuracy bounds of a cell-area result (spec 4.7), metres.
+# Accuracy bounds of a cell result (spec 4.7), metres.
 CELL_MIN_ACCURACY_M = 1000.0
 CELL_MAX_ACCURACY_M = 50000.0
+# The bounds of a cell's radius in its weight and its group's reach
+# (group_cells), metres: the cells' accuracy bounds; for cell areas the
+# ceiling is the areas' (spec 4.8), 500 km.
+CELL_RADIUS_BOUNDS_M = (1000.0, 50000.0)
+AREA_RADIUS_BOUNDS_M = (1000.0, 500000.0)
 
 # Real numeric dtypes: signed and unsigned integers and floats.
 _NUMERIC_KINDS = frozenset("iuf")
@@ -279,6 +286,7 @@ def group_cells(
     floor_dbm: ArrayLike,
     score: ArrayLike,
     *,
+    radius_bounds_m: tuple[float, float] = CELL_RADIUS_BOUNDS_M,
     min_accuracy_m: float = CELL_MIN_ACCURACY_M,
     max_accuracy_m: float = CELL_MAX_ACCURACY_M,
 ) -> list[CellPosition]:
@@ -286,8 +294,8 @@ def group_cells(
     changed it).
 
     The heaviest cell (weight ``min(√(2000 / age), 1) · 10^((signal - floor)
-    / 15) / clip(radius, 1000, 50000)²``) seeds a group that takes every
-    cell whose disc overlaps its own; the rest form further groups the same
+    / 15) / clip(radius, *radius_bounds_m)²``) seeds a group that takes
+    every cell whose disc overlaps its own; the rest form further groups the same
     way. One cell gives its own position, its radius clamped to
     ``[min_accuracy_m, max_accuracy_m]`` and its score; several the
     weighted mean, the clamped 95th percentile of the distances from it to
@@ -304,6 +312,10 @@ def group_cells(
     floor_dbm : array_like, shape (n,)
         The lowest signal of each cell's radio (-113 GSM, -121 WCDMA, -140
         LTE, -156 NR), dBm.
+    radius_bounds_m : (float, float)
+        The bounds of the radii, metres: 1 km and 50 km for cells
+        (``CELL_RADIUS_BOUNDS_M``), 1 km and 500 km for cell areas
+        (``AREA_RADIUS_BOUNDS_M``).
     min_accuracy_m, max_accuracy_m : float
         Accuracy bounds, metres; 1 km and 50 km by default.
 
@@ -330,9 +342,11 @@ def group_cells(
     scores = _vector("score", score, n)
     lower = _bound("min_accuracy_m", min_accuracy_m)
     upper = _bound("max_accuracy_m", max_accuracy_m)
+    least = _bound("radius_bounds_m", radius_bounds_m[0])
+    most = _bound("radius_bounds_m", radius_bounds_m[1])
     group_of = np.empty(n, dtype=np.int64)
     groups = _fast.aggregate_cell_groups(
-        lat, lon, radius, age, signal, floor, scores, lower, upper, group_of
+        lat, lon, radius, age, signal, floor, scores, least, most, lower, upper, group_of
     )
     return [
         CellPosition(out_lat, out_lon, accuracy, score_sum, np.flatnonzero(group_of == g))

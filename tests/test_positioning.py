@@ -460,7 +460,7 @@ def test_group_cells_matches_reference() -> None:
     found = positioning.group_cells(lat.astype(np.float32), lon, radius, age, signal, floor, score)
     want, group = reference.aggregate_cell_groups(
         lat.astype(np.float32).astype(np.float64), lon, radius, age, signal, floor, score,
-        1000.0, 50000.0,
+        1000.0, 50000.0, 1000.0, 50000.0,
     )  # fmt: skip
     assert len(found) == len(want) >= 1
     for g, (position, expected) in enumerate(zip(found, want, strict=True)):

@@ -66,7 +66,7 @@ from ichnaea.breaker import CircuitBreaker
 from ichnaea.repositories.session import create_engine
 
 # Bands of networks used, per type: the lower bounds, descending.
-BANDS = {"wifi": (10, 6, 4, 3, 2, 1), "blue": (4, 3, 2, 1), "cell": (3, 2, 1), "area": (1,)}
+BANDS = {"wifi": (10, 6, 4, 3, 2, 1), "blue": (4, 3, 2, 1), "cell": (3, 2, 1), "area": (3, 2, 1)}
 # Bounds of the radius per type: no answer claims better than the floor
 # (a few metres of GNSS error in what taught it) or worse than the ceiling.
 BOUNDS = {
@@ -78,12 +78,12 @@ BOUNDS = {
 SLOPES = np.arange(0.0, 4.0001, 0.01)
 # The spreads a result of each type can have (tests/api/locate/
 # test_calibration.py holds the 95 % radius above the 68 % one over them): a
-# cell group's is at least its smallest bounded radius, 1 km.
+# cell or area group's is at least its smallest bounded radius, 1 km.
 REACHABLE_SPREAD_M = {
     "wifi": (0.0, 500.0),
     "blue": (0.0, 200.0),
     "cell": (1_000.0, 100_000.0),
-    "area": (0.0, 500_000.0),
+    "area": (1_000.0, 500_000.0),
 }
 FIT_KINDS = ("wifi", "blue", "cell", "area", "mixed")
 FIT_ROUNDS = 3

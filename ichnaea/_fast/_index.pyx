@@ -481,6 +481,8 @@ def locate_cells(
     const uint8_t[::1] over_present,  # IN
     double today_day,  # IN today's proleptic ordinal
     double now_s,  # IN now, seconds since 1970
+    double min_radius_m,  # IN the radius bounds of the groups
+    double max_radius_m,  # IN
     double min_accuracy_m,  # IN accuracy clamp
     double max_accuracy_m,  # IN
 ):
@@ -547,7 +549,7 @@ def locate_cells(
             return found
         groups = cell_groups(
             sub, sub + n, sub + 2 * n, sub + 3 * n, sub + 4 * n, sub + 5 * n, sub + 6 * n,
-            rows, min_accuracy_m, max_accuracy_m, group_of, position,
+            rows, min_radius_m, max_radius_m, min_accuracy_m, max_accuracy_m, group_of, position,
         )
         for g in range(groups):
             # NaN (a NULL day) compares False: not seen today.

@@ -30,6 +30,8 @@ cdef Py_ssize_t cell_groups(
     const double* floor_dbm,  # IN n
     const double* score,  # IN n
     Py_ssize_t n,  # IN ≥ 1
+    double min_radius_m,  # IN
+    double max_radius_m,  # IN
     double min_accuracy_m,  # IN
     double max_accuracy_m,  # IN
     int64_t* out_group,  # OUT n: each cell's group

@@ -40,7 +40,8 @@ Each cell k weighs
 where ``floor_k`` is the lowest signal its radio reports (-113 dBm GSM,
 -121 WCDMA, -140 LTE, -156 NR: the signals of different radios are not on
 one scale, their height above the floor is) and ``r_k`` is the cell radius
-bounded to [1 km, 50 km] (a NULL radius counts as 1 km): 1 / r² is the
+bounded to [1 km, 50 km] (a NULL radius counts as 1 km; the bounds are
+arguments): 1 / r² is the
 precision of a position spread over a disc of that radius. The heaviest
 cell seeds a group; every remaining cell whose disc overlaps the seed's
 (centres at most r_seed + r_k apart: a device can hear both) joins it; the
@@ -55,7 +56,9 @@ the radii of co-located cells (an LTE and a GSM cell of one mast). The
 original grouped by area, weighted by score / signal² and let the best
 area win: on the accuracy harness's held-out worlds these rules took the
 cell median error from 615 m to 489 m and the 90th percentile from
-2,075 m to 1,275 m (benchmarks/RESULTS.md).
+2,075 m to 1,275 m (benchmarks/RESULTS.md). The cell areas a query hears
+("lacf" answers, when no cell is known) are grouped the same way, their
+radii bounded to [1 km, 500 km] (the caller passes the bounds).
 
 Sums are evaluated in NumPy's pairwise order (8 partial sums, halves above
 128 terms), so that a weighted mean of given weights matches NumPy's bit for
@@ -82,9 +85,6 @@ cdef double ACCURACY_QUANTILE = 0.95
 cdef double SIGNAL_DB_PER_DECADE = 15.0
 cdef double MIN_WEIGHT_RADIUS_M = 30.0
 cdef double MAX_WEIGHT_RADIUS_M = 300.0
-# Cell weights and groups: the radius bounded to [MIN, MAX] metres.
-cdef double MIN_CELL_RADIUS_M = 1000.0
-cdef double MAX_CELL_RADIUS_M = 50000.0
 
 # One cluster's sample, packed for the weighted mean.
 cdef struct _Sample:
@@ -302,12 +302,15 @@ cdef inline double _network_weight(
 
 cdef inline double _cell_radius(
     double radius_m,  # IN: NaN for none
+    double lowest,  # IN
+    double highest,  # IN
 ) noexcept nogil:
-    # A cell's radius bounded as its weight and its group's reach use it.
-    if not radius_m >= MIN_CELL_RADIUS_M:  # NaN too
-        return MIN_CELL_RADIUS_M
-    if radius_m > MAX_CELL_RADIUS_M:
-        return MAX_CELL_RADIUS_M
+    # A cell's (or area's) radius bounded as its weight and its group's
+    # reach use it.
+    if not radius_m >= lowest:  # NaN too
+        return lowest
+    if radius_m > highest:
+        return highest
     return radius_m
 
 
@@ -316,8 +319,10 @@ cdef inline double _cell_weight(
     double signal_dbm,  # IN
     double floor_dbm,  # IN: the lowest signal of the cell's radio
     double radius_m,  # IN: NaN for none
+    double lowest,  # IN: the radius bounds
+    double highest,  # IN
 ) noexcept nogil:
-    cdef double radius = _cell_radius(radius_m)
+    cdef double radius = _cell_radius(radius_m, lowest, highest)
     return (
         _age_factor(age_ms)
         * pow(10.0, (signal_dbm - floor_dbm) / SIGNAL_DB_PER_DECADE)
@@ -396,10 +401,12 @@ def cell_weights(
     const float64_t[::1] signal_dbm,  # IN
     const float64_t[::1] floor_dbm,  # IN
     const float64_t[::1] radius_m,  # IN
+    double min_radius_m,  # IN
+    double max_radius_m,  # IN
     float64_t[::1] out,  # OUT: weights
 ):
-    """Cell weights: ``min(√(2000 / age_ms), 1) · 10^((signal_dbm - floor_dbm) / 15)
-    / clip(radius_m, 1000, 50000)²``.
+    """Cell (and cell area) weights: ``min(√(2000 / age_ms), 1) · 10^((signal_dbm -
+    floor_dbm) / 15) / clip(radius_m, min_radius_m, max_radius_m)²``.
 
     Parameters
     ----------
@@ -410,7 +417,9 @@ def cell_weights(
     floor_dbm : float64 array, shape (n,)
         The lowest signal of each cell's radio, dBm.
     radius_m : float64 array, shape (n,)
-        Cell radii, metres; NaN for none (counts as 1000).
+        Cell radii, metres; NaN for none (counts as ``min_radius_m``).
+    min_radius_m, max_radius_m : float
+        The radius bounds, metres (1 km and 50 km for cells).
     out : float64 array, shape (n,)
         Receives the weights.
     """
@@ -421,7 +430,9 @@ def cell_weights(
     check_lengths(n, out.shape[0], "out")
     with nogil:
         for i in range(n):
-            out[i] = _cell_weight(age_ms[i], signal_dbm[i], floor_dbm[i], radius_m[i])
+            out[i] = _cell_weight(
+                age_ms[i], signal_dbm[i], floor_dbm[i], radius_m[i], min_radius_m, max_radius_m
+            )
 
 
 def weighted_position(
@@ -666,6 +677,8 @@ def aggregate_cell_groups(
     const float64_t[::1] signal_dbm,  # IN
     const float64_t[::1] floor_dbm,  # IN
     const float64_t[::1] score,  # IN
+    double min_radius_m,  # IN
+    double max_radius_m,  # IN
     double min_accuracy_m,  # IN
     double max_accuracy_m,  # IN
     int64_t[::1] out_group,  # OUT: the group of each cell
@@ -684,6 +697,9 @@ def aggregate_cell_groups(
         The lowest signal of each cell's radio, dBm.
     score : float64 array, shape (n,)
         Station scores.
+    min_radius_m, max_radius_m : float
+        The bounds of the radii in the weights, reaches and spread, metres
+        (1 km and 50 km for cells, 1 km and 500 km for cell areas).
     min_accuracy_m, max_accuracy_m : float
         Clamp bounds of the accuracy, metres.
     out_group : int64 array, shape (n,)
@@ -715,7 +731,8 @@ def aggregate_cell_groups(
     try:
         groups = cell_groups(
             &lat_deg[0], &lon_deg[0], &radius_m[0], &age_ms[0], &signal_dbm[0], &floor_dbm[0],
-            &score[0], n, min_accuracy_m, max_accuracy_m, &out_group[0], out,
+            &score[0], n, min_radius_m, max_radius_m, min_accuracy_m, max_accuracy_m,
+            &out_group[0], out,
         )
         return [(out[4 * g], out[4 * g + 1], out[4 * g + 2], out[4 * g + 3]) for g in range(groups)]
     finally:
@@ -731,6 +748,8 @@ cdef Py_ssize_t cell_groups(
     const double* floor_dbm,  # IN n
     const double* score,  # IN n
     Py_ssize_t n,  # IN ≥ 1
+    double min_radius_m,  # IN
+    double max_radius_m,  # IN
     double min_accuracy_m,  # IN
     double max_accuracy_m,  # IN
     int64_t* out_group,  # OUT n: each cell's group
@@ -759,8 +778,10 @@ cdef Py_ssize_t cell_groups(
     try:
         with nogil:
             for i in range(n):
-                weight[i] = _cell_weight(age_ms[i], signal_dbm[i], floor_dbm[i], radius_m[i])
-                reach[i] = _cell_radius(radius_m[i])
+                weight[i] = _cell_weight(
+                    age_ms[i], signal_dbm[i], floor_dbm[i], radius_m[i], min_radius_m, max_radius_m
+                )
+                reach[i] = _cell_radius(radius_m[i], min_radius_m, max_radius_m)
                 out_group[i] = -1
             while left > 0:
                 # The seed: the heaviest cell left (NaN weights last, ties to

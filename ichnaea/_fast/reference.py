@@ -495,11 +495,16 @@ def aggregate_cluster(
 
 
 def cell_weights(
-    age_ms: ArrayLike, signal_dbm: ArrayLike, floor_dbm: ArrayLike, radius_m: ArrayLike
+    age_ms: ArrayLike,
+    signal_dbm: ArrayLike,
+    floor_dbm: ArrayLike,
+    radius_m: ArrayLike,
+    min_radius_m: float = 1000.0,
+    max_radius_m: float = 50000.0,
 ) -> Float64Array:
     """Issue 11's cell weights: ``age_factor · 10^((signal - floor) / 15) /
-    clip(radius, 1000, 50000)²``, a NaN radius counting as 1000."""
-    radius = np.clip(np.nan_to_num(_vector(radius_m), nan=1000.0), 1000.0, 50000.0)
+    clip(radius, min_radius_m, max_radius_m)²``, a NaN radius counting as the least."""
+    radius = np.clip(np.nan_to_num(_vector(radius_m), nan=min_radius_m), min_radius_m, max_radius_m)
     above = _vector(signal_dbm) - _vector(floor_dbm)
     weights: Float64Array = age_factor(age_ms) * np.power(10.0, above / 15.0) / np.square(radius)
     return weights
@@ -513,6 +518,8 @@ def aggregate_cell_groups(
     signal_dbm: ArrayLike,
     floor_dbm: ArrayLike,
     score: ArrayLike,
+    min_radius_m: float,
+    max_radius_m: float,
     min_accuracy_m: float,
     max_accuracy_m: float,
 ) -> tuple[list[tuple[float, float, float, float]], NDArray[np.int64]]:
@@ -521,15 +528,15 @@ def aggregate_cell_groups(
 
     The heaviest cell left (NaN weights last, ties to the earlier input)
     seeds a group of the cells left whose discs (radius bounded to
-    [1000, 50000] m, NaN as 1000) overlap its own. Position: the weighted
+    [min_radius_m, max_radius_m], NaN as the least) overlap its own. Position: the weighted
     mean (one cell: its own); accuracy: ``sqrt(Σ w (d² + r²) / Σ w)`` over
     the distances d from it and the bounded radii r, clamped; score: the
     sum. A NaN latitude or longitude makes both NaN.
     """
     lat, lon, radius = _vector(lat_deg), _vector(lon_deg), _vector(radius_m)
     s = _vector(score)
-    weights = cell_weights(age_ms, signal_dbm, floor_dbm, radius)
-    reach = np.clip(np.nan_to_num(radius, nan=1000.0), 1000.0, 50000.0)
+    weights = cell_weights(age_ms, signal_dbm, floor_dbm, radius, min_radius_m, max_radius_m)
+    reach = np.clip(np.nan_to_num(radius, nan=min_radius_m), min_radius_m, max_radius_m)
     group = np.full(lat.size, -1, dtype=np.int64)
     groups: list[tuple[float, float, float, float]] = []
     rank = np.where(np.isnan(weights), -np.inf, weights)

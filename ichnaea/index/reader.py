@@ -56,6 +56,7 @@ from ichnaea.index.format import (
     file_name,
     unpack_header,
 )
+from ichnaea.positioning import CELL_RADIUS_BOUNDS_M
 from ichnaea.repositories.stations import AreaRows, StationRows
 
 Float = NDArray[np.float64]
@@ -365,6 +366,7 @@ def cell_groups(
         over_present,
         float(today.toordinal()),
         now_s,
+        *CELL_RADIUS_BOUNDS_M,
         min_accuracy_m,
         max_accuracy_m,
     )

@@ -240,14 +240,14 @@ def test_locate_cells_is_gather_and_group_in_one_call(seed: int) -> None:
     n = len(query) // 17
     signal = np.array([rng.uniform(-120, -60) for _ in range(n)])
     age = np.array([rng.choice([1000.0, rng.uniform(1000, 60_000)]) for _ in range(n)])
-    got = locate_cells(query, 17, floor, signal, age, *tables, TODAY, NOW_S, 1000.0, 100_000.0)
+    bounds = (1000.0, 50_000.0, 1000.0, 100_000.0)  # radius, then accuracy
+    got = locate_cells(query, 17, floor, signal, age, *tables, TODAY, NOW_S, *bounds)
     out, at, _, _ = _kernel((query, 17, *tables))
     want = []
     if len(at):
         group = np.empty(len(at), dtype=np.int64)
         found = aggregate_cell_groups(
-            out[0], out[1], out[2], age[at], signal[at], floor[at], out[8], 1000.0, 100_000.0,
-            group,
+            out[0], out[1], out[2], age[at], signal[at], floor[at], out[8], *bounds, group,
         )  # fmt: skip
         for g, position in enumerate(found):
             rows = np.flatnonzero(group == g)
@@ -260,7 +260,7 @@ def test_locate_cells_is_gather_and_group_in_one_call(seed: int) -> None:
 def test_locate_cells_refuses_inconsistent_inputs() -> None:
     empty = np.zeros(0, dtype=np.uint8)
     tables = (empty, empty, empty, empty, empty)
-    params = (TODAY, NOW_S, 1000.0, 100_000.0)
+    params = (TODAY, NOW_S, 1000.0, 50_000.0, 1000.0, 100_000.0)
     one = np.zeros(1)
     with pytest.raises(ValueError, match="whole number of keys"):
         locate_cells(b"\0" * 16, 17, one, one, one, *tables, *params)

@@ -66,7 +66,7 @@ def fast_cell_weights(
     age: np.ndarray, signal: np.ndarray, floor: np.ndarray, radius: np.ndarray
 ) -> np.ndarray:
     out = np.empty(len(age))
-    _fast.cell_weights(age, signal, floor, radius, out)
+    _fast.cell_weights(age, signal, floor, radius, 1000.0, 50000.0, out)
     return out
 
 
@@ -301,9 +301,13 @@ def random_cells(rng: np.random.Generator, n: int, spread_m: float) -> tuple[np.
     return lat, lon, radius, age, signal, floor, score
 
 
+# Radius bounds, then accuracy bounds, of cells.
+CELL_BOUNDS = (1000.0, 50000.0, 1000.0, 50000.0)
+
+
 def fast_cell_groups(*arrays: np.ndarray) -> tuple[list[tuple[float, ...]], np.ndarray]:
     group = np.empty(len(arrays[0]), dtype=np.int64)
-    found = _fast.aggregate_cell_groups(*arrays, 1000.0, 50000.0, group)
+    found = _fast.aggregate_cell_groups(*arrays, 1000.0, 50000.0, 1000.0, 50000.0, group)
     return found, group
 
 
@@ -312,7 +316,7 @@ def fast_cell_groups(*arrays: np.ndarray) -> tuple[list[tuple[float, ...]], np.n
 def test_aggregate_cell_groups_matches_reference(n: int, spread_m: float) -> None:
     arrays = random_cells(np.random.default_rng(900 + n), n, spread_m)
     got, group = fast_cell_groups(*arrays)
-    want, want_group = reference.aggregate_cell_groups(*arrays, 1000.0, 50000.0)
+    want, want_group = reference.aggregate_cell_groups(*arrays, *CELL_BOUNDS)
     assert_array_equal(group, want_group)
     assert len(got) == len(want) == (len(set(group)) if n else 0)
     if n:
@@ -347,7 +351,7 @@ def test_aggregate_cell_groups_propagates_nan() -> None:
     assert group.tolist() == [0, 0, 0]
     assert all(math.isnan(v) for v in found[0][:3])
     want, _ = reference.aggregate_cell_groups(lat, lon, radius, age, signal, floor, score,
-                                              1000.0, 50000.0)  # fmt: skip
+                                              *CELL_BOUNDS)  # fmt: skip
     assert all(math.isnan(v) for v in want[0][:3])
 
 
@@ -362,7 +366,7 @@ def test_kernels_reject_arrays_of_different_lengths() -> None:
     with pytest.raises(ValueError, match="length"):
         _fast.cluster_weights(three, three, two, np.empty(3))
     with pytest.raises(ValueError, match="length"):
-        _fast.cell_weights(three, three, three, two, np.empty(3))
+        _fast.cell_weights(three, three, three, two, 1e3, 5e4, np.empty(3))
     with pytest.raises(ValueError, match="length"):
         _fast.weighted_position(three, two, three)
     with pytest.raises(ValueError, match="length"):
@@ -373,7 +377,7 @@ def test_kernels_reject_arrays_of_different_lengths() -> None:
         _fast.aggregate_cluster(three, three, three, three, three, two, 20, 10.0, 500.0, mask)
     with pytest.raises(ValueError, match="length"):
         _fast.aggregate_cell_groups(three, three, three, two, three, three, three, 1e3, 5e4,
-                                    np.empty(3, dtype=np.int64))  # fmt: skip
+                                    1e3, 5e4, np.empty(3, dtype=np.int64))  # fmt: skip
 
 
 def test_kernels_reject_float32_arrays() -> None:

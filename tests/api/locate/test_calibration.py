@@ -105,13 +105,13 @@ def test_the_shipped_table_loads_for_both_confidences(confidence: int) -> None:
 # distances from a cluster's centre to its members stays within the
 # cluster's diameter (500 m Wi-Fi, 200 m Bluetooth); a cell group's spread
 # (the weighted root mean square of distances and radii bounded to
-# [1 km, 50 km]) lies between 1 km and twice the largest radius; areas are
-# bounded by their radius ceiling.
+# [1 km, 50 km]) lies between 1 km and twice the largest radius; an area
+# group's the same with radii up to 500 km.
 REACHABLE_SPREAD_M = {
     "wifi": (0.0, 500.0),
     "blue": (0.0, 200.0),
     "cell": (1_000.0, 100_000.0),
-    "area": (0.0, 500_000.0),
+    "area": (1_000.0, 500_000.0),
 }
 
 

@@ -279,6 +279,30 @@ def test_15_known_area_answers_with_lacf(
     }
 
 
+def test_15_heard_areas_are_weighted_into_one_lacf_answer_issue_11(
+    api: TestClient, seed: Seeder
+) -> None:
+    """A decision of issue 11: overlapping areas are one group at their weighted mean
+    (tenfold per 15 dB above the radio's floor, 1 / radius²), where the original
+    answered one area's centre; held-out worlds: median 868 m to 643 m."""
+    seed.area(Radio.lte, 2, lat=51.40, lon=-0.2, radius=10_000)
+    seed.area(Radio.gsm, 7, lat=51.45, lon=-0.2, radius=10_000)
+    lte = {**lte_cell(signalStrength=-110), "cellId": 99_991}  # 30 dB above -140
+    gsm = {
+        "radioType": "gsm",
+        "mobileCountryCode": 234,
+        "mobileNetworkCode": 30,
+        "locationAreaCode": 7,
+        "cellId": 99,
+        "signalStrength": -98,
+    }  # 15 dB above -113
+    answer = api.post(URL, json={"cellTowers": [lte, gsm]}).json()
+    assert answer["fallback"] == "lacf"
+    # Weights 10^2 : 10^1, the areas 0.05° apart: 10/11 of the way to the LTE one.
+    assert answer["location"]["lat"] == pytest.approx(51.40 + 0.05 / 11, abs=1e-6)
+    assert answer["location"]["lng"] == pytest.approx(-0.2, abs=1e-9)
+
+
 def test_15_area_fallback_can_be_switched_off(api: TestClient, seed: Seeder) -> None:
     seed.area(Radio.lte, 2)
     cell = lte_cell()
