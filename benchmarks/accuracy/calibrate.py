@@ -23,8 +23,9 @@ the pair that minimises the pinball loss. The intercept is never below 0.
 The service chooses its answer by the 95 % radii whatever confidence it
 states (``ichnaea.api.locate.service``), so the 95 % table is fitted first,
 on the answers it chooses itself, and the 68 % one on the answers the 95 %
-one chooses, its intercept and slope never above the 95 % ones of the same
-band (so it never states the larger radius). A band with fewer than
+one chooses, its line nowhere above the 95 % lines that apply to the same
+numbers of networks over the spreads a result can have
+(``REACHABLE_SPREAD_M``), so that it never states the larger radius. A band with fewer than
 ``--min-samples`` results is merged into the band below it.
 
 Printed: the table, and per query type of :mod:`scans` the share of the
@@ -202,7 +203,7 @@ def fit(
     (the winner's curse: cells of several groups). Without ``above`` (the
     95 % fit) the fit runs again on the results its own table chooses,
     ``FIT_ROUNDS`` times; with it, once on the results ``above`` chooses,
-    never above its intercepts and slopes. The query types in ``FIT_KINDS``
+    never above its lines. The query types in ``FIT_KINDS``
     teach the fit (mixed ones too: there a Wi-Fi answer competes with a cell
     one); the moved ones measure stale stations, which no radius can know
     about.
