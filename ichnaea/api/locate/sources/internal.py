@@ -74,6 +74,7 @@ from ichnaea.api.locate.query import BlueLookup, CellLookup, Query, WifiLookup
 from ichnaea.api.locate.result import DataSource, Position, Region, UsedNetwork
 from ichnaea.api.locate.score import area_scores, station_scores, to_seconds
 from ichnaea.breaker import CircuitBreaker
+from ichnaea.codecs import NR_CELLID_BYTES
 from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
 from ichnaea.positioning import (
@@ -216,6 +217,7 @@ def _internal_position(
     position: ClusterPosition | CellPosition,
     used: list[UsedNetwork],
     bounds: tuple[float, float],
+    fallback: str | None = None,
 ) -> Position:
     return Position(
         position.lat,
@@ -223,7 +225,7 @@ def _internal_position(
         _bounded(position.accuracy_m, *bounds),
         position.score,
         DataSource.internal,
-        None,
+        fallback,
         used,
         position.accuracy_m,
     )
@@ -325,7 +327,7 @@ def _found_positions(
 def _cell_key_order(key: bytes) -> bytes:
     # The station index's key order (zero-padded to the NR width): both
     # paths group the cells in one order, so that ties and sums agree.
-    return key.ljust(17, b"\0")
+    return key.ljust(NR_CELLID_BYTES, b"\0")
 
 
 def _floor_dbm(cell: CellLookup) -> float:
@@ -341,6 +343,7 @@ def _grouped_positions(
     seen_today: np.ndarray,
     radius_bounds: tuple[float, float],
     accuracy_bounds: tuple[float, float],
+    fallback: str | None = None,
 ) -> list[Position]:
     """The found cells (or areas) ``keys``, in key order, with their (lat, lon,
     radius) ``where``, grouped by :func:`ichnaea.positioning.group_cells`."""
@@ -361,7 +364,7 @@ def _grouped_positions(
         max_accuracy_m=UNBOUNDED[1],
     ):
         used = [(kind, keys[i], bool(seen_today[i])) for i in group.members]
-        results.append(_internal_position(group, used, accuracy_bounds))
+        results.append(_internal_position(group, used, accuracy_bounds, fallback))
     return results
 
 
@@ -433,7 +436,7 @@ def _area_positions(stations: StationLookup, query: Query, now: datetime) -> lis
         return []
     # Key order, whichever path read them: ties and sums agree.
     order = np.array(sorted(range(len(areas)), key=lambda i: areas.keys[i]))
-    positions = _grouped_positions(
+    return _grouped_positions(
         "area",
         [areas.keys[i] for i in order],
         by_id,
@@ -442,10 +445,8 @@ def _area_positions(stations: StationLookup, query: Query, now: datetime) -> lis
         areas.last_seen_day[order] >= now.date().toordinal(),
         AREA_RADIUS_BOUNDS_M,
         (AREA_MIN_ACCURACY_M, AREA_MAX_ACCURACY_M),
+        fallback="lacf",
     )
-    for position in positions:
-        position.fallback = "lacf"
-    return positions
 
 
 def _connect(engine: Engine, breaker: CircuitBreaker) -> StationReader | None:
