@@ -154,8 +154,11 @@ def pids_of(name: str) -> list[int]:
 
 
 def children_of(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (the worker pool forks its processes from
+    a fork server, a child of the supervisor)."""
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(child) for child in found.split()]
+    children = [int(child) for child in found.split()]
+    return [*children, *(grand for child in children for grand in children_of(child))]
 
 
 def station_samples(engine: sa.Engine) -> int:

@@ -37,16 +37,21 @@ def backend_unavailable(message: str) -> NoReturn:
 
 
 def pool_workers(parent: int) -> list[int]:
-    """The job-running processes of an ``ichnaea worker`` pool (not the resource tracker)."""
-    found = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
+    """The job-running processes of an ``ichnaea worker`` pool: the children of its
+    fork server (not the fork server itself, nor the resource tracker)."""
+
+    def children(pid: int) -> list[int]:
+        found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+        return [int(child) for child in found.stdout.split()]
+
     workers = []
-    for pid in map(int, found.stdout.split()):
+    for pid in children(parent):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue  # exited meanwhile
-        if b"spawn_main" in cmdline:
-            workers.append(pid)
+        if b"forkserver" in cmdline:
+            workers.extend(children(pid))
     return workers
 
 

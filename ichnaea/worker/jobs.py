@@ -19,6 +19,7 @@ Each job is a thin wrapper over testable logic in :mod:`ichnaea.pipeline`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -77,6 +78,13 @@ TARGETS_TTL_S = 10.0
 Targets = tuple[list[ExportTarget], dict[str, tuple[str | None, int]]]
 
 
+@functools.cache
+def shared_geocoder() -> Geocoder:
+    """The process's geocoder, loaded once (by the fork server, for a worker
+    pool: :mod:`ichnaea.worker.preload`); it is only read."""
+    return Geocoder.load(RegionTable.load())
+
+
 @dataclass
 class Resources:
     """What one worker process owns: settings, DB engine, Redis pool, metrics and caches."""
@@ -95,7 +103,7 @@ class Resources:
 
     @cached_property
     def geocoder(self) -> Geocoder:
-        return Geocoder.load(RegionTable.load())
+        return shared_geocoder()
 
     @cached_property
     def known_keys(self) -> KnownKeys:
