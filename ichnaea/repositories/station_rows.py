@@ -14,6 +14,7 @@ are: ``wifi`` or ``blue`` with a shard id ``0``-``f``
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -96,4 +97,9 @@ def write_rows(conn: Connection, kind: str, shard: str, rows: Sequence[Mapping[s
     """
     table = station_table(kind, shard)
     columns = [column.name for column in table.columns]
-    upsert_values(conn, table, columns, [[row.get(name) for name in columns] for row in rows])
+    whole = operator.itemgetter(*columns)
+    try:
+        values = [whole(row) for row in rows]
+    except KeyError:
+        values = [[row.get(name) for name in columns] for row in rows]
+    upsert_values(conn, table, columns, values)

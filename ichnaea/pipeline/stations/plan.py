@@ -94,11 +94,6 @@ STATION_COLUMNS = (
     "source", "weight", "created", "modified", "last_seen", "block_first", "block_last",
     "block_count",
 )  # fmt: skip
-# Position columns and the aggregate_groups output each is taken from.
-_POSITION_COLUMNS = {
-    "lat": "lat_deg", "lon": "lon_deg", "max_lat": "max_lat_deg", "min_lat": "min_lat_deg",
-    "max_lon": "max_lon_deg", "min_lon": "min_lon_deg", "radius": "radius_m",
-}  # fmt: skip
 _BLOCK_COLUMNS = ("block_first", "block_last", "block_count")
 
 
@@ -137,7 +132,7 @@ class StationPlan:
     area_ids: set[bytes] = field(default_factory=set)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
     """The chosen observations of one station."""
 
@@ -169,14 +164,17 @@ def _choose_groups(
     keys: Sequence[bytes],
 ) -> list[_Group]:
     members: dict[bytes, list[int]] = {}
+    queries = set()
     for i in usable.tolist():
         members.setdefault(keys[i], []).append(i)
+        if observations[i].get("source") == QUERY:
+            queries.add(i)
     groups = []
     for key, indices in members.items():
         plan.obs_count += len(indices)
         row = existing.get(key)
-        gnss = [i for i in indices if observations[i].get("source") != QUERY]
-        if is_blocked(row, today) and not gnss:
+        gnss = [i for i in indices if i not in queries] if queries else indices
+        if row is not None and not gnss and is_blocked(row, today):
             # Only GNSS observations may give a blocked station a position
             # again (relearning, issue 11); query ones are counted, ignored.
             continue
@@ -207,10 +205,6 @@ def _key_columns(stype: StationType, group: _Group, observations: Sequence[Row])
         "cid": int(first["cid"]),
         "psc": psc,
     }
-
-
-def _kept(row: Row, names: Sequence[str]) -> dict[str, Any]:
-    return {name: row.get(name) for name in names}
 
 
 def plan_station_updates(
@@ -331,7 +325,8 @@ def plan_station_updates(
         else:
             ident = _key_columns(stype, group, observations)
             values = _row_values(action, group, k, agg_values, merged, now, today, regions)
-            (plan.inserts if group.row is None else plan.updates).append({**ident, **values})
+            values.update(ident)
+            (plan.inserts if group.row is None else plan.updates).append(values)
             if stype is StationType.cell:
                 plan.area_ids.add(
                     encode_areaid(ident["radio"], ident["mcc"], ident["mnc"], ident["lac"])
@@ -352,8 +347,9 @@ def _merge_changes(
     agg: Mapping[str, NDArray[Any]],
     station_lat: Float64Array,
     station_lon: Float64Array,
-) -> dict[int, dict[str, Any]]:
-    """The merged position of every changed station, keyed by group index (9.6).
+) -> dict[int, tuple[Any, ...]]:
+    """The merged position of every changed station, keyed by group index (9.6): the
+    values of lat, lon, max_lat, min_lat, max_lon, min_lon, radius and weight.
 
     Vectorised over the batch's changes: one ``circle_radius_m`` call.
     """
@@ -381,22 +377,21 @@ def _merge_changes(
     radius = geo.circle_radius_m(lat, lon, max_lat, max_lon, min_lat, min_lon)
     weight = np.minimum(s_weight + a_weight, MAX_WEIGHT)
     merged = (lat, lon, max_lat, min_lat, max_lon, min_lon, radius, weight)
-    names = (*_POSITION_COLUMNS, "weight")
-    lists = {name: values.tolist() for name, values in zip(names, merged, strict=True)}
-    return {k: {name: values[j] for name, values in lists.items()} for j, k in enumerate(changes)}
+    columns = zip(*(values.tolist() for values in merged), strict=True)
+    return dict(zip(changes, columns, strict=True))
 
 
 def _changed_regions(
     groups: Sequence[_Group],
     changes: Sequence[int],
-    merged: Mapping[int, Mapping[str, Any]],
+    merged: Mapping[int, tuple[Any, ...]],
     geocoder: RegionLookup,
 ) -> dict[int, str | None]:
     """The region of every changed station, keyed by group index."""
     if not changes:
         return {}
-    lat = np.array([merged[k]["lat"] for k in changes], dtype=np.float64)
-    lon = np.array([merged[k]["lon"] for k in changes], dtype=np.float64)
+    lat = np.array([merged[k][0] for k in changes], dtype=np.float64)
+    lon = np.array([merged[k][1] for k in changes], dtype=np.float64)
     kept: list[str | None] = [(groups[k].row or {}).get("region") for k in changes]
     stays = geocoder.in_regions(lat, lon, kept)
     moved = np.flatnonzero(~stays)
@@ -417,14 +412,31 @@ def _row_values(
     group: _Group,
     k: int,
     agg: Mapping[str, list[Any]],
-    merged: Mapping[int, Mapping[str, Any]],
+    merged: Mapping[int, tuple[Any, ...]],
     now: datetime,
     today: date,
     regions: Mapping[int, str | None],
 ) -> dict[str, Any]:
-    """Every station column of a new, new_block, change, replace or block row."""
+    """Every station column of a new, new_block, change, replace or block row.
+
+    Built as one dict each (a station batch builds hundreds)."""
     row: Row = group.row or {}  # empty only for new and new_block
-    samples = min(agg["count"][k], MAX_SAMPLES)
+    if action is Action.change:
+        lat, lon, max_lat, min_lat, max_lon, min_lon, radius, weight = merged[k]
+        return {
+            "lat": lat, "lon": lon, "max_lat": max_lat, "min_lat": min_lat,
+            "max_lon": max_lon, "min_lon": min_lon, "radius": radius, "weight": weight,
+            "region": regions[k],
+            "samples": min((row.get("samples") or 0) + min(agg["count"][k], MAX_SAMPLES),
+                           MAX_SAMPLES),
+            "source": group.source,
+            "created": row.get("created"),
+            "modified": now,
+            "last_seen": today,
+            "block_first": row.get("block_first"),
+            "block_last": row.get("block_last"),
+            "block_count": row.get("block_count"),
+        }  # fmt: skip
     if action is Action.new_block:
         return {
             **dict.fromkeys(STATION_COLUMNS),
@@ -446,24 +458,14 @@ def _row_values(
             # Moved: blocked, and learned afresh where the group puts it.
             return {**_aggregate_alone(group, k, agg, today, regions), **blocked}
         return {**dict.fromkeys(STATION_COLUMNS), "region": row.get("region"), **blocked}
-    if action is Action.change:
-        return {
-            **merged[k],
-            "region": regions[k],
-            "samples": min((row.get("samples") or 0) + samples, MAX_SAMPLES),
-            "source": group.source,
-            "created": row.get("created"),
-            "modified": now,
-            "last_seen": today,
-            **_kept(row, _BLOCK_COLUMNS),
-        }
     # new and replace: the aggregate alone
-    return {
-        **_aggregate_alone(group, k, agg, today, regions),
-        "created": row.get("created", now),
-        "modified": now,
-        **_kept(row, _BLOCK_COLUMNS),
-    }
+    values = _aggregate_alone(group, k, agg, today, regions)
+    values["created"] = row.get("created", now)
+    values["modified"] = now
+    values["block_first"] = row.get("block_first")
+    values["block_last"] = row.get("block_last")
+    values["block_count"] = row.get("block_count")
+    return values
 
 
 def _aggregate_alone(
@@ -476,10 +478,13 @@ def _aggregate_alone(
     """The position columns of a station learned from its group alone (new,
     replace, and a block that starts afresh)."""
     return {
-        **{column: agg[name][k] for column, name in _POSITION_COLUMNS.items()},
+        "lat": agg["lat_deg"][k], "lon": agg["lon_deg"][k],
+        "max_lat": agg["max_lat_deg"][k], "min_lat": agg["min_lat_deg"][k],
+        "max_lon": agg["max_lon_deg"][k], "min_lon": agg["min_lon_deg"][k],
+        "radius": agg["radius_m"][k],
         "region": regions[k],
         "samples": min(agg["count"][k], MAX_SAMPLES),
         "source": group.source,
         "weight": min(agg["weight"][k], MAX_WEIGHT),
         "last_seen": today,
-    }
+    }  # fmt: skip
