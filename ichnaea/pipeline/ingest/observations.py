@@ -94,6 +94,12 @@ _RADIO_NAMES: Final = {"gsm": "gsm", "wcdma": "wcdma", "umts": "wcdma", "lte": "
 _CELL_QUEUES: Final = {
     limits.radio: keyspace.station_queue("cell", name) for name, limits in CELL_LIMITS.items()
 }
+# (kind, the MAC's 5th hex digit) -> its shard queue.
+_MAC_QUEUES: Final = {
+    (kind, digit): keyspace.station_queue(kind, digit)
+    for kind in ("blue", "wifi")
+    for digit in "0123456789abcdef"
+}
 
 
 @dataclass(slots=True)
@@ -186,7 +192,21 @@ _CELL_FIELDS: Final = (
 )  # fmt: skip
 
 
-def _entries(value: Any, fields: tuple[tuple[str, str, Any], ...], gps_age: int) -> list[Entry]:
+def _field_table(
+    fields: tuple[tuple[str, str, Any], ...],
+) -> dict[str, tuple[str, Callable[[Any], Any]]]:
+    return {source_name: (name, convert) for source_name, name, convert in fields}
+
+
+_BLUE_TABLE: Final = _field_table(_BLUE_FIELDS)
+_WIFI_TABLE: Final = _field_table(_WIFI_FIELDS)
+_CELL_TABLE: Final = _field_table(_CELL_FIELDS)
+_POSITION_TABLE: Final = dict(_POSITION_FIELDS)
+
+
+def _entries(
+    value: Any, fields: Mapping[str, tuple[str, Callable[[Any], Any]]], gps_age: int
+) -> list[Entry]:
     if not isinstance(value, list):
         return []
     out = []
@@ -194,10 +214,13 @@ def _entries(value: Any, fields: tuple[tuple[str, str, Any], ...], gps_age: int)
         if not isinstance(item, dict):
             continue
         entry = {}
-        for source_name, name, convert in fields:
-            converted = convert(item.get(source_name))
-            if converted is not None:
-                entry[name] = converted
+        # Only the fields the entry has: every coercion maps null to null.
+        for source_name, raw in item.items():
+            field = fields.get(source_name)
+            if field is not None and raw is not None:
+                converted = field[1](raw)
+                if converted is not None:
+                    entry[field[0]] = converted
         if entry:
             if gps_age:
                 entry["age"] = entry.get("age", 0) - gps_age
@@ -218,19 +241,21 @@ def flatten_report(report: Any) -> dict[str, Any] | None:
     gps_age = 0
     flat: dict[str, Any] = {}
     if isinstance(position, dict):
-        for source_name, name in _POSITION_FIELDS:
-            number = _as_float(position.get(source_name))
-            if number is not None:
-                flat[name] = number
+        for source_name, raw in position.items():
+            name = _POSITION_TABLE.get(source_name)
+            if name is not None and raw is not None:
+                number = _as_float(raw)
+                if number is not None:
+                    flat[name] = number
         source = _source(position.get("source"))
         if source is not None:
             flat["source"] = source
         gps_age = _as_int(position.get("age")) or 0
 
-    blue = _entries(report.get("bluetoothBeacons"), _BLUE_FIELDS, gps_age)
-    cell = _entries(report.get("cellTowers"), _CELL_FIELDS, gps_age)
+    blue = _entries(report.get("bluetoothBeacons"), _BLUE_TABLE, gps_age)
+    cell = _entries(report.get("cellTowers"), _CELL_TABLE, gps_age)
     # Opted-out networks (ichnaea.privacy) are dropped whoever queued the report.
-    wifi = _entries(strip_opted_out(report).get("wifiAccessPoints"), _WIFI_FIELDS, gps_age)
+    wifi = _entries(strip_opted_out(report).get("wifiAccessPoints"), _WIFI_TABLE, gps_age)
     if not (blue or cell or wifi):
         return None
     if cell:
@@ -295,7 +320,7 @@ def _add_observations(
             kept[key] = obs
     for key, obs in kept.items():
         # A cell key starts with the radio; the Wi-Fi/Bluetooth shard is the MAC's 5th digit.
-        queue = _CELL_QUEUES[key[0]] if kind == "cell" else keyspace.station_queue(kind, key[4])
+        queue = _CELL_QUEUES[key[0]] if kind == "cell" else _MAC_QUEUES[kind, key[4]]
         observations.setdefault(queue, []).append({**fields, **obs})
     if kept:
         counter[f"{kind}_upload"] += len(kept)
