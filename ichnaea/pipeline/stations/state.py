@@ -61,6 +61,10 @@ QUERY = int(ReportSource.query)
 class StationType(enum.Enum):
     """A kind of station: Bluetooth beacon, Wi-Fi access point or cell."""
 
+    # Members are singletons compared by identity: hash them as objects, in C,
+    # not by name in Python (Enum's default), on the station plan's hot path.
+    __hash__ = object.__hash__
+
     blue = "blue"
     wifi = "wifi"
     cell = "cell"
@@ -115,6 +119,8 @@ _MOVE_DIST_M = {StationType.blue: 400.0, StationType.wifi: 1_000.0, StationType.
 class StationState(enum.Enum):
     """A station's state relative to an observation group (9.4)."""
 
+    __hash__ = object.__hash__  # see StationType
+
     none = "none"
     no_position = "no_position"
     agree_gnss_position = "agree_gnss_position"
@@ -125,6 +131,8 @@ class StationState(enum.Enum):
 
 class Action(enum.Enum):
     """What happens to a station's row (9.6)."""
+
+    __hash__ = object.__hash__  # see StationType
 
     new = "new"
     new_block = "new_block"
