@@ -117,3 +117,29 @@ def test_a_pool_whose_workers_are_killed_again_and_again_still_stops(
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_workers_are_forked_from_a_server_that_loaded_the_pipeline(
+    tmp_path: Path, redis_server_url: str
+) -> None:
+    """A worker process starts as a fork of the pool's fork server, which imported the
+    pipeline and loaded the geocoder once (ichnaea.worker.preload), not as a fresh
+    interpreter that imports everything again."""
+    parent = start_pool(tmp_path, redis_server_url)
+    try:
+        deadline = time.monotonic() + 30
+        workers: list[int] = []
+        while len(workers) < 2:
+            assert time.monotonic() < deadline, "the pool never started its processes"
+            time.sleep(0.2)
+            workers = pool_workers(parent.pid)
+        for pid in workers:
+            server = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            assert server != parent.pid
+            assert b"ichnaea.worker.preload" in Path(f"/proc/{server}/cmdline").read_bytes()
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=30) == 0
+        assert not any(alive(pid) for pid in workers)
+    finally:
+        if parent.poll() is None:
+            parent.kill()

@@ -379,6 +379,9 @@ def test_report_without_entries_is_not_counted(geocoder: Geocoder) -> None:
         ("0123456789ag", None),
         ("0123456789abc", None),
         ("01 23 45 67 89 ab", None),
+        # Twelve characters with separators: eight hex digits once they are gone.
+        ("01:23:45:67:", None),
+        ("0123-4567-89", None),
         (123456789012, None),
         (None, None),
     ],
