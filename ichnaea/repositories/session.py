@@ -30,6 +30,7 @@ only and should not be able to write by mistake.
 from __future__ import annotations
 
 import importlib
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,36 @@ MYSQL_DRIVER_HINT = (
 
 class MissingDriverError(RuntimeError):
     """The database driver a URL needs is not installed."""
+
+
+def mysqldb_conversions() -> dict[Any, Any]:
+    """mysqlclient's conversions, with dates and times read by the standard library's
+    C parser (``fromisoformat``) instead of mysqlclient's Python one, which took a
+    fifth of the CPU of reading station rows (two date-times and up to three dates
+    a row). The values are the same; a zero date is None, as mysqlclient has it."""
+    from MySQLdb.constants import FIELD_TYPE
+    from MySQLdb.converters import conversions
+
+    conv = dict(conversions)
+    conv[FIELD_TYPE.DATETIME] = conv[FIELD_TYPE.TIMESTAMP] = datetime_or_none
+    conv[FIELD_TYPE.DATE] = date_or_none
+    return conv
+
+
+def datetime_or_none(text: str) -> datetime | None:
+    """A DATETIME or TIMESTAMP column's text as a naive datetime; None for a zero date."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def date_or_none(text: str) -> date | None:
+    """A DATE column's text as a date; None for a zero date."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def require_driver(url: str | URL) -> None:
@@ -121,7 +152,11 @@ def create_engine(
             parsed,
             isolation_level="AUTOCOMMIT" if readonly else "REPEATABLE READ",
             pool_pre_ping=True,
-            connect_args={"charset": "utf8mb4", "connect_timeout": connect_timeout_s},
+            connect_args={
+                "charset": "utf8mb4",
+                "connect_timeout": connect_timeout_s,
+                "conv": mysqldb_conversions(),
+            },
             echo=echo,
             **pool_args,
         )

@@ -80,13 +80,13 @@ def read_for_update(
 
 def _mysql_select_for_update(
     conn: Connection, table: str, columns: Sequence[str], key: str, keys: Sequence[bytes]
-) -> list[tuple[Any, ...]]:
+) -> Sequence[tuple[Any, ...]]:
     column_list = ",".join(f"`{name}`" for name in columns)
     key_list = ",".join(f"X'{value.hex()}'" for value in keys)
     sql = f"SELECT {column_list} FROM `{table}` WHERE `{key}` IN ({key_list}) FOR UPDATE"
     # Through SQLAlchemy (no parameters: the driver does no %-formatting), so
     # errors arrive wrapped and the lock-retry and error events see them.
-    return [tuple(row) for row in conn.exec_driver_sql(sql)]
+    return conn.exec_driver_sql(sql).all()
 
 
 def write_rows(conn: Connection, kind: str, shard: str, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import sys
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from ichnaea.repositories.session import create_engine, is_sqlite, make_sessionmaker
+from ichnaea.repositories.session import (
+    create_engine,
+    date_or_none,
+    datetime_or_none,
+    is_sqlite,
+    make_sessionmaker,
+)
 
 
 def test_sqlite_engine_creates_parent_directory_and_sets_pragmas(tmp_path: Path) -> None:
@@ -106,3 +113,40 @@ def test_mysql_engine_without_driver_is_a_clear_error(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "MySQLdb", None)
     with pytest.raises(MissingDriverError, match="pip install 'ichnaea\\[mysql\\]'"):
         create_engine("mysql+mysqldb://root@127.0.0.1:3306/location")
+
+
+def test_mysql_dates_are_read_as_mysqlclient_reads_them(mysql_url: str) -> None:
+    """Dates and date-times come through the standard library's C parser: the same
+    values as mysqlclient's own converters, fractions included, NULL as None."""
+    from MySQLdb.constants import FIELD_TYPE
+    from MySQLdb.times import Date_or_None, DateTime_or_None
+
+    engine = create_engine(mysql_url)
+    try:
+        with engine.connect() as connection:
+            row = connection.exec_driver_sql(
+                "SELECT CAST('2026-12-07 04:05:06' AS DATETIME),"
+                " CAST('2026-12-07 04:05:06.250000' AS DATETIME(6)),"
+                " CAST('0001-01-01' AS DATE), CAST(NULL AS DATETIME),"
+                " TIMESTAMP('2026-02-28 23:59:59'), CAST('2026-12-07' AS DATE)"
+            ).one()
+            converter = connection.connection.dbapi_connection.converter  # type: ignore[union-attr]
+            assert converter[FIELD_TYPE.DATETIME] is datetime_or_none
+            assert converter[FIELD_TYPE.DATE] is date_or_none
+        assert tuple(row) == (
+            datetime(2026, 12, 7, 4, 5, 6),
+            datetime(2026, 12, 7, 4, 5, 6, 250000),
+            date(1, 1, 1),
+            None,
+            datetime(2026, 2, 28, 23, 59, 59),
+            date(2026, 12, 7),
+        )
+    finally:
+        engine.dispose()
+    for text_value in ("2026-12-07 04:05:06", "2026-12-07 04:05:06.5", "9999-12-31 23:59:59"):
+        assert datetime_or_none(text_value) == DateTime_or_None(text_value)
+    for text_value in ("2026-12-07", "0001-01-01"):
+        assert date_or_none(text_value) == Date_or_None(text_value)
+    # Zero dates (allowed by some SQL modes) are None, as mysqlclient reads them.
+    assert datetime_or_none("0000-00-00 00:00:00") is DateTime_or_None("0000-00-00 00:00:00")
+    assert date_or_none("0000-00-00") is Date_or_None("0000-00-00") is None
