@@ -4,7 +4,8 @@
 ``mysql_values(rows)`` turns rows (sequences of column values) into
 ``(v,v,...),(v,v,...)``, the way ``ichnaea.repositories.upsert`` formats
 them value by value in Python: ``NULL`` for None and non-finite floats,
-``repr`` for floats, decimal ints, ``X'hex'`` for bytes, quoted
+the shortest text that reads back as the same double for floats, as
+orjson writes it (``1e-7``), decimal ints, ``X'hex'`` for bytes, quoted
 ``YYYY-MM-DD[ HH:MM:SS]`` for dates and datetimes (no time zone, no
 fraction: the columns hold seconds), and quoted text for short codes of
 ``[A-Za-z0-9 _.-]`` (region codes). Any other value (bool, a NumPy scalar,
@@ -14,9 +15,11 @@ the specification; tests/_fast/test_sqltext.py holds the two equal.
 Station batches format about two dozen values per row and 500 rows per
 statement; the Python path spends a function call and a dictionary lookup
 on each value, a tenth of a station batch's CPU. Here every literal is
-written straight into one growing C buffer (floats by CPython's own
-shortest-repr routine, so the text is ``repr``'s), and the text becomes a
-``str`` once, at the end.
+written straight into one growing C buffer, and the text becomes a ``str``
+once, at the end. The floats (a third of the values, most of the cost)
+are formatted first, all in one ``orjson.dumps`` of a list (Ryu's
+shortest round trip, about 25 ns each against 250 for CPython's ``repr``
+routine), and their text is copied in as the rows are written.
 """
 
 from cpython.datetime cimport (
@@ -34,20 +37,18 @@ from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.long cimport PyLong_CheckExact
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.math cimport isfinite
-from libc.string cimport memcpy, strlen
+from libc.string cimport memcpy
 
 
 cdef extern from "Python.h":
-    char* PyOS_double_to_string(
-        double val, char format_code, int precision, int flags, int* ptype
-    ) except NULL
-    int Py_DTSF_ADD_DOT_0
     long long PyLong_AsLongLongAndOverflow(object value, int* overflow) except? -1
     bytes PyBytes_FromStringAndSize(const char* data, Py_ssize_t size)
     str PyUnicode_DecodeASCII(const char* data, Py_ssize_t size, const char* errors)
     char* PyBytes_AS_STRING(object value)
     Py_ssize_t PyBytes_GET_SIZE(object value)
 
+
+import orjson
 
 import_datetime()
 
@@ -150,7 +151,22 @@ cdef bint _safe_text(str text):
     return True
 
 
-cdef int _put_literal(Buffer* out, object value) except -1:
+cdef struct Floats:
+    # The text of the batch's finite floats, "[f,f,...]", and the next one's start.
+    const char* text
+    Py_ssize_t at
+
+
+cdef int _put_float(Buffer* out, Floats* floats) except -1:
+    cdef Py_ssize_t start = floats.at
+    cdef Py_ssize_t end = start
+    while floats.text[end] != 44 and floats.text[end] != 93:  # , ]
+        end += 1
+    floats.at = end + 1
+    return _put(out, floats.text + start, end - start)
+
+
+cdef int _put_literal(Buffer* out, object value, Floats* floats) except -1:
     cdef char* text
     cdef const char* raw
     cdef Py_ssize_t i, n
@@ -163,12 +179,7 @@ cdef int _put_literal(Buffer* out, object value) except -1:
         x = PyFloat_AS_DOUBLE(value)
         if not isfinite(x):
             return _put(out, b"NULL", 4)
-        text = PyOS_double_to_string(x, b"r", 0, Py_DTSF_ADD_DOT_0, NULL)
-        try:
-            _put(out, text, strlen(text))
-        finally:
-            PyMem_Free(text)
-        return 0
+        return _put_float(out, floats)
     if PyLong_CheckExact(value):
         number = PyLong_AsLongLongAndOverflow(value, &overflow)
         if overflow == 0:
@@ -205,8 +216,18 @@ cdef int _put_literal(Buffer* out, object value) except -1:
 def mysql_values(rows):
     """``(v,...),(v,...)`` of ``rows``; TypeError for a value outside the plain types."""
     cdef Buffer out
+    cdef Floats floats
     cdef object row, value
+    cdef list finite = []
+    cdef bytes float_text
     cdef bint first_row = True, first
+    for row in rows:
+        for value in row:
+            if PyFloat_CheckExact(value) and isfinite(PyFloat_AS_DOUBLE(value)):
+                finite.append(value)
+    float_text = orjson.dumps(finite)
+    floats.text = PyBytes_AS_STRING(float_text)
+    floats.at = 1  # after "["
     out.size = 0
     out.capacity = 4096
     out.data = <char*>PyMem_Malloc(out.capacity)
@@ -223,7 +244,7 @@ def mysql_values(rows):
                 if not first:
                     _put(&out, b",", 1)
                 first = False
-                _put_literal(&out, value)
+                _put_literal(&out, value, &floats)
             _put(&out, b")", 1)
         return PyUnicode_DecodeASCII(out.data, out.size, NULL)
     finally:

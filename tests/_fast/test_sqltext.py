@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -27,6 +28,13 @@ PLAIN = st.one_of(
 @given(st.lists(st.lists(PLAIN, min_size=1, max_size=20), max_size=5))
 def test_plain_rows_format_as_the_python_path_does(rows: list[list[Any]]) -> None:
     assert _fast.mysql_values(rows) == mysql_values_text(rows)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_a_float_reads_back_as_the_same_double(value: float) -> None:
+    text = _fast.mysql_values([[value]])[1:-1]
+    assert float(text) == value
+    assert math.copysign(1.0, float(text)) == math.copysign(1.0, value)
 
 
 def test_a_station_row() -> None:
