@@ -72,6 +72,11 @@ log = logging.getLogger(__name__)
 # original took 100 ids every 44 s.)
 AREA_BATCH = 5000
 AREA_MAX_AGE_S = 30
+# The coverage map has a day's resolution (and the original stored its grid
+# cells every 47 s): a datamap shard waits for a full batch or this long, so
+# that a busy pipeline stores it in a few large transactions, not a small
+# one after every internal batch.
+DATAMAP_MAX_AGE_S = 30
 TARGETS_TTL_S = 10.0
 
 
@@ -299,18 +304,51 @@ def _update_areas(res: Resources, ids: list[bytes]) -> None:
     announce_changes(res.redis, "area", ids)
 
 
+def _datamap_due(
+    size: int, in_flight: int, since: bytes | None, *, drain: bool, now: float
+) -> bool:
+    """Whether a datamap shard is stored now: a batch in flight, a full batch, or grid
+    cells that waited ``DATAMAP_MAX_AGE_S`` (at once when draining)."""
+    if in_flight:
+        return True
+    if not size:
+        return False
+    if drain or size >= DATAMAP_BATCH:
+        return True
+    return since is not None and now - float(since) >= DATAMAP_MAX_AGE_S
+
+
 def _datamap(res: Resources) -> int:
-    return sum(
-        _serial_batch(
-            res,
-            keyspace.datamap_queue(shard),
-            DATAMAP_BATCH,
+    names = [keyspace.datamap_queue(shard) for shard in DATAMAP_SHARD_IDS]
+    with res.redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.llen(name)
+            pipe.exists(SerialQueue(res.redis, name).inflight_key)
+            pipe.get(keyspace.since(name))
+        found = pipe.execute()
+    now = time.time()
+    handled = 0
+    for i, (shard, name) in enumerate(zip(DATAMAP_SHARD_IDS, names, strict=True)):
+        size, in_flight, since = found[3 * i : 3 * i + 3]
+        if size and since is None:
+            # The first look at a waiting shard starts its timer.
+            res.redis.set(keyspace.since(name), str(now), nx=True)
+        if not _datamap_due(size, in_flight, since, drain=res.drain, now=now):
+            continue
+        stage = RawStage(
+            res.redis,
             lambda grids, shard=shard: update_datamap(  # type: ignore[misc]
                 res.db, shard, grids, today=utcnow().date(), metrics=res.metrics
             ),
         )
-        for shard in DATAMAP_SHARD_IDS
-    )
+        handled += run_batch(
+            SerialQueue(res.redis, name),
+            stage,
+            consumer=res.owner,
+            batch=DATAMAP_BATCH,
+            lease_s=res.settings.queue_lease_s,
+        )
+    return handled
 
 
 # -- periodic jobs -------------------------------------------------------------
