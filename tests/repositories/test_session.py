@@ -7,9 +7,10 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
+from ichnaea.repositories import session
 from ichnaea.repositories.session import (
     create_engine,
     date_or_none,
@@ -73,7 +74,8 @@ def test_mysql_engine_uses_repeatable_read_utf8mb4_and_spec_pool(mysql_url: str)
         assert (pool.size(), pool.timeout()) == (10, 10.0)  # type: ignore[attr-defined]
         assert pool._max_overflow == 10  # type: ignore[attr-defined]
         assert pool._recycle == 3600
-        assert pool._pre_ping is True
+        # Pinged only after an idle second (test below), not at every checkout.
+        assert pool._pre_ping is False
     finally:
         engine.dispose()
 
@@ -150,3 +152,36 @@ def test_mysql_dates_are_read_as_mysqlclient_reads_them(mysql_url: str) -> None:
     # Zero dates (allowed by some SQL modes) are None, as mysqlclient reads them.
     assert datetime_or_none("0000-00-00 00:00:00") is DateTime_or_None("0000-00-00 00:00:00")
     assert date_or_none("0000-00-00") is Date_or_None("0000-00-00") is None
+
+
+def test_mysql_connection_killed_while_idle_is_replaced_and_a_busy_one_is_not_pinged(
+    mysql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(mysql_url, pool_size=1, max_overflow=0)
+
+    def pings(connection: Connection) -> int:
+        # COM_PING is one of the session's admin commands.
+        status = "SHOW SESSION STATUS LIKE 'Com_admin_commands'"
+        return int(connection.exec_driver_sql(status).one()[1])
+
+    try:
+        with engine.connect() as connection:
+            first = connection.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+            before = pings(connection)
+        # Back at once: handed out again, the same connection, without a ping.
+        for _ in range(3):
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("SELECT CONNECTION_ID()").scalar() == first
+        with engine.connect() as connection:
+            assert pings(connection) == before
+        monkeypatch.setattr(session, "PRE_PING_IDLE_S", 0.0)  # as if a second went by
+        with engine.connect() as connection:
+            assert pings(connection) == before + 1  # pinged once before use
+        with create_engine(mysql_url, pooled=False).connect() as other:
+            other.exec_driver_sql(f"KILL CONNECTION {first}")
+        # The idle connection is found dead by its ping and replaced.
+        with engine.connect() as connection:
+            second = connection.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+        assert second != first
+    finally:
+        engine.dispose()
