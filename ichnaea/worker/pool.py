@@ -25,17 +25,23 @@ from ichnaea.worker.shutdown import ShutdownFlag
 log = logging.getLogger(__name__)
 
 
+def _process_main(settings: Settings, index: int) -> None:
+    # Imported here, in the worker process (the fork server has it loaded
+    # already): the supervisor itself never imports the pipeline.
+    from ichnaea.worker.process import process_main
+
+    process_main(settings, index)
+
+
 def run_pool(settings: Settings, processes: int) -> None:
     """Run ``processes`` worker processes until SIGTERM/SIGINT."""
-    from ichnaea.worker.process import process_main  # the fork server has it already
-
     ctx = multiprocessing.get_context("forkserver")
     # Effective only before the fork server starts (once per supervisor).
     ctx.set_forkserver_preload(["ichnaea.worker.preload"])
     shutdown = ShutdownFlag().install()
 
     def start(index: int) -> multiprocessing.process.BaseProcess:
-        proc = ctx.Process(target=process_main, args=(settings, index), daemon=False)
+        proc = ctx.Process(target=_process_main, args=(settings, index), daemon=False)
         proc.start()
         return proc
 

@@ -1,0 +1,36 @@
+"""Subcommands are imported when used: the CLI and the worker pool's supervisor start light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+
+from ichnaea.__main__ import COMMANDS, cli
+
+
+def test_every_lazy_subcommand_is_named_as_the_command_it_loads() -> None:
+    ctx = click.Context(cli)
+    assert cli.list_commands(ctx) == sorted(COMMANDS)
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None and command.name == name
+
+
+def test_the_cli_and_the_pool_supervisor_import_no_pipeline_and_no_api() -> None:
+    # A fresh interpreter: what `ichnaea worker`'s supervisor loads before it
+    # starts the fork server (which imports the pipeline once for all workers).
+    code = (
+        "import sys, click\n"
+        "from ichnaea.__main__ import cli\n"
+        "cli.get_command(click.Context(cli), 'worker')\n"
+        "import ichnaea.worker.pool\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('ichnaea.'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
+    assert "ichnaea.worker.pool" in loaded
+    heavy = {m for m in loaded if m.startswith(("ichnaea.pipeline", "ichnaea.api", "ichnaea.web"))}
+    assert heavy == set()
+    assert "ichnaea.worker.jobs" not in loaded
