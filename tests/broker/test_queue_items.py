@@ -28,3 +28,16 @@ def test_items_read_back_as_written(item: dict[str, Any]) -> None:
     assert decode_item(raw) == item
     # The JSON inside is what the standard library reads.
     assert json.loads(gzip.decompress(raw)) == item
+
+
+def test_other_gzip_forms_read_as_gzip_reads_them() -> None:
+    one = gzip.compress(b'{"a": 1}')
+    # Several members, and trailing zero padding, are read whole.
+    assert decode_item(one + gzip.compress(b" ")) == {"a": 1}
+    assert decode_item(one + b"\0\0\0") == {"a": 1}
+    # A damaged or truncated item raises what gzip.decompress raises.
+    for broken in (one[:-5], one[:12] + b"\xff" * 8 + one[20:]):
+        with pytest.raises(Exception) as expected:  # whatever gzip raises
+            gzip.decompress(broken)
+        with pytest.raises(type(expected.value)):
+            decode_item(broken)
