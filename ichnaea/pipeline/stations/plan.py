@@ -94,7 +94,6 @@ STATION_COLUMNS = (
     "source", "weight", "created", "modified", "last_seen", "block_first", "block_last",
     "block_count",
 )  # fmt: skip
-_BLOCK_COLUMNS = ("block_first", "block_last", "block_count")
 
 
 class RegionLookup(Protocol):
