@@ -196,38 +196,67 @@ def _external(res: Resources) -> int:
     )
 
 
-def _shard_due(size: int, in_flight: int, since: bytes | None, res: Resources, now: float) -> bool:
-    """Whether a station shard is processed now: a batch in flight, a full batch, or
-    observations that waited ``STATION_MAX_WAIT_MS`` (at once when draining).
+def _queue_due(
+    size: int,
+    in_flight: int,
+    since: bytes | None,
+    *,
+    batch: int,
+    max_wait_s: float,
+    drain: bool,
+    now: float,
+) -> bool:
+    """Whether a timed queue (a station shard, a datamap shard) is taken now: a batch
+    in flight, a full batch, or items that waited ``max_wait_s`` (at once when
+    draining).
 
-    Letting a shard fill up makes fewer, larger batches: each costs one
+    Letting a queue fill up makes fewer, larger batches: each costs one
     database transaction and one acknowledgement whatever its size. The
-    timer is set by the first push to a shard and restarted by each
-    acknowledged batch; a shard without one (pushed by an older version)
-    is processed at once.
+    timer is set by the first push to the queue
+    (:func:`ichnaea.pipeline.ingest.internal.push_outputs`) and cleared or
+    restarted by each acknowledged batch; a queue without one (pushed by an
+    older version) is taken at once.
     """
     if in_flight:
         return True
     if not size:
         return False
-    if res.drain or size >= res.settings.station_batch or since is None:
+    if drain or size >= batch or since is None:
         return True
-    return (now - float(since)) * 1000 >= res.settings.station_max_wait_ms
+    return now - float(since) >= max_wait_s
+
+
+def _shard_due(size: int, in_flight: int, since: bytes | None, res: Resources, now: float) -> bool:
+    """:func:`_queue_due` for a station shard (``STATION_BATCH``, ``STATION_MAX_WAIT_MS``)."""
+    settings = res.settings
+    return _queue_due(
+        size,
+        in_flight,
+        since,
+        batch=settings.station_batch,
+        max_wait_s=settings.station_max_wait_ms / 1000,
+        drain=res.drain,
+        now=now,
+    )
+
+
+def _queue_states(res: Resources, names: Sequence[str]) -> list[tuple[int, int, bytes | None]]:
+    """(length, whether a batch is in flight, timer) of each queue, in one round trip."""
+    with res.redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.llen(name)
+            pipe.exists(SerialQueue(res.redis, name).inflight_key)
+            pipe.get(keyspace.since(name))
+        found = pipe.execute()
+    return [(found[i], found[i + 1], found[i + 2]) for i in range(0, len(found), 3)]
 
 
 def _stations(res: Resources) -> int:
     queues = list(station_queues())
-    with res.redis.pipeline(transaction=False) as pipe:
-        for queue in queues:
-            pipe.llen(queue.name)
-            pipe.exists(SerialQueue(res.redis, queue.name).inflight_key)
-            pipe.get(keyspace.since(queue.name))
-        found = pipe.execute()
+    states = _queue_states(res, [queue.name for queue in queues])
     now = time.time()
     busy = [
-        queue
-        for i, queue in enumerate(queues)
-        if _shard_due(found[3 * i], found[3 * i + 1], found[3 * i + 2], res, now)
+        queue for queue, state in zip(queues, states, strict=True) if _shard_due(*state, res, now)
     ]
     # Processes start at different shards so they spread instead of queueing up.
     random.shuffle(busy)
@@ -304,36 +333,14 @@ def _update_areas(res: Resources, ids: list[bytes]) -> None:
     announce_changes(res.redis, "area", ids)
 
 
-def _datamap_due(
-    size: int, in_flight: int, since: bytes | None, *, drain: bool, now: float
-) -> bool:
-    """Whether a datamap shard is stored now: a batch in flight, a full batch, or grid
-    cells that waited ``DATAMAP_MAX_AGE_S`` (at once when draining)."""
-    if in_flight:
-        return True
-    if not size:
-        return False
-    if drain or size >= DATAMAP_BATCH:
-        return True
-    return since is not None and now - float(since) >= DATAMAP_MAX_AGE_S
-
-
 def _datamap(res: Resources) -> int:
     names = [keyspace.datamap_queue(shard) for shard in DATAMAP_SHARD_IDS]
-    with res.redis.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.llen(name)
-            pipe.exists(SerialQueue(res.redis, name).inflight_key)
-            pipe.get(keyspace.since(name))
-        found = pipe.execute()
     now = time.time()
     handled = 0
-    for i, (shard, name) in enumerate(zip(DATAMAP_SHARD_IDS, names, strict=True)):
-        size, in_flight, since = found[3 * i : 3 * i + 3]
-        if size and since is None:
-            # The first look at a waiting shard starts its timer.
-            res.redis.set(keyspace.since(name), str(now), nx=True)
-        if not _datamap_due(size, in_flight, since, drain=res.drain, now=now):
+    for shard, name, state in zip(DATAMAP_SHARD_IDS, names, _queue_states(res, names), strict=True):
+        if not _queue_due(
+            *state, batch=DATAMAP_BATCH, max_wait_s=DATAMAP_MAX_AGE_S, drain=res.drain, now=now
+        ):
             continue
         stage = RawStage(
             res.redis,

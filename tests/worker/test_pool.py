@@ -38,15 +38,21 @@ def start_pool(tmp_path: Path, redis_url: str) -> subprocess.Popen[bytes]:
     )
 
 
+def wait_for_workers(parent: int, count: int) -> list[int]:
+    """The pool's worker processes, once ``count`` of them run (30 s at most)."""
+    deadline = time.monotonic() + 30
+    workers: list[int] = []
+    while len(workers) < count:
+        assert time.monotonic() < deadline, "the pool never started its processes"
+        time.sleep(0.2)
+        workers = pool_workers(parent)
+    return workers
+
+
 def test_workers_exit_when_the_pool_parent_is_killed(tmp_path: Path, redis_server_url: str) -> None:
     parent = start_pool(tmp_path, redis_server_url)
     try:
-        deadline = time.monotonic() + 30
-        workers: list[int] = []
-        while len(workers) < 2:
-            assert time.monotonic() < deadline, "the pool never started its processes"
-            time.sleep(0.2)
-            workers = pool_workers(parent.pid)
+        workers = wait_for_workers(parent.pid, 2)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 15
@@ -127,12 +133,7 @@ def test_workers_are_forked_from_a_server_that_loaded_the_pipeline(
     interpreter that imports everything again."""
     parent = start_pool(tmp_path, redis_server_url)
     try:
-        deadline = time.monotonic() + 30
-        workers: list[int] = []
-        while len(workers) < 2:
-            assert time.monotonic() < deadline, "the pool never started its processes"
-            time.sleep(0.2)
-            workers = pool_workers(parent.pid)
+        workers = wait_for_workers(parent.pid, 2)
         for pid in workers:
             server = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
             assert server != parent.pid

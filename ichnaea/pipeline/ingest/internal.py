@@ -70,6 +70,8 @@ def push_outputs(pipe: Pipeline, batch: InternalBatch, now: float) -> None:
     for queue, grids in batch.datamap.items():
         if grids:
             pipe.rpush(queue, *sorted(grids))
+            # Datamap shards wait for a full batch too (DATAMAP_MAX_AGE_S).
+            pipe.set(keyspace.since(queue), str(now), nx=True)
 
 
 def emit_counts(metrics: Metrics, batch: InternalBatch, known: frozenset[str]) -> None:
