@@ -38,6 +38,7 @@ from ichnaea.geocode import Geocoder
 from ichnaea.pipeline.stations.plan import plan_station_updates
 from ichnaea.pipeline.stations.state import StationType, station_key
 from ichnaea.regions import RegionTable
+from ichnaea.repositories.station_rows import LockedRows, station_table
 
 SEED = 20250131
 SIZES = [1_000, 100_000]
@@ -173,8 +174,8 @@ def test_plan_station_updates_500_observations(benchmark: Any) -> None:
         }
         for i in range(500)
     ]
-    existing = {
-        station_key(StationType.wifi, {"mac": mac}): {
+    stored = [
+        {
             "mac": station_key(StationType.wifi, {"mac": mac}),
             "lat": 51.5 + i * 0.01,
             "lon": -0.1,
@@ -187,7 +188,9 @@ def test_plan_station_updates_500_observations(benchmark: Any) -> None:
             "last_seen": (now - timedelta(days=3)).date(),
         }
         for i, mac in enumerate(macs[::2])
-    }
+    ]
+    columns = [column.name for column in station_table("wifi", "0").columns]
+    existing = LockedRows.from_mappings(columns, "mac", stored)
 
     def plan() -> Any:
         return plan_station_updates(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import operator
 import random
 import time
 from datetime import datetime, timedelta
@@ -28,14 +27,9 @@ from ichnaea import _fast
 from ichnaea.geocode import Geocoder
 from ichnaea.pipeline.stations.plan import plan_station_updates
 from ichnaea.pipeline.stations.state import StationType
-from ichnaea.pipeline.stations.updater import (
-    StationQueue,
-    StationStage,
-    _rows_to_write,
-    encode_observation,
-)
+from ichnaea.pipeline.stations.updater import StationQueue, StationStage, encode_observation
 from ichnaea.regions import RegionTable
-from ichnaea.repositories.station_rows import station_table
+from ichnaea.repositories.station_rows import LockedRows, station_table
 
 NOW = datetime(2026, 12, 7, 12, 0, 0)
 
@@ -90,16 +84,14 @@ def cpu_path(
     observations = [obs for obs, _ in decoded]
     keys = [key for _, key in decoded]
     table = station_table(queue.stype.name, queue.shard)
-    columns = [column.name for column in table.columns]
+    columns = tuple(column.name for column in table.columns)
     at = columns.index(queue.stype.key_column)
-    existing = {bytes(values[at]): dict(zip(columns, values, strict=True)) for values in rows}
+    existing = LockedRows(columns, rows, {bytes(values[at]): i for i, values in enumerate(rows)})
     plan = plan_station_updates(
         queue.stype, observations, existing, now=now, today=now.date(), geocoder=geocoder,
         keys=keys,
     )  # fmt: skip
-    written = _rows_to_write(queue.stype, plan, existing, now.date())
-    whole = operator.itemgetter(*columns)
-    text: str = _fast.mysql_values([whole(row) for row in written])
+    text: str = _fast.mysql_values(plan.rows)
     return text
 
 

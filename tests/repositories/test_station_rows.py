@@ -58,20 +58,26 @@ def test_written_rows_are_read_back_whole_with_missing_columns_null(db_session: 
 
     wanted = [bytes(row["mac"]) for row in rows] + [encode_mac("0000000bffff")]
     got = read_for_update(conn, "blue", "a", wanted)
-    assert len(got) == len(rows)  # the key without a row is absent
+    assert got.columns == tuple(columns)
+    assert len(got.rows) == len(got.index) == len(rows)  # the key without a row is absent
     for row in rows:
-        assert got[row["mac"]] == {name: row.get(name) for name in columns}
-    (bare,) = read_for_update(conn, "blue", "a", [encode_mac("0000000affff")]).values()
-    assert set(bare) == set(columns)
-    assert [name for name, value in bare.items() if value is not None] == ["mac"]
+        assert got.mapping(row["mac"]) == {name: row.get(name) for name in columns}
+        assert type(got.rows[got.index[row["mac"]]]) is tuple
+    assert got.mapping(encode_mac("0000000bffff")) is None
+    bare = read_for_update(conn, "blue", "a", [encode_mac("0000000affff")])
+    only_key = bare.mapping(encode_mac("0000000affff"))
+    assert only_key is not None
+    assert [name for name, value in only_key.items() if value is not None] == ["mac"]
 
 
 def test_written_rows_overwrite_existing_rows(db_session: Session) -> None:
     conn = db_session.connection()
     write_rows(conn, "blue", "a", [mac_row(1)])
     write_rows(conn, "blue", "a", [mac_row(1, samples=6, region=None)])
-    (row,) = read_for_update(conn, "blue", "a", [encode_mac("0000000a0001")]).values()
-    assert (row["samples"], row["region"]) == (6, None)
+    row = read_for_update(conn, "blue", "a", [encode_mac("0000000a0001")]).mapping(
+        encode_mac("0000000a0001")
+    )
+    assert row is not None and (row["samples"], row["region"]) == (6, None)
 
 
 def test_cell_rows_are_keyed_by_cellid(db_session: Session) -> None:
@@ -80,11 +86,12 @@ def test_cell_rows_are_keyed_by_cellid(db_session: Session) -> None:
     cell = {"cellid": cellid, "radio": int(Radio.nr), "mcc": 234, "mnc": 30, "lac": 1200,
             "cid": 2**35, "lat": 51.5, "lon": -0.1}  # fmt: skip
     write_rows(conn, "cell", "nr", [cell])
-    got = read_for_update(conn, "cell", "nr", [cellid])
-    assert {name: got[cellid][name] for name in cell} == cell
+    got = read_for_update(conn, "cell", "nr", [cellid]).mapping(cellid)
+    assert got is not None and {name: got[name] for name in cell} == cell
     rows = conn.execute(sa.select(CELL_TABLES[Radio.nr].__table__)).all()
     assert len(rows) == 1
 
 
 def test_reading_no_keys_reads_nothing(db_session: Session) -> None:
-    assert read_for_update(db_session.connection(), "wifi", "0", []) == {}
+    got = read_for_update(db_session.connection(), "wifi", "0", [])
+    assert (got.rows, got.index) == ([], {})

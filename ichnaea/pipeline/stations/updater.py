@@ -53,7 +53,7 @@ from ichnaea.pipeline.stations.dbretry import with_lock_retry
 from ichnaea.pipeline.stations.plan import StationPlan, plan_station_updates
 from ichnaea.pipeline.stations.state import StationType, station_key
 from ichnaea.repositories.batches import committed_effects, delete_batches_before, record_batch
-from ichnaea.repositories.station_rows import read_for_update, write_rows
+from ichnaea.repositories.station_rows import read_for_update, write_values
 from ichnaea.values import utcnow
 
 log = logging.getLogger(__name__)
@@ -100,26 +100,6 @@ def queue_for_name(name: str) -> StationQueue:
 def encode_observation(observation: Mapping[str, Any]) -> bytes:
     """The wire form of a queued observation: compact JSON (shard queues are short-lived)."""
     return orjson.dumps(observation)
-
-
-def _rows_to_write(
-    stype: StationType,
-    plan: StationPlan,
-    existing: Mapping[bytes, Mapping[str, Any]],
-    today: date,
-) -> list[dict[str, Any]]:
-    """The plan's rows: inserts as planned, updates and confirms over the existing rows."""
-    key = stype.key_column
-    rows: list[dict[str, Any]] = list(plan.inserts)
-    for row in plan.updates:
-        merged = dict(existing[bytes(row[key])])
-        merged.update(row)
-        rows.append(merged)
-    for station in plan.confirms:
-        merged = dict(existing[station])
-        merged["last_seen"] = today
-        rows.append(merged)
-    return rows
 
 
 def _effects(queue: StationQueue, plan: StationPlan, today: date) -> dict[str, Any]:
@@ -183,7 +163,7 @@ def _apply_batch(
     plan = plan_station_updates(
         queue.stype, observations, existing, now=now, today=today, geocoder=geocoder, keys=keys
     )
-    write_rows(conn, kind, shard, _rows_to_write(queue.stype, plan, existing, today))
+    write_values(conn, kind, shard, plan.columns, plan.rows)
     effects = _effects(queue, plan, today)
     record_batch(
         conn, batch_id=batch_id, queue=queue.name, effects=json.dumps(effects), created=now

@@ -28,6 +28,7 @@ from ichnaea.pipeline.stations.state import (
     station_key,
 )
 from ichnaea.regions import RegionTable
+from ichnaea.repositories.station_rows import LockedRows, station_table
 
 NOW = datetime(2025, 3, 14, 12, 30, 5)
 TODAY = NOW.date()
@@ -88,15 +89,21 @@ def station(stype: StationType, n: int = 0, **columns: Any) -> dict[str, Any]:
     }
 
 
+def stored(stype: StationType, *rows: dict[str, Any]) -> LockedRows:
+    """Rows as the updater reads them: tuples in the order of the type's table."""
+    shard = "gsm" if stype is StationType.cell else "0"
+    columns = [column.name for column in station_table(stype.name, shard).columns]
+    return LockedRows.from_mappings(columns, stype.key_column, rows)
+
+
 def run(
     stype: StationType,
     observations: list[dict[str, Any]],
     geocoder: Geocoder,
     *rows: dict[str, Any],
 ) -> StationPlan:
-    existing = {row[stype.key_column]: row for row in rows}
     return plan_station_updates(
-        stype, observations, existing, now=NOW, today=TODAY, geocoder=geocoder
+        stype, observations, stored(stype, *rows), now=NOW, today=TODAY, geocoder=geocoder
     )
 
 
@@ -840,7 +847,12 @@ def test_station_type_limits() -> None:
 def test_now_must_be_naive_utc(geocoder: Geocoder) -> None:
     with pytest.raises(ValueError, match="naive"):
         plan_station_updates(
-            StationType.wifi, [], {}, now=NOW.replace(tzinfo=UTC), today=TODAY, geocoder=geocoder
+            StationType.wifi,
+            [],
+            stored(StationType.wifi),
+            now=NOW.replace(tzinfo=UTC),
+            today=TODAY,
+            geocoder=geocoder,
         )
 
 
@@ -849,11 +861,17 @@ def test_keys_given_by_the_caller_give_the_same_plan(geocoder: Geocoder) -> None
     observations = [obs(stype, n=i % 2) for i in range(4)]
     keys = [station_key(stype, o) for o in observations]
     given = plan_station_updates(
-        stype, observations, {}, now=NOW, today=TODAY, geocoder=geocoder, keys=keys
+        stype, observations, stored(stype), now=NOW, today=TODAY, geocoder=geocoder, keys=keys
     )
     assert given == run(stype, observations, geocoder)
     assert len(given.inserts) == 2
     with pytest.raises(ValueError, match="3 keys for 4 observations"):
         plan_station_updates(
-            stype, observations, {}, now=NOW, today=TODAY, geocoder=geocoder, keys=keys[:3]
+            stype,
+            observations,
+            stored(stype),
+            now=NOW,
+            today=TODAY,
+            geocoder=geocoder,
+            keys=keys[:3],
         )
