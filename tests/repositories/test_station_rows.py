@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from datetime import date, datetime
 from typing import Any
 
@@ -62,12 +64,46 @@ def test_written_rows_are_read_back_whole_with_missing_columns_null(db_session: 
     assert len(got.rows) == len(got.index) == len(rows)  # the key without a row is absent
     for row in rows:
         assert got.mapping(row["mac"]) == {name: row.get(name) for name in columns}
-        assert type(got.rows[got.index[row["mac"]]]) is tuple
     assert got.mapping(encode_mac("0000000bffff")) is None
     bare = read_for_update(conn, "blue", "a", [encode_mac("0000000affff")])
     only_key = bare.mapping(encode_mac("0000000affff"))
     assert only_key is not None
     assert [name for name, value in only_key.items() if value is not None] == ["mac"]
+
+
+def test_values_are_read_back_exactly_and_with_their_types(db_session: Session) -> None:
+    """Every double reads back as the same double and as a float, integral or not,
+    tiny or huge; ints as ints, text as text (quotes included), dates as dates."""
+    conn = db_session.connection()
+    rng = random.Random(5)
+    doubles = [
+        3.0, -0.5, 1e-300, 2.2250738585072014e-308, 1.7976931348623157e308, 1e15, 1e16,
+        123456789012345.0, 0.1 + 0.2, -74.20358433546167, 51.5, 1e22, 4.9e-324,
+    ]  # fmt: skip
+    doubles += [rng.uniform(-180, 180) for _ in range(300)]
+    doubles += [math.ldexp(rng.random(), rng.randint(-1000, 1000)) for _ in range(300)]
+    rows = [
+        mac_row(
+            n,
+            lat=lat,
+            lon=-lat,
+            max_lat=None,
+            weight=abs(lat),
+            radius=rng.choice([0, 2**31 - 1, None]),
+            region=rng.choice(['a"', "\\x", "GB", None]),
+            block_last=date(2026, 1, 1 + n % 28),
+            block_count=n % 256,
+        )
+        for n, lat in enumerate(doubles)
+    ]
+    write_rows(conn, "blue", "a", rows)
+    got = read_for_update(conn, "blue", "a", [row["mac"] for row in rows])
+    for row in rows:
+        back = got.mapping(row["mac"])
+        assert back is not None
+        for name, value in row.items():
+            assert back[name] == value, (name, value, back[name])
+            assert type(back[name]) is type(value), (name, value, back[name])
 
 
 def test_written_rows_overwrite_existing_rows(db_session: Session) -> None:
