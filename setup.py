@@ -32,6 +32,7 @@ KERNELS = [
     "_index",
     "_query",
     "_sqltext",
+    "_rows",
 ]
 
 

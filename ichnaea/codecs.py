@@ -27,6 +27,7 @@ import string
 import struct
 from typing import NamedTuple
 
+from ichnaea import _fast
 from ichnaea.enums import Radio
 
 MAC_HEX_LENGTH = 12
@@ -81,8 +82,9 @@ def _check_mac_hex(mac: str) -> None:
 
 def encode_mac(mac: str) -> bytes:
     """Return the 6 raw bytes of a MAC given as 12 hex characters (any case)."""
-    _check_mac_hex(mac)
-    return bytes.fromhex(mac)
+    # In C: the station stage keys every queued Wi-Fi and Bluetooth observation.
+    mac_bytes: bytes = _fast.mac_bytes(mac)
+    return mac_bytes
 
 
 def decode_mac(value: bytes) -> str:

@@ -14,7 +14,8 @@ Contract:
   entries, and hand back to the Python path (return None) whatever is not
   plain (see ``_query.pyx``); ``mysql_values`` formats station rows as SQL
   literals and raises TypeError for a value that is not plain
-  (``_sqltext.pyx``).
+  (``_sqltext.pyx``); ``_rows.pyx`` turns the station planner's objects
+  (observation dicts, stored rows, keys) into arrays.
 * Kernels never raise for numeric reasons: NaN propagates, and a Vincenty
   iteration that does not converge is reported through the documented
   fallback or NaN.
@@ -42,6 +43,14 @@ try:
     )
     from ichnaea._fast._index import block_rule, gather_stations, locate_cells, locate_macs
     from ichnaea._fast._query import cell_limits, cell_lookups, wifi_limits, wifi_lookups
+    from ichnaea._fast._rows import (
+        day_numbers,
+        first_seen,
+        float_fields,
+        mac_bytes,
+        object_table,
+        positions,
+    )
     from ichnaea._fast._sqltext import mysql_values
     from ichnaea._fast._station import (
         KIND_BLUE,
@@ -83,9 +92,12 @@ __all__ = [
     "circle_radius_m_array",
     "cluster_complete_linkage",
     "cluster_weights",
+    "day_numbers",
     "destination_array",
     "distance_m_array",
     "distance_m_scalar",
+    "first_seen",
+    "float_fields",
     "gather_stations",
     "geodesy_constants",
     "haversine_m_array",
@@ -93,12 +105,15 @@ __all__ = [
     "locate_cells",
     "locate_macs",
     "m_to_rdist_array",
+    "mac_bytes",
     "max_distance_m_array",
     "max_distance_to_points",
     "mysql_values",
+    "object_table",
     "observation_weights",
     "order_groups",
     "percentile95_distance_m",
+    "positions",
     "select_sample",
     "weighted_position",
     "wifi_limits",

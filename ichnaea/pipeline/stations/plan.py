@@ -72,7 +72,7 @@ Decisions the spec leaves open or where we differ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -201,29 +201,40 @@ class StationPlan:
         return {key: _ACTIONS[code] for key, code in zip(self.acted, self.codes, strict=True)}
 
 
-def _column(observations: Sequence[Any], name: str) -> Float64Array:
-    # None (and a missing field) becomes NaN.
-    return np.array([obs.get(name) for obs in observations], dtype=np.float64)
+# The observation fields the planner reads, as floats (NaN: null or missing).
+_FIELDS = ("lat", "lon", "accuracy", "age", "speed", "signal", "source")
+_CELL_FIELDS = (*_FIELDS, "radio", "psc")
+
+
+def observation_columns(stype: StationType, observations: Sequence[Any]) -> dict[str, Float64Array]:
+    """The fields of the observations the planner reads, one float array each."""
+    names = _CELL_FIELDS if stype is StationType.cell else _FIELDS
+    try:
+        table = _fast.float_fields(list(observations), names)
+    except TypeError:
+        # Not all plain dicts: NumPy's conversion, which the kernel reproduces.
+        table = np.array([[obs.get(name) for obs in observations] for name in names], np.float64)
+    return dict(zip(names, table, strict=True))
 
 
 def weigh(
-    stype: StationType, observations: Sequence[Any]
-) -> tuple[Float64Array, Float64Array, Float64Array, NDArray[np.intp]]:
-    """Step 1: the observations' latitudes, longitudes and weights (spec 8), and the
-    indices of the usable ones (a finite, positive weight and a position)."""
-    lat, lon = _column(observations, "lat"), _column(observations, "lon")
+    stype: StationType, columns: Mapping[str, Float64Array]
+) -> tuple[Float64Array, NDArray[np.intp]]:
+    """Step 1: the weight of each observation (spec 8), and the indices of the usable
+    ones (a finite, positive weight and a position)."""
+    lat, lon = columns["lat"], columns["lon"]
     weights = _fast.observation_weights(
         stype.kind,
-        _column(observations, "accuracy"),
-        _column(observations, "age"),
-        _column(observations, "speed"),
-        _column(observations, "signal"),
-        _column(observations, "radio") if stype is StationType.cell else None,
+        columns["accuracy"],
+        columns["age"],
+        columns["speed"],
+        columns["signal"],
+        columns["radio"] if stype is StationType.cell else None,
     )
     usable = np.flatnonzero(
         (weights > 0.0) & np.isfinite(weights) & np.isfinite(lat) & np.isfinite(lon)
     )
-    return lat, lon, weights, usable
+    return weights, usable
 
 
 def _keys(
@@ -243,10 +254,8 @@ def _floats(values: Objects) -> Float64Array:
 
 def _days(values: Objects) -> Float64Array:
     """Day numbers of dates (and of datetimes' dates); None becomes NaN."""
-    return np.array(
-        [np.nan if value is None else value.toordinal() for value in values.tolist()],
-        dtype=np.float64,
-    )
+    days: Float64Array = _fast.day_numbers(values.tolist())
+    return days
 
 
 def _blocked(
@@ -270,10 +279,8 @@ def _blocked(
 def _found_rows(existing: LockedRows, keys: Sequence[bytes]) -> tuple[Objects, NDArray[np.bool_]]:
     """The stored row of each key as a row of an object array (all None where there
     is none), and which keys have one."""
-    table = np.empty((len(existing.rows) + 1, len(existing.columns)), dtype=object)
-    if existing.rows:
-        table[:-1] = existing.rows
-    at = np.array([existing.index.get(key, -1) for key in keys], dtype=np.intp)
+    table = _fast.object_table(existing.rows, len(existing.columns))
+    at = _fast.positions(existing.index, keys)
     return table[at], at >= 0
 
 
@@ -325,11 +332,11 @@ def plan_station_updates(
     """
     if now.tzinfo is not None:
         raise ValueError(f"now must be a naive UTC datetime, got {now!r}")
-    columns = tuple(existing.columns)
-    plan = StationPlan(columns=columns, key_column=stype.key_column)
+    plan = StationPlan(columns=tuple(existing.columns), key_column=stype.key_column)
     if not observations:
         return plan
-    lat, lon, weights, usable = weigh(stype, observations)
+    columns = observation_columns(stype, observations)
+    weights, usable = weigh(stype, columns)
     keys = _keys(stype, observations, keys)
     # Every usable observation counts, a blocked station's too.
     plan.obs_count = int(usable.size)
@@ -337,10 +344,8 @@ def plan_station_updates(
         return plan
 
     # Groups, in the order of their stations' first usable observation.
-    ids: dict[bytes, int] = {}
-    group = np.array([ids.setdefault(keys[i], len(ids)) for i in usable.tolist()], dtype=np.intp)
-    station_keys = list(ids)
-    col = {name: j for j, name in enumerate(columns)}
+    group, station_keys = _fast.first_seen(list(keys), usable)
+    col = {name: j for j, name in enumerate(plan.columns)}
     rows, found = _found_rows(existing, station_keys)
     today_day = today.toordinal()
     s_lat = _floats(rows[:, col["lat"]])
@@ -356,7 +361,7 @@ def plan_station_updates(
     # else its query ones (source query). Only GNSS observations may give a
     # blocked station a position again (relearning, issue 11): a blocked
     # station with query observations alone is left alone.
-    query = _column(observations, "source")[usable] == QUERY
+    query = columns["source"][usable] == QUERY
     has_gnss = np.bincount(group[~query], minlength=len(station_keys)) > 0
     keep = ~(blocked & ~has_gnss)
     chosen = keep[group] & (~query | ~has_gnss[group])
@@ -371,7 +376,7 @@ def plan_station_updates(
     station_keys = [station_keys[k] for k in kept.tolist()]
     from_query = ~has_gnss[kept]
 
-    lat, lon, weights = lat[order], lon[order], weights[order]
+    lat, lon, weights = columns["lat"][order], columns["lon"][order], weights[order]
     agg = _fast.aggregate_groups(lat, lon, weights, offsets, stype.max_dist_m)
     s_lon = _floats(rows[:, col["lon"]])
     farthest = _fast.max_distance_to_points(lat, lon, offsets, s_lat, s_lon)
@@ -391,7 +396,7 @@ def plan_station_updates(
     out = rows.copy()
     _fill_rows(out, col, rows, action, agg, consistent, from_query, now, today, geocoder)
     if stype is StationType.cell:
-        _fill_cell_identity(out, col, plan, action, observations, order, offsets)
+        _fill_cell_identity(out, col, plan, action, observations, columns["psc"], order, offsets)
     acted = action >= 0
     out[acted, col[stype.key_column]] = _objects(plan.acted)
     inserts = np.flatnonzero(acted & ~found)
@@ -559,6 +564,7 @@ def _fill_cell_identity(
     plan: StationPlan,
     action: NDArray[np.intp],
     observations: Sequence[Any],
+    psc: Float64Array,
     order: NDArray[np.intp],
     offsets: NDArray[np.int64],
 ) -> None:
@@ -571,7 +577,7 @@ def _fill_cell_identity(
     identity = {name: [int(obs[name]) for obs in first] for name in _CELL_IDENTITY}
     for name, values in identity.items():
         out[written, col[name]] = _objects(values)
-    psc = _column(observations, "psc")[order]
+    psc = psc[order]
     position = np.where(np.isnan(psc), -1, np.arange(order.size))
     last = np.maximum.reduceat(position, offsets[:-1])[written]
     seen = last >= 0

@@ -29,6 +29,7 @@ from ichnaea.pipeline.stations.plan import (
     MAX_WEIGHT,
     STATION_COLUMNS,
     RegionLookup,
+    observation_columns,
     weigh,
 )
 from ichnaea.pipeline.stations.state import (
@@ -162,7 +163,9 @@ def plan_station_updates(
     plan = StationPlan()
     if not observations:
         return plan
-    lat, lon, weights, usable = weigh(stype, observations)
+    columns = observation_columns(stype, observations)
+    lat, lon = columns["lat"], columns["lon"]
+    weights, usable = weigh(stype, columns)
     keys = [station_key(stype, observation) for observation in observations]
     groups = _choose_groups(stype, observations, usable, existing, today, plan, keys)
     if not groups:
