@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
-import boto3
-
 from ichnaea.atomicfile import write_atomically
 
 DELETE_BATCH = 1000
@@ -84,6 +82,10 @@ class S3Store:
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str = "") -> None:
         self.bucket = bucket
         self.prefix = prefix
+        # Imported here: only S3 exports and backups need it, and it is a tenth
+        # of a worker's start-up.
+        import boto3
+
         self._client: Any = boto3.client("s3", endpoint_url=endpoint_url or None)
         self._etags: dict[str, str] = {}
 

@@ -7,13 +7,16 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
-from ichnaea.broker.embedded import EmbeddedRedis, EmbeddedRedisError, ensure_embedded_redis
 from ichnaea.config import ConfigError, Settings, load_settings
 from ichnaea.logging import configure_logging
-from ichnaea.repositories.session import MissingDriverError, require_driver
+from ichnaea.repositories.drivers import MissingDriverError, require_driver
+
+if TYPE_CHECKING:
+    from ichnaea.broker.embedded import EmbeddedRedis
 
 log = logging.getLogger("ichnaea")
 
@@ -53,6 +56,10 @@ def start_embedded_redis(settings: Settings) -> EmbeddedRedis | None:
     """The data directory's embedded Redis (reused or started); None when Redis is configured."""
     if not settings.redis_embedded:
         return None
+    # Imported here: it imports redis-py, which a role with Redis configured
+    # (the worker pool's supervisor) otherwise never needs.
+    from ichnaea.broker.embedded import EmbeddedRedisError, ensure_embedded_redis
+
     try:
         return ensure_embedded_redis(settings.data_dir)
     except EmbeddedRedisError as exc:

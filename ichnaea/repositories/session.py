@@ -31,7 +31,6 @@ only and should not be able to write by mistake.
 
 from __future__ import annotations
 
-import importlib
 import time
 from datetime import date, datetime
 from pathlib import Path
@@ -44,7 +43,11 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-MYSQL_DIALECTS = ("mysql", "mariadb")
+from ichnaea.repositories.drivers import MYSQL_DIALECTS as MYSQL_DIALECTS
+from ichnaea.repositories.drivers import MYSQL_DRIVER_HINT as MYSQL_DRIVER_HINT
+from ichnaea.repositories.drivers import MissingDriverError as MissingDriverError
+from ichnaea.repositories.drivers import require_driver as require_driver
+
 MYSQL_POOL_SIZE = 10
 MYSQL_MAX_OVERFLOW = 10
 POOL_TIMEOUT_S = 10.0
@@ -53,14 +56,6 @@ MYSQL_CONNECT_TIMEOUT_S = 5
 # A MySQL connection idle at least this long is pinged before it is used.
 PRE_PING_IDLE_S = 1.0
 SQLITE_BUSY_TIMEOUT_S = 30
-MYSQL_DRIVER_HINT = (
-    "run `make install-mysql` in the checkout, or install the MariaDB client headers "
-    "(.ci/ensure-mysql-headers) and `pip install 'ichnaea[mysql]'`"
-)
-
-
-class MissingDriverError(RuntimeError):
-    """The database driver a URL needs is not installed."""
 
 
 def mysqldb_conversions() -> dict[Any, Any]:
@@ -91,20 +86,6 @@ def date_or_none(text: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         return None
-
-
-def require_driver(url: str | URL) -> None:
-    """Raise :class:`MissingDriverError` if the driver ``url`` needs cannot be imported."""
-    if make_url(url).get_backend_name() not in MYSQL_DIALECTS:
-        return
-    try:
-        importlib.import_module("MySQLdb")
-    except ImportError as exc:
-        # Also the case of a driver built against a client library that is gone.
-        raise MissingDriverError(
-            f"MySQL/MariaDB URLs need the mysqlclient driver, which cannot be imported "
-            f"({exc}): {MYSQL_DRIVER_HINT}"
-        ) from exc
 
 
 def is_sqlite(url: str | URL) -> bool:

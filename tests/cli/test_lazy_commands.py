@@ -26,11 +26,17 @@ def test_the_cli_and_the_pool_supervisor_import_no_pipeline_and_no_api() -> None
         "from ichnaea.__main__ import cli\n"
         "cli.get_command(click.Context(cli), 'worker')\n"
         "import ichnaea.worker.pool\n"
+        "from ichnaea.cli.common import start_role\n"
         "print(' '.join(sorted(m for m in sys.modules if m.startswith('ichnaea.'))))\n"
+        "print(' '.join(sorted(m for m in ('sqlalchemy', 'redis', 'boto3') if m in sys.modules)))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    loaded = set(done.stdout.split())
+    ours, libraries = done.stdout.split("\n")[:2]
+    loaded = set(ours.split())
     assert "ichnaea.worker.pool" in loaded
+    # Nor the database and Redis libraries: the supervisor only checks the
+    # URLs' drivers (ichnaea.repositories.drivers) and watches its children.
+    assert libraries.split() == []
     heavy = {m for m in loaded if m.startswith(("ichnaea.pipeline", "ichnaea.api", "ichnaea.web"))}
     assert heavy == set()
     assert "ichnaea.worker.jobs" not in loaded
