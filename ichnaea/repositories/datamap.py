@@ -17,8 +17,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ichnaea import _fast
 from ichnaea.models.stats import DATAMAP_SHARDS
 from ichnaea.repositories.paging import keyset_pages
+from ichnaea.repositories.session import is_mysql
+
+
+def _table_name(shard_id: str) -> str:
+    name: str = DATAMAP_SHARDS[shard_id].__tablename__
+    return name
+
+
+def _key_list(grids: Sequence[bytes]) -> str:
+    # The keys are bytes: their literals need no escaping.
+    return ",".join(f"X'{bytes(grid).hex()}'" for grid in grids)
 
 
 def read_modified_for_update(
@@ -26,6 +38,22 @@ def read_modified_for_update(
 ) -> dict[bytes, date | None]:
     """``modified`` of the stored grid cells among ``grids``, their rows locked
     (``SELECT ... FOR UPDATE`` on MySQL) until the transaction ends."""
+    if not grids:
+        return {}
+    if is_mysql(connection):
+        # The statement as text, like the station rows' (a batch names up
+        # to 500 keys: SQLAlchemy's compilation of the IN list and its row
+        # processing cost more than the statement).
+        sql = (
+            f"SELECT `grid`,`modified` FROM `{_table_name(shard_id)}` "
+            f"WHERE `grid` IN ({_key_list(grids)}) FOR UPDATE"
+        )
+        result = connection.exec_driver_sql(sql)
+        try:
+            rows = result.cursor.fetchall()
+        finally:
+            result.close()
+        return {bytes(grid): day for grid, day in rows}
     table = DATAMAP_SHARDS[shard_id]
     return {
         grid: modified
@@ -37,6 +65,14 @@ def read_modified_for_update(
 
 def set_modified(connection: Connection, shard_id: str, grids: Sequence[bytes], day: date) -> None:
     """Set ``modified`` of the stored grid cells ``grids`` to ``day``."""
+    if not grids:
+        return
+    if is_mysql(connection):
+        connection.exec_driver_sql(
+            f"UPDATE `{_table_name(shard_id)}` SET `modified`='{day.isoformat()}' "
+            f"WHERE `grid` IN ({_key_list(grids)})"
+        )
+        return
     table = DATAMAP_SHARDS[shard_id]
     connection.execute(sa.update(table).where(table.grid.in_(grids)).values(modified=day))
 
@@ -47,6 +83,15 @@ def insert_grids(connection: Connection, shard_id: str, grids: Sequence[bytes], 
     ``INSERT IGNORE`` (``INSERT OR IGNORE`` on SQLite): another worker may
     have inserted the same grid cell since the caller read the table.
     """
+    if not grids:
+        return
+    if is_mysql(connection):
+        values = _fast.mysql_values([(bytes(grid), day, day) for grid in grids])
+        connection.exec_driver_sql(
+            f"INSERT IGNORE INTO `{_table_name(shard_id)}` (`grid`,`created`,`modified`) "
+            f"VALUES {values}"
+        )
+        return
     connection.execute(
         sa.insert(DATAMAP_SHARDS[shard_id])
         .prefix_with("IGNORE", dialect="mysql")
