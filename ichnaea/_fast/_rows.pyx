@@ -23,6 +23,8 @@ a tenth of that (``benchmarks/bench_station_batch.py``).
   seen, and those keys.
 * ``day_numbers(values)``: ``[nan if v is None else v.toordinal() for v in
   values]`` as float64, for dates and datetimes (their date's day).
+* ``ints_to_floats(rows, columns)``: in each row (a list), an int at one
+  of ``columns`` becomes ``float(value)``, in place.
 * ``mac_bytes(text)``: ``bytes.fromhex(text)`` of exactly 12 hex digits
   (``ichnaea.codecs.encode_mac``), ValueError for anything else.
 """
@@ -178,3 +180,17 @@ def day_numbers(list values):
         else:
             raise TypeError(f"value {i} is {type(value).__name__}, not a date")
     return out
+
+
+def ints_to_floats(list rows, tuple columns):
+    """Make the ints at ``columns`` of each row (a list) floats, in place."""
+    cdef Py_ssize_t i, k, j, n = len(rows), m = len(columns)
+    cdef list row
+    cdef object value
+    for i in range(n):
+        row = rows[i]
+        for k in range(m):
+            j = columns[k]
+            value = row[j]
+            if PyLong_CheckExact(value):
+                row[j] = float(value)

@@ -105,3 +105,14 @@ def test_day_numbers_are_ordinals(values: list[Any]) -> None:
 def test_day_numbers_want_dates() -> None:
     with pytest.raises(TypeError, match="value 1 is str, not a date"):
         _fast.day_numbers([None, "2026-01-01"])
+
+
+@given(st.lists(st.lists(VALUES, min_size=3, max_size=3), max_size=20))
+def test_ints_to_floats_makes_the_ints_of_the_columns_floats(rows: list[list[Any]]) -> None:
+    expected = [
+        [float(v) if j in (0, 2) and type(v) is int else v for j, v in enumerate(row)]
+        for row in rows
+    ]
+    _fast.ints_to_floats(rows, (0, 2))
+    assert [[type(v) for v in row] for row in rows] == [[type(v) for v in r] for r in expected]
+    assert rows == expected  # a NaN is the same object on both sides
