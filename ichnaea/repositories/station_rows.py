@@ -114,9 +114,10 @@ def _mysql_select_for_update(
 
     The server writes each row's other columns as one JSON array, and one
     ``orjson.loads`` reads them all (an integral double comes as an int and
-    is made a float again): mysqlclient converts a DOUBLE at about
-    0.6 µs (four times a whole row's share of this), and a station row has
-    seven. MariaDB writes a double as the shortest text that reads back as
+    is made a float again): mysqlclient converts a DOUBLE at about 0.6 µs,
+    and a station row has seven. The server spends a little more on the
+    statement than on a plain SELECT (``benchmarks/bench_station_io.py``
+    measures both sides). MariaDB writes a double as the shortest text that reads back as
     the same double, as it does on the wire (tests/repositories/test_station_rows.py
     holds the values equal to what was written); the dates come as text and
     are read by ``fromisoformat``, a zero date as None, as the driver's own

@@ -50,13 +50,15 @@ Shape
 -----
 Every step after the grouping works on columns: one array per value over
 the batch's groups (floats, or objects for dates and codes), chosen per
-action with masks, and the rows to write are zipped from them at the end.
-No Python runs per station except the key lookups and the date
-conversions of the rows read (issue 10, item 5: the per-group loop was a
-quarter of the worker's CPU). ``tests/pipeline/stations/test_station_plan_columns.py``
-holds the plan equal, row for row and type for type, to a per-station
-reference written as the spec reads (``tests/pipeline/stations/reference_plan.py``)
-on random batches of every type.
+action with masks, and the rows to write come out of one object array at
+the end. No Python runs per observation or per station: the loops that
+turn the observations, the stored rows, their keys and dates into arrays
+are C (:mod:`ichnaea._fast._rows`), the rest NumPy (issue 10, item 5: the
+per-group loop was a quarter of the worker's CPU).
+``tests/pipeline/stations/test_station_plan_columns.py`` holds the plan
+equal, row for row and type for type, to a per-station reference written
+as the spec reads (``tests/pipeline/stations/reference_plan.py``) on
+random batches of every type.
 
 Decisions the spec leaves open or where we differ
 -------------------------------------------------
