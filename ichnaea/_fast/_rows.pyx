@@ -7,8 +7,9 @@ observation) and the stored rows as sequences; the planner works on arrays.
 Each function here is the loop it replaces, written once in C; each is
 specified by the Python expression in its docstring, which the tests hold
 it equal to (``tests/_fast/test_rows.py``). On a batch of 300 Wi-Fi
-observations they took the planner's conversions from about 0.9 ms to
-a tenth of that (``benchmarks/bench_station_batch.py``).
+observations (line_profiler on ``benchmarks/bench_station_batch.py``'s
+batches) they took the planner's conversions from about 0.9 ms to about
+0.15 ms.
 
 * ``float_fields(objects, names)``: ``np.array([[o.get(n) for o in objects]
   for n in names], dtype=float64)``: None and a missing field are NaN; a
