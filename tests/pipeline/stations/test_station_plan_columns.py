@@ -23,7 +23,7 @@ import pytest
 from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
 from ichnaea.pipeline.stations.plan import plan_station_updates
-from ichnaea.pipeline.stations.state import StationType, station_key
+from ichnaea.pipeline.stations.state import Action, StationType, station_key
 from ichnaea.regions import RegionTable
 from ichnaea.repositories.station_rows import LockedRows, station_table
 from tests.pipeline.stations.reference_plan import plan_rows
@@ -179,6 +179,4 @@ def test_the_random_batches_reach_every_action(geocoder: Geocoder) -> None:
             stype, observations, locked, now=NOW, today=TODAY, geocoder=geocoder
         )
         seen |= {(stype, action) for action in plan.actions.values()}
-    from ichnaea.pipeline.stations.state import Action
-
     assert seen == {(stype, action) for stype in StationType for action in Action}
