@@ -38,6 +38,13 @@ def start_pool(tmp_path: Path, redis_url: str) -> subprocess.Popen[bytes]:
     )
 
 
+def stop_cleanly(parent: subprocess.Popen[bytes], pids: set[int] | list[int]) -> None:
+    """SIGTERM the pool: it exits 0 and leaves none of ``pids`` running."""
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) == 0
+    assert not any(alive(pid) for pid in pids)
+
+
 def wait_for_workers(parent: int, count: int) -> list[int]:
     """The pool's worker processes, once ``count`` of them run (30 s at most)."""
     deadline = time.monotonic() + 30
@@ -115,11 +122,8 @@ def test_a_pool_whose_workers_are_killed_again_and_again_still_stops(
                 kills += 1
             time.sleep(0.3)
         time.sleep(1.5)  # the replacements start and reach their idle wait
-        survivors = pool_workers(parent.pid)
-        seen.update(survivors)
-        parent.send_signal(signal.SIGTERM)
-        assert parent.wait(timeout=30) == 0
-        assert not any(alive(pid) for pid in seen)
+        seen.update(pool_workers(parent.pid))
+        stop_cleanly(parent, seen)
     finally:
         if parent.poll() is None:
             parent.kill()
@@ -138,9 +142,7 @@ def test_workers_are_forked_from_a_server_that_loaded_the_pipeline(
             server = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
             assert server != parent.pid
             assert b"ichnaea.worker.preload" in Path(f"/proc/{server}/cmdline").read_bytes()
-        parent.send_signal(signal.SIGTERM)
-        assert parent.wait(timeout=30) == 0
-        assert not any(alive(pid) for pid in workers)
+        stop_cleanly(parent, workers)
     finally:
         if parent.poll() is None:
             parent.kill()
