@@ -21,16 +21,12 @@ from ichnaea import _fast
 from ichnaea.models.stats import DATAMAP_SHARDS
 from ichnaea.repositories.paging import keyset_pages
 from ichnaea.repositories.session import is_mysql
+from ichnaea.repositories.upsert import binary_literals, driver_rows
 
 
 def _table_name(shard_id: str) -> str:
     name: str = DATAMAP_SHARDS[shard_id].__tablename__
     return name
-
-
-def _key_list(grids: Sequence[bytes]) -> str:
-    # The keys are bytes: their literals need no escaping.
-    return ",".join(f"X'{bytes(grid).hex()}'" for grid in grids)
 
 
 def read_modified_for_update(
@@ -46,14 +42,9 @@ def read_modified_for_update(
         # processing cost more than the statement).
         sql = (
             f"SELECT `grid`,`modified` FROM `{_table_name(shard_id)}` "
-            f"WHERE `grid` IN ({_key_list(grids)}) FOR UPDATE"
+            f"WHERE `grid` IN ({binary_literals(grids)}) FOR UPDATE"
         )
-        result = connection.exec_driver_sql(sql)
-        try:
-            rows = result.cursor.fetchall()
-        finally:
-            result.close()
-        return {bytes(grid): day for grid, day in rows}
+        return {bytes(grid): day for grid, day in driver_rows(connection, sql)}
     table = DATAMAP_SHARDS[shard_id]
     return {
         grid: modified
@@ -70,7 +61,7 @@ def set_modified(connection: Connection, shard_id: str, grids: Sequence[bytes], 
     if is_mysql(connection):
         connection.exec_driver_sql(
             f"UPDATE `{_table_name(shard_id)}` SET `modified`='{day.isoformat()}' "
-            f"WHERE `grid` IN ({_key_list(grids)})"
+            f"WHERE `grid` IN ({binary_literals(grids)})"
         )
         return
     table = DATAMAP_SHARDS[shard_id]

@@ -28,7 +28,7 @@ from ichnaea.enums import Radio
 from ichnaea.models.cell import CELL_TABLES
 from ichnaea.models.station import BLUE_SHARDS, WIFI_SHARDS
 from ichnaea.repositories.session import date_or_none, datetime_or_none, is_mysql
-from ichnaea.repositories.upsert import upsert_values
+from ichnaea.repositories.upsert import binary_literals, driver_rows, upsert_values
 
 # Keys per ``IN (...)`` list: well inside any backend's parameter limit.
 KEYS_PER_STATEMENT = 500
@@ -125,18 +125,11 @@ def _mysql_select_for_update(
     """
     others = [column for column in table.columns if column is not key]
     array = ",',',".join(_json_value(column) for column in others)
-    key_list = ",".join(f"X'{value.hex()}'" for value in keys)
     sql = (
         f"SELECT `{key.name}`,CONCAT('[',{array},']') FROM `{table.name}` "
-        f"WHERE `{key.name}` IN ({key_list}) FOR UPDATE"
+        f"WHERE `{key.name}` IN ({binary_literals(keys)}) FOR UPDATE"
     )
-    # Through SQLAlchemy (no parameters: the driver does no %-formatting), so
-    # errors arrive wrapped and the lock-retry and error events see them.
-    result = conn.exec_driver_sql(sql)
-    try:
-        found: Sequence[tuple[bytes, str]] = result.cursor.fetchall()
-    finally:
-        result.close()
+    found = driver_rows(conn, sql)
     if not found:
         return []
     rows: list[list[Any]] = orjson.loads("[" + ",".join([text for _, text in found]) + "]")

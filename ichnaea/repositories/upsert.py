@@ -6,6 +6,10 @@ Executed with a list of row dicts (``connection.execute(stmt, rows)``), the
 driver sends them as one multi-row statement (mysqlclient rewrites an
 ``INSERT`` executemany into one ``VALUES`` list; SQLite loops in C), so a
 whole batch of station rows costs one round trip.
+
+The pipeline's other MySQL statements written as text (the station and
+datamap reads, the datamap writes) take their key lists and their rows
+from here too: :func:`binary_literals` and :func:`driver_rows`.
 """
 
 from __future__ import annotations
@@ -50,6 +54,26 @@ def _float_literal(value: float) -> str:
     # (``1e-7``, ``1e+16``): the compiled path formats a batch's floats with one
     # orjson call, twenty times faster than ``repr`` of each.
     return orjson.dumps(value).decode() if math.isfinite(value) else "NULL"
+
+
+def binary_literals(values: Sequence[bytes]) -> str:
+    """``X'..',X'..'``: the literals of binary keys, for an ``IN (...)`` list."""
+    return ",".join(f"X'{bytes(value).hex()}'" for value in values)
+
+
+def driver_rows(conn: Connection, sql: str) -> Sequence[tuple[Any, ...]]:
+    """The rows of ``sql`` as the driver's own tuples.
+
+    Through SQLAlchemy (no parameters: the driver does no %-formatting), so
+    errors arrive wrapped and the lock-retry and error events see them; but
+    without its Row objects, which cost a wrapper each.
+    """
+    result = conn.exec_driver_sql(sql)
+    try:
+        rows: Sequence[tuple[Any, ...]] = result.cursor.fetchall()
+    finally:
+        result.close()
+    return rows
 
 
 def _text_literal(value: str) -> str:
