@@ -462,9 +462,10 @@ def _fill_rows(
     # move) blocks the station and starts it afresh where the group puts it.
     relearn = (action == BLOCK) & consistent & ~from_query
     # Learned from the group alone: new, replace and a block that relearns.
-    fresh = np.flatnonzero((action == NEW) | (action == REPLACE) | relearn)
+    alone = (action == NEW) | (action == REPLACE) | relearn
+    fresh = np.flatnonzero(alone)
     changes = np.flatnonzero(action == CHANGE)
-    learned = np.flatnonzero((action == CHANGE) | (action == NEW) | (action == REPLACE) | relearn)
+    learned = np.flatnonzero(alone | (action == CHANGE))
     blank = np.flatnonzero((action == NEW_BLOCK) | ((action == BLOCK) & ~relearn))
     blocks = np.flatnonzero(action == BLOCK)
     new_blocks = np.flatnonzero(action == NEW_BLOCK)
