@@ -33,6 +33,7 @@ KERNELS = [
     "_query",
     "_sqltext",
     "_rows",
+    "_reports",
 ]
 
 

@@ -14,7 +14,9 @@ Contract:
   entries, and hand back to the Python path (return None) whatever is not
   plain (see ``_query.pyx``); ``mysql_values`` formats station rows as SQL
   literals and raises TypeError for a value that is not plain
-  (``_sqltext.pyx``); ``_rows.pyx`` turns the station planner's objects
+  (``_sqltext.pyx``); ``_reports.pyx`` flattens, validates and
+  de-duplicates a queued report's entries and hands back (None) what is
+  not plain; ``_rows.pyx`` turns the station planner's objects
   (observation dicts, stored rows, keys) into arrays.
 * Kernels never raise for numeric reasons: NaN propagates, and a Vincenty
   iteration that does not converge is reported through the documented
@@ -43,6 +45,12 @@ try:
     )
     from ichnaea._fast._index import block_rule, gather_stations, locate_cells, locate_macs
     from ichnaea._fast._query import cell_limits, cell_lookups, wifi_limits, wifi_lookups
+    from ichnaea._fast._reports import (
+        add_observations,
+        flat_entries,
+        position_fields,
+        transform_limits,
+    )
     from ichnaea._fast._rows import (
         day_numbers,
         first_seen,
@@ -82,6 +90,7 @@ __all__ = [
     "KIND_BLUE",
     "KIND_CELL",
     "KIND_WIFI",
+    "add_observations",
     "aggregate_cell_groups",
     "aggregate_cluster",
     "aggregate_groups",
@@ -98,6 +107,7 @@ __all__ = [
     "distance_m_array",
     "distance_m_scalar",
     "first_seen",
+    "flat_entries",
     "float_fields",
     "gather_stations",
     "geodesy_constants",
@@ -115,8 +125,10 @@ __all__ = [
     "observation_weights",
     "order_groups",
     "percentile95_distance_m",
+    "position_fields",
     "positions",
     "select_sample",
+    "transform_limits",
     "weighted_position",
     "wifi_limits",
     "wifi_lookups",

@@ -2,7 +2,10 @@
 
 A pure function of a batch (no Redis, no database) that runs at tens of
 thousands of observations per second per core, so it works on plain dicts and
-local variables. Spec: pipeline.md section 7.
+local variables. Spec: pipeline.md section 7. Steps 1, 3 and 4 run compiled
+for the entries real clients send (``ichnaea/_fast/_reports.pyx``: about 2.5
+times faster); anything else takes the Python functions below, which are the
+specification and which ``tests/_fast/test_reports.py`` holds the kernels to.
 
 Steps
 -----
@@ -68,10 +71,12 @@ from typing import Any, Final
 
 import numpy as np
 
+from ichnaea import _fast
 from ichnaea.broker import keyspace
 from ichnaea.codecs import datamap_grid, datamap_shard_id, encode_datamap_grid
 from ichnaea.enums import ReportSource
 from ichnaea.geocode import Geocoder
+from ichnaea.mcc import ALL_VALID_MCCS
 from ichnaea.pipeline.ingest.validation import (
     CELL_LIMITS,
     SOURCE_NUMBERS,
@@ -81,7 +86,7 @@ from ichnaea.pipeline.ingest.validation import (
     validate_report,
     validate_wifi,
 )
-from ichnaea.privacy import strip_opted_out
+from ichnaea.privacy import WIFI_LIST, strip_opted_out
 
 # "Better" comparators: (field, whether higher is better).
 _Comparators = tuple[tuple[str, bool], ...]
@@ -203,6 +208,24 @@ _WIFI_TABLE: Final = _field_table(_WIFI_FIELDS)
 _CELL_TABLE: Final = _field_table(_CELL_FIELDS)
 _POSITION_TABLE: Final = dict(_POSITION_FIELDS)
 
+# The same tables for the compiled flatten (ichnaea/_fast/_reports.pyx): each
+# coercion as the kernel's code for it.
+_FIELD_CODES: Final = {_str: 0, _as_int: 1, _radio: 2}
+
+
+def _coded_table(
+    fields: tuple[tuple[str, str, Any], ...],
+) -> dict[str, tuple[str, int]]:
+    return {source_name: (name, _FIELD_CODES[convert]) for source_name, name, convert in fields}
+
+
+# (v2 list name, flat name, Python table, kernel table) of each entry list.
+_LISTS: Final = (
+    ("bluetoothBeacons", "blue", _BLUE_TABLE, _coded_table(_BLUE_FIELDS)),
+    ("cellTowers", "cell", _CELL_TABLE, _coded_table(_CELL_FIELDS)),
+    (WIFI_LIST, "wifi", _WIFI_TABLE, _coded_table(_WIFI_FIELDS)),
+)
+
 
 def _entries(
     value: Any, fields: Mapping[str, tuple[str, Callable[[Any], Any]]], gps_age: int
@@ -234,6 +257,9 @@ def flatten_report(report: Any) -> dict[str, Any] | None:
     Keys: the position fields, ``source`` (as int), ``timestamp`` (ms) and the
     lists ``blue``, ``cell``, ``wifi``, each present only when usable/non-empty.
     Ages and the timestamp are made relative to the position's GPS fix.
+    Plain input goes through the compiled flatten (``_fast.position_fields``,
+    ``_fast.flat_entries``); whatever it hands back takes the Python path
+    (:func:`_position` and :func:`_entries`), which the tests hold it equal to.
     """
     if not isinstance(report, dict):
         return None
@@ -241,23 +267,26 @@ def flatten_report(report: Any) -> dict[str, Any] | None:
     gps_age = 0
     flat: dict[str, Any] = {}
     if isinstance(position, dict):
-        for source_name, raw in position.items():
-            name = _POSITION_TABLE.get(source_name)
-            if name is not None and raw is not None:
-                number = _as_float(raw)
-                if number is not None:
-                    flat[name] = number
+        fields = _fast.position_fields(position, _POSITION_TABLE)
+        flat = _position(position) if fields is None else fields
         source = _source(position.get("source"))
         if source is not None:
             flat["source"] = source
         gps_age = _as_int(position.get("age")) or 0
 
-    blue = _entries(report.get("bluetoothBeacons"), _BLUE_TABLE, gps_age)
-    cell = _entries(report.get("cellTowers"), _CELL_TABLE, gps_age)
-    # Opted-out networks (ichnaea.privacy) are dropped whoever queued the report.
-    wifi = _entries(strip_opted_out(report).get("wifiAccessPoints"), _WIFI_TABLE, gps_age)
-    if not (blue or cell or wifi):
+    lists = []
+    for list_name, flat_name, table, coded in _LISTS:
+        value = report.get(list_name)
+        entries = _fast.flat_entries(value, coded, _RADIO_NAMES, gps_age, list_name == WIFI_LIST)
+        if entries is None:
+            if list_name == WIFI_LIST:
+                # Opted-out networks (ichnaea.privacy) are dropped whoever queued the report.
+                value = strip_opted_out(report).get(list_name)
+            entries = _entries(value, table, gps_age)
+        lists.append((flat_name, entries))
+    if not any(entries for _, entries in lists):
         return None
+    blue, cell, wifi = (entries for _, entries in lists)
     if cell:
         default_radio = _radio(report.get("radioType"))
         if default_radio is not None:
@@ -274,6 +303,18 @@ def flatten_report(report: Any) -> dict[str, Any] | None:
     if timestamp is not None:
         # A zero timestamp is left alone (it fails validation anyway).
         flat["timestamp"] = timestamp - gps_age if timestamp else timestamp
+    return flat
+
+
+def _position(position: dict[str, Any]) -> dict[str, Any]:
+    """The usable position floats, by their internal names."""
+    flat = {}
+    for source_name, raw in position.items():
+        name = _POSITION_TABLE.get(source_name)
+        if name is not None and raw is not None:
+            number = _as_float(raw)
+            if number is not None:
+                flat[name] = number
     return flat
 
 
@@ -381,12 +422,18 @@ def transform_batch(items: Sequence[Mapping[str, Any]], geocoder: Geocoder) -> I
             continue
 
         produced = 0
-        for kind, validate, comparators in _KINDS:
+        for kind, validate, comparators, code, names, queues in _KINDS:
             entries = flat.get(kind)
             if entries:
-                produced += _add_observations(
-                    kind, validate, comparators, entries, fields, observations, counter
+                # Compiled for plain entries; None hands them to the Python path.
+                added = _fast.add_observations(
+                    code, entries, fields, observations, counter, names, queues, ALL_VALID_MCCS
                 )
+                if added is None:
+                    added = _add_observations(
+                        kind, validate, comparators, entries, fields, observations, counter
+                    )
+                produced += added
 
         if produced:
             grids.add(datamap_grid(fields["lat"], fields["lon"]))
@@ -400,10 +447,30 @@ def transform_batch(items: Sequence[Mapping[str, Any]], geocoder: Geocoder) -> I
     return InternalBatch(observations=observations, datamap=datamap, counts=counts)
 
 
-# Entry kind, validator, and its "better" comparators in the spec's order
-# (field, whether higher is better).
-_KINDS: Final[tuple[tuple[str, Callable[[Mapping[str, Any]], Entry | None], _Comparators], ...]] = (
-    ("blue", validate_blue, (("signal", True), ("age", False))),
-    ("cell", validate_cell, (("ta", False), ("signal", True), ("asu", True), ("age", False))),
-    ("wifi", validate_wifi, (("signal", True), ("snr", True), ("age", False))),
-)
+def _mac_queues(kind: str) -> dict[str, str]:
+    return {digit: _MAC_QUEUES[kind, digit] for digit in "0123456789abcdef"}
+
+
+# Entry kind, validator, its "better" comparators in the spec's order (field,
+# whether higher is better), and for the compiled path (_fast.add_observations):
+# the kind's code, its counter names and its queues by MAC digit or radio.
+_KINDS: Final[
+    tuple[
+        tuple[
+            str,
+            Callable[[Mapping[str, Any]], Entry | None],
+            _Comparators,
+            int,
+            tuple[str, str],
+            Mapping[Any, str],
+        ],
+        ...,
+    ]
+] = (
+    ("blue", validate_blue, (("signal", True), ("age", False)), _fast.KIND_BLUE,
+     ("blue_upload", "blue_drop"), _mac_queues("blue")),
+    ("cell", validate_cell, (("ta", False), ("signal", True), ("asu", True), ("age", False)),
+     _fast.KIND_CELL, ("cell_upload", "cell_drop"), _CELL_QUEUES),
+    ("wifi", validate_wifi, (("signal", True), ("snr", True), ("age", False)), _fast.KIND_WIFI,
+     ("wifi_upload", "wifi_drop"), _mac_queues("wifi")),
+)  # fmt: skip
