@@ -40,3 +40,15 @@ def test_the_cli_and_the_pool_supervisor_import_no_pipeline_and_no_api() -> None
     heavy = {m for m in loaded if m.startswith(("ichnaea.pipeline", "ichnaea.api", "ichnaea.web"))}
     assert heavy == set()
     assert "ichnaea.worker.jobs" not in loaded
+
+
+def test_the_worker_fork_server_loads_no_http_client_and_no_s3_library() -> None:
+    # What every worker process inherits: the pipeline and the geocoder, not
+    # the clients of the exporters that most pools never use.
+    code = (
+        "import sys\n"
+        "import ichnaea.worker.preload\n"
+        "print(' '.join(sorted(m for m in ('httpx', 'boto3') if m in sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == []
