@@ -4,11 +4,12 @@
 ``ichnaea.pipeline.ingest.observations`` turns every queued report into
 observations in three steps per entry: flatten (coerce each field), validate
 (ranges, MAC normalisation, the channel/frequency pair, the cell rules) and
-de-duplicate within the report. Written as Python, those steps were about
-three quarters of the internal stage's CPU (5 of 7 µs per observation on
-``benchmarks/bench_internal_batch.py``); they run here in C for plain input
-and hand everything else back to the Python path, which is the
-specification (``tests/_fast/test_reports.py`` holds the two equal):
+de-duplicate within the report. Written as Python, the whole transform
+took 3.4-4.7 µs per observation of the internal stage's 5-7 outside Redis;
+with these kernels it takes 1.8-2.8 (``benchmarks/bench_internal_batch.py
+--python-path``). They run for plain input and hand everything else back
+to the Python path, which is the specification
+(``tests/_fast/test_reports.py`` holds the two equal):
 
 * ``position_fields(position, table)``: the report's position floats, as
   ``flatten_report`` copies them; None unless every field the table names is

@@ -3,9 +3,11 @@
 A pure function of a batch (no Redis, no database) that runs at tens of
 thousands of observations per second per core, so it works on plain dicts and
 local variables. Spec: pipeline.md section 7. Steps 1, 3 and 4 run compiled
-for the entries real clients send (``ichnaea/_fast/_reports.pyx``: about 2.5
-times faster); anything else takes the Python functions below, which are the
-specification and which ``tests/_fast/test_reports.py`` holds the kernels to.
+for the entries real clients send (``ichnaea/_fast/_reports.pyx``: the
+transform about twice as fast, ``benchmarks/bench_internal_batch.py
+--python-path``); anything else takes the Python functions below, which are
+the specification and which ``tests/_fast/test_reports.py`` holds the
+kernels to.
 
 Steps
 -----
