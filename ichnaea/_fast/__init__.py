@@ -52,6 +52,7 @@ try:
         transform_limits,
     )
     from ichnaea._fast._rows import (
+        dates_from_text,
         day_numbers,
         first_seen,
         float_fields,
@@ -102,6 +103,7 @@ __all__ = [
     "circle_radius_m_array",
     "cluster_complete_linkage",
     "cluster_weights",
+    "dates_from_text",
     "day_numbers",
     "destination_array",
     "distance_m_array",

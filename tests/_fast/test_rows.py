@@ -116,3 +116,28 @@ def test_ints_to_floats_makes_the_ints_of_the_columns_floats(rows: list[list[Any
     _fast.ints_to_floats(rows, (0, 2))
     assert [[type(v) for v in row] for row in rows] == [[type(v) for v in r] for r in expected]
     assert rows == expected  # a NaN is the same object on both sides
+
+
+DATE_TEXTS = st.one_of(
+    st.none(),
+    st.dates().map(str),
+    st.datetimes().map(str),  # with and without microseconds
+    st.datetimes().map(lambda moment: moment.isoformat(" ", "seconds")),
+    st.sampled_from(["0000-00-00", "0000-00-00 00:00:00", "2026-02-30", "2026-12-07T10:00", ""]),
+    st.text(max_size=12),
+)
+
+
+@given(st.lists(st.lists(DATE_TEXTS, min_size=4, max_size=4), max_size=20))
+def test_dates_from_text_is_the_drivers_conversion(rows: list[list[Any]]) -> None:
+    from ichnaea.repositories.session import date_or_none, datetime_or_none
+
+    def expected(j: int, value: Any) -> Any:
+        if value is None or j == 3:
+            return value
+        return date_or_none(value) if j == 0 else datetime_or_none(value)
+
+    want = [[expected(j, value) for j, value in enumerate(row)] for row in rows]
+    _fast.dates_from_text(rows, (0,), (1, 2))
+    assert rows == want
+    assert [[type(v) for v in row] for row in rows] == [[type(v) for v in row] for row in want]
