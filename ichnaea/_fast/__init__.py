@@ -9,7 +9,7 @@ Contract:
   ``out`` arrays and return scalar results. They check only that the lengths agree, which keeps a
   mistake from reading or writing out of bounds; any other misuse (wrong
   dtype, non-contiguous arrays) raises the usual Cython ``ValueError``.
-* Three kernels take Python objects instead: ``wifi_lookups`` and
+* Some kernels take Python objects instead: ``wifi_lookups`` and
   ``cell_lookups`` read the decoded JSON of a locate query's Wi-Fi and cell
   entries, and hand back to the Python path (return None) whatever is not
   plain (see ``_query.pyx``); ``mysql_values`` formats station rows as SQL

@@ -31,6 +31,8 @@ from cpython.ref cimport PyObject
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 
+from ichnaea._fast._typedefs cimport hex_value
+
 # The ranges of ichnaea.api.locate.constants (tests compare them: wifi_limits()).
 cdef int64_t MIN_AGE_MS = -3600000
 cdef int64_t MAX_AGE_MS = 3600000
@@ -95,16 +97,6 @@ cdef int _integer(dict item, str name, int64_t lo, int64_t hi, _Field* out) exce
     return PRESENT
 
 
-cdef inline int _hex(int c) noexcept:
-    if 48 <= c <= 57:
-        return c - 48
-    if 97 <= c <= 102:
-        return c - 87
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
-
-
 cdef int _mac(dict item, uint64_t* out) except -1:
     """PRESENT and the 48-bit MAC if it is valid, MISSING if not, NOT_PLAIN for the Python path."""
     cdef PyObject* found = PyDict_GetItem(item, "macAddress")
@@ -126,7 +118,7 @@ cdef int _mac(dict item, uint64_t* out) except -1:
         c = chars[i]
         if c == 58 or c == 45 or c == 46:  # ':', '-', '.'
             continue
-        h = _hex(c)
+        h = hex_value(c)
         if h < 0 or digits == 12:
             return MISSING
         mac = (mac << 4) | <uint64_t>h

@@ -41,6 +41,8 @@ from libc.math cimport isfinite
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
 from libc.stdlib cimport free, malloc
 
+from ichnaea._fast._typedefs cimport hex_value
+
 # Field coercions of the flatten step (observations._FIELD_CODES).
 cdef enum:
     CODE_STR = 0
@@ -264,13 +266,7 @@ cdef int _ranged(dict entry, str name, int64_t lo, int64_t hi, _Entry* e, int sl
     return state
 
 
-cdef inline int _hex_lower(unsigned char c) noexcept:
-    """The lower-case hex digit of ``c``, or -1."""
-    if 65 <= c <= 70:
-        c += 32
-    if (48 <= c <= 57) or (97 <= c <= 102):
-        return c
-    return -1
+cdef const char* HEX_LOWER = "0123456789abcdef"
 
 
 cdef object _mac(object value):
@@ -280,7 +276,7 @@ cdef object _mac(object value):
     cdef const unsigned char* chars
     cdef char digits[12]
     cdef Py_ssize_t n, i, count = 0
-    cdef int c
+    cdef int digit
     cdef bint same = True
     if type(value) is not str:
         return False  # not what the flatten step makes
@@ -293,20 +289,20 @@ cdef object _mac(object value):
     if n == 12:
         # Twelve characters keep their separators (which then fail the hex test).
         for i in range(12):
-            c = _hex_lower(chars[i])
-            if c < 0:
+            digit = hex_value(chars[i])
+            if digit < 0:
                 return None
-            same = same and c == chars[i]
-            digits[i] = <char>c
+            digits[i] = HEX_LOWER[digit]
+            same = same and digits[i] == chars[i]
     else:
         same = False
         for i in range(n):
             if chars[i] == 58 or chars[i] == 45 or chars[i] == 46:  # ':', '-', '.'
                 continue
-            c = _hex_lower(chars[i])
-            if c < 0 or count == 12:
+            digit = hex_value(chars[i])
+            if digit < 0 or count == 12:
                 return None
-            digits[count] = <char>c
+            digits[count] = HEX_LOWER[digit]
             count += 1
         if count != 12:
             return None
@@ -530,7 +526,7 @@ def add_observations(
     cdef list keys = []  # per kept slot: its key (the MAC, or the cell tuple)
     cdef dict where = {}  # key -> kept slot
     cdef dict obs
-    cdef object entry, mac = None, key, queue, target
+    cdef object entry, mac = None, key, queue, name
     cdef PyObject* found
     cdef int state, s
     if parsed is NULL:
@@ -585,13 +581,10 @@ def add_observations(
                     if e.has[s]:
                         PyDict_SetItem(obs, MAC_NAMES[k], e.value[s])
                 queue = (<str>key)[4]
-            found = PyDict_GetItem(queues, queue)
+            name = queues[queue]
+            found = PyDict_GetItem(observations, name)
             if found is NULL:
-                raise KeyError(queue)
-            found = PyDict_GetItem(observations, <object>found)
-            if found is NULL:
-                target = [obs]
-                observations[queues[queue]] = target
+                observations[name] = [obs]
             else:
                 PyList_Append(<object>found, obs)
         if kept_n:

@@ -54,6 +54,8 @@ from cpython.datetime cimport (
 from cpython.unicode cimport PyUnicode_READ_CHAR
 from libc.math cimport NAN
 
+from ichnaea._fast._typedefs cimport hex_value
+
 cnp.import_array()
 import_datetime()
 
@@ -135,16 +137,6 @@ def first_seen(keys, cnp.intp_t[::1] indices):
     return out, distinct
 
 
-cdef inline int _hex(unsigned int c) noexcept:
-    if c >= 48 and c <= 57:
-        return c - 48
-    if c >= 97 and c <= 102:
-        return c - 87
-    if c >= 65 and c <= 70:
-        return c - 55
-    return -1
-
-
 def mac_bytes(text):
     """The 6 bytes of a MAC given as exactly 12 hex digits (any case)."""
     cdef unsigned char raw[6]
@@ -152,8 +144,8 @@ def mac_bytes(text):
     if type(text) is not str or len(<str>text) != MAC_HEX_LENGTH:
         raise ValueError(f"MAC must be {MAC_HEX_LENGTH} hex characters, got {text!r}")
     for k in range(6):
-        high = _hex(<unsigned int>PyUnicode_READ_CHAR(text, 2 * k))
-        low = _hex(<unsigned int>PyUnicode_READ_CHAR(text, 2 * k + 1))
+        high = hex_value(<unsigned int>PyUnicode_READ_CHAR(text, 2 * k))
+        low = hex_value(<unsigned int>PyUnicode_READ_CHAR(text, 2 * k + 1))
         if high < 0 or low < 0:
             raise ValueError(f"MAC must be {MAC_HEX_LENGTH} hex characters, got {text!r}")
         raw[k] = <unsigned char>(high * 16 + low)

@@ -1,4 +1,4 @@
-# Shared C types for the kernels in ichnaea._fast.
+# Shared C types and small inline helpers for the kernels in ichnaea._fast.
 #
 # Kernels compute in float64: the Python boundary (ichnaea/geo.py) converts
 # every input to a contiguous float64 array, so entry points take
@@ -21,3 +21,15 @@ cdef inline int check_lengths(Py_ssize_t n, Py_ssize_t m, str name) except -1:
     if m != n:
         raise ValueError(f"{name} has length {m}, expected {n}")
     return 0
+
+
+cdef inline int hex_value(unsigned int c) noexcept:
+    """The value (0-15) of a hex digit of either case, or -1 (MAC parsing in
+    _query.pyx, _rows.pyx and _reports.pyx)."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1

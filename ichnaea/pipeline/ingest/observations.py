@@ -101,11 +101,10 @@ _RADIO_NAMES: Final = {"gsm": "gsm", "wcdma": "wcdma", "umts": "wcdma", "lte": "
 _CELL_QUEUES: Final = {
     limits.radio: keyspace.station_queue("cell", name) for name, limits in CELL_LIMITS.items()
 }
-# (kind, the MAC's 5th hex digit) -> its shard queue.
+# Kind -> the MAC's 5th hex digit -> its shard queue.
 _MAC_QUEUES: Final = {
-    (kind, digit): keyspace.station_queue(kind, digit)
+    kind: {digit: keyspace.station_queue(kind, digit) for digit in "0123456789abcdef"}
     for kind in ("blue", "wifi")
-    for digit in "0123456789abcdef"
 }
 
 
@@ -363,7 +362,7 @@ def _add_observations(
             kept[key] = obs
     for key, obs in kept.items():
         # A cell key starts with the radio; the Wi-Fi/Bluetooth shard is the MAC's 5th digit.
-        queue = _CELL_QUEUES[key[0]] if kind == "cell" else _MAC_QUEUES[kind, key[4]]
+        queue = _CELL_QUEUES[key[0]] if kind == "cell" else _MAC_QUEUES[kind][key[4]]
         observations.setdefault(queue, []).append({**fields, **obs})
     if kept:
         counter[f"{kind}_upload"] += len(kept)
@@ -449,10 +448,6 @@ def transform_batch(items: Sequence[Mapping[str, Any]], geocoder: Geocoder) -> I
     return InternalBatch(observations=observations, datamap=datamap, counts=counts)
 
 
-def _mac_queues(kind: str) -> dict[str, str]:
-    return {digit: _MAC_QUEUES[kind, digit] for digit in "0123456789abcdef"}
-
-
 # Entry kind, validator, its "better" comparators in the spec's order (field,
 # whether higher is better), and for the compiled path (_fast.add_observations):
 # the kind's code, its counter names and its queues by MAC digit or radio.
@@ -470,9 +465,9 @@ _KINDS: Final[
     ]
 ] = (
     ("blue", validate_blue, (("signal", True), ("age", False)), _fast.KIND_BLUE,
-     ("blue_upload", "blue_drop"), _mac_queues("blue")),
+     ("blue_upload", "blue_drop"), _MAC_QUEUES["blue"]),
     ("cell", validate_cell, (("ta", False), ("signal", True), ("asu", True), ("age", False)),
      _fast.KIND_CELL, ("cell_upload", "cell_drop"), _CELL_QUEUES),
     ("wifi", validate_wifi, (("signal", True), ("snr", True), ("age", False)), _fast.KIND_WIFI,
-     ("wifi_upload", "wifi_drop"), _mac_queues("wifi")),
+     ("wifi_upload", "wifi_drop"), _MAC_QUEUES["wifi"]),
 )  # fmt: skip
