@@ -11,8 +11,9 @@ Contract:
   dtype, non-contiguous arrays) raises the usual Cython ``ValueError``.
 * Some kernels take Python objects instead: ``wifi_lookups`` and
   ``cell_lookups`` read the decoded JSON of a locate query's Wi-Fi and cell
-  entries, and hand back to the Python path (return None) whatever is not
-  plain (see ``_query.pyx``); ``mysql_values`` formats station rows as SQL
+  entries, and ``mac_search_input`` the Wi-Fi and Bluetooth lookups an
+  index search takes, and hand back to the Python path (return None)
+  whatever is not plain (see ``_query.pyx``); ``mysql_values`` formats station rows as SQL
   literals and raises TypeError for a value that is not plain
   (``_sqltext.pyx``); ``_reports.pyx`` flattens, validates and
   de-duplicates a queued report's entries and hands back (None) what is
@@ -44,7 +45,13 @@ try:
         max_distance_m_array,
     )
     from ichnaea._fast._index import block_rule, gather_stations, locate_cells, locate_macs
-    from ichnaea._fast._query import cell_limits, cell_lookups, wifi_limits, wifi_lookups
+    from ichnaea._fast._query import (
+        cell_limits,
+        cell_lookups,
+        mac_search_input,
+        wifi_limits,
+        wifi_lookups,
+    )
     from ichnaea._fast._reports import (
         add_observations,
         flat_entries,
@@ -120,6 +127,7 @@ __all__ = [
     "locate_macs",
     "m_to_rdist_array",
     "mac_bytes",
+    "mac_search_input",
     "max_distance_m_array",
     "max_distance_to_points",
     "mysql_values",

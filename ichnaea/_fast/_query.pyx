@@ -25,11 +25,15 @@ caller.
 ``query._cells``), deduplicated apart.
 """
 
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.ref cimport PyObject
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint64_t
+from libc.math cimport fabs, fmax
 from libc.stdlib cimport free, malloc
+
+import numpy as np
 
 from ichnaea._fast._typedefs cimport hex_value
 
@@ -252,6 +256,93 @@ def wifi_lookups(list entries):
         return result
     finally:
         free(rows)
+
+
+cdef int _plain_int(object value, double* out) except -1:
+    """1 and the value of an int (or None: 0), 0 for anything else."""
+    if value is None:
+        out[0] = 0.0
+        return 1
+    if type(value) is not int:
+        return 0
+    out[0] = <double>(<object>value)
+    return 1
+
+
+def mac_search_input(list lookups, double missing_signal_dbm, double min_age_ms):
+    """What the index search of Wi-Fi or Bluetooth lookups takes, or None.
+
+    ``lookups`` are ``query.WifiLookup`` or ``BlueLookup`` objects. Returns
+    ``(keys, joined, signal_dbm, age_ms)``: the 6-byte keys of their MACs,
+    ascending and unique (a repeated MAC keeps its last lookup, as a dict
+    of them does), the keys joined, and per key the signal (a missing or
+    0 reading is ``missing_signal_dbm``, quirk Q9) and the weight age
+    (``max(|age or 0|, min_age_ms)``) as float64 arrays. None, for the
+    Python expression in ``sources/internal.py`` to answer, when a MAC is
+    not 12 hex digits or a signal or age is neither an int nor None.
+    """
+    cdef Py_ssize_t n = len(lookups), i, j, kept = 0
+    cdef uint64_t* keys = <uint64_t*>malloc((n + 1) * sizeof(uint64_t))
+    cdef Py_ssize_t* order = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+    cdef uint64_t key
+    cdef bytes text
+    cdef const unsigned char* chars
+    cdef int h
+    cdef double value
+    cdef double[::1] signal_out, age_out
+    cdef unsigned char[6] packed
+    if keys is NULL or order is NULL:
+        free(keys)
+        free(order)
+        raise MemoryError()
+    try:
+        for i in range(n):
+            mac = lookups[i].mac
+            if type(mac) is not str or len(<str>mac) != 12 or not (<str>mac).isascii():
+                return None
+            text = (<str>mac).encode("ascii")
+            chars = text
+            key = 0
+            for j in range(12):
+                h = hex_value(chars[j])
+                if h < 0:
+                    return None
+                key = (key << 4) | <uint64_t>h
+            # Insertion sort by (key, position): a query has a few dozen at most.
+            j = i
+            while j > 0 and keys[j - 1] > key:
+                keys[j] = keys[j - 1]
+                order[j] = order[j - 1]
+                j -= 1
+            keys[j] = key
+            order[j] = i
+        # The last lookup of each MAC, in key order.
+        for i in range(n):
+            if i + 1 < n and keys[i + 1] == keys[i]:
+                continue
+            keys[kept] = keys[i]
+            order[kept] = order[i]
+            kept += 1
+        signal = np.empty(kept, dtype=np.float64)
+        age = np.empty(kept, dtype=np.float64)
+        signal_out = signal
+        age_out = age
+        found = []
+        for i in range(kept):
+            item = lookups[order[i]]
+            if not _plain_int(item.signal, &value):
+                return None
+            signal_out[i] = value if value != 0.0 else missing_signal_dbm
+            if not _plain_int(item.age, &value):
+                return None
+            age_out[i] = fmax(fabs(value), min_age_ms)
+            for j in range(6):
+                packed[j] = <unsigned char>((keys[i] >> (8 * (5 - j))) & 0xFF)
+            found.append(PyBytes_FromStringAndSize(<char*>packed, 6))
+        return found, b"".join(found), signal, age
+    finally:
+        free(keys)
+        free(order)
 
 
 # ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import anyio
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ichnaea.api.body import large_body_limiter, parse_body
 from ichnaea.api.keys import (
@@ -68,7 +68,9 @@ class ApiState:
 
 
 def api_state(request: Request) -> ApiState:
-    state: ApiState = getattr(request.state, STATE_KEY)
+    """The process's ``ApiState`` (the lifespan's state entry; read from the scope
+    directly: ``request.state`` builds a wrapper per request)."""
+    state: ApiState = request.scope["state"][STATE_KEY]
     return state
 
 
@@ -221,11 +223,11 @@ async def enforce_daily_limit(
     path: str,
     api_type: str,
     today: date,
-    request_state: Any = None,
+    request: Request | None = None,
 ) -> None:
     """Count the request for a known key; raise ``DailyLimitExceededError`` past the limit.
 
-    The count and quota go into the request's log line (``request_state``).
+    The count and quota go into the request's log line (of ``request``).
     """
     count = await state.usage.count(api_key, ip=ip, path=path, api_type=api_type, today=today)
     if count is None:
@@ -238,22 +240,22 @@ async def enforce_daily_limit(
             rate_remaining=max(api_key.maxreq - count, 0),
             rate_allowed=not exceeded,
         )
-    note(request_state, **fields)
+    note(request, **fields)
     if exceeded:
         raise DailyLimitExceededError()
 
 
 def note_key(
-    request_state: Any, outcome: KeyOutcome, text: str | None, api_key: ApiKey | None
+    request: Request | None, outcome: KeyOutcome, text: str | None, api_key: ApiKey | None
 ) -> None:
     """The API key part of the request's log line."""
     if outcome is KeyOutcome.found and api_key is not None:
-        note(request_state, api_key=api_key.valid_key)
+        note(request, api_key=api_key.valid_key)
     elif outcome is KeyOutcome.unavailable:
-        note(request_state, api_key_db_fail=True)
+        note(request, api_key_db_fail=True)
     elif text:
         # Whatever the client sent: cut, so a junk parameter cannot bloat the log.
-        note(request_state, invalid_api_key=text[:MAX_LOGGED_KEY_CHARS])
+        note(request, invalid_api_key=text[:MAX_LOGGED_KEY_CHARS])
 
 
 async def read_json(request: Request, state: ApiState, parse: Callable[[Any, bool], T]) -> T:
@@ -270,10 +272,24 @@ async def read_json(request: Request, state: ApiState, parse: Callable[[Any, boo
         elif name == b"content-type" and content_type is None:
             content_type = value.decode("latin-1")
     return await parse_body(
-        await request.body(),
+        await _body(request),
         parse,
         content_encoding=encoding,
         content_type=content_type,
         max_decompressed_bytes=state.settings.max_decompressed_bytes,
         limiter=state.body_limiter,
     )
+
+
+async def _body(request: Request) -> bytes:
+    """The whole body, as ``request.body()`` reads it (a client gone first raises
+    ``ClientDisconnect``), without its stream generator: a locate body is one message."""
+    chunks = []
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)

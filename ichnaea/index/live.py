@@ -284,7 +284,7 @@ class LiveIndex:
     def mac_clusters(
         self,
         kind: str,
-        macs: Sequence[bytes],
+        macs: bytes,
         signal_dbm: NDArray[np.float64],
         age_ms: NDArray[np.float64],
         *,
@@ -295,7 +295,8 @@ class LiveIndex:
         min_accuracy_m: float,
         max_accuracy_m: float,
     ) -> list[Found]:
-        """``reader.mac_clusters`` on the current view (``macs`` ascending and unique)."""
+        """``reader.mac_clusters`` on the current view (``macs`` joined 6-byte keys,
+        ascending and unique)."""
         view = self._current()
         return mac_clusters(
             view.base.kinds[kind],

@@ -289,7 +289,7 @@ def _overlay_tables(
 def mac_clusters(
     index: KindIndex,
     overlay: Overlay | None,
-    macs: Sequence[bytes],
+    macs: bytes,
     signal_dbm: NDArray[np.float64],
     age_ms: NDArray[np.float64],
     *,
@@ -302,16 +302,15 @@ def mac_clusters(
 ) -> list[Found]:
     """The Wi-Fi or Bluetooth clusters of a query in one compiled call (``_fast.locate_macs``).
 
-    ``macs`` are 6-byte keys, ascending and unique, with one signal and one
-    age each. The clusters are what gathering (``lookup_macs``), clustering
+    ``macs`` are 6-byte keys, ascending and unique, joined, with one signal
+    and one age each. The clusters are what gathering (``lookup_macs``), clustering
     and aggregating (``ichnaea.positioning``) give one after the other.
     """
     over_keys, over_values, over_present = _overlay_tables(index, overlay)
-    query = b"".join(macs)
-    if len(query) != MAC_BYTES * len(macs):
+    if len(macs) % MAC_BYTES:
         raise ValueError(f"MAC keys must be {MAC_BYTES} bytes long")
     clusters: list[Found] = locate_macs(
-        query,
+        macs,
         signal_dbm,
         age_ms,
         index.keys.view(np.uint8),

@@ -247,3 +247,68 @@ def test_compiled_cell_limits_are_the_python_constants() -> None:
         },
         "radios": {name: int(radio) for name, radio in query._CELL_RADIOS.items()},
     }
+
+
+# -- mac_search_input: the lookups an index search takes -----------------------
+
+SEARCH_MACS = ["a0b1c2d3e4f5", "a0b1c2d3e4f6", "00b1c2d3e4f5", "ffb1c2d3e4f5", "A0B1C2D3E4F7"]
+
+
+def _mac_lookup(kind: str, mac: str, signal: Any, age: Any) -> Any:
+    if kind == "wifi":
+        return query.WifiLookup(mac=mac, signal=signal, age=age)
+    return query.BlueLookup(mac=mac, signal=signal, age=age)
+
+
+mac_lookups = st.tuples(
+    st.sampled_from(["wifi", "blue"]),
+    st.lists(
+        st.tuples(
+            st.sampled_from(SEARCH_MACS),
+            st.one_of(st.none(), st.just(0), st.integers(-100, -10)),
+            st.one_of(st.none(), st.just(0), st.integers(-3_600_000, 3_600_000)),
+        ),
+        max_size=25,
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(mac_lookups, st.sampled_from([-100.0, -90.0]))
+def test_mac_search_input_equals_the_python_expression(drawn: Any, missing: float) -> None:
+    """Keys in order, the last lookup of a repeated MAC, the missing signal, the
+    weight age: bit for bit what ``internal._mac_search_input`` computes."""
+    from ichnaea._fast import mac_search_input
+    from ichnaea.api.locate.sources import internal
+
+    kind, rows = drawn
+    lookups = [_mac_lookup(kind, *row) for row in rows]
+    params = dataclasses.replace(
+        internal.WIFI if kind == "wifi" else internal.BLUE, min_signal_dbm=missing
+    )
+    got = mac_search_input(lookups, missing, c.MIN_WEIGHT_AGE_MS)
+    want = internal._mac_search_input(lookups, params)
+    assert got is not None
+    assert got[0] == want[0]
+    assert got[1] == want[1]
+    assert got[2].tolist() == want[2].tolist()
+    assert got[3].tolist() == want[3].tolist()
+
+
+@pytest.mark.parametrize(
+    "mac, signal, age",
+    [
+        ("a0:b1:c2:d3:e4", -50, 0),  # not 12 digits
+        ("a0b1c2d3e4fg", -50, 0),  # not hex
+        ("a0b1c2d3e4f\u00e9", -50, 0),  # not ASCII
+        ("a0b1c2d3e4f5", -50.0, 0),  # a float signal
+        ("a0b1c2d3e4f5", -50, "10"),  # a text age
+    ],
+)
+def test_mac_search_input_hands_odd_lookups_back(mac: str, signal: Any, age: Any) -> None:
+    from ichnaea._fast import mac_search_input
+
+    plain = query.WifiLookup(mac="a0b1c2d3e4f6", signal=-60)
+    odd = query.WifiLookup(mac=mac, signal=signal, age=age)
+    assert mac_search_input([plain, odd], -100.0, 1000.0) is None
+    assert mac_search_input([plain], -100.0, 1000.0) is not None

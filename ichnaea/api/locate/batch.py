@@ -113,13 +113,13 @@ async def _allowed(
     )
     if count is None:
         return queries  # no key, or Redis down: nothing is refused
-    note(request.state, api_key_count=count)
+    note(request, api_key_count=count)
     if not api_key.maxreq:
         return queries
     # The batch's queries took the counts count - queries + 1 ... count.
     allowed = max(0, min(queries, api_key.maxreq - (count - queries)))
     note(
-        request.state,
+        request,
         rate_quota=api_key.maxreq,
         rate_remaining=max(api_key.maxreq - count, 0),
         rate_allowed=allowed == queries,
@@ -139,7 +139,7 @@ async def _answer(state: ApiState, api_key: ApiKey, item: Item, *, now: datetime
 async def geolocate_batch(request: Request) -> Response:
     state = api_state(request)
     api_key = await resolve_api_key(
-        state, api_key_text(request), "locate", request.state, path=BATCH_PATH
+        state, api_key_text(request), "locate", request, path=BATCH_PATH
     )
     ip = client_ip(request)
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -151,7 +151,7 @@ async def geolocate_batch(request: Request) -> Response:
         state,
         lambda data, _: parse_batch(data, max_queries=max_queries, ip=ip, geoip=geoip),
     )
-    note(request.state, batch_queries=len(items))
+    note(request, batch_queries=len(items))
     allowed = await _allowed(state, api_key, queries=len(items), ip=ip, now=now, request=request)
     results: list[dict[str, Any]] = [DailyLimitExceededError().body()] * len(items)
     pending = iter(range(allowed))

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -103,9 +103,7 @@ class Calibration:
         out = []
         for position in results:
             radius = self.radius(position)
-            out.append(
-                position if radius == position.accuracy else replace(position, accuracy=radius)
-            )
+            out.append(position if radius == position.accuracy else position.with_accuracy(radius))
         return out
 
 

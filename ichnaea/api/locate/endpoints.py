@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -49,7 +48,7 @@ async def resolve_api_key(
     state: ApiState,
     text: str | None,
     api_type: str,
-    request_state: Any = None,
+    request: Request | None = None,
     *,
     path: str | None = None,
 ) -> ApiKey:
@@ -63,8 +62,8 @@ async def resolve_api_key(
     path = path or API_PATHS[api_type]
     tags = {"path": path, "key": "none"}
     outcome, api_key = await find_api_key(state, text)
-    note(request_state, api_path=path, api_type=api_type)
-    note_key(request_state, outcome, text, api_key)
+    note(request, api_path=path, api_type=api_type)
+    note_key(request, outcome, text, api_key)
     if outcome is KeyOutcome.unavailable:
         return ApiKey()
     if outcome is KeyOutcome.found and api_key is not None and api_key.allowed(api_type):
@@ -72,7 +71,7 @@ async def resolve_api_key(
             state.metrics.incr(f"{api_type}.request", tags={**tags, "key": api_key.valid_key or ""})
         return api_key
     if outcome is KeyOutcome.found:
-        note(request_state, api_key_allowed=False)
+        note(request, api_key_allowed=False)
     if outcome is not KeyOutcome.malformed:
         tags["key"] = "invalid"
     state.metrics.incr(f"{api_type}.request", tags=tags)
@@ -127,7 +126,7 @@ def _result_metrics(
 
 async def _prepare(request: Request, api_type: str) -> tuple[ApiState, ApiKey, Query, datetime]:
     state = api_state(request)
-    api_key = await resolve_api_key(state, api_key_text(request), api_type, request.state)
+    api_key = await resolve_api_key(state, api_key_text(request), api_type, request)
     ip = client_ip(request)
     now = datetime.now(UTC).replace(tzinfo=None)
     if api_type == "locate":
@@ -138,7 +137,7 @@ async def _prepare(request: Request, api_type: str) -> tuple[ApiState, ApiKey, Q
             path="v1.geolocate",
             api_type=api_type,
             today=now.date(),
-            request_state=request.state,
+            request=request,
         )
     geoip = state.geoip.lookup(ip) if ip is not None else None
     # Parsed where the body is decoded: off the event loop for large bodies.

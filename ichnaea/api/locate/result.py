@@ -58,6 +58,20 @@ class Position:
     def data_accuracy(self) -> DataAccuracy:
         return DataAccuracy.from_number(self.accuracy)
 
+    def with_accuracy(self, accuracy: float) -> Position:
+        """This result with another accuracy: ``dataclasses.replace(self,
+        accuracy=accuracy)``, at half its cost (it runs for most answers)."""
+        return Position(
+            self.lat,
+            self.lon,
+            accuracy,
+            self.score,
+            self.source,
+            self.fallback,
+            self.used_networks,
+            self.spread_m,
+        )
+
 
 @dataclass(slots=True)
 class Region:

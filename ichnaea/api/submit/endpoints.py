@@ -47,8 +47,8 @@ async def _submit(request: Request, path: str, parse: Callable[[Any], list[Repor
     text = api_key_text(request)
     outcome, found = await find_api_key(state, text)
     api_key = found if found is not None else ApiKey()
-    note(request.state, api_path=path, api_type="submit")
-    note_key(request.state, outcome, text, found)
+    note(request, api_path=path, api_type="submit")
+    note_key(request, outcome, text, found)
     if outcome is not KeyOutcome.unavailable:
         tag = {"found": api_key.valid_key or "", "unknown": "invalid", "malformed": "none"}
         state.metrics.incr("submit.request", tags={"path": path, "key": tag[outcome.value]})
@@ -60,7 +60,7 @@ async def _submit(request: Request, path: str, parse: Callable[[Any], list[Repor
             path=path,
             api_type="submit",
             today=datetime.now(UTC).date(),
-            request_state=request.state,
+            request=request,
         )
     sampled = api_key.store_sample("submit")
 

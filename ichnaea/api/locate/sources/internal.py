@@ -52,6 +52,7 @@ import sentry_sdk
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ichnaea._fast import mac_search_input
 from ichnaea.api.locate.constants import (
     AREA_MAX_ACCURACY_M,
     AREA_MIN_ACCURACY_M,
@@ -118,7 +119,7 @@ class IndexLookup(StationLookup, Protocol):
     def mac_clusters(
         self,
         kind: str,
-        macs: Sequence[bytes],
+        macs: bytes,
         signal_dbm: np.ndarray,
         age_ms: np.ndarray,
         *,
@@ -278,16 +279,11 @@ def _mac_positions_in(
     """:func:`_mac_positions` from the station index: gather, score, cluster and
     aggregate in one compiled call (``ichnaea._fast.locate_macs``). The same
     positions: tests/index/test_live.py holds the two paths equal."""
-    by_mac = {bytes.fromhex(item.mac): item for item in lookups}
-    keys = sorted(by_mac)
-    found = [by_mac[key] for key in keys]
-    # A signal of 0 counts as missing (quirk Q9, kept: 0 dBm is not a real reading).
-    signal = np.array([item.signal or params.min_signal_dbm for item in found], dtype=np.float64)
-    # _weight_age, inline: this runs for every network of every query.
-    age = np.array([max(abs(item.age or 0), MIN_WEIGHT_AGE_MS) for item in found], np.float64)
+    prepared = mac_search_input(lookups, params.min_signal_dbm, MIN_WEIGHT_AGE_MS)
+    keys, joined, signal, age = prepared or _mac_search_input(lookups, params)
     clusters = index.mac_clusters(
         params.kind,
-        keys,
+        joined,
         signal,
         age,
         today=now.date(),
@@ -300,6 +296,21 @@ def _mac_positions_in(
     return _found_positions(
         params.kind, keys, clusters, (params.min_accuracy_m, params.max_accuracy_m)
     )
+
+
+def _mac_search_input(
+    lookups: list[BlueLookup] | list[WifiLookup], params: MacParams
+) -> tuple[list[bytes], bytes, np.ndarray, np.ndarray]:
+    """What ``_fast.mac_search_input`` computes in one pass (the specification): the
+    lookups' keys in key order (the last lookup of a MAC wins), joined, with each
+    one's signal and weight age."""
+    by_mac = {bytes.fromhex(item.mac): item for item in lookups}
+    keys = sorted(by_mac)
+    found = [by_mac[key] for key in keys]
+    # A signal of 0 counts as missing (quirk Q9, kept: 0 dBm is not a real reading).
+    signal = np.array([item.signal or params.min_signal_dbm for item in found], dtype=np.float64)
+    age = np.array([_weight_age(item.age) for item in found], dtype=np.float64)
+    return keys, b"".join(keys), signal, age
 
 
 def _found_positions(
