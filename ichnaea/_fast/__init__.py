@@ -11,7 +11,7 @@ Contract:
   dtype, non-contiguous arrays) raises the usual Cython ``ValueError``.
 * Some kernels take Python objects instead: ``wifi_lookups`` and
   ``cell_lookups`` read the decoded JSON of a locate query's Wi-Fi and cell
-  entries, and ``mac_search_input`` the Wi-Fi and Bluetooth lookups an
+  entries, ``mac_search_input`` and ``cell_search_input`` the lookups an
   index search takes, and hand back to the Python path (return None)
   whatever is not plain (see ``_query.pyx``); ``mysql_values`` formats station rows as SQL
   literals and raises TypeError for a value that is not plain
@@ -48,6 +48,7 @@ try:
     from ichnaea._fast._query import (
         cell_limits,
         cell_lookups,
+        cell_search_input,
         mac_search_input,
         wifi_limits,
         wifi_lookups,
@@ -106,6 +107,7 @@ __all__ = [
     "block_rule",
     "cell_limits",
     "cell_lookups",
+    "cell_search_input",
     "cell_weights",
     "circle_radius_m_array",
     "cluster_complete_linkage",

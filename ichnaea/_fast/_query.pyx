@@ -32,6 +32,7 @@ from cpython.ref cimport PyObject
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint64_t
 from libc.math cimport fabs, fmax
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
 
@@ -343,6 +344,103 @@ def mac_search_input(list lookups, double missing_signal_dbm, double min_age_ms)
     finally:
         free(keys)
         free(order)
+
+
+def cell_search_input(list cells, Py_ssize_t width, tuple floor_by_radio, double min_age_ms):
+    """What the index search of full-cell lookups takes, or None.
+
+    ``cells`` are ``query.CellLookup`` objects with a ``cid``. Returns
+    ``(keys, joined, floor_dbm, signal_dbm, age_ms)``: their cell ids,
+    unique (a repeated id keeps its last lookup, as a dict of them does) and
+    in the order of the ids zero-padded to ``width`` bytes (the index's key
+    order), the padded ids joined, and per id the lowest signal of its
+    radio (``floor_by_radio[radio]``), the signal (a missing or 0 reading is
+    that floor) and the weight age (``max(|age or 0|, min_age_ms)``) as
+    float64 arrays. None, for the Python expression in
+    ``sources/internal.py`` to answer, when an id is longer than ``width``
+    or a radio, signal or age is not a plain int or None.
+    """
+    cdef Py_ssize_t n = len(cells), i, j, kept = 0
+    cdef unsigned char* padded = <unsigned char*>malloc((n + 1) * width + 1)
+    cdef Py_ssize_t* order = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t size
+    cdef unsigned char* slot
+    cdef double value, floor_dbm
+    cdef double[::1] floor_out, signal_out, age_out
+    if padded is NULL or order is NULL:
+        free(padded)
+        free(order)
+        raise MemoryError()
+    try:
+        ids = []
+        for i in range(n):
+            cellid = cells[i].cellid
+            if type(cellid) is not bytes or len(<bytes>cellid) > width:
+                return None
+            ids.append(cellid)
+            size = len(<bytes>cellid)
+            # Insertion sort by (padded id, position): a query has a few cells.
+            j = i
+            while j > 0 and _padded_after(padded + (j - 1) * width, <const unsigned char*>(
+                <const char*>(<bytes>cellid)
+            ), size, width):
+                memcpy(padded + j * width, padded + (j - 1) * width, width)
+                order[j] = order[j - 1]
+                j -= 1
+            slot = padded + j * width
+            memset(slot, 0, width)
+            memcpy(slot, <const char*>(<bytes>cellid), size)
+            order[j] = i
+        # The last lookup of each id, in key order.
+        for i in range(n):
+            if i + 1 < n and memcmp(padded + i * width, padded + (i + 1) * width, width) == 0:
+                continue
+            if kept != i:
+                memcpy(padded + kept * width, padded + i * width, width)
+            order[kept] = order[i]
+            kept += 1
+        floor = np.empty(kept, dtype=np.float64)
+        signal = np.empty(kept, dtype=np.float64)
+        age = np.empty(kept, dtype=np.float64)
+        floor_out = floor
+        signal_out = signal
+        age_out = age
+        keys = []
+        for i in range(kept):
+            item = cells[order[i]]
+            radio = item.radio
+            if not isinstance(radio, int) or not 0 <= radio < len(floor_by_radio):
+                return None
+            if floor_by_radio[radio] is None:
+                return None
+            floor_dbm = floor_by_radio[radio]
+            floor_out[i] = floor_dbm
+            if not _plain_int(item.signal, &value):
+                return None
+            signal_out[i] = value if value != 0.0 else floor_dbm
+            if not _plain_int(item.age, &value):
+                return None
+            age_out[i] = fmax(fabs(value), min_age_ms)
+            keys.append(ids[order[i]])
+        joined = PyBytes_FromStringAndSize(<char*>padded, kept * width)
+        return keys, joined, floor, signal, age
+    finally:
+        free(padded)
+        free(order)
+
+
+cdef inline bint _padded_after(
+    const unsigned char* kept, const unsigned char* other, Py_ssize_t size, Py_ssize_t width
+) noexcept:
+    """Whether the padded id ``kept`` sorts after ``other`` (``size`` bytes) zero-padded
+    to ``width``."""
+    cdef Py_ssize_t k
+    cdef unsigned char theirs
+    for k in range(width):
+        theirs = other[k] if k < size else 0
+        if kept[k] != theirs:
+            return kept[k] > theirs
+    return False
 
 
 # ---------------------------------------------------------------------------

@@ -314,17 +314,18 @@ class LiveIndex:
 
     def cell_groups(
         self,
-        cellids: Sequence[bytes],
-        floor_dbm: Sequence[float],
-        signal_dbm: Sequence[float],
-        age_ms: Sequence[float],
+        cellids: bytes,
+        floor_dbm: NDArray[np.float64],
+        signal_dbm: NDArray[np.float64],
+        age_ms: NDArray[np.float64],
         *,
         today: date,
         now_s: float,
         min_accuracy_m: float,
         max_accuracy_m: float,
     ) -> list[Found]:
-        """``reader.cell_groups`` on the current view (``cellids`` unique)."""
+        """``reader.cell_groups`` on the current view (``cellids`` joined, padded, in
+        key order and unique)."""
         view = self._current()
         return cell_groups(
             view.base.kinds["cell"],

@@ -331,10 +331,10 @@ def mac_clusters(
 def cell_groups(
     index: KindIndex,
     overlay: Overlay | None,
-    cellids: Sequence[bytes],
-    floor_dbm: Sequence[float],
-    signal_dbm: Sequence[float],
-    age_ms: Sequence[float],
+    cellids: bytes,
+    floor_dbm: NDArray[np.float64],
+    signal_dbm: NDArray[np.float64],
+    age_ms: NDArray[np.float64],
     *,
     today: date,
     now_s: float,
@@ -344,20 +344,21 @@ def cell_groups(
     """The cell positions of a query per group of cells, in one compiled call
     (``_fast.locate_cells``).
 
-    ``cellids`` are unique 11-byte (17 for NR) codec keys with the lowest
-    signal of their radio, one signal and one age each, in any order; the
-    ``used`` indices of the answer index ``cellids``. Empty when no cell is
-    found.
+    ``cellids`` are unique codec keys zero-padded to the index's key width
+    (17 bytes), ascending and joined, with the lowest signal of their radio,
+    one signal and one age each; the ``used`` indices of the answer count
+    in that order. Empty when no cell is found.
     """
     over_keys, over_values, over_present = _overlay_tables(index, overlay)
     width = index.keys.dtype.itemsize
-    order = sorted(range(len(cellids)), key=lambda i: cellids[i].ljust(width, b"\0"))
+    if len(cellids) % width:
+        raise ValueError(f"cell keys must be padded to {width} bytes")
     groups: list[Found] = locate_cells(
-        b"".join(cellids[i].ljust(width, b"\0") for i in order),
+        cellids,
         width,
-        np.array([floor_dbm[i] for i in order], dtype=np.float64),
-        np.array([signal_dbm[i] for i in order], dtype=np.float64),
-        np.array([age_ms[i] for i in order], dtype=np.float64),
+        floor_dbm,
+        signal_dbm,
+        age_ms,
         index.keys.view(np.uint8),
         index.values.view(np.uint8),
         over_keys,
@@ -369,10 +370,7 @@ def cell_groups(
         min_accuracy_m,
         max_accuracy_m,
     )
-    return [
-        (lat, lon, accuracy, score, [(order[i], seen) for i, seen in used])
-        for lat, lon, accuracy, score, used in groups
-    ]
+    return groups
 
 
 def lookup_cells(

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from ichnaea._fast import cell_limits, cell_lookups, wifi_limits, wifi_lookups
 from ichnaea.api.locate import constants as c
 from ichnaea.api.locate import query, schemas
+from ichnaea.enums import Radio
 from ichnaea.mcc import ALL_VALID_MCCS
 
 MAC_POOL = ["a0b1c2d3e4f5", "A0:B1:C2:D3:E4:F5", "a0-b1-c2-d3-e4-f6", "a0b1.c2d3.e4f7"]
@@ -312,3 +313,56 @@ def test_mac_search_input_hands_odd_lookups_back(mac: str, signal: Any, age: Any
     odd = query.WifiLookup(mac=mac, signal=signal, age=age)
     assert mac_search_input([plain, odd], -100.0, 1000.0) is None
     assert mac_search_input([plain], -100.0, 1000.0) is not None
+
+
+# -- cell_search_input: the full cells an index search takes -------------------
+
+cell_lookups_drawn = st.lists(
+    st.tuples(
+        st.sampled_from([Radio.gsm, Radio.wcdma, Radio.lte, Radio.nr]),
+        st.sampled_from([(262, 1, 5), (262, 1, 6), (1, 0, 1), (999, 999, 65533)]),
+        st.sampled_from([1, 2, 255, 256, 65535, (1 << 28) - 1]),
+        st.one_of(st.none(), st.just(0), st.integers(-156, -25)),
+        st.one_of(st.none(), st.just(0), st.integers(-3_600_000, 3_600_000)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(cell_lookups_drawn)
+def test_cell_search_input_equals_the_python_expression(rows: Any) -> None:
+    """Ids in the index's key order (NR ids are longer), the last lookup of a
+    repeated id, each radio's floor for a missing signal, the weight age: bit
+    for bit what ``internal._cell_search_input`` computes."""
+    from ichnaea._fast import cell_search_input
+    from ichnaea.api.locate.sources import internal
+    from ichnaea.codecs import NR_CELLID_BYTES
+
+    cells = [
+        query.CellLookup(radio, mcc, mnc, lac, cid, signal=signal, age=age)
+        for radio, (mcc, mnc, lac), cid, signal, age in rows
+    ]
+    got = cell_search_input(cells, NR_CELLID_BYTES, internal._FLOOR_BY_RADIO, c.MIN_WEIGHT_AGE_MS)
+    want = internal._cell_search_input(cells)
+    assert got is not None
+    assert got[0] == want[0]
+    assert got[1] == want[1]
+    for mine, theirs in zip(got[2:], want[2:], strict=True):
+        assert mine.tolist() == theirs.tolist()
+
+
+def test_cell_search_input_hands_odd_lookups_back() -> None:
+    from ichnaea._fast import cell_search_input
+    from ichnaea.api.locate.sources import internal
+
+    plain = query.CellLookup(Radio.lte, 262, 1, 5, 7, signal=-80)
+    floors = internal._FLOOR_BY_RADIO
+    assert cell_search_input([plain], 17, floors, 1000.0) is not None
+    for odd in (
+        query.CellLookup(Radio.lte, 262, 1, 5, 8, signal=-80.5),  # a float signal
+        query.CellLookup(Radio.lte, 262, 1, 5, 8, age="1"),  # a text age
+        query.CellLookup(Radio.cdma, 262, 1, 5, 8),  # a radio without a floor
+    ):
+        assert cell_search_input([plain, odd], 17, floors, 1000.0) is None
+    assert cell_search_input([plain], 10, floors, 1000.0) is None  # longer than the width

@@ -52,7 +52,7 @@ import sentry_sdk
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ichnaea._fast import mac_search_input
+from ichnaea._fast import cell_search_input, mac_search_input
 from ichnaea.api.locate.constants import (
     AREA_MAX_ACCURACY_M,
     AREA_MIN_ACCURACY_M,
@@ -133,10 +133,10 @@ class IndexLookup(StationLookup, Protocol):
 
     def cell_groups(
         self,
-        cellids: Sequence[bytes],
-        floor_dbm: Sequence[float],
-        signal_dbm: Sequence[float],
-        age_ms: Sequence[float],
+        cellids: bytes,
+        floor_dbm: np.ndarray,
+        signal_dbm: np.ndarray,
+        age_ms: np.ndarray,
         *,
         today: date,
         now_s: float,
@@ -345,6 +345,31 @@ def _floor_dbm(cell: CellLookup) -> float:
     return float(CELL_SIGNAL_RANGE_DBM[cell.radio][0])
 
 
+# _floor_dbm per radio code, for the compiled cell_search_input (None: no floor).
+_FLOOR_BY_RADIO = tuple(
+    float(CELL_SIGNAL_RANGE_DBM[radio][0]) if radio in CELL_SIGNAL_RANGE_DBM else None
+    for radio in Radio
+)
+
+
+def _cell_search_input(
+    cells: list[CellLookup],
+) -> tuple[list[bytes], bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """What ``_fast.cell_search_input`` computes in one pass (the specification): the
+    cells' ids in the index's key order (the last lookup of an id wins), joined
+    zero-padded to the index's key width, with each one's floor, signal and weight age."""
+    by_id = {cell.cellid: cell for cell in cells}
+    keys = sorted(by_id, key=_cell_key_order)
+    found = [by_id[key] for key in keys]
+    return (
+        keys,
+        b"".join(_cell_key_order(key) for key in keys),
+        np.array([_floor_dbm(c) for c in found], dtype=np.float64),
+        np.array([c.signal or _floor_dbm(c) for c in found], dtype=np.float64),
+        np.array([_weight_age(c.age) for c in found], dtype=np.float64),
+    )
+
+
 def _grouped_positions(
     kind: str,
     keys: list[bytes],
@@ -401,14 +426,13 @@ def _cell_positions(stations: StationLookup, query: Query, now: datetime) -> lis
 def _cell_positions_in(index: IndexLookup, query: Query, now: datetime) -> list[Position]:
     """:func:`_cell_positions` from the station index, in one compiled call
     (``ichnaea._fast.locate_cells``); tests/index/test_live.py holds the two equal."""
-    by_id = {cell.cellid: cell for cell in query.cell}
-    keys = list(by_id)
-    found = list(by_id.values())
+    prepared = cell_search_input(query.cell, NR_CELLID_BYTES, _FLOOR_BY_RADIO, MIN_WEIGHT_AGE_MS)
+    keys, joined, floor, signal, age = prepared or _cell_search_input(query.cell)
     groups = index.cell_groups(
-        keys,
-        [_floor_dbm(c) for c in found],
-        [c.signal or _floor_dbm(c) for c in found],
-        [max(abs(c.age or 0), MIN_WEIGHT_AGE_MS) for c in found],
+        joined,
+        floor,
+        signal,
+        age,
         today=now.date(),
         now_s=to_seconds(now),
         min_accuracy_m=UNBOUNDED[0],
