@@ -17,6 +17,7 @@ import atexit
 import io
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -65,6 +66,86 @@ class RecordMaker:
         return record
 
 
+class RecordWriter:
+    """One logger's records of one level, written as its handler would write them, faster.
+
+    ``write(message)`` makes the record (:class:`RecordMaker`) and hands it to
+    the logger, unless the only place the record would go is the stream of
+    the handler :func:`configure_logging` installs: then it writes the
+    formatted line to that stream itself, under the handler's lock. The
+    line is the formatter's own output: once per second the formatter
+    formats a record whose message is a marker, and the text around the
+    marker is kept (the format names only per-second, per-process and
+    per-logger fields: :data:`_PER_SECOND_FIELDS`). Anything else set up
+    (another handler, a filter, a handler level that drops the records, a
+    format with other fields, pytest's capture) takes the logger's own way.
+
+    The web role logs a line per request; through the logger the line cost
+    about 15 µs of a 90 µs Wi-Fi locate, this way a few
+    (``benchmarks/RESULTS.md``, session 15).
+    """
+
+    def __init__(self, logger: logging.Logger, level: int) -> None:
+        self.logger = logger
+        self.level = level
+        self._make = RecordMaker(logger, level)
+        self._second = -1
+        self._handler: BufferedStreamHandler | None = None
+        self._around = ("", "")
+        self._pid = -1
+
+    def write(self, message: str) -> None:
+        """Log ``message`` at the level, as ``Logger.log`` would (nothing if the
+        logger is not enabled for it)."""
+        if not self.logger.isEnabledFor(self.level):
+            return
+        handler = self._direct_handler()
+        if handler is None:
+            self.logger.handle(self._make(message))
+            return
+        second = int(time.time())
+        if second != self._second or handler is not self._handler or self._pid != os.getpid():
+            marker = "\x00marker\x00"
+            record = self._make(marker)
+            record.created, record.msecs = float(second), 0.0
+            before, _, after = handler.format(record).partition(marker)
+            self._around = (before, after + handler.terminator)
+            self._second, self._handler, self._pid = second, handler, os.getpid()
+        before, after = self._around
+        handler.acquire()
+        try:
+            handler.stream.write(before + message + after)
+        except Exception:  # as StreamHandler.emit: logging never raises
+            handler.handleError(self._make(message))
+        finally:
+            handler.release()
+
+    def _direct_handler(self) -> BufferedStreamHandler | None:
+        """Our stream handler if it is where the record would go, and alone; else None."""
+        logger: logging.Logger | None = self.logger
+        found = None
+        while logger is not None:
+            if logger.filters or logger.disabled:
+                return None
+            for handler in logger.handlers:
+                if found is not None or type(handler) is not BufferedStreamHandler:
+                    return None
+                found = handler
+            if not logger.propagate:
+                break
+            logger = logger.parent
+        if found is None or found.filters or self.level < found.level:
+            return None
+        formatter = found.formatter
+        if type(formatter) is not SecondFormatter or not formatter.per_second:
+            return None
+        return found
+
+
+# The record fields a format may name for RecordWriter to write its lines.
+_PER_SECOND_FIELDS = frozenset(("asctime", "levelname", "levelno", "name", "process", "message"))
+
+
 class SecondFormatter(logging.Formatter):
     """A formatter whose time has whole seconds, written once per second, not per record.
 
@@ -77,6 +158,12 @@ class SecondFormatter(logging.Formatter):
         super().__init__(fmt, datefmt=datefmt)
         self._second = -1
         self._text = ""
+        # Whether a line differs from another of its logger and level in the
+        # same second only by its message (see RecordWriter): the format
+        # names no other field and the date has no finer part than seconds.
+        self.per_second = set(re.findall(r"%\((\w+)\)", fmt)) <= _PER_SECOND_FIELDS and set(
+            re.findall(r"%(.)", datefmt)
+        ) <= set("YmdHMS")
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         second = int(record.created)

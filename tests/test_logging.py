@@ -107,3 +107,97 @@ def test_second_formatter_writes_what_the_standard_formatter_writes() -> None:
         record.created = created
         assert ours.format(record) == standard.format(record)
         assert ours.formatTime(record, "%H") == standard.formatTime(record, "%H")
+
+
+# -- RecordWriter: the request log's lines without the handler chain ---------
+
+SERVICE_FORMAT = "%(asctime)s %(levelname)-7s [web:%(process)d] %(name)s: %(message)s"
+SERVICE_DATEFMT = "%Y-%m-%dT%H:%M:%S"
+
+
+class _Lines:
+    """A logger with our handler alone on it, writing to a string."""
+
+    def __init__(self, name: str, fmt: str = SERVICE_FORMAT) -> None:
+        self.stream = io.StringIO()
+        self.handler = BufferedStreamHandler(self.stream)
+        self.handler.setFormatter(SecondFormatter(fmt, SERVICE_DATEFMT))
+        self.logger = logging.getLogger(name)
+        self.logger.propagate = False
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self.handler)
+
+    def close(self) -> None:
+        self.logger.removeHandler(self.handler)
+        self.handler.close()
+
+
+def test_record_writer_writes_the_line_the_handler_writes() -> None:
+    from ichnaea.logging import RecordWriter
+
+    lines = _Lines("tests.writer.same")
+    try:
+        writer = RecordWriter(lines.logger, logging.INFO)
+        message = '{"event":"POST /v1/geolocate - 200","\\u00e9":"caf\u00e9 \u2615"}'
+        for _ in range(3):  # the two lines must fall in one second
+            lines.stream.seek(0)
+            lines.stream.truncate()
+            lines.logger.info(message)  # the logger's own way
+            writer.write(message)  # straight to the stream
+            theirs, ours = lines.stream.getvalue().splitlines(keepends=True)
+            if theirs[:19] == ours[:19]:
+                break
+        assert ours == theirs
+        assert ours.endswith(f"[web:{os.getpid()}] tests.writer.same: {message}\n")
+    finally:
+        lines.close()
+
+
+def test_record_writer_takes_its_direct_way_only_when_alone() -> None:
+    from ichnaea.logging import RecordWriter
+
+    lines = _Lines("tests.writer.alone")
+    seen: list[logging.LogRecord] = []
+    try:
+        writer = RecordWriter(lines.logger, logging.INFO)
+        handled = []
+        original = lines.logger.handle
+        lines.logger.handle = lambda record: (handled.append(record), original(record))  # type: ignore[method-assign]
+        writer.write("direct")
+        assert handled == []  # the logger's chain was skipped
+        assert lines.stream.getvalue().endswith("tests.writer.alone: direct\n")
+
+        listener = logging.Handler()
+        listener.emit = seen.append  # type: ignore[method-assign]
+        lines.logger.addHandler(listener)
+        writer.write("both")  # another handler listens: the logger's way, both see it
+        assert [r.getMessage() for r in handled] == ["both"]
+        assert [r.getMessage() for r in seen] == ["both"]
+        assert lines.stream.getvalue().endswith("tests.writer.alone: both\n")
+        lines.logger.removeHandler(listener)
+
+        lines.logger.setLevel(logging.WARNING)
+        writer.write("dropped")  # below the logger's level: neither way writes it
+        assert "dropped" not in lines.stream.getvalue()
+    finally:
+        lines.close()
+
+
+def test_record_writer_leaves_finer_formats_to_the_formatter() -> None:
+    """A format with a field that changes within a second (here msecs) is not
+    written directly: the formatter writes each line."""
+    from ichnaea.logging import RecordWriter
+
+    lines = _Lines("tests.writer.msecs", fmt="%(asctime)s.%(msecs)03d %(message)s")
+    try:
+        assert not lines.handler.formatter.per_second  # type: ignore[union-attr]
+        handled = []
+        original = lines.logger.handle
+        lines.logger.handle = lambda record: (handled.append(record), original(record))  # type: ignore[method-assign]
+        RecordWriter(lines.logger, logging.INFO).write("fine")
+        assert [r.getMessage() for r in handled] == ["fine"]
+    finally:
+        lines.close()
+    assert SecondFormatter(SERVICE_FORMAT, SERVICE_DATEFMT).per_second
+    assert not SecondFormatter("%(thread)d %(message)s", SERVICE_DATEFMT).per_second
+    assert not SecondFormatter(SERVICE_FORMAT, "%H:%M:%S.%f").per_second

@@ -57,12 +57,12 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ichnaea.api.logfields import LOG_FIELDS_KEY
 from ichnaea.errors import PayloadTooLargeError
-from ichnaea.logging import RecordMaker
+from ichnaea.logging import RecordWriter
 from ichnaea.metrics import Metrics
 from ichnaea.web.errors import MAX_LOGGED_PATH_CHARS, answer_unexpected, error_response
 
 request_log = logging.getLogger("ichnaea.request")
-_request_record = RecordMaker(request_log, logging.INFO)
+_request_lines = RecordWriter(request_log, logging.INFO)
 
 UNLOGGED_PATHS = frozenset(("/__lbheartbeat__",))
 # nginx's "client closed request": the client left before it was answered.
@@ -220,8 +220,9 @@ class ServiceApp(Starlette):
                 "log_level": "info",
                 **fields,
             }
-            # Logger.info without its caller lookup and per-record set-up.
-            request_log.handle(_request_record(_log_line(line)))
+            # Logger.info without its caller lookup, per-record set-up and, when
+            # only our own handler listens, without the handler chain.
+            _request_lines.write(_log_line(line))
 
 
 def _route_path(scope: Scope) -> str:

@@ -309,6 +309,9 @@ def _area_key(cell: CellLookup) -> tuple[int, int, int, int]:
 
 T = TypeVar("T", BlueLookup, WifiLookup, CellLookup)
 
+# Radio(code) by indexing: the enum's call costs more than the rest of a lookup's set-up.
+_RADIOS = tuple(Radio(code) for code in range(max(Radio) + 1))
+
 
 def _dedup(items: Iterable[T], key: Callable[[T], object]) -> list[T]:
     kept: dict[object, T] = {}
@@ -362,8 +365,8 @@ class Query:
             wifi = _dedup((w for e in request.wifi if (w := _wifi(e))), lambda w: w.mac)
         if request.cell_fields is not None:  # stage B done by the compiled fast path
             cell_fields, area_fields = request.cell_fields
-            cell = [CellLookup(Radio(fields[0]), *fields[1:]) for fields in cell_fields]
-            area = [CellLookup(Radio(fields[0]), *fields[1:]) for fields in area_fields]
+            cell = [CellLookup(_RADIOS[fields[0]], *fields[1:]) for fields in cell_fields]
+            area = [CellLookup(_RADIOS[fields[0]], *fields[1:]) for fields in area_fields]
         else:
             pairs = [_cells(e) for e in request.cell]
             # Keyed by the fields the cell id and area id encode (one-to-one, cheaper).
