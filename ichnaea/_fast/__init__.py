@@ -16,8 +16,9 @@ Contract:
   whatever is not plain (see ``_query.pyx``); ``mysql_values`` formats station rows as SQL
   literals and raises TypeError for a value that is not plain
   (``_sqltext.pyx``); ``_reports.pyx`` flattens, validates and
-  de-duplicates a queued report's entries and hands back (None) what is
-  not plain; ``_rows.pyx`` turns the station planner's objects
+  de-duplicates a queued report's entries and normalises a submitted
+  report's Wi-Fi and Bluetooth entries, and hands back (None) what is not
+  plain; ``_rows.pyx`` turns the station planner's objects
   (observation dicts, stored rows, keys) into arrays.
 * Kernels never raise for numeric reasons: NaN propagates, and a Vincenty
   iteration that does not converge is reported through the documented
@@ -57,6 +58,7 @@ try:
         add_observations,
         flat_entries,
         position_fields,
+        submitted_macs,
         transform_limits,
     )
     from ichnaea._fast._rows import (
@@ -140,6 +142,7 @@ __all__ = [
     "position_fields",
     "positions",
     "select_sample",
+    "submitted_macs",
     "transform_limits",
     "weighted_position",
     "wifi_limits",

@@ -29,6 +29,10 @@ to the Python path, which is the specification
 
 The ranges are compiled in; ``transform_limits()`` gives them back for the
 test that holds them to ``ichnaea.pipeline.ingest.validation``.
+
+One more kernel serves the submit API: ``submitted_macs`` is what
+``ichnaea.reports.formats`` makes of a submitted report's Wi-Fi or Bluetooth
+entry list, for plain entries (the same hand-back rule).
 """
 
 from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_Next, PyDict_SetItem
@@ -594,3 +598,73 @@ def add_observations(
         return kept_n
     finally:
         free(parsed)
+
+
+# ---------------------------------------------------------------------------
+# The submit API's Wi-Fi and Bluetooth entries (ichnaea.reports.formats)
+# ---------------------------------------------------------------------------
+
+def submitted_macs(
+    object value, tuple int_names, tuple str_names, object sentinels, bint check_ssid
+):
+    """``formats._wifi`` (``check_ssid``) or ``formats._blue`` of one submitted entry
+    list, or None.
+
+    The entries that are dicts, each with a non-empty string ``macAddress``
+    (the rest are dropped), as ``{"macAddress": mac, <int_names present>,
+    <str_names present>}``: an int field outside 64 bits or in ``sentinels``
+    is left out, a string field that is not a non-empty string too. None, for
+    the Python functions to answer, unless every field is absent, null, an
+    int or a string (no float, boolean or numeric text to coerce), every
+    entry a dict or not a mapping at all, and (``check_ssid``) no ``ssid``
+    holds a ``_`` (it could opt out: ``ichnaea.privacy``). Not a list: [].
+    """
+    cdef list out = []
+    cdef dict item, entry
+    cdef PyObject* found
+    cdef object field, name
+    cdef int overflow
+    if type(value) is not list:
+        return None if isinstance(value, list) else []
+    for raw in <list>value:
+        if type(raw) is not dict:
+            if isinstance(raw, dict):
+                return None
+            continue
+        item = <dict>raw
+        found = PyDict_GetItem(item, "macAddress")
+        if found is NULL or <object>found is None:
+            continue
+        field = <object>found
+        if type(field) is not str:
+            if isinstance(field, str):
+                return None
+            continue
+        if not field:
+            continue
+        if check_ssid:
+            found = PyDict_GetItem(item, "ssid")
+            if found is not NULL and isinstance(<object>found, str) and "_" in <str>found:
+                return None
+        entry = {"macAddress": field}
+        for name in int_names:
+            found = PyDict_GetItem(item, name)
+            if found is NULL or <object>found is None:
+                continue
+            if type(<object>found) is not int:
+                return None
+            PyLong_AsLongLongAndOverflow(<object>found, &overflow)
+            if overflow == 0 and <object>found not in sentinels:
+                entry[name] = <object>found
+        for name in str_names:
+            found = PyDict_GetItem(item, name)
+            if found is NULL or <object>found is None:
+                continue
+            if type(<object>found) is not str:
+                if isinstance(<object>found, str):
+                    return None
+                continue
+            if <str>found:
+                entry[name] = <object>found
+        out.append(entry)
+    return out

@@ -382,3 +382,95 @@ def test_mac_boundaries_match_the_python_validation(kind: str) -> None:
     for entry in entries:
         _same_as_python(kind, [entry])
     _same_as_python(kind, entries)
+
+
+# -- submitted_macs: the submit API's Wi-Fi and Bluetooth entries --------------
+
+_SUBMIT_VALUES = st.one_of(
+    st.none(),
+    st.integers(-(2**63) - 2, 2**63 + 1),
+    st.sampled_from([2147483647, -2147483648, 9223372036854775807, -(2**63), 2**63 - 1, 0]),
+    st.sampled_from(["", "x", "abc", "a_b", "net_nomap", "802.11n", "caf\u00e9"]),
+)
+_SUBMIT_ODD = st.one_of(
+    json_values,
+    st.sampled_from([1.5, -61.0, True, False, "-61", " 7 ", "1e3", "nan", [], {}]),
+)
+_SUBMIT_NAMES = [
+    "macAddress",
+    "age",
+    "channel",
+    "frequency",
+    "signalStrength",
+    "signalToNoiseRatio",
+    "ssid",
+    "radioType",
+    "name",
+    "other",
+]
+
+
+def _submit_entries(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    entry = st.dictionaries(st.sampled_from(_SUBMIT_NAMES), values, max_size=8)
+    return st.lists(st.one_of(entry, entry, entry, values), max_size=8)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.one_of(
+        _submit_entries(_SUBMIT_VALUES),
+        _submit_entries(st.one_of(_SUBMIT_VALUES, _SUBMIT_ODD)),
+        json_values,
+    ),
+    st.booleans(),
+)
+def test_submitted_macs_equal_the_python_functions(value: Any, wifi: bool) -> None:
+    """Plain lists give exactly what ``formats._wifi``/``_blue`` give (values, types
+    and key order); anything else is handed back (None)."""
+    from ichnaea.reports import formats
+
+    names = (formats.WIFI_INTS, formats._WIFI_STRINGS) if wifi else (formats.BLUE_INTS, ("name",))
+    function = formats._wifi if wifi else formats._blue
+    got = _fast.submitted_macs(value, *names, formats.SENTINELS, wifi)
+    want = [e for e in map(function, formats._entries(value)) if e is not None]
+    if got is None:
+        return
+    assert got == want
+    assert [list(e.items()) for e in got] == [list(e.items()) for e in want]
+    assert [[type(v) for v in e.values()] for e in got] == [
+        [type(v) for v in e.values()] for e in want
+    ]
+
+
+_SUBMIT_INTS = st.one_of(st.none(), st.integers(-(2**63) - 2, 2**63 + 1), st.just(2147483647))
+_SUBMIT_TEXTS = st.one_of(st.none(), st.integers(), st.sampled_from(["", "x", "a_b", "caf\u00e9"]))
+_PLAIN_SUBMIT_ENTRY = st.fixed_dictionaries(
+    {},
+    optional={
+        "macAddress": st.one_of(st.none(), st.integers(), st.sampled_from(["", "a0b1c2d3e4f5"])),
+        **{name: _SUBMIT_INTS for name in ("age", "channel", "signalStrength")},
+        **{name: _SUBMIT_TEXTS for name in ("ssid", "radioType", "name", "other")},
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(_PLAIN_SUBMIT_ENTRY, st.integers(), st.none()), max_size=8), st.booleans()
+)
+def test_submitted_macs_take_plain_entries(value: Any, wifi: bool) -> None:
+    """Ints where ints belong, anything but floats, booleans and texts to coerce
+    elsewhere: the compiled pass answers unless an SSID could opt out."""
+    from ichnaea.reports import formats
+
+    names = (formats.WIFI_INTS, formats._WIFI_STRINGS) if wifi else (formats.BLUE_INTS, ("name",))
+    got = _fast.submitted_macs(value, *names, formats.SENTINELS, wifi)
+    could_opt_out = wifi and any(
+        isinstance(e, dict)
+        and isinstance(e.get("macAddress"), str)
+        and e["macAddress"]
+        and isinstance(e.get("ssid"), str)
+        and "_" in e["ssid"]
+        for e in value
+    )
+    assert (got is None) == could_opt_out
