@@ -23,6 +23,12 @@ caller.
 ``cell_lookups(entries, default_radio, valid_mccs)`` does the same for a
 ``cellTowers`` list: each entry gives a cell and a cell-area lookup (see
 ``query._cells``), deduplicated apart.
+
+``mac_search_input`` and ``cell_search_input`` take the query's lookups on
+to the station index: the keys in the index's order with the signals and
+weight ages its search takes, in one pass instead of a dict, a sort and
+a list per column (``ichnaea.api.locate.sources.internal``, whose Python
+expressions they equal; the same hand-back rule).
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
