@@ -276,6 +276,22 @@ cdef int _plain_int(object value, double* out) except -1:
     return 1
 
 
+cdef int _signal_and_age(
+    object lookup, double missing_signal_dbm, double min_age_ms, double* signal, double* age
+) except -1:
+    """1 and a lookup's search signal (a missing or 0 reading is ``missing_signal_dbm``,
+    quirk Q9) and weight age (``max(|age or 0|, min_age_ms)``); 0 (hand back) unless
+    both are ints or None."""
+    cdef double value
+    if not _plain_int(lookup.signal, &value):
+        return 0
+    signal[0] = value if value != 0.0 else missing_signal_dbm
+    if not _plain_int(lookup.age, &value):
+        return 0
+    age[0] = fmax(fabs(value), min_age_ms)
+    return 1
+
+
 def mac_search_input(list lookups, double missing_signal_dbm, double min_age_ms):
     """What the index search of Wi-Fi or Bluetooth lookups takes, or None.
 
@@ -295,7 +311,6 @@ def mac_search_input(list lookups, double missing_signal_dbm, double min_age_ms)
     cdef bytes text
     cdef const unsigned char* chars
     cdef int h
-    cdef double value
     cdef double[::1] signal_out, age_out
     cdef unsigned char[6] packed
     if keys is NULL or order is NULL:
@@ -336,13 +351,10 @@ def mac_search_input(list lookups, double missing_signal_dbm, double min_age_ms)
         age_out = age
         found = []
         for i in range(kept):
-            item = lookups[order[i]]
-            if not _plain_int(item.signal, &value):
+            if not _signal_and_age(
+                lookups[order[i]], missing_signal_dbm, min_age_ms, &signal_out[i], &age_out[i]
+            ):
                 return None
-            signal_out[i] = value if value != 0.0 else missing_signal_dbm
-            if not _plain_int(item.age, &value):
-                return None
-            age_out[i] = fmax(fabs(value), min_age_ms)
             for j in range(6):
                 packed[j] = <unsigned char>((keys[i] >> (8 * (5 - j))) & 0xFF)
             found.append(PyBytes_FromStringAndSize(<char*>packed, 6))
@@ -371,7 +383,7 @@ def cell_search_input(list cells, Py_ssize_t width, tuple floor_by_radio, double
     cdef Py_ssize_t* order = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t size
     cdef unsigned char* slot
-    cdef double value, floor_dbm
+    cdef double floor_dbm
     cdef double[::1] floor_out, signal_out, age_out
     if padded is NULL or order is NULL:
         free(padded)
@@ -421,12 +433,8 @@ def cell_search_input(list cells, Py_ssize_t width, tuple floor_by_radio, double
                 return None
             floor_dbm = floor_by_radio[radio]
             floor_out[i] = floor_dbm
-            if not _plain_int(item.signal, &value):
+            if not _signal_and_age(item, floor_dbm, min_age_ms, &signal_out[i], &age_out[i]):
                 return None
-            signal_out[i] = value if value != 0.0 else floor_dbm
-            if not _plain_int(item.age, &value):
-                return None
-            age_out[i] = fmax(fabs(value), min_age_ms)
             keys.append(ids[order[i]])
         joined = PyBytes_FromStringAndSize(<char*>padded, kept * width)
         return keys, joined, floor, signal, age
