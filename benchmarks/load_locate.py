@@ -41,8 +41,11 @@ The client is a minimal asyncio protocol on uvloop (pre-built requests,
 no parsing beyond the status line and Content-Length) so that, on a small
 machine, as much CPU as possible is left to the servers under test; its own
 CPU use per run is printed (``client_cpu``: CPU seconds per wall second), as
-a client near 1.0 caps the figure. Only loopback addresses are used; every
-loop is bounded by time.
+a client near 1.0 caps the figure. So are the CPU µs each server's processes
+spent per answered request (``server_cpu_us``, also in the table as ichnaea /
+limit app), steadier than requests/s on a shared machine, and the CPU seconds
+per wall second of the database and Redis servers (``storage_cpu``). Only
+loopback addresses are used; every loop is bounded by time.
 """
 
 from __future__ import annotations
@@ -362,14 +365,58 @@ class Figures:
     statuses: dict[int, int]
     broken: int  # connections the server closed before the end of the run
     client_cpu: float  # the load client's CPU seconds per wall second
+    # The server's processes' CPU µs per answered request: steadier than
+    # requests/s on a shared machine, and comparable between the two apps.
+    server_cpu_us: float = float("nan")
+    # CPU seconds per wall second of the database and Redis servers.
+    storage_cpu: float = float("nan")
 
 
-def drive(port: int, requests: list[bytes], connections: int, seconds: float) -> Figures:
-    """Keep ``connections`` connections busy for ``seconds``; requests/s, latency, statuses."""
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+STORAGE_COMMANDS = frozenset(("mariadbd", "mysqld", "redis-server"))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds of ``pids`` so far (those that still run)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) * _TICK_S  # utime, stime
+    return total
+
+
+def storage_pids() -> list[int]:
+    """The database and Redis servers of this machine (by command name)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in STORAGE_COMMANDS:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def drive(
+    port: int, requests: list[bytes], connections: int, seconds: float, server_pid: int = 0
+) -> Figures:
+    """Keep ``connections`` connections busy for ``seconds``; requests/s, latency, statuses.
+
+    With ``server_pid``, also the CPU its processes and the storage servers used.
+    """
+    servers = [server_pid, *_children(server_pid)] if server_pid else []
+    storage = storage_pids()
+    server_cpu, storage_cpu = cpu_seconds(servers), cpu_seconds(storage)
     cpu, start = time.process_time(), time.perf_counter()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         run = runner.run(_drive(port, requests, connections, seconds))
     elapsed = time.perf_counter() - start
+    server_cpu = cpu_seconds(servers) - server_cpu
+    storage_cpu = cpu_seconds(storage) - storage_cpu
     lat_ms = np.array(run.latencies or [float("nan")]) * 1000
     return Figures(
         requests=len(run.latencies),
@@ -379,6 +426,10 @@ def drive(port: int, requests: list[bytes], connections: int, seconds: float) ->
         statuses=run.statuses,
         broken=run.broken,
         client_cpu=round((time.process_time() - cpu) / elapsed, 2),
+        server_cpu_us=round(1e6 * server_cpu / max(len(run.latencies), 1), 1)
+        if servers
+        else float("nan"),
+        storage_cpu=round(storage_cpu / elapsed, 2),
     )
 
 
@@ -438,8 +489,9 @@ def _non_200(runs: list[Figures]) -> str:
 def table(results: dict[str, dict[str, list[Figures]]]) -> str:
     """The Markdown table: medians of the rounds, ichnaea's latency span, the share."""
     lines = [
-        "| workload | ichnaea req/s | p50 ms | p99 ms | limit app req/s | share | non-200 |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| workload | ichnaea req/s | p50 ms | p99 ms | limit app req/s | share "
+        "| server CPU µs/req | non-200 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, by_app in results.items():
         ours = statistics.median(r.rps for r in by_app["ichnaea"])
@@ -447,7 +499,10 @@ def table(results: dict[str, dict[str, list[Figures]]]) -> str:
         lines.append(
             f"| {name} | {ours:,.0f} | {_span([r.p50_ms for r in by_app['ichnaea']])} "
             f"| {_span([r.p99_ms for r in by_app['ichnaea']])} | {limit:,.0f} "
-            f"| {100 * ours / limit:.1f} % | {_non_200(by_app['ichnaea'] + by_app['limit'])} |"
+            f"| {100 * ours / limit:.1f} % "
+            f"| {statistics.median(r.server_cpu_us for r in by_app['ichnaea']):.0f} / "
+            f"{statistics.median(r.server_cpu_us for r in by_app['limit']):.0f} "
+            f"| {_non_200(by_app['ichnaea'] + by_app['limit'])} |"
         )
     return "\n".join(lines)
 
@@ -551,8 +606,8 @@ def main() -> None:
             for _, port in servers.values():
                 drive(port, requests, args.connections, args.warmup)
             for round_ in range(1, args.rounds + 1):
-                for app, (_, port) in servers.items():
-                    run = drive(port, requests, args.connections, args.seconds)
+                for app, (proc, port) in servers.items():
+                    run = drive(port, requests, args.connections, args.seconds, proc.pid)
                     results[scenario][app].append(run)
                     print(f"{scenario} {app} round {round_}: {run}", file=sys.stderr)
         memory = resident_memory(servers["ichnaea"][0].pid)

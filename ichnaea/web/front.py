@@ -21,8 +21,10 @@ other:
   empty 200 for ``OPTIONS``. Health endpoints get no CORS headers, as in
   the original service;
 * **the body limit**: a body larger than ``MAX_BODY_BYTES`` is a 413, early
-  when ``Content-Length`` says so, otherwise as soon as the streamed bytes
-  pass it (the handler's read raises ``PayloadTooLargeError``);
+  when ``Content-Length`` says so; a body without one (chunked) as soon as
+  the streamed bytes pass it (the handler's read raises
+  ``PayloadTooLargeError``). A declared length bounds the body: the server
+  reads no more bytes as this request's;
 * **the last line of defence**: any other exception is logged with its
   traceback, reported to Sentry and answered with the generic JSON 500
   (:func:`ichnaea.web.errors.unexpected_error`), never re-raised, so the
@@ -89,14 +91,15 @@ def _log_line(line: dict[str, Any]) -> str:
         return json.dumps(line, sort_keys=True, separators=(",", ":"))
 
 
-def _declared_too_large(headers: Sequence[tuple[bytes, bytes]], limit: int) -> bool:
+def _declared_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    """The body length ``Content-Length`` declares; None when absent or unreadable."""
     for name, value in headers:
         if name == b"content-length":
             try:
-                return int(value) > limit
+                return int(value)
             except ValueError:
-                return False
-    return False
+                return None
+    return None
 
 
 class ServiceApp(Starlette):
@@ -136,6 +139,7 @@ class ServiceApp(Starlette):
         path, method = _route_path(scope), scope["method"]
         cors = path in self._cors_paths
         limit = self._max_body_bytes
+        declared = _declared_length(scope["headers"])
         seen = 0
 
         async def limited_receive() -> Message:
@@ -156,20 +160,28 @@ class ServiceApp(Starlette):
                     message = {**message, "headers": [*message.get("headers", []), *CORS_HEADERS]}
             await send(message)
 
+        # A declared length bounds the body: the server reads no more as this
+        # request's (the next bytes are the next request).
+        bounded = limited_receive if declared is None else receive
         try:
             try:
                 if cors and method == "OPTIONS":
                     await front_send({"type": "http.response.start", "status": 200, "headers": []})
                     await front_send({"type": "http.response.body", "body": b""})
-                elif _declared_too_large(scope["headers"], limit):
+                elif declared is not None and declared > limit:
                     await error_response(PayloadTooLargeError())(scope, receive, front_send)
                 else:
                     route = self._endpoints.get(path)
                     if route is not None and method in route[0]:
                         scope["app"], scope["router"] = self, self.router  # as Starlette sets them
-                        await self._answer(route[1], scope, limited_receive, front_send)
+                        response = await self._answer(route[1], scope, bounded)
+                        if type(response).__call__ is not Response.__call__:
+                            await response(scope, bounded, front_send)  # streamed, or its own way
+                        else:
+                            status, started = response.status_code, True
+                            await _send_whole(response, send, cors=cors)
                     else:
-                        await super().__call__(scope, limited_receive, front_send)
+                        await super().__call__(scope, bounded, front_send)
             except ClientDisconnect:
                 raise
             except Exception as exc:  # the last line of defence: logged, reported, answered
@@ -180,17 +192,17 @@ class ServiceApp(Starlette):
         finally:
             self._record(scope, status, time.perf_counter() - start, fields)
 
-    async def _answer(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
-        """Call ``endpoint`` as Starlette's route would, with the API and HTTP error handlers."""
-        request = Request(scope, receive, send)
+    async def _answer(self, endpoint: Endpoint, scope: Scope, receive: Receive) -> Response:
+        """Call ``endpoint`` as Starlette's route would, with the API and HTTP error handlers;
+        the response, for the caller to send."""
+        request = Request(scope, receive)
         try:
-            response = await endpoint(request)
+            return await endpoint(request)
         except Exception as exc:
             handler = _handler_for(self.exception_handlers, exc)
             if handler is None:
                 raise
-            response = await handler(request, exc)
-        await response(scope, receive, send)
+            return await handler(request, exc)
 
     def _record(self, scope: Scope, status: int, elapsed: float, fields: dict[str, Any]) -> None:
         route = _route_path(scope)
@@ -223,6 +235,18 @@ class ServiceApp(Starlette):
             # Logger.info without its caller lookup, per-record set-up and, when
             # only our own handler listens, without the handler chain.
             _request_lines.write(_log_line(line))
+
+
+async def _send_whole(response: Response, send: Send, *, cors: bool) -> None:
+    """Send a whole-body response as ``Response.__call__`` does, the CORS headers
+    joined at once (without the front's ``send`` wrapper in between)."""
+    headers = response.raw_headers
+    if cors and response.status_code != 405:
+        headers = headers + CORS_HEADERS
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})
+    if response.background is not None:
+        await response.background()
 
 
 def _route_path(scope: Scope) -> str:

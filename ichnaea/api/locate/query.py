@@ -333,6 +333,39 @@ def _strongest(items: list[T], cap: int) -> list[T]:
     return [items[i] for i in sorted(ranked[:cap])]
 
 
+def _lookups(
+    request: LocateRequest,
+) -> tuple[list[BlueLookup], list[WifiLookup], list[CellLookup], list[CellLookup]]:
+    """Stage B of a request's entries: valid, deduplicated, the strongest within the caps."""
+    if not (request.blue or request.wifi or request.cell) and _no_fields(request):
+        return [], [], [], []  # no network (an IP-only query, the most frequent)
+    blue = _dedup((b for e in request.blue if (b := _blue(e))), lambda b: b.mac)
+    if request.wifi_fields is not None:  # stage B done by the compiled fast path
+        wifi = [WifiLookup(*fields) for fields in request.wifi_fields]
+    else:
+        wifi = _dedup((w for e in request.wifi if (w := _wifi(e))), lambda w: w.mac)
+    if request.cell_fields is not None:  # stage B done by the compiled fast path
+        cell_fields, area_fields = request.cell_fields
+        cell = [CellLookup(_RADIOS[fields[0]], *fields[1:]) for fields in cell_fields]
+        area = [CellLookup(_RADIOS[fields[0]], *fields[1:]) for fields in area_fields]
+    else:
+        pairs = [_cells(e) for e in request.cell]
+        # Keyed by the fields the cell id and area id encode (one-to-one, cheaper).
+        cell = _dedup((c for c, _ in pairs if c is not None), _cell_key)
+        area = _dedup((a for _, a in pairs if a is not None), _area_key)
+    blue = _strongest(blue, MAX_BLUES_IN_QUERY)
+    wifi = _strongest(wifi, MAX_WIFIS_IN_QUERY)
+    cell = _strongest(cell, MAX_CELLS_IN_QUERY)
+    area = _strongest(area, MAX_CELLS_IN_QUERY)
+    return blue, wifi, cell, area
+
+
+def _no_fields(request: LocateRequest) -> bool:
+    """Whether the compiled stage B found no Wi-Fi, cell or area (or did not run)."""
+    cells = request.cell_fields
+    return not request.wifi_fields and (cells is None or not (cells[0] or cells[1]))
+
+
 @dataclass(slots=True)
 class Query:
     """A normalised locate or region query."""
@@ -358,24 +391,7 @@ class Query:
         ip: str | None,
         geoip: GeoIPRecord | None,
     ) -> Query:
-        blue = _dedup((b for e in request.blue if (b := _blue(e))), lambda b: b.mac)
-        if request.wifi_fields is not None:  # stage B done by the compiled fast path
-            wifi = [WifiLookup(*fields) for fields in request.wifi_fields]
-        else:
-            wifi = _dedup((w for e in request.wifi if (w := _wifi(e))), lambda w: w.mac)
-        if request.cell_fields is not None:  # stage B done by the compiled fast path
-            cell_fields, area_fields = request.cell_fields
-            cell = [CellLookup(_RADIOS[fields[0]], *fields[1:]) for fields in cell_fields]
-            area = [CellLookup(_RADIOS[fields[0]], *fields[1:]) for fields in area_fields]
-        else:
-            pairs = [_cells(e) for e in request.cell]
-            # Keyed by the fields the cell id and area id encode (one-to-one, cheaper).
-            cell = _dedup((c for c, _ in pairs if c is not None), _cell_key)
-            area = _dedup((a for _, a in pairs if a is not None), _area_key)
-        blue = _strongest(blue, MAX_BLUES_IN_QUERY)
-        wifi = _strongest(wifi, MAX_WIFIS_IN_QUERY)
-        cell = _strongest(cell, MAX_CELLS_IN_QUERY)
-        area = _strongest(area, MAX_CELLS_IN_QUERY)
+        blue, wifi, cell, area = _lookups(request)
         return cls(
             api_type=api_type,
             ip=ip,

@@ -307,7 +307,16 @@ class LocateRequest:
     cell_fields: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None
 
 
+def _empty() -> LocateRequest:
+    """What :func:`_parse` makes of ``{}`` (an empty body: an IP-only query)."""
+    return LocateRequest(
+        considered={"blue": 0, "cell": 0, "wifi": 0}, wifi_fields=[], cell_fields=([], [])
+    )
+
+
 def _parse(data: Any) -> LocateRequest:
+    if type(data) is dict and not data:
+        return _empty()  # the most frequent body, at a tenth of the cost
     if not isinstance(data, dict):
         raise _Invalid(
             "", f'"{data}" is not a mapping type: Does not implement dict-like functionality.'

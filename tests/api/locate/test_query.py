@@ -240,3 +240,43 @@ def test_networks_without_signals_beyond_the_cap_keep_the_first() -> None:
     wifis = [{"macAddress": f"a820{i:08x}"} for i in range(MAX_WIFIS_IN_QUERY + 5)]
     query = build({"wifiAccessPoints": wifis})
     assert [w.mac for w in query.wifi] == [f"a820{i:08x}" for i in range(MAX_WIFIS_IN_QUERY)]
+
+
+def test_an_empty_body_parses_as_the_full_path_parses_one_without_known_fields() -> None:
+    # {} takes a shortcut (the IP-only query is the most frequent); a body
+    # whose only key is unknown takes the full path, and means the same.
+    assert parse_locate_request({}) == parse_locate_request({"unknownField": 1})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"wifiAccessPoints": [{"macAddress": "not a mac"}]},  # stage B drops it
+        # An invalid MCC, and no area fallback.
+        {"cellTowers": [{"radioType": "gsm", "mobileCountryCode": 1}], "fallbacks": {"lacf": 0}},
+        {"bluetoothBeacons": [{"macAddress": "00:00:00:00:00:00"}]},
+        # A float signal: the Python path of stage A and B.
+        {
+            "wifiAccessPoints": [{"macAddress": "zz", "signalStrength": -7.5}],
+            "fallbacks": {"ipf": 0},
+        },
+    ],
+)
+def test_a_query_without_networks_takes_the_shortcut_with_the_same_result(
+    body: dict[str, Any],
+) -> None:
+    # Query.build returns at once when no entry survived stage B; the full
+    # steps (dedup, caps, minimum counts) give the same empty query.
+    request = parse_locate_request(body)
+    query = Query.build(request, api_type="locate", ip="81.2.69.192", geoip=LONDON)
+    assert not query.has_network_data
+    assert query == Query(
+        api_type="locate",
+        ip="81.2.69.192",
+        geoip=LONDON,
+        lacf=request.lacf,
+        ipf=request.ipf,
+        considered=request.considered,
+    )
+    fallbacks = body.get("fallbacks", {})
+    assert (query.lacf, query.ipf) == ("lacf" not in fallbacks, "ipf" not in fallbacks)
