@@ -34,6 +34,7 @@ KERNELS = [
     "_sqltext",
     "_rows",
     "_reports",
+    "_answer",
 ]
 
 

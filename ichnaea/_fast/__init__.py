@@ -19,7 +19,9 @@ Contract:
   de-duplicates a queued report's entries and normalises a submitted
   report's Wi-Fi and Bluetooth entries, and hands back (None) what is not
   plain; ``_rows.pyx`` turns the station planner's objects
-  (observation dicts, stored rows, keys) into arrays.
+  (observation dicts, stored rows, keys) into arrays; ``best_position_index``
+  reads the locate results' numbers and hands back (None) what is not a
+  float or is NaN (``_answer.pyx``).
 * Kernels never raise for numeric reasons: NaN propagates, and a Vincenty
   iteration that does not converge is reported through the documented
   fallback or NaN.
@@ -32,6 +34,7 @@ This package imports nothing from the rest of ichnaea.
 """
 
 try:
+    from ichnaea._fast._answer import best_position_index, round7
     from ichnaea._fast._clustering import cluster_complete_linkage, order_groups
     from ichnaea._fast._geodesy import (
         bbox_array,
@@ -106,6 +109,7 @@ __all__ = [
     "aggregate_cluster",
     "aggregate_groups",
     "bbox_array",
+    "best_position_index",
     "block_rule",
     "cell_limits",
     "cell_lookups",
@@ -141,6 +145,7 @@ __all__ = [
     "percentile95_distance_m",
     "position_fields",
     "positions",
+    "round7",
     "select_sample",
     "submitted_macs",
     "transform_limits",

@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from ichnaea.api.locate.constants import DEGREE_DECIMAL_PLACES, DataAccuracy
+from ichnaea._fast import best_position_index, round7
+from ichnaea.api.locate.constants import DataAccuracy
 from ichnaea.geo import distance_m
 
 
@@ -50,9 +51,10 @@ class Position:
     spread_m: float = math.nan
 
     def __post_init__(self) -> None:
-        self.lat = round(self.lat, DEGREE_DECIMAL_PLACES)
-        self.lon = round(self.lon, DEGREE_DECIMAL_PLACES)
-        self.accuracy = round(self.accuracy, DEGREE_DECIMAL_PLACES)
+        # round(x, DEGREE_DECIMAL_PLACES), compiled: this runs for every result.
+        self.lat = round7(self.lat)
+        self.lon = round7(self.lon)
+        self.accuracy = round7(self.accuracy)
 
     @property
     def data_accuracy(self) -> DataAccuracy:
@@ -95,14 +97,32 @@ def _best_position_cluster(results: list[Position]) -> list[Position]:
             reach = 1.5 * max(seed.accuracy, other.accuracy)
             if distance_m(seed.lat, seed.lon, other.lat, other.lon) <= reach:
                 cluster.append(other)
-        key = (sum(r.score for r in cluster), max(r.score for r in cluster))
+        key = (_left_to_right_sum([r.score for r in cluster]), max(r.score for r in cluster))
         # Strictly greater: on a full tie the earlier (more accurate) seed stays.
         if best_key is None or key > best_key:
             best, best_key = cluster, key
     return best
 
 
+def _left_to_right_sum(values: list[float]) -> float:
+    """The sum as plain double additions, in order (``sum`` compensates from Python
+    3.12 on): the compiled path adds the same way, on every version."""
+    total = 0.0
+    for value in values:
+        total += value
+    return total
+
+
 def best_position(results: list[Position]) -> Position | None:
+    """The best result (see the module docstring); compiled for the usual results
+    (``ichnaea._fast.best_position_index``), of which this is the specification."""
+    index = best_position_index(results) if type(results) is list else None
+    if index is not None:
+        return results[index] if index >= 0 else None
+    return _best_position(results)
+
+
+def _best_position(results: list[Position]) -> Position | None:
     cluster = _best_position_cluster(results)
     if not cluster:
         return None
