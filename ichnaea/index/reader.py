@@ -30,7 +30,7 @@ import mmap
 import os
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,13 @@ class KindIndex:
     values: NDArray[np.void]  # the values of keys[i] at values[i], read-only view
     regions: NDArray[np.object_]  # region code -> "DE" / None
     file_id: tuple[int, int]  # (st_dev, st_ino) of the mapped file: a rebuild replaces it
+    # The keys and records as bytes, as the kernels take them (made once, not per search).
+    key_bytes: NDArray[np.uint8] = field(init=False)
+    value_bytes: NDArray[np.uint8] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_bytes", self.keys.view(np.uint8))
+        object.__setattr__(self, "value_bytes", self.values.view(np.uint8))
 
 
 def _open_kind(path: Path) -> KindIndex:
@@ -139,6 +146,12 @@ class Overlay:
     present: NDArray[np.bool_]
     fetched_ns: NDArray[np.int64]
     regions: NDArray[np.object_]
+    # keys, values and present as bytes, as the kernels take them (made once).
+    tables: tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        tables = (self.keys.view(np.uint8), self.values.view(np.uint8), self.present.view(np.uint8))
+        object.__setattr__(self, "tables", tables)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -223,8 +236,8 @@ def _stations(
     rows = gather_stations(
         b"".join(search for search, _ in query),
         width,
-        index.keys.view(np.uint8),
-        index.values.view(np.uint8),
+        index.key_bytes,
+        index.value_bytes,
         over_keys,
         over_values,
         over_present,
@@ -278,11 +291,7 @@ def _overlay_tables(
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]]:
     """The overlay's keys, records and present flags as bytes for the kernels (empty: none)."""
     if overlay is not None and len(overlay):
-        return (
-            overlay.keys.view(np.uint8),
-            overlay.values.view(np.uint8),
-            overlay.present.view(np.uint8),
-        )
+        return overlay.tables
     return _NO_OVERLAY[index.header.kind]
 
 
@@ -313,8 +322,8 @@ def mac_clusters(
         macs,
         signal_dbm,
         age_ms,
-        index.keys.view(np.uint8),
-        index.values.view(np.uint8),
+        index.key_bytes,
+        index.value_bytes,
         over_keys,
         over_values,
         over_present,
@@ -359,8 +368,8 @@ def cell_groups(
         floor_dbm,
         signal_dbm,
         age_ms,
-        index.keys.view(np.uint8),
-        index.values.view(np.uint8),
+        index.key_bytes,
+        index.value_bytes,
         over_keys,
         over_values,
         over_present,
