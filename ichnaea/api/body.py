@@ -19,6 +19,7 @@ waiting bytes).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -69,6 +70,7 @@ def _gunzip(raw: bytes, max_bytes: int) -> bytes:
     return data
 
 
+@functools.lru_cache(maxsize=256)  # clients send few distinct Content-Types
 def _charset(content_type: str | None) -> str:
     for param in (content_type or "").split(";")[1:]:
         name, _, value = param.partition("=")

@@ -183,7 +183,8 @@ async def find_api_key(state: ApiState, text: str | None) -> tuple[KeyOutcome, A
     """
     if text is None or not is_valid_key_text(text):
         return KeyOutcome.malformed, None
-    await state.api_keys.refresh(state.service.redis)
+    if state.api_keys.refresh_due():
+        await state.api_keys.refresh(state.service.redis)
     cached, api_key = state.api_keys.get(text)
     if not cached:
         pending = state.key_lookups.get(text)

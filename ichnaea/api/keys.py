@@ -164,6 +164,10 @@ class ApiKeyCache:
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
+    def refresh_due(self) -> bool:
+        """Whether :meth:`refresh` would ask Redis (callers skip the await otherwise)."""
+        return self._clock() >= self._next_check
+
     async def refresh(self, client: redis.asyncio.Redis) -> None:
         """Empty the cache if the key version in Redis changed; once per interval at most."""
         now = self._clock()

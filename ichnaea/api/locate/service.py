@@ -106,7 +106,8 @@ class LocateService:
                 )
             # The query report keeps the original's radius: the pipeline's
             # observation weights were set for it (spec pipeline.md 8).
-            await self._store_query(query, api_key, found)
+            if api_key.store_sample_locate:  # else never sampled: nothing to decide
+                await self._store_query(query, api_key, found)
             results += self.choosing.apply(found)
         if geoip.should_search(query):
             results += geoip.search_position(query)
@@ -190,8 +191,6 @@ class LocateService:
         return await waiting_elsewhere_async(self.redis, targets, besides=keyspace.INCOMING)
 
     async def _store_query(self, query: Query, api_key: ApiKey, found: list[Position]) -> None:
-        if not api_key.store_sample_locate:
-            return  # the key never samples its queries: nothing to decide
         best = best_position(found)
         if best is None:
             return
