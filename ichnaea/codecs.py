@@ -54,6 +54,11 @@ _NR_CELLID = struct.Struct("!bHHIQ")
 _AREAID = struct.Struct("!bHHH")
 _NR_AREAID = struct.Struct("!bHHI")
 _DATAMAP_GRID = struct.Struct("!II")
+# Each radio code's key layouts, found by the code as Radio(code) finds the
+# radio (a dict lookup costs a tenth of the enum call, and keys are made
+# for every cell of every query and observation).
+_CELLID_LAYOUTS = {int(r): _NR_CELLID if r is Radio.nr else _CELLID for r in Radio}
+_AREAID_LAYOUTS = {int(r): _NR_AREAID if r is Radio.nr else _AREAID for r in Radio}
 
 
 class CellId(NamedTuple):
@@ -114,7 +119,10 @@ def _radio(value: int) -> Radio:
 
 def encode_cellid(radio: int, mcc: int, mnc: int, lac: int, cid: int) -> bytes:
     """Return the binary cell key: 11 bytes, or 17 bytes for ``Radio.nr``."""
-    layout = _NR_CELLID if _radio(radio) is Radio.nr else _CELLID
+    try:
+        layout = _CELLID_LAYOUTS[radio]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown radio {radio!r}") from None
     try:
         return layout.pack(radio, mcc, mnc, lac, cid)
     except struct.error as exc:
@@ -147,7 +155,10 @@ def encode_areaid(radio: int, mcc: int, mnc: int, lac: int) -> bytes:
     original; 9 bytes (``!bHHI``) for 5G NR, whose tracking area codes have
     24 bits.
     """
-    layout = _NR_AREAID if _radio(radio) is Radio.nr else _AREAID
+    try:
+        layout = _AREAID_LAYOUTS[radio]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown radio {radio!r}") from None
     try:
         return layout.pack(radio, mcc, mnc, lac)
     except struct.error as exc:

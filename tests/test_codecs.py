@@ -96,11 +96,28 @@ def test_cellid_layout_is_big_endian_radio_mcc_mnc_lac_cid() -> None:
         (Radio.gsm, -1, 410, 1, 1),  # negative mcc
         (Radio.nr, 310, 410, 2**32, 1),  # TAC beyond 32 bits
         (7, 310, 410, 1, 1),  # unknown radio
+        ("lte", 310, 410, 1, 1),  # a radio name, not its code
+        ([3], 310, 410, 1, 1),  # unhashable: still a ValueError
+        (None, 310, 410, 1, 1),
     ],
 )
 def test_encode_cellid_rejects_values_that_do_not_fit(cell: tuple[int, int, int, int, int]) -> None:
     with pytest.raises(ValueError):
         codecs.encode_cellid(*cell)
+
+
+@pytest.mark.parametrize("radio", [7, "lte", [3], None])
+def test_encode_areaid_rejects_unknown_radios(radio: object) -> None:
+    with pytest.raises(ValueError, match="unknown radio"):
+        codecs.encode_areaid(radio, 310, 410, 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("radio", list(Radio))
+def test_keys_take_the_radio_as_its_code_or_member(radio: Radio) -> None:
+    # The layouts are found by the code; an IntEnum member and its int are one key.
+    assert codecs.encode_cellid(radio, 1, 2, 3, 4) == codecs.encode_cellid(int(radio), 1, 2, 3, 4)
+    assert codecs.decode_cellid(codecs.encode_cellid(int(radio), 1, 2, 3, 4)).radio is radio
+    assert codecs.encode_areaid(radio, 1, 2, 3) == codecs.encode_areaid(int(radio), 1, 2, 3)
 
 
 @pytest.mark.parametrize(
