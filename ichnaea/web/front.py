@@ -190,7 +190,7 @@ class ServiceApp(Starlette):
             # Nothing to answer (nobody listens) and nothing to report.
             status = CLIENT_CLOSED_REQUEST
         finally:
-            self._record(scope, status, time.perf_counter() - start, fields)
+            self._record(scope, path, status, time.perf_counter() - start, fields)
 
     async def _answer(self, endpoint: Endpoint, scope: Scope, receive: Receive) -> Response:
         """Call ``endpoint`` as Starlette's route would, with the API and HTTP error handlers;
@@ -204,8 +204,9 @@ class ServiceApp(Starlette):
                 raise
             return await handler(request, exc)
 
-    def _record(self, scope: Scope, status: int, elapsed: float, fields: dict[str, Any]) -> None:
-        route = _route_path(scope)
+    def _record(
+        self, scope: Scope, route: str, status: int, elapsed: float, fields: dict[str, Any]
+    ) -> None:
         metrics = self._get_metrics(scope)
         if metrics is not None and metrics.enabled:
             known = route in self._endpoints
