@@ -92,14 +92,18 @@ def _log_line(line: dict[str, Any]) -> str:
 
 
 def _declared_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
-    """The body length ``Content-Length`` declares; None when absent or unreadable."""
+    """The body length ``Content-Length`` declares; None when absent or unreadable, or
+    when a ``Transfer-Encoding`` overrides it (RFC 9112 6.3)."""
+    declared = None
     for name, value in headers:
-        if name == b"content-length":
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length" and declared is None:
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
                 return None
-    return None
+    return declared
 
 
 class ServiceApp(Starlette):

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from ichnaea.web.errors import EXCEPTION_HANDLERS
-from ichnaea.web.front import ServiceApp
+from ichnaea.web.front import ServiceApp, _declared_length
 from ichnaea.web.middleware import InternalErrorMiddleware
 
 
@@ -138,3 +138,22 @@ def test_routes_answer_the_same_directly_and_through_starlette(root_path: str) -
     refused = client.delete(f"{root_path}/api")
     assert refused.status_code == 405 and refused.json()["error"]["code"] == 405
     assert client.get(f"{root_path}/missing").json()["error"]["code"] == 404
+
+
+@pytest.mark.parametrize(
+    ("headers", "declared"),
+    [
+        ([(b"content-length", b"12")], 12),
+        ([(b"host", b"x"), (b"content-length", b"12"), (b"content-length", b"99")], 12),
+        ([(b"content-length", b"twelve")], None),
+        ([], None),
+        # Transfer-Encoding overrides Content-Length (RFC 9112 6.3): the body is
+        # counted as it streams, whatever the length says.
+        ([(b"content-length", b"12"), (b"transfer-encoding", b"chunked")], None),
+        ([(b"transfer-encoding", b"chunked"), (b"content-length", b"12")], None),
+    ],
+)
+def test_only_a_length_without_transfer_encoding_bounds_the_body(
+    headers: list[tuple[bytes, bytes]], declared: int | None
+) -> None:
+    assert _declared_length(headers) == declared
