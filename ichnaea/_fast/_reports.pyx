@@ -168,6 +168,23 @@ def position_fields(object position, dict table):
     return out
 
 
+cdef list _entry_dicts(object value):
+    """A report's list field as the kernels read it: its dict entries in order, the
+    entries that are no mapping skipped (as the Python path skips them). None (hand
+    back) for a list or dict subclass, which the Python path reads; [] for a field
+    that is not a list."""
+    cdef list out = []
+    cdef object obj
+    if type(value) is not list:
+        return None if isinstance(value, list) else []
+    for obj in <list>value:
+        if type(obj) is dict:
+            out.append(obj)
+        elif isinstance(obj, dict):
+            return None
+    return out
+
+
 cdef inline bint _may_opt_out(dict item):
     cdef PyObject* ssid = PyDict_GetItem(item, "ssid")
     return ssid is not NULL and isinstance(<object>ssid, str) and "_" in <str>ssid
@@ -184,13 +201,10 @@ def flat_entries(object value, dict table, dict radios, object gps_age, bint che
     cdef PyObject* radio
     cdef int code
     cdef object obj
-    if type(value) is not list:
-        return None if isinstance(value, list) else []
-    for obj in <list>value:
-        if type(obj) is not dict:
-            if isinstance(obj, dict):
-                return None
-            continue
+    cdef list entries = _entry_dicts(value)
+    if entries is None:
+        return None
+    for obj in entries:
         item = <dict>obj
         if check_ssid and _may_opt_out(item):
             return None
@@ -624,13 +638,10 @@ def submitted_macs(
     cdef PyObject* found
     cdef object field, name
     cdef int overflow
-    if type(value) is not list:
-        return None if isinstance(value, list) else []
-    for raw in <list>value:
-        if type(raw) is not dict:
-            if isinstance(raw, dict):
-                return None
-            continue
+    cdef list entries = _entry_dicts(value)
+    if entries is None:
+        return None
+    for raw in entries:
         item = <dict>raw
         found = PyDict_GetItem(item, "macAddress")
         if found is NULL or <object>found is None:

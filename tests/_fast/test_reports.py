@@ -474,3 +474,27 @@ def test_submitted_macs_take_plain_entries(value: Any, wifi: bool) -> None:
         for e in value
     )
     assert (got is None) == could_opt_out
+
+
+class _Dict(dict):  # type: ignore[type-arg]
+    """A mapping the JSON decoders never make: only the Python path reads it."""
+
+
+class _List(list):  # type: ignore[type-arg]
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [{"macAddress": "a0b1c2d3e4f5"}, _Dict(macAddress="a0b1c2d3e4f6")],
+        _List([{"macAddress": "a0b1c2d3e4f5"}]),
+    ],
+)
+def test_list_and_dict_subclasses_go_back_to_the_python_path(value: Any) -> None:
+    from ichnaea.reports import formats
+
+    assert _fast.submitted_macs(value, formats.WIFI_INTS, formats._WIFI_STRINGS,
+                                formats.SENTINELS, True) is None  # fmt: skip
+    for _, _, _, coded in observations._LISTS:
+        assert _fast.flat_entries(value, coded, observations._RADIO_NAMES, 0, True) is None
