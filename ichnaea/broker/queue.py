@@ -1,10 +1,10 @@
 """Redis data queues: the wire format of queued items, and pushing them.
 
-An item is a JSON object, UTF-8 encoded and gzip-compressed (level 6), so
-queues stay small in Redis memory. Producers push them with ``RPUSH``,
-1000 at a time inside one script. The queue consumers (the worker role)
-own the delivery guarantees; this module only defines the format and the
-producer side.
+An item is a JSON object, UTF-8 encoded and gzip-compressed (by ISA-L, about
+as small as zlib's level 6), so queues stay small in Redis memory.
+Producers push them with ``RPUSH``, 1000 at a time inside one script.
+The queue consumers (the worker role) own the delivery guarantees; this
+module only defines the format and the producer side.
 
 Unlike the original, a queue never gets an ``EXPIRE``: that would silently
 drop accepted data whenever the workers fall a day behind. Producers bound
@@ -21,6 +21,8 @@ import asyncio
 import gzip
 import json
 import logging
+import math
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from typing import Any
 import orjson
 import redis
 import redis.asyncio
+from isal import isal_zlib
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,10 @@ return results
 """
 
 
+# How old a total of the other queues' waiting reports a group push may use.
+ELSEWHERE_MAX_AGE_S = 0.05
+
+
 @dataclass(slots=True)
 class _Group:
     items: Sequence[bytes]
@@ -102,8 +109,18 @@ class GroupPusher:
     after its own push is acknowledged, or gets the Redis error of the run
     that carried it (then nothing of that run was pushed, or, on an error
     after the script ran, the push is as uncertain as a single push would
-    be). ``elsewhere`` (the other queues' total, see
-    :mod:`ichnaea.pipeline.ingest.backlog`) is read once per run.
+    be).
+
+    ``elsewhere`` (the other queues' total, see
+    :mod:`ichnaea.pipeline.ingest.backlog`) costs a round trip of its own,
+    so a run reuses the total read at most ``elsewhere_max_age_s`` (50 ms)
+    before; under load that is one read per 50 ms instead of one per run,
+    which saved 17 of 146 µs of CPU per geosubmit request over HTTP
+    (benchmarks/RESULTS.md, session 17). Only the workers change those
+    queues, by routing reports out of the pushed one: the reused total can
+    miss what they routed in those 50 ms, besides what they are routing at
+    the moment of the read. The pushed queue's own length is read by the
+    script, exact as ever.
     """
 
     def __init__(
@@ -111,10 +128,17 @@ class GroupPusher:
         client: redis.asyncio.Redis,
         queue: str,
         elsewhere: Callable[[], Awaitable[int]],
+        *,
+        elsewhere_max_age_s: float = ELSEWHERE_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._queue = queue
         self._elsewhere = elsewhere
+        self._elsewhere_max_age_s = elsewhere_max_age_s
+        self._clock = clock
+        self._elsewhere_total = 0
+        self._elsewhere_read_at = -math.inf
         self._script = client.register_script(_PUSH_GROUPS)
         self._pending: list[_Group] = []
         self._running: asyncio.Task[None] | None = None
@@ -133,7 +157,7 @@ class GroupPusher:
         while self._pending:
             groups, self._pending = self._pending, []
             try:
-                elsewhere = await self._elsewhere()
+                elsewhere = await self._waiting_elsewhere()
                 args: list[Any] = [elsewhere, len(groups)]
                 for group in groups:
                     args += [group.limit, len(group.items)]
@@ -148,6 +172,14 @@ class GroupPusher:
             for group, result in zip(groups, results, strict=True):
                 if not group.done.done():
                     group.done.set_result(int(result) >= 0)
+
+    async def _waiting_elsewhere(self) -> int:
+        """The other queues' total, read again when older than ``elsewhere_max_age_s``."""
+        now = self._clock()
+        if now - self._elsewhere_read_at >= self._elsewhere_max_age_s:
+            self._elsewhere_total = await self._elsewhere()
+            self._elsewhere_read_at = now  # its age counts from before the read
+        return self._elsewhere_total
 
 
 def encode_item(item: dict[str, Any]) -> bytes:
@@ -165,21 +197,20 @@ def encode_item(item: dict[str, Any]) -> bytes:
     return _gzip(text)
 
 
-# A 2 KiB window and a small hash table (zlib's defaults are 32 KiB and
-# memLevel 8): a queued report is a few KiB of JSON whose repeats (field
-# names) lie close together, so the output is as small (within 1 % from 5
-# to 200 access points), but the compressor's state is about 20 KiB instead
-# of 260 KiB. glibc serves the large state with mmap, zeroed pages and all,
-# on every call: ``gzip.compress`` of a 15-network report cost 55 µs, this
-# 12 µs (benchmarks/RESULTS.md, session 15). Any gzip reader reads it.
-_GZIP_WBITS = 16 + 11
-_GZIP_MEM_LEVEL = 4
+# ISA-L's deflate (the ``isal`` package, Intel's library, the one xopen
+# and cutadapt use) at its default level 2 writes a queued report in about
+# 8 µs where zlib at level 6 takes 25 (a 15-network report, distinct texts
+# in a row, as the web role sees them: benchmarks/RESULTS.md, session 17),
+# a tenth of a geosubmit request. The output is within 1 % of zlib's level
+# 6 in size (tests/broker/test_queue_items.py) and any gzip reader reads
+# it. zlib's own tuning (levels, small windows, Huffman-only, a copied
+# compressor) did not come near (session 16).
+_GZIP_LEVEL = 2
 
 
 def _gzip(text: bytes) -> bytes:
-    """One gzip member of ``text``, level 6 (as the original queues its items)."""
-    deflate = zlib.compressobj(6, zlib.DEFLATED, _GZIP_WBITS, _GZIP_MEM_LEVEL)
-    return deflate.compress(text) + deflate.flush()
+    """One gzip member of ``text`` (the original queues its items at zlib's level 6)."""
+    return isal_zlib.compress(text, _GZIP_LEVEL, 31)
 
 
 _GZIP_MAGIC = b"\x1f\x8b"

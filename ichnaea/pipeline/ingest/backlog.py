@@ -29,7 +29,10 @@ producer pushes to another producer's export queues, so concurrent
 submissions are serialised exactly by the script; only a worker routing a
 batch from ``update_incoming`` to the export queues between that read and
 the script can make the passed total briefly stale (by the batches being
-routed at that moment, at most ``INCOMING_BATCH`` reports per worker).
+routed at that moment, at most ``INCOMING_BATCH`` reports per worker). The
+web role's group pusher reuses a total for up to 50 ms
+(``ichnaea.broker.queue.ELSEWHERE_MAX_AGE_S``), so it can also miss what
+the workers routed in that time.
 Passing the total, rather than naming every queue as a key of one script,
 keeps the script valid on Redis Cluster, where one script may only touch
 keys of one hash slot (issue 12).

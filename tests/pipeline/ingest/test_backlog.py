@@ -131,3 +131,36 @@ def test_a_redis_error_reaches_every_caller_of_the_run(redis_url: str) -> None:
 
     results = _with_pusher(redis_url, 0, run)
     assert all(isinstance(r, redis.ConnectionError) for r in results), results
+
+
+def test_a_group_push_reuses_the_other_queues_total_until_it_is_too_old(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """The total of the other queues costs a round trip: a run reuses one read
+    less than ``elsewhere_max_age_s`` before, and reads again after."""
+    now = [100.0]
+    totals = iter([0, 5])
+    reads: list[float] = []
+
+    async def main() -> list[bool]:
+        client = connect_async_url(redis_url)
+
+        async def waiting() -> int:
+            reads.append(now[0])
+            return next(totals)
+
+        pusher = GroupPusher(client, "q", waiting, elsewhere_max_age_s=0.5, clock=lambda: now[0])
+        try:
+            results = [await pusher.push([b"a"], limit=5)]  # reads 0: 0 + 1 <= 5
+            now[0] += 0.25
+            results.append(await pusher.push([b"b"], limit=5))  # reuses 0: 1 + 1 <= 5
+            now[0] += 0.25  # exactly as old as allowed
+            results.append(await pusher.push([b"c"], limit=5))  # reads 5: 2 + 5 + 1 > 5
+            results.append(await pusher.push([b"d"], limit=8))  # reuses 5: 2 + 5 + 1 <= 8
+            return results
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(main()) == [True, True, False, True]
+    assert reads == [100.0, 100.5]
+    assert redis_client.lrange("q", 0, -1) == [b"a", b"b", b"d"]
