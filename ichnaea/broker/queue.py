@@ -33,6 +33,8 @@ import redis
 import redis.asyncio
 from isal import isal_zlib
 
+from ichnaea.broker.direct import ScriptConnection, direct_target
+
 log = logging.getLogger(__name__)
 
 
@@ -121,6 +123,10 @@ class GroupPusher:
     miss what they routed in those 50 ms, besides what they are routing at
     the moment of the read. The pushed queue's own length is read by the
     script, exact as ever.
+
+    The runs go over a connection of the pusher's own
+    (:mod:`ichnaea.broker.direct`) where the client's server can be reached
+    that way, else through the client; :meth:`close` closes it.
     """
 
     def __init__(
@@ -140,6 +146,8 @@ class GroupPusher:
         self._elsewhere_total = 0
         self._elsewhere_read_at = -math.inf
         self._script = client.register_script(_PUSH_GROUPS)
+        target = direct_target(client)
+        self._direct = None if target is None else ScriptConnection(target, _PUSH_GROUPS)
         self._pending: list[_Group] = []
         self._running: asyncio.Task[None] | None = None
 
@@ -164,7 +172,10 @@ class GroupPusher:
                     args += [group.limit, len(group.items)]
                 for group in groups:
                     args.extend(group.items)
-                results = await self._script(keys=[self._queue], args=args)
+                if self._direct is not None:
+                    results = await self._direct.run([self._queue], args)
+                else:
+                    results = await self._script(keys=[self._queue], args=args)
             except Exception as exc:  # handed to every caller of the run, who decides
                 for group in groups:
                     if not group.done.done():
@@ -173,6 +184,11 @@ class GroupPusher:
             for group, result in zip(groups, results, strict=True):
                 if not group.done.done():
                     group.done.set_result(int(result) >= 0)
+
+    async def close(self) -> None:
+        """Close the pusher's own connection (see :mod:`ichnaea.broker.direct`), if any."""
+        if self._direct is not None:
+            await self._direct.close()
 
     async def _waiting_elsewhere(self) -> int:
         """The other queues' total, read again when older than ``elsewhere_max_age_s``."""

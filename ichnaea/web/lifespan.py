@@ -126,6 +126,7 @@ def open_state(settings: Settings) -> AppState:
 
 async def close_state(state: AppState) -> None:
     await state.api.usage.close()  # before Redis closes: nothing counted is lost
+    await state.api.service.close()
     state.api.service.executor.shutdown(wait=False, cancel_futures=True)
     index = state.api.service.index
     if index is not None:

@@ -186,6 +186,11 @@ class LocateService:
             self._incoming = GroupPusher(self.redis, keyspace.INCOMING, self._waiting_elsewhere)
         return await self._incoming.push(encoded, limit=limit)
 
+    async def close(self) -> None:
+        """Close what the service opened itself (the queue pusher's connection)."""
+        if self._incoming is not None:
+            await self._incoming.close()
+
     async def _waiting_elsewhere(self) -> int:
         targets = await self._targets()
         return await waiting_elsewhere_async(self.redis, targets, besides=keyspace.INCOMING)

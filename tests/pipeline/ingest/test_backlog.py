@@ -75,9 +75,11 @@ def _with_pusher(redis_url: str, elsewhere: int, run):  # type: ignore[no-untype
         async def waiting() -> int:
             return elsewhere
 
+        pusher = GroupPusher(client, "q", waiting)
         try:
-            return await run(GroupPusher(client, "q", waiting))
+            return await run(pusher)
         finally:
+            await pusher.close()
             await client.aclose()
 
     return asyncio.run(main())
@@ -159,6 +161,7 @@ def test_a_group_push_reuses_the_other_queues_total_until_it_is_too_old(
             results.append(await pusher.push([b"d"], limit=8))  # reuses 5: 2 + 5 + 1 <= 8
             return results
         finally:
+            await pusher.close()
             await client.aclose()
 
     assert asyncio.run(main()) == [True, True, False, True]
