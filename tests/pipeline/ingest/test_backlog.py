@@ -167,3 +167,25 @@ def test_a_group_push_reuses_the_other_queues_total_until_it_is_too_old(
     assert asyncio.run(main()) == [True, True, False, True]
     assert reads == [100.0, 100.5]
     assert redis_client.lrange("q", 0, -1) == [b"a", b"b", b"d"]
+
+
+def test_a_cancelled_caller_stops_waiting_and_the_others_are_answered(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """A request that goes away while its push is on its way (a client gone, a
+    shutdown) stops waiting; its items go with the run they joined, and the other
+    callers of that run get their answers."""
+
+    async def run(pusher: GroupPusher) -> list[object]:
+        first = asyncio.ensure_future(pusher.push([b"a"], limit=10))
+        await asyncio.sleep(0)  # the run starts, carrying the first push
+        later = [asyncio.ensure_future(pusher.push([item], limit=10)) for item in (b"b", b"c")]
+        await asyncio.sleep(0)
+        later[0].cancel()
+        answers = asyncio.gather(first, *later, return_exceptions=True)
+        return list(await asyncio.wait_for(answers, 10))  # a run that died answers nobody
+
+    first, cancelled, last = _with_pusher(redis_url, 0, run)
+    assert first is True and last is True
+    assert isinstance(cancelled, asyncio.CancelledError)
+    assert redis_client.lrange("q", 0, -1) == [b"a", b"b", b"c"]
