@@ -61,6 +61,7 @@ try:
         add_observations,
         flat_entries,
         position_fields,
+        submitted_cells,
         submitted_macs,
         transform_limits,
     )
@@ -147,6 +148,7 @@ __all__ = [
     "positions",
     "round7",
     "select_sample",
+    "submitted_cells",
     "submitted_macs",
     "transform_limits",
     "weighted_position",

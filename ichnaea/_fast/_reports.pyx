@@ -30,9 +30,10 @@ to the Python path, which is the specification
 The ranges are compiled in; ``transform_limits()`` gives them back for the
 test that holds them to ``ichnaea.pipeline.ingest.validation``.
 
-One more kernel serves the submit API: ``submitted_macs`` is what
-``ichnaea.reports.formats`` makes of a submitted report's Wi-Fi or Bluetooth
-entry list, for plain entries (the same hand-back rule).
+Two more kernels serve the submit API: ``submitted_macs`` and
+``submitted_cells`` are what ``ichnaea.reports.formats`` makes of a
+submitted report's Wi-Fi or Bluetooth entry list and of its cell list, for
+plain entries (the same hand-back rule).
 """
 
 from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_Next, PyDict_SetItem
@@ -618,6 +619,37 @@ def add_observations(
 # The submit API's Wi-Fi and Bluetooth entries (ichnaea.reports.formats)
 # ---------------------------------------------------------------------------
 
+cdef object _HAND_BACK = object()
+
+
+cdef object _plain_int(dict item, object name, object sentinels):
+    """``formats.to_int`` of a field that is absent, null or an int (None: no value);
+    ``_HAND_BACK`` for anything else, which the Python function coerces."""
+    cdef PyObject* found = PyDict_GetItem(item, name)
+    cdef int overflow
+    if found is NULL or <object>found is None:
+        return None
+    if type(<object>found) is not int:
+        return _HAND_BACK
+    PyLong_AsLongLongAndOverflow(<object>found, &overflow)
+    if overflow != 0 or <object>found in sentinels:
+        return None
+    return <object>found
+
+
+cdef int _copy_ints(dict item, tuple names, object sentinels, dict entry) except -1:
+    """The int fields ``names`` of ``item`` into ``entry``, as ``formats._fields``
+    with ``to_int`` keeps them: 1, or 0 (hand back) at a value to coerce."""
+    cdef object name, number
+    for name in names:
+        number = _plain_int(item, name, sentinels)
+        if number is _HAND_BACK:
+            return 0
+        if number is not None:
+            entry[name] = number
+    return 1
+
+
 def submitted_macs(
     object value, tuple int_names, tuple str_names, object sentinels, bint check_ssid
 ):
@@ -637,7 +669,6 @@ def submitted_macs(
     cdef dict item, entry
     cdef PyObject* found
     cdef object field, name
-    cdef int overflow
     cdef list entries = _entry_dicts(value)
     if entries is None:
         return None
@@ -658,15 +689,8 @@ def submitted_macs(
             if found is not NULL and isinstance(<object>found, str) and "_" in <str>found:
                 return None
         entry = {"macAddress": field}
-        for name in int_names:
-            found = PyDict_GetItem(item, name)
-            if found is NULL or <object>found is None:
-                continue
-            if type(<object>found) is not int:
-                return None
-            PyLong_AsLongLongAndOverflow(<object>found, &overflow)
-            if overflow == 0 and <object>found not in sentinels:
-                entry[name] = <object>found
+        if not _copy_ints(item, int_names, sentinels, entry):
+            return None
         for name in str_names:
             found = PyDict_GetItem(item, name)
             if found is NULL or <object>found is None:
@@ -677,5 +701,55 @@ def submitted_macs(
                 continue
             if <str>found:
                 entry[name] = <object>found
+        out.append(entry)
+    return out
+
+
+def submitted_cells(
+    object value, tuple int_names, object sentinels, dict radios, object default_radio
+):
+    """``formats._cell`` of every entry of one submitted cell list, or None.
+
+    The dict entries, each as ``{<int_names present>, "primaryScramblingCode"
+    (from ``psc`` when only that is given), "radioType", "cellId" (from
+    ``newRadioCellId`` for NR)}``: an int outside 64 bits or in
+    ``sentinels`` is left out; the radio is ``radioType`` stripped and
+    lower-cased and looked up in ``radios``, else ``default_radio``. None,
+    for the Python function to answer, unless every int field it reads is
+    absent, null or an int (no float, boolean or numeric text to coerce)
+    (the ``_entry_dicts`` hand-back rule besides). Not a list: [].
+    """
+    cdef list out = []
+    cdef dict item, entry
+    cdef PyObject* found
+    cdef object number, radio
+    cdef list entries = _entry_dicts(value)
+    if entries is None:
+        return None
+    for raw in entries:
+        item = <dict>raw
+        entry = {}
+        if not _copy_ints(item, int_names, sentinels, entry):
+            return None
+        if "primaryScramblingCode" not in entry:
+            number = _plain_int(item, "psc", sentinels)
+            if number is _HAND_BACK:
+                return None
+            if number is not None:
+                entry["primaryScramblingCode"] = number
+        found = PyDict_GetItem(item, "radioType")
+        radio = None
+        if found is not NULL and isinstance(<object>found, str):
+            radio = radios.get((<object>found).strip().lower())
+        if radio is None:
+            radio = default_radio
+        if radio is not None:
+            entry["radioType"] = radio
+        if radio == "nr":
+            number = _plain_int(item, "newRadioCellId", sentinels)
+            if number is _HAND_BACK:
+                return None
+            if number is not None:
+                entry["cellId"] = number
         out.append(entry)
     return out

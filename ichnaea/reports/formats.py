@@ -36,7 +36,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ichnaea._fast import submitted_macs
+from ichnaea._fast import submitted_cells, submitted_macs
 from ichnaea.errors import ParseError, PayloadTooLargeError
 from ichnaea.privacy import OPT_OUT_MARKERS, is_opted_out
 from ichnaea.reports.fields import Field, Kind, names, renamed
@@ -299,6 +299,19 @@ def _cell(item: dict[str, Any], default_radio: str | None) -> dict[str, Any]:
     return entry
 
 
+def _cells(value: Any, default_radio: str | None) -> list[dict[str, Any]]:
+    """The cell entries of a submitted list: plain ones in one compiled pass
+    (``_fast.submitted_cells``: 2.5 µs -> 0.7 µs for a report's one or two
+    cells), anything else entry by entry here, which is the specification
+    (tests/_fast/test_reports.py)."""
+    fast: list[dict[str, Any]] | None = submitted_cells(
+        value, CELL_INTS, SENTINELS, RADIOS, default_radio
+    )
+    if fast is not None:
+        return fast
+    return [_cell(e, default_radio) for e in _entries(value)]
+
+
 def _position(value: Any) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         return None
@@ -322,7 +335,7 @@ def _report(item: dict[str, Any], position: dict[str, Any] | None, now_ms: int) 
     radio = _vocab(item.get("radioType"), RADIOS)
     blue = _macs(item.get("bluetoothBeacons"), _blue, BLUE_INTS, _BLUE_STRINGS, wifi=False)
     wifi = _macs(item.get("wifiAccessPoints"), _wifi, WIFI_INTS, _WIFI_STRINGS, wifi=True)
-    cell = [_cell(e, radio) for e in _entries(item.get("cellTowers"))]
+    cell = _cells(item.get("cellTowers"), radio)
     if not (blue or cell or wifi):
         return None
     report: Report = {"timestamp": _timestamp(item.get("timestamp"), now_ms)}

@@ -433,8 +433,12 @@ def test_submitted_macs_equal_the_python_functions(value: Any, wifi: bool) -> No
     function = formats._wifi if wifi else formats._blue
     got = _fast.submitted_macs(value, *names, formats.SENTINELS, wifi)
     want = [e for e in map(function, formats._entries(value)) if e is not None]
-    if got is None:
-        return
+    if got is not None:
+        _assert_same_entries(got, want)
+
+
+def _assert_same_entries(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    """The same entries: values, types and key order."""
     assert got == want
     assert [list(e.items()) for e in got] == [list(e.items()) for e in want]
     assert [[type(v) for v in e.values()] for e in got] == [
@@ -498,3 +502,107 @@ def test_list_and_dict_subclasses_go_back_to_the_python_path(value: Any) -> None
                                 formats.SENTINELS, True) is None  # fmt: skip
     for _, _, _, coded in observations._LISTS:
         assert _fast.flat_entries(value, coded, observations._RADIO_NAMES, 0, True) is None
+
+
+# -- submitted_cells: the submit API's cell entries -----------------------------
+
+_CELL_NAMES = [
+    "radioType",
+    "mobileCountryCode",
+    "mobileNetworkCode",
+    "locationAreaCode",
+    "cellId",
+    "newRadioCellId",
+    "age",
+    "asu",
+    "serving",
+    "signalStrength",
+    "timingAdvance",
+    "primaryScramblingCode",
+    "psc",
+    "other",
+]
+_RADIO_TEXTS = st.sampled_from(
+    ["lte", " LTE ", "nr", "NR", "umts", "wcdma", "gsm", "cdma", "x", ""]
+)
+_CELL_VALUES = st.one_of(_SUBMIT_VALUES, _RADIO_TEXTS)
+
+
+def _cell_entries(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    entry = st.dictionaries(st.sampled_from(_CELL_NAMES), values, max_size=8)
+    return st.lists(st.one_of(entry, entry, entry, values), max_size=6)
+
+
+_DEFAULT_RADIOS = st.sampled_from([None, "gsm", "nr", "lte"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.one_of(
+        _cell_entries(_CELL_VALUES),
+        _cell_entries(st.one_of(_CELL_VALUES, _SUBMIT_ODD)),
+        json_values,
+    ),
+    _DEFAULT_RADIOS,
+)
+def test_submitted_cells_equal_the_python_function(value: Any, default_radio: str | None) -> None:
+    """Plain lists give exactly what ``formats._cell`` gives (values, types and key
+    order); anything else is handed back (None)."""
+    from ichnaea.reports import formats
+
+    got = _fast.submitted_cells(
+        value, formats.CELL_INTS, formats.SENTINELS, formats.RADIOS, default_radio
+    )
+    want = [formats._cell(e, default_radio) for e in formats._entries(value)]
+    if got is not None:
+        _assert_same_entries(got, want)
+
+
+_PLAIN_CELL_ENTRY = st.fixed_dictionaries(
+    {},
+    optional={
+        **{
+            name: _SUBMIT_INTS
+            for name in ("mobileCountryCode", "cellId", "newRadioCellId", "psc", "signalStrength")
+        },
+        "radioType": st.one_of(st.none(), st.integers(), _RADIO_TEXTS),
+        "other": _SUBMIT_TEXTS,
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(_PLAIN_CELL_ENTRY, st.integers(), st.none()), max_size=6), _DEFAULT_RADIOS
+)
+def test_submitted_cells_take_plain_entries(value: Any, default_radio: str | None) -> None:
+    """Ints (or nothing) where ints belong: the compiled pass always answers."""
+    from ichnaea.reports import formats
+
+    got = _fast.submitted_cells(
+        value, formats.CELL_INTS, formats.SENTINELS, formats.RADIOS, default_radio
+    )
+    assert got is not None
+    assert got == [formats._cell(e, default_radio) for e in formats._entries(value)]
+
+
+def test_submitted_cells_hand_back_what_the_python_function_coerces() -> None:
+    from ichnaea.reports import formats
+
+    def fast(value: Any) -> Any:
+        return _fast.submitted_cells(
+            value, formats.CELL_INTS, formats.SENTINELS, formats.RADIOS, None
+        )
+
+    assert fast([{"cellId": "12"}]) is None  # numeric text
+    assert fast([{"cellId": 12.0}]) is None  # a float
+    assert fast([{"psc": True}]) is None  # a boolean where psc stands in
+    assert fast([{"radioType": "nr", "newRadioCellId": "7"}]) is None
+    # Not read, so not in the way: psc beside a primaryScramblingCode, an NR id off NR.
+    assert fast([{"primaryScramblingCode": 5, "psc": "x"}]) == [{"primaryScramblingCode": 5}]
+    assert fast([{"radioType": "lte", "newRadioCellId": "7"}]) == [{"radioType": "lte"}]
+    assert fast([{"radioType": " NR ", "cellId": 1, "newRadioCellId": 2**40}]) == [
+        {"cellId": 2**40, "radioType": "nr"}
+    ]
+    assert fast(_List([{"cellId": 1}])) is None
+    assert fast([_Dict(cellId=1)]) is None
