@@ -102,26 +102,23 @@ class _Replies(asyncio.Protocol):
             try:
                 reply = self._reader.gets()
             except redis.InvalidResponse as exc:
-                self._fail(exc)
+                self.fail(exc)
                 return
             if reply is False:
                 return
             if not self._waiting:
-                self._fail(redis.InvalidResponse("a reply nobody asked for"))
+                self.fail(redis.InvalidResponse("a reply nobody asked for"))
                 return
             waiter = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        error = redis.ConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}")
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_exception(error)
+        reason = exc or "closed by the server"
+        self.fail(redis.ConnectionError(f"connection to Redis lost: {reason}"))
 
-    def _fail(self, exc: Exception) -> None:
+    def fail(self, exc: Exception) -> None:
+        """Close the connection; every command still waiting gets ``exc``."""
         self.closed = True
         while self._waiting:
             waiter = self._waiting.popleft()
@@ -172,8 +169,8 @@ class ScriptConnection:
 
     async def close(self) -> None:
         replies, self._replies = self._replies, None
-        if replies is not None and replies.transport is not None:
-            replies.transport.close()
+        if replies is not None:
+            replies.fail(redis.ConnectionError("connection to Redis closed"))
 
     async def _connected(self) -> _Replies:
         if self._replies is not None and not self._replies.closed:
@@ -202,8 +199,7 @@ class ScriptConnection:
                     if isinstance(reply, Exception):
                         raise redis.ConnectionError(f"Redis refused the connection: {reply}")
             except BaseException:
-                if replies.transport is not None:
-                    replies.transport.close()
+                replies.fail(redis.ConnectionError("connection to Redis not set up"))
                 raise
         self._replies = replies
         return replies
@@ -218,7 +214,6 @@ class ScriptConnection:
                 return await waiter
         except TimeoutError:
             # A late reply would be taken for the next command's: drop the connection.
-            replies.closed = True
-            if replies.transport is not None:
-                replies.transport.close()
-            raise redis.TimeoutError(f"no reply from Redis within {self._timeout_s} s") from None
+            error = redis.TimeoutError(f"no reply from Redis within {self._timeout_s} s")
+            replies.fail(error)
+            raise error from None
