@@ -30,6 +30,19 @@ FLUSH_INTERVAL_S = 0.1
 # imports it (seven lines at every start of the web role).
 QUIET_LOGGERS = {"alembic.runtime.plugins": logging.WARNING}
 
+# Bumped in a forked child, where the per-process templates below are made
+# again: comparing it costs nothing, while asking for the process id is a
+# system call, once per request in the web role.
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class RecordMaker:
     """Records of one logger and level for a message text, from a per-process template.
@@ -46,14 +59,14 @@ class RecordMaker:
     def __init__(self, logger: logging.Logger, level: int) -> None:
         self.logger = logger
         self.level = level
-        self._pid = -1
+        self._forks = -1
         self._template: dict[str, object] = {}
 
     def __call__(self, message: str) -> logging.LogRecord:
-        if self._pid != os.getpid():
+        if self._forks != _forks:
             model = self.logger.makeRecord(self.logger.name, self.level, __file__, 0, "", (), None)
             self._template = dict(vars(model))
-            self._pid = os.getpid()
+            self._forks = _forks
         record = logging.LogRecord.__new__(logging.LogRecord)
         fields = vars(record)
         fields.update(self._template)
@@ -92,7 +105,7 @@ class RecordWriter:
         self._second = -1
         self._handler: BufferedStreamHandler | None = None
         self._around = ("", "")
-        self._pid = -1
+        self._forks = -1
 
     def write(self, message: str) -> None:
         """Log ``message`` at the level, as ``Logger.log`` would (nothing if the
@@ -104,13 +117,13 @@ class RecordWriter:
             self.logger.handle(self._make(message))
             return
         second = int(time.time())
-        if second != self._second or handler is not self._handler or self._pid != os.getpid():
+        if second != self._second or handler is not self._handler or self._forks != _forks:
             marker = "\x00marker\x00"
             record = self._make(marker)
             record.created, record.msecs = float(second), 0.0
             before, _, after = handler.format(record).partition(marker)
             self._around = (before, after + handler.terminator)
-            self._second, self._handler, self._pid = second, handler, os.getpid()
+            self._second, self._handler, self._forks = second, handler, _forks
         before, after = self._around
         handler.acquire()
         try:

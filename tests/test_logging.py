@@ -153,6 +153,37 @@ def test_record_writer_writes_the_line_the_handler_writes() -> None:
         lines.close()
 
 
+def test_record_writer_names_the_new_process_after_a_fork() -> None:
+    # The line's text around the message is kept per second and per process:
+    # a forked child must not write its parent's process id.
+    from ichnaea.logging import RecordWriter
+
+    lines = _Lines("tests.writer.fork")
+    try:
+        writer = RecordWriter(lines.logger, logging.INFO)
+        writer.write("parent")
+        assert f"[web:{os.getpid()}]" in lines.stream.getvalue()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            lines.stream.seek(0)
+            lines.stream.truncate()
+            writer.write("child")
+            os.write(write, lines.stream.getvalue().encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        child_line = os.read(read, 1000).decode()
+        os.close(read)
+        assert child_line.endswith(f"[web:{pid}] tests.writer.fork: child\n")
+        writer.write("parent again")
+        assert lines.stream.getvalue().endswith(
+            f"[web:{os.getpid()}] tests.writer.fork: parent again\n"
+        )
+    finally:
+        lines.close()
+
+
 def test_record_writer_takes_its_direct_way_only_when_alone() -> None:
     from ichnaea.logging import RecordWriter
 
