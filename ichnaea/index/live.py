@@ -57,6 +57,7 @@ from numpy.typing import NDArray
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ichnaea._fast import locate_cells, locate_macs
 from ichnaea.broker.client import REDIS_ERRORS
 from ichnaea.enums import Radio
 from ichnaea.index import changes
@@ -64,16 +65,17 @@ from ichnaea.index.build import build_index, encode_records, ensure_index, host_
 from ichnaea.index.format import KEY_DTYPES, KINDS, VALUE_DTYPES, CorruptIndexError, file_name
 from ichnaea.index.reader import (
     Found,
+    KernelTables,
     KindIndex,
     Overlay,
     StationIndex,
-    cell_groups,
+    kernel_tables,
     lookup_areas,
     lookup_cells,
     lookup_macs,
-    mac_clusters,
     open_index,
 )
+from ichnaea.positioning import CELL_RADIUS_BOUNDS_M
 from ichnaea.repositories.index_rows import rows_by_keys, rows_modified_since
 from ichnaea.repositories.stations import AreaRows, StationRows
 
@@ -196,6 +198,18 @@ def _newer_than(overlay: Overlay, generation: int) -> Overlay:
 class _View:
     base: StationIndex
     overlays: dict[str, Overlay]
+    # Per kind, the tables the search kernels take (reader.kernel_tables),
+    # gathered once per view instead of once per search.
+    tables: dict[str, KernelTables] = field(init=False)
+    cell_width: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        tables = {
+            kind: kernel_tables(index, self.overlays.get(kind))
+            for kind, index in self.base.kinds.items()
+        }
+        object.__setattr__(self, "tables", tables)
+        object.__setattr__(self, "cell_width", self.base.kinds["cell"].keys.dtype.itemsize)
 
 
 @dataclass(slots=True)
@@ -287,30 +301,35 @@ class LiveIndex:
         macs: bytes,
         signal_dbm: NDArray[np.float64],
         age_ms: NDArray[np.float64],
-        *,
-        today: date,
+        today_day: float,
         now_s: float,
         max_distance_m: float,
         max_networks: int,
         min_accuracy_m: float,
         max_accuracy_m: float,
     ) -> list[Found]:
-        """``reader.mac_clusters`` on the current view (``macs`` joined 6-byte keys,
-        ascending and unique)."""
-        view = self._current()
-        return mac_clusters(
-            view.base.kinds[kind],
-            view.overlays.get(kind),
+        """The Wi-Fi or Bluetooth clusters of a query in one compiled call
+        (``_fast.locate_macs``) on the current view.
+
+        ``macs`` are 6-byte keys, ascending and unique, joined, with one
+        signal and one age each; ``today_day`` is today's proleptic ordinal.
+        The clusters are what gathering (``lookup_macs``), clustering and
+        aggregating (``ichnaea.positioning``) give one after the other.
+        Positional arguments: this runs once per locate request.
+        """
+        found: list[Found] = locate_macs(
             macs,
             signal_dbm,
             age_ms,
-            today=today,
-            now_s=now_s,
-            max_distance_m=max_distance_m,
-            max_networks=max_networks,
-            min_accuracy_m=min_accuracy_m,
-            max_accuracy_m=max_accuracy_m,
+            *self._current().tables[kind],
+            today_day,
+            now_s,
+            max_distance_m,
+            max_networks,
+            min_accuracy_m,
+            max_accuracy_m,
         )
+        return found
 
     def cell_groups(
         self,
@@ -318,27 +337,34 @@ class LiveIndex:
         floor_dbm: NDArray[np.float64],
         signal_dbm: NDArray[np.float64],
         age_ms: NDArray[np.float64],
-        *,
-        today: date,
+        today_day: float,
         now_s: float,
         min_accuracy_m: float,
         max_accuracy_m: float,
     ) -> list[Found]:
-        """``reader.cell_groups`` on the current view (``cellids`` joined, padded, in
-        key order and unique)."""
+        """The cell positions of a query per group of cells, in one compiled call
+        (``_fast.locate_cells``) on the current view.
+
+        ``cellids`` are unique codec keys zero-padded to the index's key width
+        (17 bytes), ascending and joined, with the lowest signal of their
+        radio, one signal and one age each; the ``used`` indices of the answer
+        count in that order. Empty when no cell is found.
+        """
         view = self._current()
-        return cell_groups(
-            view.base.kinds["cell"],
-            view.overlays.get("cell"),
+        found: list[Found] = locate_cells(
             cellids,
+            view.cell_width,
             floor_dbm,
             signal_dbm,
             age_ms,
-            today=today,
-            now_s=now_s,
-            min_accuracy_m=min_accuracy_m,
-            max_accuracy_m=max_accuracy_m,
+            *view.tables["cell"],
+            today_day,
+            now_s,
+            *CELL_RADIUS_BOUNDS_M,
+            min_accuracy_m,
+            max_accuracy_m,
         )
+        return found
 
     def cells(
         self,

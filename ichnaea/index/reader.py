@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ichnaea._fast import gather_stations, locate_cells, locate_macs
+from ichnaea._fast import gather_stations
 from ichnaea.codecs import AREAID_BYTES, MAC_BYTES
 from ichnaea.enums import Radio
 from ichnaea.index.format import (
@@ -56,7 +56,6 @@ from ichnaea.index.format import (
     file_name,
     unpack_header,
 )
-from ichnaea.positioning import CELL_RADIUS_BOUNDS_M
 from ichnaea.repositories.stations import AreaRows, StationRows
 
 Float = NDArray[np.float64]
@@ -295,91 +294,16 @@ def _overlay_tables(
     return _NO_OVERLAY[index.header.kind]
 
 
-def mac_clusters(
-    index: KindIndex,
-    overlay: Overlay | None,
-    macs: bytes,
-    signal_dbm: NDArray[np.float64],
-    age_ms: NDArray[np.float64],
-    *,
-    today: date,
-    now_s: float,
-    max_distance_m: float,
-    max_networks: int,
-    min_accuracy_m: float,
-    max_accuracy_m: float,
-) -> list[Found]:
-    """The Wi-Fi or Bluetooth clusters of a query in one compiled call (``_fast.locate_macs``).
-
-    ``macs`` are 6-byte keys, ascending and unique, joined, with one signal
-    and one age each. The clusters are what gathering (``lookup_macs``), clustering
-    and aggregating (``ichnaea.positioning``) give one after the other.
-    """
-    over_keys, over_values, over_present = _overlay_tables(index, overlay)
-    if len(macs) % MAC_BYTES:
-        raise ValueError(f"MAC keys must be {MAC_BYTES} bytes long")
-    clusters: list[Found] = locate_macs(
-        macs,
-        signal_dbm,
-        age_ms,
-        index.key_bytes,
-        index.value_bytes,
-        over_keys,
-        over_values,
-        over_present,
-        float(today.toordinal()),
-        now_s,
-        max_distance_m,
-        max_networks,
-        min_accuracy_m,
-        max_accuracy_m,
-    )
-    return clusters
+KernelTables = tuple[
+    NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]
+]
 
 
-def cell_groups(
-    index: KindIndex,
-    overlay: Overlay | None,
-    cellids: bytes,
-    floor_dbm: NDArray[np.float64],
-    signal_dbm: NDArray[np.float64],
-    age_ms: NDArray[np.float64],
-    *,
-    today: date,
-    now_s: float,
-    min_accuracy_m: float,
-    max_accuracy_m: float,
-) -> list[Found]:
-    """The cell positions of a query per group of cells, in one compiled call
-    (``_fast.locate_cells``).
-
-    ``cellids`` are unique codec keys zero-padded to the index's key width
-    (17 bytes), ascending and joined, with the lowest signal of their radio,
-    one signal and one age each; the ``used`` indices of the answer count
-    in that order. Empty when no cell is found.
-    """
-    over_keys, over_values, over_present = _overlay_tables(index, overlay)
-    width = index.keys.dtype.itemsize
-    if len(cellids) % width:
-        raise ValueError(f"cell keys must be padded to {width} bytes")
-    groups: list[Found] = locate_cells(
-        cellids,
-        width,
-        floor_dbm,
-        signal_dbm,
-        age_ms,
-        index.key_bytes,
-        index.value_bytes,
-        over_keys,
-        over_values,
-        over_present,
-        float(today.toordinal()),
-        now_s,
-        *CELL_RADIUS_BOUNDS_M,
-        min_accuracy_m,
-        max_accuracy_m,
-    )
-    return groups
+def kernel_tables(index: KindIndex, overlay: Overlay | None) -> KernelTables:
+    """The five byte tables the search kernels (``_fast.locate_macs``, ``locate_cells``)
+    take after the query: the base keys and records, the overlay's keys, records and
+    present flags."""
+    return (index.key_bytes, index.value_bytes, *_overlay_tables(index, overlay))
 
 
 def lookup_cells(

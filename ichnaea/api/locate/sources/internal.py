@@ -122,8 +122,7 @@ class IndexLookup(StationLookup, Protocol):
         macs: bytes,
         signal_dbm: np.ndarray,
         age_ms: np.ndarray,
-        *,
-        today: date,
+        today_day: float,
         now_s: float,
         max_distance_m: float,
         max_networks: int,
@@ -137,8 +136,7 @@ class IndexLookup(StationLookup, Protocol):
         floor_dbm: np.ndarray,
         signal_dbm: np.ndarray,
         age_ms: np.ndarray,
-        *,
-        today: date,
+        today_day: float,
         now_s: float,
         min_accuracy_m: float,
         max_accuracy_m: float,
@@ -274,11 +272,12 @@ def _mac_positions_in(
     index: IndexLookup,
     lookups: list[BlueLookup] | list[WifiLookup],
     params: MacParams,
-    now: datetime,
+    clock: tuple[float, float],
 ) -> list[Position]:
     """:func:`_mac_positions` from the station index: gather, score, cluster and
-    aggregate in one compiled call (``ichnaea._fast.locate_macs``). The same
-    positions: tests/index/test_live.py holds the two paths equal."""
+    aggregate in one compiled call (``ichnaea._fast.locate_macs``), at ``clock``
+    (today's ordinal, now in seconds). The same positions: tests/index/test_live.py
+    holds the two paths equal."""
     prepared = mac_search_input(lookups, params.min_signal_dbm, MIN_WEIGHT_AGE_MS)
     keys, joined, signal, age = prepared or _mac_search_input(lookups, params)
     clusters = index.mac_clusters(
@@ -286,12 +285,10 @@ def _mac_positions_in(
         joined,
         signal,
         age,
-        today=now.date(),
-        now_s=to_seconds(now),
-        max_distance_m=params.max_distance_m,
-        max_networks=params.max_networks,
-        min_accuracy_m=UNBOUNDED[0],
-        max_accuracy_m=UNBOUNDED[1],
+        *clock,
+        params.max_distance_m,
+        params.max_networks,
+        *UNBOUNDED,
     )
     return _found_positions(
         params.kind, keys, clusters, (params.min_accuracy_m, params.max_accuracy_m)
@@ -423,21 +420,14 @@ def _cell_positions(stations: StationLookup, query: Query, now: datetime) -> lis
     )
 
 
-def _cell_positions_in(index: IndexLookup, query: Query, now: datetime) -> list[Position]:
+def _cell_positions_in(
+    index: IndexLookup, query: Query, now: datetime, clock: tuple[float, float]
+) -> list[Position]:
     """:func:`_cell_positions` from the station index, in one compiled call
     (``ichnaea._fast.locate_cells``); tests/index/test_live.py holds the two equal."""
     prepared = cell_search_input(query.cell, NR_CELLID_BYTES, _FLOOR_BY_RADIO, MIN_WEIGHT_AGE_MS)
     keys, joined, floor, signal, age = prepared or _cell_search_input(query.cell)
-    groups = index.cell_groups(
-        joined,
-        floor,
-        signal,
-        age,
-        today=now.date(),
-        now_s=to_seconds(now),
-        min_accuracy_m=UNBOUNDED[0],
-        max_accuracy_m=UNBOUNDED[1],
-    )
+    groups = index.cell_groups(joined, floor, signal, age, *clock, *UNBOUNDED)
     if not groups:
         return _area_positions(index, query, now)
     return _found_positions("cell", keys, groups, (CELL_MIN_ACCURACY_M, CELL_MAX_ACCURACY_M))
@@ -537,10 +527,11 @@ def search_positions(
 def search_positions_in(index: IndexLookup, query: Query, now: datetime) -> list[Position]:
     """All internal position results of a query from the station index (in memory: no
     thread), one compiled call per network type."""
+    clock = (float(now.toordinal()), to_seconds(now))
     searches = _position_searches(
         query,
-        lambda lookups, params: _mac_positions_in(index, lookups, params, now),
-        lambda: _cell_positions_in(index, query, now),
+        lambda lookups, params: _mac_positions_in(index, lookups, params, clock),
+        lambda: _cell_positions_in(index, query, now, clock),
     )
     return [found for _, search in searches for found in search()]
 
