@@ -64,6 +64,7 @@ from ichnaea.index import changes
 from ichnaea.index.build import build_index, encode_records, ensure_index, host_lock, index_keys
 from ichnaea.index.format import KEY_DTYPES, KINDS, VALUE_DTYPES, CorruptIndexError, file_name
 from ichnaea.index.reader import (
+    Doubles,
     Found,
     KernelTables,
     KindIndex,
@@ -299,8 +300,8 @@ class LiveIndex:
         self,
         kind: str,
         macs: bytes,
-        signal_dbm: NDArray[np.float64],
-        age_ms: NDArray[np.float64],
+        signal_dbm: Doubles,
+        age_ms: Doubles,
         today_day: float,
         now_s: float,
         max_distance_m: float,
@@ -334,9 +335,9 @@ class LiveIndex:
     def cell_groups(
         self,
         cellids: bytes,
-        floor_dbm: NDArray[np.float64],
-        signal_dbm: NDArray[np.float64],
-        age_ms: NDArray[np.float64],
+        floor_dbm: Doubles,
+        signal_dbm: Doubles,
+        age_ms: Doubles,
         today_day: float,
         now_s: float,
         min_accuracy_m: float,

@@ -25,6 +25,7 @@ mapped records of their keys, or hide them when the station is gone.
 
 from __future__ import annotations
 
+import array
 import math
 import mmap
 import os
@@ -33,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -293,6 +294,10 @@ def _overlay_tables(
         return overlay.tables
     return _NO_OVERLAY[index.header.kind]
 
+
+# The float64 columns the search kernels take: numpy arrays, or array.array("d")
+# (what the compiled search inputs make, cheaper for a query's few values).
+Doubles: TypeAlias = "NDArray[np.float64] | array.array[float]"
 
 KernelTables = tuple[
     NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint8]

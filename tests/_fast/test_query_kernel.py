@@ -352,6 +352,47 @@ def test_cell_search_input_equals_the_python_expression(rows: Any) -> None:
         assert mine.tolist() == theirs.tolist()
 
 
+def _field(bits: int) -> st.SearchStrategy[int]:
+    # Mostly inside the unsigned range of ``bits``, sometimes just past either end.
+    top = (1 << bits) - 1
+    return st.one_of(st.integers(0, top), st.sampled_from([-1, 0, top, top + 1]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([Radio.gsm, Radio.wcdma, Radio.lte, Radio.nr]),
+            _field(16),
+            _field(16),
+            _field(32),
+            _field(64),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_cell_search_input_packs_the_keys_encode_cellid_packs(rows: Any) -> None:
+    """The compiled pass packs the cell ids itself: the same bytes as
+    ``codecs.encode_cellid`` over each layout's whole range; a field that does not
+    fit its key hands the query back (the Python expression then raises
+    ``encode_cellid``'s error, as before)."""
+    from ichnaea._fast import cell_search_input
+    from ichnaea.api.locate.sources import internal
+    from ichnaea.codecs import NR_CELLID_BYTES, encode_cellid
+
+    cells = [query.CellLookup(radio, mcc, mnc, lac, cid) for radio, mcc, mnc, lac, cid in rows]
+    try:
+        want = {encode_cellid(*row) for row in rows}
+    except ValueError:
+        want = None
+    got = cell_search_input(cells, NR_CELLID_BYTES, internal._FLOOR_BY_RADIO, 1000.0)
+    if want is None or any(row[0] is Radio.nr and row[4] >= 1 << 63 for row in rows):
+        assert got is None  # NR ids past 2^63 - 1 are handed back too
+    else:
+        assert got is not None and set(got[0]) == want
+
+
 def test_cell_search_input_hands_odd_lookups_back() -> None:
     from ichnaea._fast import cell_search_input
     from ichnaea.api.locate.sources import internal

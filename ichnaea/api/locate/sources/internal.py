@@ -78,6 +78,7 @@ from ichnaea.breaker import CircuitBreaker
 from ichnaea.codecs import NR_CELLID_BYTES
 from ichnaea.enums import Radio
 from ichnaea.geocode import Geocoder
+from ichnaea.index.reader import Doubles
 from ichnaea.positioning import (
     AREA_RADIUS_BOUNDS_M,
     CELL_RADIUS_BOUNDS_M,
@@ -120,8 +121,8 @@ class IndexLookup(StationLookup, Protocol):
         self,
         kind: str,
         macs: bytes,
-        signal_dbm: np.ndarray,
-        age_ms: np.ndarray,
+        signal_dbm: Doubles,
+        age_ms: Doubles,
         today_day: float,
         now_s: float,
         max_distance_m: float,
@@ -133,9 +134,9 @@ class IndexLookup(StationLookup, Protocol):
     def cell_groups(
         self,
         cellids: bytes,
-        floor_dbm: np.ndarray,
-        signal_dbm: np.ndarray,
-        age_ms: np.ndarray,
+        floor_dbm: Doubles,
+        signal_dbm: Doubles,
+        age_ms: Doubles,
         today_day: float,
         now_s: float,
         min_accuracy_m: float,
