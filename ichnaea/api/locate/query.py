@@ -339,7 +339,12 @@ def _lookups(
     """Stage B of a request's entries: valid, deduplicated, the strongest within the caps."""
     if not (request.blue or request.wifi or request.cell) and _no_fields(request):
         return [], [], [], []  # no network (an IP-only query, the most frequent)
-    blue = _dedup((b for e in request.blue if (b := _blue(e))), lambda b: b.mac)
+    # Beacons are rare in a query: no generator and dict for none (0.3 µs).
+    blue = (
+        _dedup((b for e in request.blue if (b := _blue(e))), lambda b: b.mac)
+        if request.blue
+        else []
+    )
     if request.wifi_fields is not None:  # stage B done by the compiled fast path
         wifi = [WifiLookup(*fields) for fields in request.wifi_fields]
     else:
