@@ -46,8 +46,9 @@ import array as _array
 from ichnaea._fast._typedefs cimport hex_value
 
 # The search inputs' float64 columns are array.array("d"), made by cloning
-# this empty one: 0.1 µs each against 0.3 for numpy.empty, and the search
-# kernels take them as buffers for less (benchmarks/RESULTS.md, session 18).
+# this empty one, not numpy arrays: mac_search_input took 1.55 µs a query
+# instead of 2.2 (benchmarks/RESULTS.md, session 18). The kernels take any
+# float64 buffer.
 cdef array.array _DOUBLES = _array.array("d")
 
 # The ranges of ichnaea.api.locate.constants (tests compare them: wifi_limits()).
