@@ -165,12 +165,14 @@ def test_record_writer_names_the_new_process_after_a_fork() -> None:
         assert f"[web:{os.getpid()}]" in lines.stream.getvalue()
         read, write = os.pipe()
         pid = os.fork()
-        if pid == 0:
-            lines.stream.seek(0)
-            lines.stream.truncate()
-            writer.write("child")
-            os.write(write, lines.stream.getvalue().encode())
-            os._exit(0)
+        if pid == 0:  # the child: never back into pytest, whatever happens
+            try:
+                lines.stream.seek(0)
+                lines.stream.truncate()
+                writer.write("child")
+                os.write(write, lines.stream.getvalue().encode())
+            finally:
+                os._exit(0)
         os.close(write)
         os.waitpid(pid, 0)
         child_line = os.read(read, 1000).decode()
